@@ -1,0 +1,1 @@
+"""qk-atlas dashboard: Dash UI over results in `workers.store`; never imports torch."""

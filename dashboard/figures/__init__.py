@@ -1,0 +1,1 @@
+"""Plotly figure builders (pure: arrays in, figures out)."""

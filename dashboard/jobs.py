@@ -1,0 +1,135 @@
+"""The dashboard's one door to computation: submit a head request, poll it, read finished views.
+
+Embedded default: a local worker process (workers.local_queue) fed through a diskcache queue,
+started and supervised here. Nothing in this module imports torch.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from workers import local_queue
+from workers.pipeline import HeadRequest, resolve
+from workers.store import Store
+
+POLL_SECONDS = 0.1
+TIMEOUT_SECONDS = 900.0
+
+
+@dataclass
+class ViewData:
+    """What a single-view figure needs: coords [2N, dims] (queries then keys) and the tokens table."""
+
+    coords: np.ndarray
+    tokens: dict[str, np.ndarray]
+
+
+class LocalWorker:
+    """Starts `python -m workers.local_queue` and restarts it if it dies; stops it at exit."""
+
+    def __init__(self, cache_dir: Path):
+        self.cache_dir = cache_dir
+        self.process: subprocess.Popen | None = None
+        self._stop = threading.Event()
+
+    def start(self) -> None:
+        """Spawn the worker and a supervising thread."""
+        self._spawn()
+        threading.Thread(target=self._supervise, daemon=True, name="local-worker-supervisor").start()
+        atexit.register(self.stop)
+
+    def _spawn(self) -> None:
+        """Start one worker process owned by this process."""
+        command = [sys.executable, "-m", "workers.local_queue", str(self.cache_dir), str(os.getpid())]
+        self.process = subprocess.Popen(command)
+
+    def _supervise(self) -> None:
+        """Restart the worker whenever it exits."""
+        while not self._stop.wait(2.0):
+            if self.process is not None and self.process.poll() is not None:
+                self._spawn()
+
+    def stop(self) -> None:
+        """Terminate the worker."""
+        self._stop.set()
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+@lru_cache(maxsize=4)
+def store_for(cache_dir: str) -> Store:
+    """One Store per cache directory per process."""
+    return Store(cache_dir)
+
+
+def cached_keys(request: HeadRequest, store: Store) -> dict[str, str] | None:
+    """Keys of a finished view, or None when it still has to be computed."""
+    keys = resolve(request)
+    return keys.__dict__ if store.has(keys.coords) and store.has(keys.tokens) else None
+
+
+def run_request(request: HeadRequest, store: Store, progress: Any = None) -> dict[str, str]:
+    """Keys of the finished view, submitting to the worker and reporting (fraction, message) until done."""
+    keys = cached_keys(request, store)
+    if keys is not None:
+        return keys
+    job_id = local_queue.submit(request.to_dict(), store)
+    deadline = time.monotonic() + TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        status = local_queue.job_status(job_id, store)
+        if status["state"] == "done":
+            return status["keys"]
+        if status["state"] == "error":
+            raise RuntimeError(status["error"])
+        if progress is not None:
+            progress(status["progress"], status["message"])
+        time.sleep(POLL_SECONDS)
+    raise TimeoutError(f"no result after {TIMEOUT_SECONDS:.0f} s; is the worker running?")
+
+
+@lru_cache(maxsize=8)
+def _tokens(cache_dir: str, key: str) -> dict[str, np.ndarray]:
+    """Tokens table by key (immutable content, so cached in process)."""
+    arrays = store_for(cache_dir).get_arrays(key)
+    if arrays is None:
+        raise KeyError(f"tokens table {key} missing from the store")
+    return arrays
+
+
+def view_data(keys: dict[str, str], store: Store) -> ViewData:
+    """Load a finished view's arrays."""
+    coords = store.get_arrays(keys["coords"])
+    if coords is None:
+        raise KeyError(f"coordinates {keys['coords']} missing from the store")
+    return ViewData(coords=coords["coords"], tokens=_tokens(str(store.directory), keys["tokens"]))
+
+
+def hovered_sentence(tokens_key: str, store: Store, index: int) -> tuple[list[str], int] | None:
+    """Tokens of the text that holds token `index`, and the token's position in it."""
+    tokens = _tokens(str(store.directory), tokens_key)
+    if not 0 <= index < len(tokens["token"]):
+        return None
+    text = tokens["text_id"][index]
+    rows = np.flatnonzero(tokens["text_id"] == text)
+    return [str(t) for t in tokens["token"][rows]], int(tokens["position"][index])
+
+
+def text_of(tokens_key: str, store: Store, index: int) -> str:
+    """The original text that holds token `index`."""
+    tokens = _tokens(str(store.directory), tokens_key)
+    return str(tokens["texts"][tokens["text_id"][index]])

@@ -1,0 +1,70 @@
+"""`qk-atlas serve` and `qk-atlas export` (the command-line contract in DESIGN.md)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from workers.corpus import CorpusError
+from workers.models import ModelError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Argument parser for both subcommands."""
+    parser = argparse.ArgumentParser(prog="qk-atlas", description="Joint query-key embeddings of attention heads.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="serve the dashboard (embedded default)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8050)
+    export = sub.add_parser("export", help="write one head's q, k and projection to .npz, .csv or .parquet")
+    export.add_argument("--model", default="minilm", help="alias (minilm) or local model folder")
+    export.add_argument("--corpus", default="default", help="'default' or a .txt/.csv/.jsonl file")
+    export.add_argument("--layer", type=int, required=True)
+    export.add_argument("--head", type=int, required=True)
+    export.add_argument("--method", choices=["pca", "umap", "tsne"], default="pca")
+    export.add_argument("--dims", type=int, choices=[2, 3], default=2)
+    export.add_argument("--norm", choices=["none", "scale", "scale+translate"], default="scale+translate")
+    export.add_argument("--out", required=True, help="output file: .npz, .csv or .parquet")
+    return parser
+
+
+def _progress(fraction: float, message: str) -> None:
+    """Progress on stderr."""
+    print(f"\r[{int(100 * fraction):3d}%] {message:<60}", end="", file=sys.stderr, flush=True)
+
+
+def export(args: argparse.Namespace) -> int:
+    """Run the export subcommand."""
+    from workers.export import write_export
+    from workers.pipeline import HeadRequest, export_arrays
+    from workers.store import open_store
+
+    request = HeadRequest(model=args.model, corpus=args.corpus, layer=args.layer, head=args.head,
+                          norm=args.norm, method=args.method, dims=args.dims)
+    arrays = export_arrays(request, open_store(), _progress)
+    out = write_export(arrays, args.out)
+    print(f"\nwrote {out} ({len(arrays['token']):,} tokens, coords {arrays['coords'].shape})", file=sys.stderr)
+    return 0
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Run the dashboard until interrupted."""
+    app = importlib.import_module("dashboard.app").create_app()
+    print(f"qk-atlas: open http://{args.host}:{args.port}/", file=sys.stderr)
+    app.run(host=args.host, port=args.port, debug=False)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `qk-atlas` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return export(args) if args.command == "export" else serve(args)
+    except (CorpusError, ModelError, ValueError, OSError) as exc:
+        print(f"\nqk-atlas: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

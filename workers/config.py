@@ -1,0 +1,54 @@
+"""Settings read from `QK_ATLAS_*` environment variables (documented in the README)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def _int_env(name: str, default: int) -> int:
+    """Integer environment variable, or `default` when unset; a clear error when not an integer."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable; read once per call of `settings()` so tests can change the environment."""
+
+    cache_dir: Path
+    redis_url: str | None
+    batch_size: int
+    max_tokens_per_text: int
+    max_texts: int
+    corpora: dict[str, str]
+
+
+def _parse_corpora(raw: str) -> dict[str, str]:
+    """`name=path,name2=path2` -> {name: path}."""
+    out: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        name, sep, path = item.partition("=")
+        if not sep or not name.strip() or not path.strip():
+            raise ValueError(f"QK_ATLAS_CORPORA entries must look like name=/path/file.txt, got {item!r}")
+        out[name.strip()] = path.strip()
+    return out
+
+
+def settings() -> Settings:
+    """Current settings from the environment."""
+    default_cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "qk-atlas"
+    return Settings(
+        cache_dir=Path(os.environ.get("QK_ATLAS_CACHE_DIR", default_cache)),
+        redis_url=os.environ.get("QK_ATLAS_REDIS_URL") or None,
+        batch_size=_int_env("QK_ATLAS_BATCH_SIZE", 64),
+        max_tokens_per_text=_int_env("QK_ATLAS_MAX_TOKENS_PER_TEXT", 128),
+        max_texts=_int_env("QK_ATLAS_MAX_TEXTS", 5000),
+        corpora=_parse_corpora(os.environ.get("QK_ATLAS_CORPORA", "")),
+    )

@@ -1,0 +1,150 @@
+"""Embedded background work: a job queue in diskcache and one long-lived local worker process.
+
+The worker keeps the model and numba-compiled UMAP warm across requests; the dashboard only enqueues
+requests and reads job records, so it never imports torch. Job ids are content hashes of the request,
+so two users asking for the same head share one computation.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import diskcache
+
+from workers.store import Store, content_key
+
+HEARTBEAT_KEY = "worker:heartbeat"
+STALE_SECONDS = 10.0
+
+
+def job_id_for(request: dict[str, Any]) -> str:
+    """Stable id of a request (the same head asked twice is one job)."""
+    return content_key("job", request)
+
+
+def _queue(cache_dir: Path) -> diskcache.Deque:
+    """The shared FIFO of pending requests."""
+    return diskcache.Deque(directory=str(Path(cache_dir) / "queue"))
+
+
+def worker_alive(store: Store) -> bool:
+    """Whether a local worker wrote its heartbeat recently."""
+    beat = store.get_json(HEARTBEAT_KEY)
+    return bool(beat) and time.time() - beat["time"] < STALE_SECONDS
+
+
+def submit(request: dict[str, Any], store: Store) -> str:
+    """Enqueue a request unless the same one is already queued or running; returns its job id."""
+    job_id = job_id_for(request)
+    record = store.get_json(f"job:{job_id}")
+    if record and record["state"] in ("queued", "running") and worker_alive(store):
+        return job_id
+    store.put_json(f"job:{job_id}", _record("queued", 0.0, "waiting for the local worker"))
+    _queue(store.directory).append({"job_id": job_id, "request": request})
+    return job_id
+
+
+def job_status(job_id: str, store: Store) -> dict[str, Any]:
+    """The job's record: state (queued|running|done|error), progress 0..1, message, error."""
+    record = store.get_json(f"job:{job_id}") or _record("unknown", 0.0, "no such job")
+    if record["state"] in ("queued", "running") and not worker_alive(store):
+        record["message"] = "the local worker is not running (it restarts automatically; retrying)"
+    return record
+
+
+def _record(state: str, progress: float, message: str, error: str | None = None) -> dict[str, Any]:
+    """A job record."""
+    return {"state": state, "progress": progress, "message": message, "error": error, "updated": time.time()}
+
+
+def _heartbeat(store: Store, stop: threading.Event, status: dict[str, str]) -> None:
+    """Write the heartbeat every second until stopped."""
+    while not stop.is_set():
+        store.put_json(HEARTBEAT_KEY, {"time": time.time(), "pid": os.getpid(), **status})
+        stop.wait(1.0)
+
+
+def run_job(item: dict[str, Any], store: Store) -> None:
+    """Compute one queued request, recording progress, result keys or a one-line error."""
+    from workers.pipeline import HeadRequest, ensure_head_view
+
+    job_key = f"job:{item['job_id']}"
+
+    def progress(fraction: float, message: str) -> None:
+        store.put_json(job_key, _record("running", fraction, message))
+
+    try:
+        keys = ensure_head_view(HeadRequest.from_dict(item["request"]), store, progress)
+        store.put_json(job_key, {**_record("done", 1.0, "done"), "keys": keys.__dict__})
+    except Exception as exc:  # the worker must survive any single bad request
+        traceback.print_exc()
+        store.put_json(job_key, _record("error", 1.0, "failed", f"{type(exc).__name__}: {exc}"))
+
+
+def _owner_alive(owner_pid: int | None) -> bool:
+    """Whether the process that started this worker still exists."""
+    if owner_pid is None:
+        return True
+    try:
+        os.kill(owner_pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def run_worker(cache_dir: str | Path, owner_pid: int | None = None, warm_umap: bool = False) -> None:
+    """Process queued jobs forever (one local worker per cache directory, held by a file lock)."""
+    cache_dir = Path(cache_dir)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    lock = open(cache_dir / "worker.lock", "w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return  # another worker already serves this cache directory
+    store, queue, stop = Store(cache_dir), _queue(cache_dir), threading.Event()
+    status = {"activity": "idle"}
+    threading.Thread(target=_heartbeat, args=(store, stop, status), daemon=True).start()
+    try:
+        _serve_queue(store, queue, status, owner_pid, warm_umap)
+    finally:
+        stop.set()
+
+
+def _serve_queue(store: Store, queue: diskcache.Deque, status: dict[str, str], owner_pid: int | None,
+                 warm_umap: bool) -> None:
+    """Pop and run jobs; compile UMAP when first idle, so no request pays for it."""
+    while _owner_alive(owner_pid):
+        try:
+            item = queue.popleft()
+        except IndexError:
+            if warm_umap:
+                status["activity"] = "compiling UMAP (once per worker process)"
+                from workers.project import warm_up_umap
+
+                warm_up_umap()
+                warm_umap, status["activity"] = False, "idle"
+            time.sleep(0.05)
+            continue
+        status["activity"] = "busy"
+        run_job(item, store)
+        status["activity"] = "idle"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m workers.local_queue CACHE_DIR [OWNER_PID]`."""
+    args = sys.argv[1:] if argv is None else argv
+    owner = int(args[1]) if len(args) > 1 else None
+    run_worker(args[0], owner, warm_umap=os.environ.get("QK_ATLAS_WARM_UMAP", "1") != "0")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+"""Joint projection of one head's queries and keys ([2N, d] -> [2N, dims]), as seeded estimators."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+METHODS: tuple[str, ...] = ("pca", "umap", "tsne")
+DEFAULT_METHOD = "pca"
+
+
+class Projector:
+    """Estimator in the scikit-learn manner: parameters in __init__, validation at fit, result in `embedding_`."""
+
+    def __init__(self, method: str = DEFAULT_METHOD, dims: int = 2, random_state: int = 0, **params: Any):
+        self.method = method
+        self.dims = dims
+        self.random_state = random_state
+        self.params = params
+
+    def fit_transform(self, points: np.ndarray) -> np.ndarray:
+        """points [n, d] -> embedding [n, dims] float32; identical rows are embedded once and share a place."""
+        self._validate(points)
+        unique, inverse = np.unique(points, axis=0, return_inverse=True)
+        embedded = self._embed(unique.astype(np.float32))
+        self.embedding_ = embedded[inverse.reshape(-1)].astype(np.float32)
+        return self.embedding_
+
+    def _validate(self, points: np.ndarray) -> None:
+        """Check method, dims and input shape."""
+        if self.method not in METHODS:
+            raise ValueError(f"unknown projection {self.method!r}; choose one of {', '.join(METHODS)}")
+        if self.dims not in (2, 3):
+            raise ValueError(f"dims must be 2 or 3, got {self.dims!r}")
+        if points.ndim != 2 or points.shape[0] < self.dims + 2:
+            raise ValueError(f"need a 2-D array of at least {self.dims + 2} points, got shape {points.shape}")
+
+    def _embed(self, points: np.ndarray) -> np.ndarray:
+        """Dispatch to the method; tiny inputs fall back to PCA where neighbour methods cannot run."""
+        if self.method == "pca" or points.shape[0] < 16:
+            return _pca(points, self.dims, self.random_state)
+        if self.method == "umap":
+            return _umap(points, self.dims, self.random_state, **self.params)
+        return _tsne(points, self.dims, self.random_state, **self.params)
+
+
+def _pca(points: np.ndarray, dims: int, seed: int) -> np.ndarray:
+    """PCA, padded with zeros when the data has fewer dimensions than asked."""
+    from sklearn.decomposition import PCA
+
+    n_components = min(dims, points.shape[0], points.shape[1])
+    out = PCA(n_components=n_components, random_state=seed).fit_transform(points)
+    if n_components < dims:
+        out = np.hstack([out, np.zeros((out.shape[0], dims - n_components))])
+    return out
+
+
+def _umap(points: np.ndarray, dims: int, seed: int, n_neighbors: int = 15, min_dist: float = 0.1,
+          n_epochs: int | None = None) -> np.ndarray:
+    """umap-learn, seeded (single-threaded by design of umap-learn when seeded)."""
+    import umap
+
+    n_neighbors = min(n_neighbors, points.shape[0] - 1)
+    reducer = umap.UMAP(n_components=dims, n_neighbors=n_neighbors, min_dist=min_dist, n_epochs=n_epochs,
+                        random_state=seed, init="pca" if points.shape[0] > dims + 1 else "random")
+    return reducer.fit_transform(points)
+
+
+def _tsne(points: np.ndarray, dims: int, seed: int, perplexity: float = 30.0) -> np.ndarray:
+    """openTSNE in 2D; scikit-learn's Barnes-Hut t-SNE in 3D (openTSNE's fast path is 2D only)."""
+    perplexity = min(perplexity, max(2.0, (points.shape[0] - 1) / 3))
+    if dims == 2:
+        from openTSNE import TSNE
+
+        return np.asarray(TSNE(n_components=2, perplexity=perplexity, random_state=seed, n_jobs=2).fit(points))
+    from sklearn.manifold import TSNE as SkTSNE
+
+    return SkTSNE(n_components=3, perplexity=perplexity, random_state=seed, init="pca").fit_transform(points)
+
+
+def warm_up_umap() -> None:
+    """Compile umap-learn's numba code once in this process (small and >4,096-point paths)."""
+    rng = np.random.default_rng(0)
+    for n in (64, 4200):
+        _umap(rng.normal(size=(n, 8)).astype(np.float32), 2, 0, n_epochs=5)
