@@ -1,6 +1,7 @@
 """Every component id in one place (the page contract ids are `single-graph`, `matrix-graph`, `sentence-view`)."""
 
 URL = "url"
+URL_CANONICAL = "url-canonical"
 NOTICES = "notices"
 MODEL = "model-dropdown"
 CORPUS = "corpus-dropdown"

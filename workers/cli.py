@@ -36,10 +36,14 @@ def _progress(fraction: float, message: str) -> None:
 
 def export(args: argparse.Namespace) -> int:
     """Run the export subcommand."""
-    from workers.export import write_export
+    from pathlib import Path
+
+    from workers.export import FORMATS, write_export
     from workers.pipeline import HeadRequest, export_arrays
     from workers.store import open_store
 
+    if Path(args.out).suffix.lower() not in FORMATS:
+        raise ValueError(f"unsupported output {args.out!r}: use one of {', '.join(FORMATS)}")
     request = HeadRequest(model=args.model, corpus=args.corpus, layer=args.layer, head=args.head,
                           norm=args.norm, method=args.method, dims=args.dims)
     arrays = export_arrays(request, open_store(), _progress)

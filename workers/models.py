@@ -138,7 +138,10 @@ def read_spec(ref: str) -> ModelSpec:
 def wrap_model(model: Any, tokenizer: Any, model_id: str, revision: str) -> LoadedModel:
     """LoadedModel around an already built model (e.g. a tiny random one in tests); forces eager attention."""
     model.eval()
-    model.config._attn_implementation = "eager"
+    if hasattr(model, "set_attn_implementation"):
+        model.set_attn_implementation("eager")  # sdpa returns no attention weights to check against
+    else:  # older transformers
+        model.config._attn_implementation = "eager"
     spec, family = spec_from_config(model.config.to_dict(), model_id, revision)
     return LoadedModel(model=model, tokenizer=tokenizer, spec=spec, family=family)
 

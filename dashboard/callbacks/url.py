@@ -37,9 +37,21 @@ def register(app: Dash) -> None:
             notices = []
         query = state.to_query()
         spec = read_spec(state.model)
-        new_search = query if query != search else no_update
+        # Only control changes push a history entry; a URL typed or restored is canonicalised in place (below).
+        from_controls = ctx.triggered_id in CONTROL_FIELDS
+        new_search = query if from_controls and query != search else no_update
         return (new_search, *_control_values(state), _range_options(spec.n_layers), _range_options(spec.n_heads),
-                state.request(), _notices(notices) if notices else html.Div())
+                {**state.request(), "query": query}, _notices(notices) if notices else html.Div())
+
+    app.clientside_callback(
+        """function(data) {
+            if (data && data.query && window.location.search !== data.query) {
+                window.history.replaceState(window.history.state, "", window.location.pathname + data.query);
+            }
+            return window.dash_clientside.no_update;
+        }""",
+        Output(ids.URL_CANONICAL, "data"), Input(ids.VIEW_REQUEST, "data"),
+    )
 
 
 def _control_values(state: ViewState) -> list:

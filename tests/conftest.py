@@ -1,0 +1,75 @@
+"""Shared fixtures: the bundled MiniLM, a tiny random BERT, isolated cache directories, headless Chromium."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = ("--headless --no-sandbox --disable-gpu --disable-dev-shm-usage --disable-background-networking "
+                  "--disable-component-update --disable-sync --no-first-run --disable-quic "
+                  "--enable-unsafe-swiftshader --window-size=1400,1000").split()
+
+SENTENCES = [
+    "The cat sat on the mat.",
+    "A much longer sentence, with commas, numbers like 1984 and punctuation, pads the shorter ones in its batch!",
+    "Why?",
+    "Queries and keys meet in one picture.",
+    "She said \"hello\" and left; nobody answered.",
+]
+
+
+def pytest_setup_options():
+    """dash_duo's Chrome options: Debian Chromium, headless, with software WebGL."""
+    from selenium.webdriver.chrome.options import Options
+
+    options = Options()
+    options.binary_location = CHROMIUM
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    return options
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path_factory, monkeypatch) -> Path:
+    """Every test gets its own cache directory unless it asks for the shared one."""
+    directory = tmp_path_factory.mktemp("qk-cache")
+    monkeypatch.setenv("QK_ATLAS_CACHE_DIR", str(directory))
+    monkeypatch.setenv("QK_ATLAS_WARM_UMAP", "0")
+    return directory
+
+
+@pytest.fixture(scope="session")
+def minilm():
+    """The bundled MiniLM, loaded once."""
+    from workers.models import load_model
+
+    return load_model("minilm")
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(minilm):
+    """A randomly initialised 3-layer BERT (4 heads, d_head 8) built from a config, with MiniLM's tokenizer."""
+    import torch
+    from transformers import AutoModel, BertConfig
+
+    from workers.models import wrap_model
+
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=minilm.tokenizer.vocab_size, hidden_size=32, num_hidden_layers=3,
+                        num_attention_heads=4, intermediate_size=64, max_position_embeddings=256)
+    model = AutoModel.from_config(config, attn_implementation="eager")
+    return wrap_model(model, minilm.tokenizer, "tiny-bert", "random-seed-0")
+
+
+@pytest.fixture(scope="session")
+def shared_cache(tmp_path_factory) -> Path:
+    """A cache directory shared by the tests of one session (to reuse an extraction)."""
+    return tmp_path_factory.mktemp("qk-shared-cache")
+
+
+def pytest_configure(config):
+    """Make the test run independent of the user's own cache."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")

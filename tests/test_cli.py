@@ -1,0 +1,68 @@
+"""`qk-atlas export` as a user runs it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+
+
+def run_cli(*args: str, cache: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "QK_ATLAS_CACHE_DIR": cache}
+    return subprocess.run([sys.executable, "-m", "workers.cli", *args], capture_output=True, text=True, env=env,
+                          timeout=600)
+
+
+def test_export_umap_npz_then_csv_and_parquet(tmp_path):
+    cache = str(tmp_path / "cache")
+    out = tmp_path / "x.npz"
+    done = run_cli("export", "--model", "minilm", "--corpus", "default", "--layer", "2", "--head", "5",
+                   "--method", "umap", "--out", str(out), cache=cache)
+    assert done.returncode == 0, done.stderr
+    data = np.load(out)
+    assert set(data.files) == {"q", "k", "q_norm", "k_norm", "coords", "text_id", "position", "token"}
+    n = data["q"].shape[0]
+    assert n >= 10_000
+    assert data["q"].dtype == np.float32 and data["q"].shape == (n, 32)
+    assert data["coords"].shape == (2 * n, 2)
+    assert data["text_id"].dtype.kind == "i" and data["token"].dtype.kind == "U"
+
+    for suffix in ("csv", "parquet"):
+        table_path = tmp_path / f"x.{suffix}"
+        done = run_cli("export", "--layer", "2", "--head", "5", "--method", "umap", "--out", str(table_path),
+                       cache=cache)
+        assert done.returncode == 0, done.stderr
+        table = pd.read_csv(table_path) if suffix == "csv" else pd.read_parquet(table_path)
+        assert list(table.columns) == ["text_id", "position", "token", "role", "x", "y"]
+        assert len(table) == 2 * n and (table["role"][:n] == "query").all() and (table["role"][n:] == "key").all()
+        np.testing.assert_allclose(table[["x", "y"]].to_numpy(), data["coords"], rtol=1e-6)
+
+
+def test_export_3d_csv_has_z(tmp_path):
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text('{"text": "A tiny corpus."}\n{"text": "With two texts in it."}\n')
+    out = tmp_path / "y.csv"
+    done = run_cli("export", "--corpus", str(corpus), "--layer", "0", "--head", "0", "--dims", "3", "--out", str(out),
+                   cache=str(tmp_path / "cache"))
+    assert done.returncode == 0, done.stderr
+    assert list(pd.read_csv(out).columns)[-3:] == ["x", "y", "z"]
+
+
+def test_bad_inputs_give_one_line_errors(tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    cases = [
+        (["--corpus", str(empty)], "no non-empty text"),
+        (["--model", "no/such-model"], "unknown model"),
+        (["--layer", "9"], "layer 9 out of range"),
+        (["--out", str(tmp_path / "x.xlsx")], "unsupported output"),
+    ]
+    for extra, message in cases:
+        args = ["export", "--layer", "0", "--head", "0", "--out", str(tmp_path / "z.npz"), *extra]
+        done = run_cli(*args, cache=str(tmp_path / "cache"))
+        assert done.returncode == 2
+        assert message in done.stderr
+        assert "Traceback" not in done.stderr

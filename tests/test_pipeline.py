@@ -1,0 +1,73 @@
+"""The cached data flow: a second identical request computes nothing; changing the projection skips the model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import workers.extract
+import workers.project
+from workers.pipeline import HeadRequest, ensure_head_view, export_arrays, resolve
+from workers.store import content_key, open_store
+
+
+def test_content_key_is_canonical_and_versioned():
+    assert content_key("x", {"a": 1, "b": 2}) == content_key("x", {"b": 2, "a": 1})
+    assert content_key("x", {"a": 1}) != content_key("x", {"a": 2})
+    assert content_key("x", {"a": 1}) != content_key("y", {"a": 1})
+
+
+def test_second_identical_request_computes_nothing(monkeypatch, tmp_path):
+    store = open_store(tmp_path)
+    request = HeadRequest(layer=1, head=3, method="pca")
+    first = ensure_head_view(request, store)
+    coords = store.get_arrays(first.coords)["coords"]
+
+    def tripwire(*args, **kwargs):
+        raise AssertionError("recomputed a cached result")
+
+    monkeypatch.setattr(workers.extract, "extract", tripwire)
+    monkeypatch.setattr(workers.project.Projector, "fit_transform", tripwire)
+    second = ensure_head_view(request, store)
+    assert second == first
+    np.testing.assert_array_equal(store.get_arrays(second.coords)["coords"], coords)
+
+    # Another projection or head of the same layers re-uses the extraction: only the projection runs.
+    monkeypatch.undo()
+    monkeypatch.setattr(workers.extract, "extract", tripwire)
+    other = ensure_head_view(HeadRequest(layer=4, head=0, method="pca", dims=3, norm="none"), store)
+    assert store.get_arrays(other.coords)["coords"].shape[1] == 3
+
+
+def test_keys_depend_on_everything_that_changes_the_picture():
+    base = HeadRequest(layer=1, head=3)
+    variants = [HeadRequest(layer=2, head=3), HeadRequest(layer=1, head=4), HeadRequest(layer=1, head=3, dims=3),
+                HeadRequest(layer=1, head=3, method="umap"), HeadRequest(layer=1, head=3, norm="none")]
+    assert len({resolve(r).coords for r in [base, *variants]}) == 6
+    assert resolve(base).tokens == resolve(HeadRequest(layer=5, head=0)).tokens
+
+
+def test_corpus_content_changes_the_keys(tmp_path):
+    path = tmp_path / "c.txt"
+    path.write_text("one text\nanother text\n")
+    before = resolve(HeadRequest(corpus=str(path)))
+    path.write_text("one text\nanother, different text\n")
+    assert resolve(HeadRequest(corpus=str(path))).tokens != before.tokens
+
+
+def test_export_arrays_follow_the_contract(tmp_path):
+    path = tmp_path / "c.txt"
+    path.write_text("The first text is short.\nThe second one is a little bit longer than the first.\n")
+    arrays = export_arrays(HeadRequest(corpus=str(path), layer=2, head=5), open_store(tmp_path / "cache"))
+    n = len(arrays["token"])
+    assert arrays["q"].shape == arrays["k"].shape == arrays["q_norm"].shape == (n, 32)
+    assert arrays["coords"].shape == (2 * n, 2) and arrays["coords"].dtype == np.float32
+    assert arrays["text_id"].shape == arrays["position"].shape == (n,)
+    assert arrays["token"][0] == "[CLS]"
+
+
+def test_out_of_range_requests_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="layer 6 out of range"):
+        ensure_head_view(HeadRequest(layer=6), open_store(tmp_path))
+    with pytest.raises(ValueError, match="head 12 out of range"):
+        ensure_head_view(HeadRequest(head=12), open_store(tmp_path))

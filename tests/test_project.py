@@ -1,0 +1,54 @@
+"""Joint projection: shapes, seeds, duplicates."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from workers.project import Projector
+
+
+def clustered(seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """300 points [300, 16] in 4 well separated clusters, and their labels [300]."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(scale=6, size=(4, 16))
+    labels = rng.integers(0, 4, 300)
+    return (centres[labels] + rng.normal(size=(300, 16))).astype(np.float32), labels
+
+
+@pytest.fixture(scope="module")
+def points() -> np.ndarray:
+    return clustered()[0]
+
+
+@pytest.mark.parametrize("method", ["pca", "umap", "tsne"])
+@pytest.mark.parametrize("dims", [2, 3])
+def test_shape_and_same_request_same_picture(points, method, dims):
+    first = Projector(method, dims).fit_transform(points)
+    second = Projector(method, dims).fit_transform(points)
+    assert first.shape == (300, dims) and first.dtype == np.float32
+    assert np.isfinite(first).all()
+    np.testing.assert_array_equal(first, second)
+
+
+def test_clusters_stay_apart_in_umap():
+    points, labels = clustered()
+    embedding = Projector("umap", 2).fit_transform(points)
+    within = np.mean([embedding[labels == c].std(axis=0).mean() for c in range(4)])
+    between = np.std([embedding[labels == c].mean(axis=0) for c in range(4)], axis=0).mean()
+    assert between > 2 * within
+
+
+def test_duplicate_rows_share_one_place(points):
+    doubled = np.vstack([points, points[:50]])
+    embedding = Projector("umap", 2).fit_transform(doubled)
+    np.testing.assert_array_equal(embedding[300:], embedding[:50])
+
+
+def test_bad_parameters_are_refused(points):
+    with pytest.raises(ValueError, match="unknown projection"):
+        Projector("mds").fit_transform(points)
+    with pytest.raises(ValueError, match="dims must be 2 or 3"):
+        Projector("pca", 4).fit_transform(points)
+    with pytest.raises(ValueError, match="at least"):
+        Projector("pca", 2).fit_transform(points[:2])

@@ -1,0 +1,49 @@
+"""URL query strings: every state round-trips; bad values fall back to defaults with a notice."""
+
+from __future__ import annotations
+
+import pytest
+
+from dashboard.state import ViewState, parse_query, with_controls
+
+
+def test_round_trip():
+    state = ViewState(layer=3, head=7, method="umap", dims=3, norm="none", color="position")
+    parsed, notices = parse_query(state.to_query())
+    assert parsed == state and notices == []
+
+
+def test_empty_query_gives_defaults():
+    assert parse_query("") == (ViewState(), [])
+    assert parse_query(None) == (ViewState(), [])
+
+
+@pytest.mark.parametrize(("query", "field", "fragment"), [
+    ("?layer=99", "layer", "not in 0..5"),
+    ("?layer=-1", "layer", "not in 0..5"),
+    ("?head=abc", "head", "not in 0..11"),
+    ("?method=isomap", "method", "Unknown method"),
+    ("?dims=4", "dims", "Unknown dims"),
+    ("?model=gpt2", "model", "Unknown model"),
+    ("?corpus=/etc/passwd", "corpus", "Unknown corpus"),
+    ("?norm=%3Cscript%3E", "norm", "Unknown norm"),
+    ("?color=rainbow", "color", "Unknown color"),
+    ("?view=matrix3000", "view", "Unknown view"),
+])
+def test_bad_values_fall_back_with_a_notice(query, field, fragment):
+    state, notices = parse_query(query + "&head=2" if field != "head" else query)
+    assert getattr(state, field) == getattr(ViewState(), field)
+    assert len(notices) == 1 and fragment in notices[0]
+    if field != "head":
+        assert state.head == 2  # the good values are kept
+
+
+def test_garbage_query_never_raises():
+    for query in ["?&&&==", "?layer", "?layer=1&layer=2", "?" + "x" * 10_000, "?head=%ZZ", "?dims="]:
+        state, _notices = parse_query(query)
+        assert isinstance(state, ViewState)
+
+
+def test_controls_are_clamped_to_the_model():
+    state = with_controls(ViewState(), layer=3, head=11, dims="3")
+    assert (state.layer, state.head, state.dims) == (3, 11, 3)
