@@ -122,7 +122,8 @@ def test_hover_shows_the_sentence(dash_duo, app):
 
 def test_bad_url_values_fall_back_with_a_notice_and_markup_stays_text(dash_duo, app):
     dash_duo.start_server(app)
-    dash_duo.driver.get(dash_duo.server_url + "/?layer=99&head=3&model=%3Cimg%20src%3Dx%20onerror%3Dwindow.pwned%3D1%3E")
+    injected = "%3Cimg%20src%3Dx%20onerror%3Dwindow.pwned%3D1%3E"
+    dash_duo.driver.get(dash_duo.server_url + f"/?layer=99&head=3&model={injected}")
     dash_duo.wait_for_text_to_equal("#view-heading", "L0 H3", timeout=30)
     dash_duo.wait_for_contains_text("#notices", "Layer '99' is not in 0..5", timeout=10)
     assert "<img src=x" in dash_duo.find_element("#notices").text
