@@ -26,6 +26,7 @@ def create_app(cache_dir: str | Path | None = None, start_worker: bool = True) -
     app.layout = page
     url.register(app)
     single.register(app, str(cache_dir))
-    if start_worker:
-        LocalWorker(cache_dir).start()
+    app.local_worker = LocalWorker(cache_dir) if start_worker else None
+    if app.local_worker is not None:
+        app.local_worker.start()
     return app

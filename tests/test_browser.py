@@ -22,7 +22,9 @@ FULL_DATA_LENGTHS = ("var gd = document.querySelector('#single-graph .js-plotly-
 def app(isolated_cache):
     from dashboard.app import create_app
 
-    return create_app(cache_dir=isolated_cache)
+    app = create_app(cache_dir=isolated_cache)
+    yield app
+    app.local_worker.stop()
 
 
 def wait_until(check, timeout: float = 120.0, interval: float = 0.2):

@@ -1,0 +1,18 @@
+# The README's two commands: `make serve` and `make test` (each sets up .venv first).
+HOST ?= 127.0.0.1
+PORT ?= 8050
+
+.PHONY: serve test lint bench
+
+serve:
+	scripts/setup.sh
+	.venv/bin/qk-atlas serve --host $(HOST) --port $(PORT)
+
+test:
+	scripts/setup.sh test
+	.venv/bin/ruff check .
+	.venv/bin/python -m pytest
+
+bench:
+	scripts/setup.sh
+	.venv/bin/python bench/extraction.py
