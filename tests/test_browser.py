@@ -9,6 +9,7 @@ import time
 import numpy as np
 import pytest
 from PIL import Image
+from selenium.webdriver.common.by import By
 
 from dashboard.figures.single import KEY_COLOR, QUERY_COLOR
 
@@ -118,7 +119,7 @@ def test_hover_shows_the_sentence(dash_duo, app):
     role = "query" if curve == 0 else "key"
     dash_duo.wait_for_contains_text("#hover-panel", f"({role}, position {position})", timeout=20)
     panel = dash_duo.find_element("#hover-panel")
-    assert panel.find_element_by_css_selector("mark").text == html.unescape(token)
+    assert panel.find_element(By.CSS_SELECTOR, "mark").text == html.unescape(token)
     assert len(panel.text.split()) > 4  # the whole sentence is shown
 
 

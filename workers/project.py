@@ -63,7 +63,7 @@ def _umap(points: np.ndarray, dims: int, seed: int, n_neighbors: int = 15, min_d
 
     n_neighbors = min(n_neighbors, points.shape[0] - 1)
     reducer = umap.UMAP(n_components=dims, n_neighbors=n_neighbors, min_dist=min_dist, n_epochs=n_epochs,
-                        random_state=seed, init="pca" if points.shape[0] > dims + 1 else "random")
+                        random_state=seed, n_jobs=1, init="pca" if points.shape[0] > dims + 1 else "random")
     return reducer.fit_transform(points)
 
 
