@@ -148,7 +148,8 @@ def ensure_head_view(request: HeadRequest, store: Store, progress: Progress = _n
     keys = ensure_extraction(request, store, progress)
     q, k = head_vectors(store, keys, request, spec)
     q_norm, k_norm = normalize(q, k, request.norm)
-    progress(0.85, f"{request.method.upper()} projection of {2 * len(q):,} points")
+    label = {"pca": "PCA", "umap": "UMAP", "tsne": "t-SNE"}[request.method]
+    progress(0.85, f"{label} projection of {2 * len(q):,} points")
     projector = Projector(request.method, request.dims, **PROJECTION_PARAMS[request.method])
     coords = projector.fit_transform(np.vstack([q_norm, k_norm]))
     store.put_arrays(keys.coords, {"coords": coords.astype(np.float32)})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html as html_lib
+import time
 from typing import Any
 
 from dash import Dash, Input, Output, State, html, no_update
@@ -46,8 +47,10 @@ def register(app: Dash, cache_dir: str) -> None:
         store = jobs.store_for(cache_dir)
         request = _head_request(data)
 
+        started = time.monotonic()
+
         def progress(fraction: float, message: str) -> None:
-            set_progress((int(100 * fraction), message))
+            set_progress((int(100 * fraction), f"{message} · {time.monotonic() - started:.0f} s"))
 
         try:
             keys = jobs.run_request(request, store, progress)

@@ -6,6 +6,7 @@ import dash_bootstrap_components as dbc
 from dash import dcc, html
 
 from dashboard import ids
+from dashboard.figures.single import empty_figure
 from dashboard.state import COLORS, ViewState, corpus_choices, model_choices
 from workers.models import read_spec
 from workers.normalize import NORMALIZATIONS
@@ -71,7 +72,7 @@ def view_panel() -> html.Div:
                               style={"height": "1.4rem"}),
                  id=ids.PROGRESS_WRAP, style={"display": "none"}, className="mb-2"),
         html.Div(id=ids.STATUS, className="small text-muted mb-1"),
-        dcc.Graph(id=ids.SINGLE_GRAPH, style={"height": "72vh"},
+        dcc.Graph(id=ids.SINGLE_GRAPH, style={"height": "72vh"}, figure=empty_figure("Preparing the view…"),
                   config={"scrollZoom": True, "displaylogo": False,
                           "toImageButtonOptions": {"format": "png", "filename": "qk-atlas-head", "scale": 2}}),
         dbc.Card(dbc.CardBody(html.Div("Hover a point to see its sentence.", id=ids.HOVER_PANEL,
