@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 
 from workers.config import settings
-from workers.corpus import DEFAULT_CORPUS
-from workers.models import BUNDLED_ALIAS, ModelSpec, read_spec
+from workers.corpus import DEFAULT_CORPUS, DEFAULT_IMAGE_CORPUS
+from workers.models import BUNDLED_ALIAS, ModelError, ModelSpec, read_spec
 from workers.normalize import DEFAULT_NORMALIZATION, NORMALIZATIONS
 from workers.project import DEFAULT_METHOD, METHODS
+from workers.registry import registry
 
 VIEWS = ("single",)  # matrix and sentence views are planned (issue 4)
 COLORS = {"role": "query / key", "position": "normalised position"}
@@ -42,13 +44,22 @@ class ViewState:
 
 
 def model_choices() -> list[str]:
-    """Models the dashboard offers (the registry; for now the bundled model)."""
-    return [BUNDLED_ALIAS]
+    """Models the dashboard offers: the registry (bundled MiniLM plus configured aliases)."""
+    return list(registry())
 
 
-def corpus_choices() -> list[str]:
-    """Corpora the dashboard offers: the bundled one plus those named in QK_ATLAS_CORPORA."""
-    return [DEFAULT_CORPUS, *settings().corpora]
+def corpus_choices(modality: str = "text") -> list[str]:
+    """Corpora for a model's modality: the bundled one plus those named in QK_ATLAS_CORPORA."""
+    configured = settings().corpora
+    images = [name for name, path in configured.items() if Path(path).is_dir() or path.endswith(".npz")]
+    if modality == "image":
+        return [DEFAULT_IMAGE_CORPUS, *images]
+    return [DEFAULT_CORPUS, *[name for name in configured if name not in images]]
+
+
+def default_corpus(modality: str) -> str:
+    """The bundled corpus of a modality."""
+    return DEFAULT_IMAGE_CORPUS if modality == "image" else DEFAULT_CORPUS
 
 
 def _first(params: dict[str, list[str]], name: str) -> str | None:
@@ -84,11 +95,15 @@ def parse_query(search: str | None) -> tuple[ViewState, list[str]]:
     notices: list[str] = []
     view = _choice(params, "view", VIEWS, "single", notices)
     model = _choice(params, "model", model_choices(), BUNDLED_ALIAS, notices)
-    spec: ModelSpec = read_spec(model)
+    try:
+        spec: ModelSpec = read_spec(model)
+    except (ModelError, OSError, ValueError) as exc:
+        notices.append(f"Model {model!r} is unavailable ({str(exc).splitlines()[0][:120]}); showing {BUNDLED_ALIAS!r}.")
+        model, spec = BUNDLED_ALIAS, read_spec(BUNDLED_ALIAS)
     state = ViewState(
         view=view,
         model=model,
-        corpus=_choice(params, "corpus", corpus_choices(), DEFAULT_CORPUS, notices),
+        corpus=_choice(params, "corpus", corpus_choices(spec.modality), default_corpus(spec.modality), notices),
         layer=_index(params, "layer", spec.n_layers, notices),
         head=_index(params, "head", spec.n_heads, notices),
         method=_choice(params, "method", METHODS, DEFAULT_METHOD, notices),
@@ -104,5 +119,7 @@ def with_controls(state: ViewState, **values: Any) -> ViewState:
     clean = {k: v for k, v in values.items() if v is not None}
     new = replace(state, **clean)
     spec = read_spec(new.model)
+    if new.corpus not in corpus_choices(spec.modality):  # switching between text and image models
+        new = replace(new, corpus=default_corpus(spec.modality))
     return replace(new, layer=min(int(new.layer), spec.n_layers - 1), head=min(int(new.head), spec.n_heads - 1),
                    dims=int(new.dims))

@@ -84,7 +84,6 @@ def test_long_texts_are_truncated(minilm):
 
 
 def test_default_corpus_is_over_ten_thousand_tokens(minilm):
-    from workers.extract import tokenize_corpus
+    from workers.extract import text_batches
 
-    tokens = tokenize_corpus(minilm, load_corpus("default"), 64, 128)
-    assert tokens.lengths.sum() >= 10_000
+    assert text_batches(minilm, load_corpus("default"), 64, 128).lengths.sum() >= 10_000

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from workers.corpus import CorpusError
@@ -18,7 +19,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8050)
     export = sub.add_parser("export", help="write one head's q, k and projection to .npz, .csv or .parquet")
-    export.add_argument("--model", default="minilm", help="alias (minilm) or local model folder")
+    export.add_argument("--model", default="minilm",
+                        help="registry alias (minilm), local model folder or Hugging Face id")
     export.add_argument("--corpus", default="default", help="'default' or a .txt/.csv/.jsonl file")
     export.add_argument("--layer", type=int, required=True)
     export.add_argument("--head", type=int, required=True)
@@ -63,6 +65,8 @@ def serve(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `qk-atlas` console script."""
     args = build_parser().parse_args(argv)
+    # The command line is the user's own: local folders and hub ids are allowed beside the registry.
+    os.environ["QK_ATLAS_ALLOW_UNLISTED_MODELS"] = "1"
     try:
         return export(args) if args.command == "export" else serve(args)
     except (CorpusError, ModelError, ValueError, OSError) as exc:

@@ -11,6 +11,7 @@ from importlib import resources
 from pathlib import Path
 
 DEFAULT_CORPUS = "default"
+DEFAULT_IMAGE_CORPUS = "images"
 
 
 class CorpusError(ValueError):
@@ -24,6 +25,47 @@ class Corpus:
     name: str
     texts: tuple[str, ...]
     content_hash: str
+
+
+@dataclass(frozen=True)
+class ImageCorpus:
+    """An ordered list of images (uint8 [height, width, 3]) with names and a content hash."""
+
+    name: str
+    images: tuple  # of np.ndarray
+    names: tuple[str, ...]
+    content_hash: str
+
+    @property
+    def texts(self) -> tuple[str, ...]:
+        """Image names stand in for texts (hover, exports)."""
+        return self.names
+
+
+def make_image_corpus(name: str, named_images: list, max_items: int | None = None) -> ImageCorpus:
+    """ImageCorpus from (name, array) pairs; error when empty."""
+    from workers.images import images_hash
+
+    if not named_images:
+        raise CorpusError(f"image corpus {name!r} holds no image")
+    named_images = named_images[:max_items] if max_items else named_images
+    images = [image for _, image in named_images]
+    return ImageCorpus(name=name, images=tuple(images), names=tuple(n for n, _ in named_images),
+                       content_hash=images_hash(images))
+
+
+def load_image_corpus(ref: str, max_items: int | None = None) -> ImageCorpus:
+    """`images` (generated default), a folder of images or an .npz of arrays."""
+    from workers import images
+
+    if ref == DEFAULT_IMAGE_CORPUS:
+        return make_image_corpus(ref, images.default_images(), max_items)
+    path = Path(ref)
+    try:
+        named = images.read_image_folder(path) if path.is_dir() else images.read_image_npz(path)
+    except (ValueError, OSError) as exc:
+        raise CorpusError(f"image corpus {path}: {str(exc).splitlines()[0]}") from exc
+    return make_image_corpus(path.name, named, max_items)
 
 
 def make_corpus(name: str, texts: list[str], max_texts: int | None = None) -> Corpus:
@@ -105,8 +147,16 @@ def load_corpus_file(path: str | Path, max_texts: int | None = None) -> Corpus:
     return make_corpus(path.name, texts, max_texts)
 
 
-def load_corpus(ref: str, max_texts: int | None = None, named: dict[str, str] | None = None) -> Corpus:
-    """`default`, a configured corpus name, or a file path -> Corpus."""
+def load_corpus(ref: str, max_texts: int | None = None, named: dict[str, str] | None = None
+                ) -> Corpus | ImageCorpus:
+    """`default`, `images`, a configured corpus name, or a path (text file, image folder, .npz) -> corpus."""
+    if named and ref in named:
+        ref_path = named[ref]
+        if Path(ref_path).is_dir() or ref_path.endswith(".npz"):
+            corpus = load_image_corpus(ref_path, max_texts)
+            return ImageCorpus(ref, corpus.images, corpus.names, corpus.content_hash)
+    if ref == DEFAULT_IMAGE_CORPUS or Path(ref).is_dir() or ref.lower().endswith(".npz"):
+        return load_image_corpus(ref, max_texts)
     if ref == DEFAULT_CORPUS:
         return make_corpus(DEFAULT_CORPUS, default_corpus_text().splitlines(), max_texts)
     if named and ref in named:

