@@ -56,7 +56,8 @@ def test_bad_inputs_give_one_line_errors(tmp_path):
     empty.write_text("")
     cases = [
         (["--corpus", str(empty)], "no non-empty text"),
-        (["--model", "no/such-model"], "unknown model"),
+        (["--model", "no/such-model"], "cannot fetch model 'no/such-model'"),
+        (["--model", str(tmp_path)], "no config.json in local folder"),
         (["--layer", "9"], "layer 9 out of range"),
         (["--out", str(tmp_path / "x.xlsx")], "unsupported output"),
     ]

@@ -117,7 +117,10 @@ def local_files(source: ModelSource) -> Path:
         return Path(source.location)
     from huggingface_hub import snapshot_download
 
-    return Path(snapshot_download(source.location, revision=source.revision))
+    try:
+        return Path(snapshot_download(source.location, revision=source.revision))
+    except Exception as exc:  # huggingface_hub raises many types (offline, missing repo, bad revision)
+        raise _fetch_error(source, exc) from exc
 
 
 def config_file(source: ModelSource) -> Path:
@@ -126,4 +129,14 @@ def config_file(source: ModelSource) -> Path:
         return Path(source.location) / "config.json"
     from huggingface_hub import hf_hub_download
 
-    return Path(hf_hub_download(source.location, "config.json", revision=source.revision))
+    try:
+        return Path(hf_hub_download(source.location, "config.json", revision=source.revision))
+    except Exception as exc:  # huggingface_hub raises many types (offline, missing repo, bad revision)
+        raise _fetch_error(source, exc) from exc
+
+
+def _fetch_error(source: ModelSource, exc: Exception) -> ModelError:
+    """One-line error for a hub model that cannot be fetched."""
+    reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+    return ModelError(f"cannot fetch model {source.location!r} (revision {source.revision}) from the Hugging Face "
+                      f"Hub: {reason}")
