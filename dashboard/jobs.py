@@ -12,27 +12,19 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from dashboard.figures.single import HeadData
 from workers import local_queue
 from workers.pipeline import HeadRequest, resolve
 from workers.store import Store
 
 POLL_SECONDS = 0.1
 TIMEOUT_SECONDS = 900.0
-
-
-@dataclass
-class ViewData:
-    """What a single-view figure needs: coords [2N, dims] (queries then keys) and the tokens table."""
-
-    coords: np.ndarray
-    tokens: dict[str, np.ndarray]
 
 
 class LocalWorker:
@@ -71,16 +63,39 @@ class LocalWorker:
                 self.process.kill()
 
 
+_CACHE_DIR: list[str] = []
+
+
+def set_cache_dir(directory: str | Path) -> None:
+    """Remember the app's cache directory (set once by create_app)."""
+    _CACHE_DIR[:] = [str(directory)]
+
+
+def cache_dir() -> str:
+    """The app's cache directory."""
+    if not _CACHE_DIR:
+        from workers.config import settings
+
+        set_cache_dir(settings().cache_dir)
+    return _CACHE_DIR[0]
+
+
 @lru_cache(maxsize=4)
-def store_for(cache_dir: str) -> Store:
+def store_for(directory: str) -> Store:
     """One Store per cache directory per process."""
-    return Store(cache_dir)
+    return Store(directory)
+
+
+def store() -> Store:
+    """The app's store."""
+    return store_for(cache_dir())
 
 
 def cached_keys(request: HeadRequest, store: Store) -> dict[str, str] | None:
     """Keys of a finished view, or None when it still has to be computed."""
     keys = resolve(request)
-    return keys.__dict__ if store.has(keys.coords) and store.has(keys.tokens) else None
+    complete = all(store.has(key) for key in (keys.coords, keys.tokens, keys.q, keys.k))
+    return keys.__dict__ if complete else None
 
 
 def run_request(request: HeadRequest, store: Store, progress: Any = None) -> dict[str, str]:
@@ -103,33 +118,38 @@ def run_request(request: HeadRequest, store: Store, progress: Any = None) -> dic
 
 
 @lru_cache(maxsize=8)
-def _tokens(cache_dir: str, key: str) -> dict[str, np.ndarray]:
+def tokens_table(key: str) -> dict[str, np.ndarray]:
     """Tokens table by key (immutable content, so cached in process)."""
-    arrays = store_for(cache_dir).get_arrays(key)
+    arrays = store().get_arrays(key)
     if arrays is None:
         raise KeyError(f"tokens table {key} missing from the store")
     return arrays
 
 
-def view_data(keys: dict[str, str], store: Store) -> ViewData:
-    """Load a finished view's arrays."""
-    coords = store.get_arrays(keys["coords"])
-    if coords is None:
-        raise KeyError(f"coordinates {keys['coords']} missing from the store")
-    return ViewData(coords=coords["coords"], tokens=_tokens(str(store.directory), keys["tokens"]))
+@lru_cache(maxsize=32)
+def _arrays(key: str) -> dict[str, np.ndarray]:
+    """Stored arrays by key (content-addressed, so safe to cache)."""
+    arrays = store().get_arrays(key)
+    if arrays is None:
+        raise KeyError(f"{key} missing from the store")
+    return arrays
 
 
-def hovered_sentence(tokens_key: str, store: Store, index: int) -> tuple[list[str], int] | None:
+def stored_vector(key: str) -> np.ndarray:
+    """One head's stored q or k [token, d_head]."""
+    return _arrays(key)["v"]
+
+
+def head_data(keys: dict[str, str], causal: bool) -> HeadData:
+    """Everything the single and sentence views draw for one head."""
+    return HeadData(coords=_arrays(keys["coords"])["coords"], tokens=tokens_table(keys["tokens"]),
+                    q=_arrays(keys["q"])["v"], k=_arrays(keys["k"])["v"], causal=causal)
+
+
+def hovered_sentence(tokens_key: str, index: int) -> tuple[list[str], int] | None:
     """Tokens of the text that holds token `index`, and the token's position in it."""
-    tokens = _tokens(str(store.directory), tokens_key)
+    tokens = tokens_table(tokens_key)
     if not 0 <= index < len(tokens["token"]):
         return None
-    text = tokens["text_id"][index]
-    rows = np.flatnonzero(tokens["text_id"] == text)
+    rows = np.flatnonzero(tokens["text_id"] == tokens["text_id"][index])
     return [str(t) for t in tokens["token"][rows]], int(tokens["position"][index])
-
-
-def text_of(tokens_key: str, store: Store, index: int) -> str:
-    """The original text that holds token `index`."""
-    tokens = _tokens(str(store.directory), tokens_key)
-    return str(tokens["texts"][tokens["text_id"][index]])

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 
+from dashboard.figures.single import COLOR_MODES, Style
 from workers.config import settings
 from workers.corpus import DEFAULT_CORPUS, DEFAULT_IMAGE_CORPUS
 from workers.models import BUNDLED_ALIAS, ModelError, ModelSpec, read_spec
@@ -14,8 +15,12 @@ from workers.normalize import DEFAULT_NORMALIZATION, NORMALIZATIONS
 from workers.project import DEFAULT_METHOD, METHODS
 from workers.registry import registry
 
-VIEWS = ("single",)  # matrix and sentence views are planned (issue 4)
-COLORS = {"role": "query / key", "position": "normalised position"}
+VIEWS = ("single", "matrix", "sentence")
+COLORS = COLOR_MODES
+SHOWS = ("both", "queries", "keys")
+MAX_SEARCH = 64
+COMPUTE_FIELDS = ("model", "corpus", "layer", "head", "norm", "method", "dims")
+OPTIONAL = ("search", "text", "pos")  # left out of the URL when unset
 
 
 @dataclass(frozen=True)
@@ -31,16 +36,25 @@ class ViewState:
     dims: int = 2
     norm: str = DEFAULT_NORMALIZATION
     color: str = "role"
+    show: str = "both"
+    labels: int = 0
+    search: str = ""
+    text: int = -1
+    pos: int = -1
 
     def to_query(self) -> str:
-        """Canonical query string, starting with '?'."""
-        return "?" + urlencode(asdict(self))
+        """Canonical query string, starting with '?' (unset optional fields left out)."""
+        data = {k: v for k, v in asdict(self).items() if not (k in OPTIONAL and v in ("", -1))}
+        return "?" + urlencode(data)
 
     def request(self) -> dict[str, Any]:
-        """The compute request (a HeadRequest dict) plus the colouring."""
-        data = asdict(self)
-        data.pop("view")
-        return data
+        """What a worker computes (a HeadRequest dict)."""
+        return {name: getattr(self, name) for name in COMPUTE_FIELDS}
+
+    def style(self) -> Style:
+        """How the computed picture is drawn."""
+        return Style(color=self.color, show=self.show, labels=bool(self.labels), search=self.search,
+                     text=None if self.text < 0 else self.text, pos=None if self.pos < 0 else self.pos)
 
 
 def model_choices() -> list[str]:
@@ -68,25 +82,47 @@ def _first(params: dict[str, list[str]], name: str) -> str | None:
     return values[0] if values else None
 
 
-def _choice(params: dict[str, list[str]], name: str, allowed: list[str] | tuple[str, ...], default: str,
-            notices: list[str]) -> str:
+def _shown(value: str) -> str:
+    """A value as quoted in a notice (shortened)."""
+    return repr(value[:40] + ("…" if len(value) > 40 else ""))
+
+
+def _choice(params: dict[str, list[str]], name: str, allowed, default: str, notices: list[str]) -> str:
     """A value from an allowed set, else the default with a notice."""
     value = _first(params, name)
     if value is None or value in allowed:
         return default if value is None else value
-    notices.append(f"Unknown {name} {value[:40]!r}; showing {default!r}.")
+    notices.append(f"Unknown {name} {_shown(value)}; showing {default!r}.")
     return default
 
 
-def _index(params: dict[str, list[str]], name: str, upper: int, notices: list[str]) -> int:
-    """An integer in [0, upper), else 0 with a notice."""
+def _index(params: dict[str, list[str]], name: str, upper: int, notices: list[str], default: int = 0) -> int:
+    """An integer in [0, upper), else the default with a notice."""
     value = _first(params, name)
-    if value is None:
-        return 0
+    if value is None or value == "":
+        return default
     if value.strip().isdigit() and int(value) < upper:
         return int(value)
-    notices.append(f"{name.capitalize()} {value[:40]!r} is not in 0..{upper - 1}; showing {name} 0.")
-    return 0
+    notices.append(f"{name.capitalize()} {_shown(value)} is not in 0..{upper - 1}; showing {name} {default}.")
+    return default
+
+
+def _spec(params: dict[str, list[str]], notices: list[str]) -> tuple[str, ModelSpec]:
+    """The model named in the URL (registry only) and its spec."""
+    model = _choice(params, "model", model_choices(), BUNDLED_ALIAS, notices)
+    try:
+        return model, read_spec(model)
+    except (ModelError, OSError, ValueError) as exc:
+        notices.append(f"Model {model!r} is unavailable ({str(exc).splitlines()[0][:120]}); showing {BUNDLED_ALIAS!r}.")
+        return BUNDLED_ALIAS, read_spec(BUNDLED_ALIAS)
+
+
+def _search(params: dict[str, list[str]], notices: list[str]) -> str:
+    """The token search, trimmed to MAX_SEARCH characters."""
+    value = (_first(params, "search") or "").strip()
+    if len(value) > MAX_SEARCH:
+        notices.append(f"Search shortened to {MAX_SEARCH} characters.")
+    return value[:MAX_SEARCH]
 
 
 def parse_query(search: str | None) -> tuple[ViewState, list[str]]:
@@ -94,12 +130,7 @@ def parse_query(search: str | None) -> tuple[ViewState, list[str]]:
     params = parse_qs((search or "").lstrip("?"), keep_blank_values=True)
     notices: list[str] = []
     view = _choice(params, "view", VIEWS, "single", notices)
-    model = _choice(params, "model", model_choices(), BUNDLED_ALIAS, notices)
-    try:
-        spec: ModelSpec = read_spec(model)
-    except (ModelError, OSError, ValueError) as exc:
-        notices.append(f"Model {model!r} is unavailable ({str(exc).splitlines()[0][:120]}); showing {BUNDLED_ALIAS!r}.")
-        model, spec = BUNDLED_ALIAS, read_spec(BUNDLED_ALIAS)
+    model, spec = _spec(params, notices)
     state = ViewState(
         view=view,
         model=model,
@@ -110,16 +141,24 @@ def parse_query(search: str | None) -> tuple[ViewState, list[str]]:
         dims=int(_choice(params, "dims", ("2", "3"), "2", notices)),
         norm=_choice(params, "norm", NORMALIZATIONS, DEFAULT_NORMALIZATION, notices),
         color=_choice(params, "color", list(COLORS), "role", notices),
+        show=_choice(params, "show", SHOWS, "both", notices),
+        labels=int(_choice(params, "labels", ("0", "1"), "0", notices)),
+        search=_search(params, notices),
+        text=_index(params, "text", settings().max_texts, notices, default=-1),
+        pos=_index(params, "pos", settings().max_tokens_per_text, notices, default=-1),
     )
     return state, notices
 
 
 def with_controls(state: ViewState, **values: Any) -> ViewState:
     """State with control values applied (None values ignored), clamped to the model's shape."""
-    clean = {k: v for k, v in values.items() if v is not None}
+    known = {f.name for f in fields(ViewState)}
+    clean = {k: v for k, v in values.items() if v is not None and k in known}
     new = replace(state, **clean)
     spec = read_spec(new.model)
     if new.corpus not in corpus_choices(spec.modality):  # switching between text and image models
         new = replace(new, corpus=default_corpus(spec.modality))
+    if new.corpus != state.corpus or new.model != state.model:
+        new = replace(new, text=-1, pos=-1)  # a selection belongs to one corpus
     return replace(new, layer=min(int(new.layer), spec.n_layers - 1), head=min(int(new.head), spec.n_heads - 1),
-                   dims=int(new.dims))
+                   dims=int(new.dims), labels=int(new.labels), search=str(new.search or "")[:MAX_SEARCH])

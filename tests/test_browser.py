@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import html
-import io
+import re
 import time
 
-import numpy as np
 import pytest
-from PIL import Image
 from selenium.webdriver.common.by import By
 
 from dashboard.figures.single import KEY_COLOR, QUERY_COLOR
+from tests.browser_helpers import HOVERED, colour_pixels, mouse_to_point, traces, wait_for_points, wait_until
 
 pytestmark = pytest.mark.browser
-
-FULL_DATA_LENGTHS = ("var gd = document.querySelector('#single-graph .js-plotly-plot');"
-                     "return gd && gd._fullData ? gd._fullData.map(t => [t.type, (t.x || []).length]) : null;")
 
 
 @pytest.fixture
@@ -28,41 +24,14 @@ def app(isolated_cache):
     app.local_worker.stop()
 
 
-def wait_until(check, timeout: float = 120.0, interval: float = 0.2):
-    """Poll `check()` until it returns something truthy."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout} s")
-
-
-def colour_pixels(png: bytes, hex_colour: str, tolerance: int = 40) -> int:
-    """Number of pixels within `tolerance` of a colour (per channel) in a PNG."""
-    image = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
-    target = np.array([int(hex_colour[i: i + 2], 16) for i in (1, 3, 5)])
-    return int((np.abs(image - target).max(axis=2) <= tolerance).sum())
-
-
-def wait_for_points(dash_duo, trace_type: str = "scattergl") -> list:
-    """Wait until the graph holds a queries and a keys trace of the given type; returns [type, length] pairs."""
-    def drawn():
-        data = dash_duo.driver.execute_script(FULL_DATA_LENGTHS)
-        return data if data and len(data) == 2 and all(t == trace_type and n > 0 for t, n in data) else None
-
-    return wait_until(drawn)
-
-
 def test_url_opens_the_chosen_head_and_webgl_draws_its_points(dash_duo, app):
     dash_duo.start_server(app)
     dash_duo.driver.get(dash_duo.server_url + "/?layer=2&head=5&method=pca")
     # progress shows while the worker loads the model and extracts
     wait_until(lambda: dash_duo.find_element("#progress-wrap").is_displayed(), timeout=30, interval=0.05)
     dash_duo.wait_for_text_to_equal("#view-heading", "L2 H5", timeout=30)
-    lengths = wait_for_points(dash_duo)
-    assert lengths[0][1] == lengths[1][1] >= 10_000  # one query and one key per token of the default corpus
+    data = wait_for_points(dash_duo)
+    assert data[0][2] == data[1][2] >= 10_000  # one query and one key per token of the default corpus
     dash_duo.wait_for_contains_text("#view-status", "points", timeout=30)
     time.sleep(1.0)  # let WebGL finish its frame
     png = dash_duo.find_element("#single-graph").screenshot_as_png
@@ -78,57 +47,90 @@ def test_controls_write_the_url_and_back_restores(dash_duo, app):
     dash_duo.driver.get(dash_duo.server_url + "/?layer=1&head=2")
     dash_duo.wait_for_text_to_equal("#view-heading", "L1 H2", timeout=30)
     wait_for_points(dash_duo)
-    dash_duo.find_element("#dims-radio label[for*='1'], #dims-radio .form-check:nth-child(2) input").click()
+    dash_duo.find_element("#dims-radio .form-check:nth-child(2) input").click()
     wait_until(lambda: "dims=3" in dash_duo.driver.current_url, timeout=20)
-    wait_for_points(dash_duo, "scatter3d")
+    wait_for_points(dash_duo, trace_type="scatter3d")
+    dash_duo.find_element("#next-head").click()  # step buttons move to the neighbouring head
+    dash_duo.wait_for_text_to_equal("#view-heading", "L1 H3", timeout=20)
+    assert "head=3" in dash_duo.driver.current_url
     # reload keeps the view
     dash_duo.driver.refresh()
-    dash_duo.wait_for_text_to_equal("#view-heading", "L1 H2", timeout=30)
-    wait_for_points(dash_duo, "scatter3d")
+    dash_duo.wait_for_text_to_equal("#view-heading", "L1 H3", timeout=30)
+    wait_for_points(dash_duo, trace_type="scatter3d")
     # back and forward move through views
-    dash_duo.driver.get(dash_duo.server_url + "/?layer=4&head=0&dims=2")
-    dash_duo.wait_for_text_to_equal("#view-heading", "L4 H0", timeout=30)
     dash_duo.driver.back()
     dash_duo.wait_for_text_to_equal("#view-heading", "L1 H2", timeout=30)
-    wait_for_points(dash_duo, "scatter3d")
+    dash_duo.driver.forward()
+    dash_duo.wait_for_text_to_equal("#view-heading", "L1 H3", timeout=30)
 
 
-HOVER_POINT = """
-var gd = document.querySelector('#single-graph .js-plotly-plot');
-var trace = gd._fullData[1], xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
-var i = arguments[0];
-var box = gd.querySelector('.nsewdrag').getBoundingClientRect();
-var opts = {bubbles: true, cancelable: true, view: window,
-            clientX: box.left + xa.l2p(trace.x[i]), clientY: box.top + ya.l2p(trace.y[i])};
-gd.querySelector('.nsewdrag').dispatchEvent(new MouseEvent('mousemove', opts));
-"""
-HOVERED = """
-var gd = document.querySelector('#single-graph .js-plotly-plot');
-var h = gd._hoverdata && gd._hoverdata[0];
-return h ? [h.curveNumber, h.customdata, h.text] : null;
-"""
-
-
-def test_hover_shows_the_sentence(dash_duo, app):
+def test_hover_shows_the_sentence_and_click_selects_its_text(dash_duo, app):
     dash_duo.start_server(app)
     dash_duo.driver.get(dash_duo.server_url + "/?layer=0&head=0")
     wait_for_points(dash_duo)
     time.sleep(0.5)
-    dash_duo.driver.execute_script(HOVER_POINT, 2)  # a real mouse move over the third key
-    curve, position, token = wait_until(lambda: dash_duo.driver.execute_script(HOVERED), timeout=10)
+    mouse_to_point(dash_duo, "single-graph", 1, 2)  # a real mouse move over the third key
+    curve, index, label = wait_until(lambda: dash_duo.driver.execute_script(HOVERED, "single-graph"), timeout=10)
+    token, position = re.match(r"<b>(.*)</b> · position (\d+)", label).groups()
     role = "query" if curve == 0 else "key"
     dash_duo.wait_for_contains_text("#hover-panel", f"({role}, position {position})", timeout=20)
     panel = dash_duo.find_element("#hover-panel")
     assert panel.find_element(By.CSS_SELECTOR, "mark").text == html.unescape(token)
     assert len(panel.text.split()) > 4  # the whole sentence is shown
+    # a click selects the text: URL, summary line, highlighted points and attention lines
+    mouse_to_point(dash_duo, "single-graph", curve, index, click=True)
+    wait_until(lambda: f"pos={position}" in dash_duo.driver.current_url, timeout=20)
+    dash_duo.wait_for_contains_text("#selection-summary", "Selected text", timeout=20)
+    names = [name for _t, name, _n in traces(dash_duo, "single-graph")]
+    assert "selected text (queries)" in names and any(n.startswith("attention") for n in names)
+    dash_duo.find_element("#clear-selection").click()
+    wait_until(lambda: "text=" not in dash_duo.driver.current_url, timeout=20)
+    wait_until(lambda: "selected text (queries)" not in [n for _t, n, _c in traces(dash_duo, "single-graph")])
+
+
+def test_search_highlights_and_counts(dash_duo, app):
+    dash_duo.start_server(app)
+    dash_duo.driver.get(dash_duo.server_url + "/?layer=3&head=1&search=The")
+    dash_duo.wait_for_contains_text("#search-count", "match 'The'", timeout=60)
+    count = int(dash_duo.find_element("#search-count").text.split()[0].replace(",", ""))
+    matches = {name: n for _t, name, n in traces(dash_duo, "single-graph")}
+    assert matches["match (queries)"] == matches["match (keys)"] == count > 300  # case-insensitive: 'the', 'The'
+
+
+def test_matrix_fills_in_and_a_click_opens_the_head(dash_duo, app):
+    dash_duo.start_server(app)
+    dash_duo.driver.get(dash_duo.server_url + "/?view=matrix")
+    dash_duo.wait_for_text_to_equal("#view-heading", "All heads · 6 layers x 12 heads", timeout=30)
+    dash_duo.wait_for_contains_text("#matrix-progress", "72/72 heads", timeout=120)
+    data = wait_for_points(dash_duo, "matrix-graph")
+    assert data[0][2] == data[1][2] == 72 * 2000  # ONE figure, one trace per role, every head tiled
+    time.sleep(1.0)
+    png = dash_duo.find_element("#matrix-graph").screenshot_as_png
+    assert colour_pixels(png, QUERY_COLOR) > 2000 and colour_pixels(png, KEY_COLOR) > 2000
+    cell = 30000 // 2000  # the 16th cell in layer-major order: L1 H3
+    mouse_to_point(dash_duo, "matrix-graph", 0, 30000, click=True)
+    dash_duo.wait_for_text_to_equal("#view-heading", f"L{cell // 12} H{cell % 12}", timeout=30)
+    assert "view=single" in dash_duo.driver.current_url
+
+
+def test_sentence_view_draws_lines_and_hides_special_tokens(dash_duo, app):
+    dash_duo.start_server(app)
+    dash_duo.driver.get(dash_duo.server_url + "/?view=sentence&layer=2&head=5&text=3")
+    wait_until(lambda: any(n == "queries" for _t, n, _c in traces(dash_duo, "sentence-graph") or []), timeout=60)
+    counts = {name: n for _t, name, n in traces(dash_duo, "sentence-graph")}
+    assert counts["queries"] == counts["keys"] == 7  # [CLS] snow fell all night . [SEP]
+    assert traces(dash_duo, "aggregate-graph")[0][0] == "heatmap"
+    dash_duo.find_element("#hide-special-switch").click()
+    wait_until(lambda: {n: c for _t, n, c in traces(dash_duo, "sentence-graph")}.get("queries") == 5, timeout=20)
 
 
 def test_bad_url_values_fall_back_with_a_notice_and_markup_stays_text(dash_duo, app):
     dash_duo.start_server(app)
     injected = "%3Cimg%20src%3Dx%20onerror%3Dwindow.pwned%3D1%3E"
-    dash_duo.driver.get(dash_duo.server_url + f"/?layer=99&head=3&model={injected}")
+    dash_duo.driver.get(dash_duo.server_url + f"/?layer=99&head=3&model={injected}&search={injected}")
     dash_duo.wait_for_text_to_equal("#view-heading", "L0 H3", timeout=30)
     dash_duo.wait_for_contains_text("#notices", "Layer '99' is not in 0..5", timeout=10)
     assert "<img src=x" in dash_duo.find_element("#notices").text
-    assert dash_duo.driver.execute_script("return window.pwned === undefined")
     wait_for_points(dash_duo)
+    dash_duo.wait_for_contains_text("#search-count", "match", timeout=30)
+    assert dash_duo.driver.execute_script("return window.pwned === undefined")

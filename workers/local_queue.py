@@ -22,6 +22,7 @@ from workers.store import Store, content_key
 
 HEARTBEAT_KEY = "worker:heartbeat"
 STALE_SECONDS = 10.0
+WARM_AFTER_IDLE_SECONDS = 8.0
 
 
 def job_id_for(request: dict[str, Any]) -> str:
@@ -54,8 +55,11 @@ def submit(request: dict[str, Any], store: Store) -> str:
 def job_status(job_id: str, store: Store) -> dict[str, Any]:
     """The job's record: state (queued|running|done|error), progress 0..1, message, error."""
     record = store.get_json(f"job:{job_id}") or _record("unknown", 0.0, "no such job")
+    beat = store.get_json(HEARTBEAT_KEY) or {}
     if record["state"] in ("queued", "running") and not worker_alive(store):
         record["message"] = "the local worker is not running (it restarts automatically; retrying)"
+    elif record["state"] == "queued" and beat.get("activity", "idle") != "idle":
+        record["message"] = f"queued: the worker is {beat['activity']}"
     return record
 
 
@@ -121,12 +125,13 @@ def run_worker(cache_dir: str | Path, owner_pid: int | None = None, warm_umap: b
 
 def _serve_queue(store: Store, queue: diskcache.Deque, status: dict[str, str], owner_pid: int | None,
                  warm_umap: bool) -> None:
-    """Pop and run jobs; compile UMAP when first idle, so no request pays for it."""
+    """Pop and run jobs; compile UMAP once idle for a while, so no request pays for it."""
+    idle_since = time.monotonic()
     while _owner_alive(owner_pid):
         try:
             item = queue.popleft()
         except IndexError:
-            if warm_umap:
+            if warm_umap and time.monotonic() - idle_since > WARM_AFTER_IDLE_SECONDS:
                 status["activity"] = "compiling UMAP (once per worker process)"
                 from workers.project import warm_up_umap
 
@@ -137,6 +142,7 @@ def _serve_queue(store: Store, queue: diskcache.Deque, status: dict[str, str], o
         status["activity"] = "busy"
         run_job(item, store)
         status["activity"] = "idle"
+        idle_since = time.monotonic()
 
 
 def main(argv: list[str] | None = None) -> None:

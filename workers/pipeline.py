@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -93,15 +93,23 @@ def vector_key(base: dict[str, Any], role: str, layer: int, head: int) -> str:
     return content_key(role, {**base, "layer": layer, "head": head})
 
 
-def resolve(request: HeadRequest) -> ViewKeys:
-    """Store keys for a request (cheap: reads the corpus and config files, no model)."""
+def resolve(request: HeadRequest, base: dict[str, Any] | None = None) -> ViewKeys:
+    """Store keys for a request (cheap: reads the corpus and config files, no model); `base` skips the corpus."""
     spec = read_spec(request.model)
-    base = extraction_params(request.model, corpus_for(request.corpus))
+    base = base or extraction_params(request.model, corpus_for(request.corpus))
     view = {**base, "layer": request.layer, "head": request.head, "norm": request.norm,
             "method": request.method, "dims": request.dims, "params": PROJECTION_PARAMS[request.method]}
     kv_head = kv_head_for(request.head, spec.n_heads, spec.n_kv_heads)
     return ViewKeys(tokens=content_key("tokens", base), q=vector_key(base, "q", request.layer, request.head),
                     k=vector_key(base, "k", request.layer, kv_head), coords=content_key("coords", view))
+
+
+def resolve_heads(template: HeadRequest) -> dict[tuple[int, int], ViewKeys]:
+    """Keys of every (layer, head) of the template's model, corpus and projection (the corpus read once)."""
+    spec = read_spec(template.model)
+    base = extraction_params(template.model, corpus_for(template.corpus))
+    return {(layer, head): resolve(replace(template, layer=layer, head=head), base)
+            for layer in range(spec.n_layers) for head in range(spec.n_heads)}
 
 
 @functools.lru_cache(maxsize=2)
@@ -147,7 +155,7 @@ def ensure_head_view(request: HeadRequest, store: Store, progress: Progress = _n
     spec = read_spec(request.model)
     validate(request, spec)
     keys = resolve(request)
-    if store.has(keys.coords) and store.has(keys.tokens):
+    if all(store.has(key) for key in (keys.coords, keys.tokens, keys.q, keys.k)):
         progress(1.0, "cached")
         return keys
     keys = ensure_extraction(request, store, progress)

@@ -1,4 +1,4 @@
-"""Single-head view: heading, the figure (computed in the background with progress), and the hover panel."""
+"""Single-head view: heading, computing the head in the background, drawing it, hover panel, selection line."""
 
 from __future__ import annotations
 
@@ -9,75 +9,118 @@ from typing import Any
 from dash import Dash, Input, Output, State, html, no_update
 
 from dashboard import ids, jobs
-from dashboard.figures.single import empty_figure, single_figure
+from dashboard.callbacks.url import clicked_token
+from dashboard.figures.single import Style, empty_figure, single_figure
 from dashboard.layout.page import METHOD_LABELS
+from workers.models import read_spec
 from workers.pipeline import HeadRequest
 
-
-def _head_request(data: dict[str, Any]) -> HeadRequest:
-    """HeadRequest from the view-request store."""
-    return HeadRequest.from_dict(data)
+PANELS = {"single": ids.SINGLE_PANEL, "matrix": ids.MATRIX_PANEL, "sentence": ids.SENTENCE_PANEL}
 
 
-def register(app: Dash, cache_dir: str) -> None:
+def _style(data: dict[str, Any]) -> Style:
+    """Style from the view-style store."""
+    return Style(color=data["color"], show=data["show"], labels=bool(data["labels"]), search=data["search"],
+                 text=None if data["text"] < 0 else data["text"], pos=None if data["pos"] < 0 else data["pos"])
+
+
+def heading_text(style: dict[str, Any]) -> tuple[str, str]:
+    """Heading and subheading for the current view."""
+    spec = read_spec(style["model"])
+    if style["view"] == "matrix":
+        return (f"All heads · {spec.n_layers} layers x {spec.n_heads} heads",
+                f"{style['model']} · corpus {style['corpus']} · {METHOD_LABELS[style['method']]} 2D · "
+                f"normalisation {style['norm']}")
+    sub = (f"{style['model']} · corpus {style['corpus']} · {METHOD_LABELS[style['method']]} {style['dims']}D · "
+           f"normalisation {style['norm']}")
+    return f"L{style['layer']} H{style['head']}", sub
+
+
+def register(app: Dash) -> None:
     """Callbacks of the single view."""
 
     @app.callback(Output(ids.HEADING, "children"), Output(ids.SUBHEADING, "children"),
-                  Input(ids.VIEW_REQUEST, "data"))
-    def heading(data: dict[str, Any] | None):
-        """`L{layer} H{head}` and a one-line description, at once."""
-        if not data:
-            return no_update, no_update
-        sub = (f"{data['model']} · corpus {data['corpus']} · {METHOD_LABELS[data['method']]} {data['dims']}D · "
-               f"normalisation {data['norm']}")
-        return f"L{data['layer']} H{data['head']}", sub
+                  *[Output(panel, "style") for panel in PANELS.values()], Input(ids.VIEW_STYLE, "data"))
+    def heading(style: dict[str, Any] | None):
+        """Heading at once, and which view panel shows."""
+        if not style:
+            return (no_update,) * (2 + len(PANELS))
+        title, sub = heading_text(style)
+        return title, sub, *[{"display": "block" if view == style["view"] else "none"} for view in PANELS]
 
     @app.callback(
-        Output(ids.SINGLE_GRAPH, "figure"), Output(ids.STATUS, "children"),
+        Output(ids.SINGLE_KEYS, "data"), Output(ids.STATUS, "children"),
         Input(ids.VIEW_REQUEST, "data"),
         background=True,
         progress=[Output(ids.PROGRESS, "value"), Output(ids.PROGRESS, "label")],
         running=[(Output(ids.PROGRESS_WRAP, "style"), {"display": "block"}, {"display": "none"})],
         prevent_initial_call=True,
     )
-    def render(set_progress, data: dict[str, Any] | None):
-        """Compute (through the worker) or load the head's picture, reporting progress."""
+    def compute(set_progress, data: dict[str, Any] | None):
+        """Have the worker compute (or find) the head; the keys of its arrays go to a store."""
         if not data:
             return no_update, no_update
-        store = jobs.store_for(cache_dir)
-        request = _head_request(data)
-
+        request = HeadRequest.from_dict(data)
         started = time.monotonic()
 
         def progress(fraction: float, message: str) -> None:
             set_progress((int(100 * fraction), f"{message} · {time.monotonic() - started:.0f} s"))
 
         try:
-            keys = jobs.run_request(request, store, progress)
-            view = jobs.view_data(keys, store)
+            keys = jobs.run_request(request, jobs.store(), progress)
         except Exception as exc:  # shown to the user, never a broken page
-            return empty_figure(f"Could not compute this view: {exc}"), f"Error: {exc}"
-        uirevision = f"{request.model}|{request.corpus}|{request.layer}|{request.head}|{request.method}|" \
-                     f"{request.dims}|{request.norm}"
-        figure = single_figure(view.coords, view.tokens, data.get("color", "role"), uirevision)
-        n = len(view.tokens["token"])
-        status = f"{n:,} tokens from {len(view.tokens['texts']):,} texts: {2 * n:,} points (queries and keys)"
-        return figure, status
+            return {"error": str(exc), "request": data}, f"Error: {exc}"
+        tokens = jobs.tokens_table(keys["tokens"])
+        n = len(tokens["token"])
+        status = f"{n:,} tokens from {len(tokens['texts']):,} texts: {2 * n:,} points (queries and keys)"
+        return {"keys": keys, "request": data, "causal": read_spec(request.model).causal}, status
+
+    @app.callback(Output(ids.SINGLE_GRAPH, "figure"), Output(ids.SELECTION, "children"),
+                  Output(ids.SEARCH_COUNT, "children"),
+                  Input(ids.SINGLE_KEYS, "data"), Input(ids.VIEW_STYLE, "data"), prevent_initial_call=True)
+    def draw(computed: dict[str, Any] | None, style: dict[str, Any] | None):
+        """Draw the computed head under the current style (no worker involved)."""
+        if not computed or not style:
+            return no_update, no_update, no_update
+        if "error" in computed:
+            return empty_figure(f"Could not compute this view: {computed['error']}"), "", ""
+        request = computed["request"]
+        data = jobs.head_data(computed["keys"], computed["causal"])
+        figure, counts = single_figure(data, _style(style), "|".join(str(request[k]) for k in sorted(request)))
+        return figure, selection_text(data.tokens, style), search_text(style, counts)
 
     @app.callback(Output(ids.HOVER_PANEL, "children"), Input(ids.SINGLE_GRAPH, "hoverData"),
-                  State(ids.VIEW_REQUEST, "data"), prevent_initial_call=True)
-    def hover(hover_data: dict | None, data: dict[str, Any] | None):
+                  State(ids.SINGLE_KEYS, "data"), prevent_initial_call=True)
+    def hover(hover_data: dict | None, computed: dict[str, Any] | None):
         """The hovered token's sentence, with the token highlighted."""
-        if not hover_data or not data or not hover_data.get("points"):
+        point = (hover_data or {}).get("points", [{}])[0]
+        index = clicked_token(point)
+        if index is None or not computed or "keys" not in computed:
             return no_update
-        point = hover_data["points"][0]
-        store = jobs.store_for(cache_dir)
-        keys = jobs.cached_keys(_head_request(data), store)
-        found = keys and jobs.hovered_sentence(keys["tokens"], store, int(point["pointNumber"]))
+        found = jobs.hovered_sentence(computed["keys"]["tokens"], index)
         if not found:
             return no_update
         words, position = found
-        role = "query" if point["curveNumber"] == 0 else "key"
+        role = {0: "query, ", 1: "key, "}.get(point.get("curveNumber"), "")
         pieces = [html.Mark(w) if i == position else html.Span(w) for i, w in enumerate(words)]
         spaced = [p for piece in pieces for p in (piece, " ")]
-        return [html.Strong(f"{html_lib.unescape(words[position])} ({role}, position {position}): "), *spaced]
+        return [html.Strong(f"{html_lib.unescape(words[position])} ({role}position {position}): "), *spaced]
+
+
+def selection_text(tokens: dict, style: dict[str, Any]) -> str:
+    """One line about the selected text."""
+    if style["text"] < 0:
+        return "Click a point to select its text and draw its attention."
+    rows = tokens["text_id"] == style["text"]
+    if not rows.any():
+        return f"Text {style['text']} is not in this corpus."
+    position = f", token {style['pos']}" if style["pos"] >= 0 else ""
+    return f"Selected text {style['text']}{position} ({int(rows.sum())} tokens): {tokens['texts'][style['text']]}"
+
+
+def search_text(style: dict[str, Any], counts: dict[str, int]) -> str:
+    """Search result count."""
+    if not style["search"].strip():
+        return ""
+    count = counts.get("matches", 0)
+    return f"{count:,} token{'s' if count != 1 else ''} match {style['search']!r} (each a query and a key)"

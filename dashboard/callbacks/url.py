@@ -2,47 +2,128 @@
 
 from __future__ import annotations
 
-import dash_bootstrap_components as dbc
-from dash import Dash, Input, Output, ctx, html, no_update
+from dataclasses import replace
+from typing import Any
 
-from dashboard import ids
-from dashboard.layout.page import _range_options, corpus_options
+import dash_bootstrap_components as dbc
+from dash import Dash, Input, Output, State, ctx, html, no_update
+
+from dashboard import ids, jobs
+from dashboard.figures.matrix import cell_at
+from dashboard.layout.page import corpus_options, range_options
 from dashboard.state import ViewState, parse_query, with_controls
 from workers.models import read_spec
+from workers.pipeline import HeadRequest
 
-CONTROL_FIELDS = {ids.MODEL: "model", ids.CORPUS: "corpus", ids.LAYER: "layer", ids.HEAD: "head",
-                  ids.METHOD: "method", ids.DIMS: "dims", ids.NORM: "norm", ids.COLOR: "color"}
+CONTROL_FIELDS = {ids.VIEW_TABS: "view", ids.MODEL: "model", ids.CORPUS: "corpus", ids.LAYER: "layer",
+                  ids.HEAD: "head", ids.METHOD: "method", ids.DIMS: "dims", ids.NORM: "norm", ids.COLOR: "color",
+                  ids.SHOW: "show", ids.LABELS: "labels", ids.SEARCH: "search"}
+CONTROL_PROPS = {ids.VIEW_TABS: "active_tab", ids.LABELS: "value"}
+STEPS = {ids.PREV_LAYER: ("layer", -1), ids.NEXT_LAYER: ("layer", 1), ids.PREV_HEAD: ("head", -1),
+         ids.NEXT_HEAD: ("head", 1)}
 
 
 def _notices(messages: list[str]) -> list:
-    """Dismissable warnings for replaced URL values."""
+    """Dismissable warnings for replaced URL values (rendered as text, never as markup)."""
     return [dbc.Alert(m, color="warning", dismissable=True, className="py-2 small") for m in messages]
+
+
+def _prop(component_id: str) -> str:
+    """The property that holds a control's value."""
+    return CONTROL_PROPS.get(component_id, "value")
+
+
+def _step(state: ViewState, field: str, delta: int) -> ViewState:
+    """Move to the neighbouring layer or head (wrapping around)."""
+    spec = read_spec(state.model)
+    size = spec.n_layers if field == "layer" else spec.n_heads
+    return replace(state, **{field: (getattr(state, field) + delta) % size})
+
+
+def clicked_token(point: dict) -> int | None:
+    """Token index of a clicked or hovered point: pointNumber on the base traces, customdata on overlays."""
+    if point.get("curveNumber") in (0, 1) and isinstance(point.get("pointNumber"), int):
+        return point["pointNumber"]
+    index = point.get("customdata")
+    return index if isinstance(index, int) else None
+
+
+def _selected_token(state: ViewState, click: dict | None) -> ViewState:
+    """Select the text and position of a clicked point."""
+    index = clicked_token((click or {}).get("points", [{}])[0])
+    if index is None:
+        return state
+    keys = jobs.cached_keys(HeadRequest.from_dict(state.request()), jobs.store_for(jobs.cache_dir()))
+    tokens = keys and jobs.tokens_table(keys["tokens"])
+    if not tokens or not 0 <= index < len(tokens["token"]):
+        return state
+    text, pos = int(tokens["text_id"][index]), int(tokens["position"][index])
+    if (state.text, state.pos) == (text, pos):  # clicking the selected token again clears the selection
+        return replace(state, text=-1, pos=-1)
+    return replace(state, text=text, pos=pos)
+
+
+def _matrix_cell(state: ViewState, click: dict | None) -> ViewState:
+    """Open the clicked matrix cell in the single view."""
+    point = (click or {}).get("points", [{}])[0]
+    if not isinstance(point.get("x"), (int, float)) or not isinstance(point.get("y"), (int, float)):
+        return state
+    layer, head = cell_at(point["x"], point["y"])
+    spec = read_spec(state.model)
+    return replace(state, view="single", layer=min(layer, spec.n_layers - 1), head=min(head, spec.n_heads - 1))
+
+
+def next_state(trigger: str | None, state: ViewState, values: list, single_click, matrix_click) -> ViewState:
+    """The state after a control, step button, click or clear."""
+    if trigger in CONTROL_FIELDS:
+        return with_controls(state, **dict(zip(CONTROL_FIELDS.values(), values, strict=True)))
+    if trigger in STEPS:
+        return _step(state, *STEPS[trigger])
+    if trigger == ids.SINGLE_GRAPH:
+        return _selected_token(state, single_click)
+    if trigger == ids.MATRIX_GRAPH:
+        return _matrix_cell(state, matrix_click)
+    if trigger == ids.CLEAR_SELECTION:
+        return replace(state, text=-1, pos=-1)
+    return state
 
 
 def register(app: Dash) -> None:
     """URL sync callback (one callback both ways, as Dash requires for circular updates)."""
-    control_outputs = [Output(cid, "value") for cid in CONTROL_FIELDS]
+    control_inputs = [Input(cid, _prop(cid)) for cid in CONTROL_FIELDS]
+    control_outputs = [Output(cid, _prop(cid)) for cid in CONTROL_FIELDS]
 
     @app.callback(
         Output(ids.URL, "search"), *control_outputs,
         Output(ids.LAYER, "options"), Output(ids.HEAD, "options"), Output(ids.CORPUS, "options"),
-        Output(ids.VIEW_REQUEST, "data"), Output(ids.NOTICES, "children"),
-        Input(ids.URL, "search"), *[Input(cid, "value") for cid in CONTROL_FIELDS],
+        Output(ids.VIEW_REQUEST, "data"), Output(ids.VIEW_STYLE, "data"), Output(ids.MATRIX_REQUEST, "data"),
+        Output(ids.NOTICES, "children"),
+        Input(ids.URL, "search"), *control_inputs, *[Input(b, "n_clicks") for b in STEPS],
+        Input(ids.SINGLE_GRAPH, "clickData"), Input(ids.MATRIX_GRAPH, "clickData"),
+        Input(ids.CLEAR_SELECTION, "n_clicks"),
+        State(ids.VIEW_REQUEST, "data"), State(ids.VIEW_STYLE, "data"), State(ids.MATRIX_REQUEST, "data"),
     )
-    def sync(search: str | None, *values):
-        """Controls changed -> new URL; URL changed (load, back, forward) -> controls."""
+    def sync(search: str | None, *args):
+        """Controls, buttons or clicks -> new URL; URL changed (load, back, forward) -> controls."""
+        values = list(args[: len(CONTROL_FIELDS)])
+        single_click, matrix_click = args[len(CONTROL_FIELDS) + len(STEPS): len(CONTROL_FIELDS) + len(STEPS) + 2]
+        old_request, old_style, old_matrix = args[-3:]
         state, notices = parse_query(search)
-        if ctx.triggered_id in CONTROL_FIELDS:
-            state = with_controls(state, **dict(zip(CONTROL_FIELDS.values(), values, strict=True)))
-            notices = []
+        trigger = ctx.triggered_id if ctx.triggered_id != ids.URL else None
+        if trigger is not None:
+            state, notices = next_state(trigger, state, values, single_click, matrix_click), []
         query = state.to_query()
         spec = read_spec(state.model)
-        # Only control changes push a history entry; a URL typed or restored is canonicalised in place (below).
-        from_controls = ctx.triggered_id in CONTROL_FIELDS
-        new_search = query if from_controls and query != search else no_update
-        return (new_search, *_control_values(state), _range_options(spec.n_layers), _range_options(spec.n_heads),
-                corpus_options(spec.modality),
-                {**state.request(), "query": query}, _notices(notices) if notices else html.Div())
+        request = state.request()
+        style = {**state.__dict__, "query": query}
+        matrix = {k: request[k] for k in ("model", "corpus", "norm", "method")} if state.view == "matrix" else None
+        return (query if trigger is not None and query != search else no_update,
+                *[getattr(state, field) if field != "labels" else bool(state.labels)
+                  for field in CONTROL_FIELDS.values()],
+                range_options(spec.n_layers), range_options(spec.n_heads), corpus_options(spec.modality),
+                _unless_same(request, old_request), _unless_same(style, old_style),
+                _unless_same(matrix, old_matrix) if matrix is not None else no_update,
+                _notices(notices) if notices else html.Div())
 
     app.clientside_callback(
         """function(data) {
@@ -51,10 +132,14 @@ def register(app: Dash) -> None:
             }
             return window.dash_clientside.no_update;
         }""",
-        Output(ids.URL_CANONICAL, "data"), Input(ids.VIEW_REQUEST, "data"),
+        Output(ids.URL_CANONICAL, "data"), Input(ids.VIEW_STYLE, "data"),
+    )
+    app.clientside_callback(
+        "function(n) { return window.location.href; }",
+        Output(ids.COPY_LINK, "content"), Input(ids.COPY_LINK, "n_clicks"), prevent_initial_call=True,
     )
 
 
-def _control_values(state: ViewState) -> list:
-    """Control values in CONTROL_FIELDS order."""
-    return [getattr(state, field) for field in CONTROL_FIELDS.values()]
+def _unless_same(new: Any, old: Any) -> Any:
+    """no_update when a store already holds this value (so downstream callbacks do not re-run)."""
+    return no_update if new == old else new

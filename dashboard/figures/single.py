@@ -1,64 +1,248 @@
-"""The single-head figure: queries and keys of one head in one WebGL scatter (2D) or 3D scatter."""
+"""The single-head figure: queries and keys of one head in one WebGL scatter (2D) or 3D scatter, with overlays.
+
+Traces, in order: queries, keys, then optional overlays (labels, search matches, the selected text's points and
+its attention lines). Queries are traces[0] and keys traces[1], so a click's pointNumber is a token index.
+"""
 
 from __future__ import annotations
 
 import html
+from dataclasses import dataclass
 
 import numpy as np
 import plotly.graph_objects as go
+
+from workers import metrics
 
 QUERY_COLOR = "#1b9e77"  # green, as AttentionViz draws queries
 KEY_COLOR = "#d6257c"  # magenta-pink for keys
 QUERY_SCALE = [[0.0, "#c7e9c0"], [1.0, "#00441b"]]
 KEY_SCALE = [[0.0, "#fcc5c0"], [1.0, "#7a0177"]]
+CATEGORY_PALETTE = ["#4c78a8", "#f58518", "#54a24b", "#b279a2", "#e45756"]
+LINE_THRESHOLD = 0.1  # attention lines below this weight are not drawn
+LINE_BINS = (0.1, 0.25, 0.5, 0.75, 1.01)
+LABEL_SAMPLE = 1000
+
+COLOR_MODES = {
+    "role": "query / key",
+    "position": "normalised position",
+    "position_mod5": "position mod 5",
+    "kind": "special / punctuation",
+    "norm": "vector norm",
+    "token_length": "token length (characters)",
+    "frequency": "corpus frequency (log10)",
+    "text_length": "text length (tokens)",
+    "row": "patch row (images)",
+    "col": "patch column (images)",
+}
+CATEGORIES = {"position_mod5": ["0", "1", "2", "3", "4"], "kind": ["ordinary", "special", "punctuation"]}
 
 
-def _marker(color_mode: str, role: str, tokens: dict[str, np.ndarray], size: float) -> dict:
-    """Marker spec for one role under a colouring mode."""
-    if color_mode == "position":
-        scale = QUERY_SCALE if role == "query" else KEY_SCALE
-        x = 1.02 if role == "query" else 1.12
-        return {"color": tokens["position_norm"].astype(np.float32), "colorscale": scale, "cmin": 0, "cmax": 1,
-                "size": size, "opacity": 0.75,
-                "colorbar": {"title": {"text": f"{role} pos."}, "x": x, "len": 0.5, "thickness": 12}}
-    return {"color": QUERY_COLOR if role == "query" else KEY_COLOR, "size": size, "opacity": 0.7}
+@dataclass
+class HeadData:
+    """One head's arrays: coords [2N, dims] (queries then keys), tokens table, raw q and k [N, d_head]."""
+
+    coords: np.ndarray
+    tokens: dict[str, np.ndarray]
+    q: np.ndarray
+    k: np.ndarray
+    causal: bool
 
 
-def _trace(coords: np.ndarray, role: str, tokens: dict[str, np.ndarray], color_mode: str) -> go.BaseTraceType:
-    """One role's trace; hover shows token, role and position (the sentence shows in the hover panel)."""
-    common = {
-        "name": "queries" if role == "query" else "keys",
-        "mode": "markers",
-        "text": [html.escape(str(t)) for t in tokens["token"]],
-        "customdata": tokens["position"].astype(np.int32),
-        "hovertemplate": f"<b>%{{text}}</b><br>{role} · position %{{customdata}}<extra></extra>",
-    }
+@dataclass(frozen=True)
+class Style:
+    """Everything about the picture that is not computed by a worker."""
+
+    color: str = "role"
+    show: str = "both"  # both | queries | keys
+    labels: bool = False
+    search: str = ""
+    text: int | None = None
+    pos: int | None = None
+
+
+def available_colors(tokens: dict[str, np.ndarray]) -> list[str]:
+    """Colour modes that apply to this tokens table (patch row / column only for images)."""
+    return [m for m in COLOR_MODES if m not in ("row", "col") or m in tokens]
+
+
+def color_values(mode: str, role: str, data: HeadData) -> np.ndarray | None:
+    """Per-token values [N] that a colour mode maps (None for 'role')."""
+    tokens = data.tokens
+    values = {
+        "position": lambda: tokens["position_norm"],
+        "position_mod5": lambda: tokens["position"] % 5,
+        "kind": lambda: metrics.token_kind(tokens["token"], tokens["is_special"]),
+        "norm": lambda: metrics.vector_norms(data.q if role == "query" else data.k),
+        "token_length": lambda: metrics.token_lengths(tokens["token"]),
+        "frequency": lambda: np.log10(np.maximum(tokens["frequency"], 1)),
+        "text_length": lambda: tokens["length"],
+        "row": lambda: tokens.get("row"),
+        "col": lambda: tokens.get("col"),
+    }.get(mode)
+    return None if values is None else np.asarray(values(), dtype=np.float32)
+
+
+def _discrete_scale(count: int) -> list:
+    """A stepped colorscale for `count` categories over [-0.5, count - 0.5]."""
+    scale = []
+    for i in range(count):
+        colour = CATEGORY_PALETTE[i % len(CATEGORY_PALETTE)]
+        scale += [[i / count, colour], [(i + 1) / count, colour]]
+    return scale
+
+
+def _marker(style: Style, role: str, data: HeadData, size: float, lows_highs: tuple[float, float] | None) -> dict:
+    """Marker spec for one role under the colour mode."""
+    values = color_values(style.color, role, data)
+    if values is None:
+        return {"color": QUERY_COLOR if role == "query" else KEY_COLOR, "size": size, "opacity": 0.7}
+    marker = {"color": values, "size": size, "opacity": 0.75}
+    if style.color in CATEGORIES:
+        names = CATEGORIES[style.color]
+        marker.update(colorscale=_discrete_scale(len(names)), cmin=-0.5, cmax=len(names) - 0.5,
+                      symbol="circle" if role == "query" else "diamond")
+        if role == "query":
+            marker["colorbar"] = {"tickvals": list(range(len(names))), "ticktext": names, "len": 0.5,
+                                  "thickness": 12, "title": {"text": COLOR_MODES[style.color]}}
+        return marker
+    low, high = lows_highs or (float(np.nanmin(values)), float(np.nanmax(values)))
+    marker.update(colorscale=QUERY_SCALE if role == "query" else KEY_SCALE, cmin=low, cmax=high,
+                  colorbar={"title": {"text": f"{role} {COLOR_MODES[style.color].split(' (')[0]}"},
+                            "x": 1.02 if role == "query" else 1.13, "len": 0.5, "thickness": 12})
+    return marker
+
+
+def _shared_range(style: Style, data: HeadData) -> tuple[float, float] | None:
+    """One value range for both roles (so equal colours mean equal values), except for vector norms."""
+    if style.color in ("role", "norm") or style.color in CATEGORIES:
+        return None
+    values = color_values(style.color, "query", data)
+    return None if values is None else (float(np.nanmin(values)), float(np.nanmax(values)))
+
+
+def _scatter(coords: np.ndarray, **kwargs) -> go.BaseTraceType:
+    """Scattergl in 2D, Scatter3d in 3D."""
     if coords.shape[1] == 3:
-        return go.Scatter3d(x=coords[:, 0], y=coords[:, 1], z=coords[:, 2],
-                            marker=_marker(color_mode, role, tokens, 2.0), **common)
-    return go.Scattergl(x=coords[:, 0], y=coords[:, 1], marker=_marker(color_mode, role, tokens, 4.0), **common)
+        return go.Scatter3d(x=coords[:, 0], y=coords[:, 1], z=coords[:, 2], **kwargs)
+    return go.Scattergl(x=coords[:, 0], y=coords[:, 1], **kwargs)
 
 
-def single_figure(coords: np.ndarray, tokens: dict[str, np.ndarray], color_mode: str, uirevision: str) -> go.Figure:
-    """coords [2N, dims] (queries then keys) -> figure with a queries trace and a keys trace."""
-    n = len(tokens["token"])
-    coords = coords.astype(np.float32)
-    figure = go.Figure([_trace(coords[:n], "query", tokens, color_mode), _trace(coords[n:], "key", tokens, color_mode)])
+def base_traces(data: HeadData, style: Style) -> list[go.BaseTraceType]:
+    """The queries trace and the keys trace."""
+    n = len(data.tokens["token"])
+    size = 2.0 if data.coords.shape[1] == 3 else 4.0
+    text = hover_labels(data.tokens, np.arange(n))
+    shared = _shared_range(style, data)
+    traces = []
+    for role, rows, visible in (("query", slice(0, n), style.show != "keys"),
+                                ("key", slice(n, 2 * n), style.show != "queries")):
+        traces.append(_scatter(
+            data.coords[rows], name="queries" if role == "query" else "keys", mode="markers", text=text,
+            visible=True if visible else "legendonly",
+            marker=_marker(style, role, data, size, shared), hovertemplate=f"%{{text}}<br>{role}<extra></extra>"))
+    return traces
+
+
+def hover_labels(tokens: dict[str, np.ndarray], rows: np.ndarray) -> list[str]:
+    """'<b>token</b> · position p' per row, token text escaped (never markup)."""
+    return [f"<b>{html.escape(str(t))}</b> · position {p}"
+            for t, p in zip(tokens["token"][rows], tokens["position"][rows], strict=True)]
+
+
+def _points(data: HeadData, rows: np.ndarray, role: str) -> np.ndarray:
+    """Coordinates of some tokens' queries (role 'query') or keys."""
+    n = len(data.tokens["token"])
+    return data.coords[rows if role == "query" else rows + n]
+
+
+def overlay_traces(data: HeadData, style: Style) -> tuple[list[go.BaseTraceType], dict[str, int]]:
+    """Label, search and selection overlays, and counts for the status line."""
+    traces: list[go.BaseTraceType] = []
+    counts: dict[str, int] = {}
+    if style.labels:
+        traces += _label_traces(data, style)
+    if style.search.strip():
+        matches = np.flatnonzero(metrics.search_matches(data.tokens["token"], style.search))
+        counts["matches"] = int(len(matches))
+        traces += _highlight_traces(data, style, matches, "match", "#111111", text=style.labels or len(matches) <= 60,
+                                    size=6)
+    if style.text is not None and style.text >= 0:
+        rows = metrics.text_rows(data.tokens["text_id"], style.text)
+        if len(rows):
+            attention = metrics.head_text_attention(data.q, data.k, rows, data.causal)
+            traces += _line_traces(data, rows, attention)
+            traces += _highlight_traces(data, style, rows, "selected text", "#ff7f0e", text=True)
+            counts["lines"] = int((attention >= LINE_THRESHOLD).sum())
+    return traces, counts
+
+
+def _label_traces(data: HeadData, style: Style) -> list[go.BaseTraceType]:
+    """Token labels on a fixed sample of points (all of them when the head has few)."""
+    n = len(data.tokens["token"])
+    sample = np.random.default_rng(0).permutation(n)[:LABEL_SAMPLE]
+    traces = []
+    for role in ("query", "key"):
+        if style.show == ("keys" if role == "query" else "queries"):
+            continue
+        label = f"labels ({len(sample):,} of {n:,} {role}s)" if n > LABEL_SAMPLE else f"{role} labels"
+        traces.append(_scatter(_points(data, sample, role), mode="text", name=label, hoverinfo="skip",
+                               text=[html.escape(str(t)) for t in data.tokens["token"][sample]],
+                               textfont={"size": 9, "color": QUERY_COLOR if role == "query" else KEY_COLOR}))
+    return traces
+
+
+def _highlight_traces(data: HeadData, style: Style, rows: np.ndarray, label: str, outline: str, text: bool,
+                      size: float = 9) -> list[go.BaseTraceType]:
+    """Bigger, outlined markers (and labels) for some tokens' queries and keys."""
+    traces = []
+    words = [html.escape(str(t)) for t in data.tokens["token"][rows]]
+    for role, colour in (("query", QUERY_COLOR), ("key", KEY_COLOR)):
+        if style.show == ("keys" if role == "query" else "queries"):
+            continue
+        traces.append(_scatter(
+            _points(data, rows, role), name=f"{label} ({'queries' if role == 'query' else 'keys'})",
+            mode="markers+text" if text else "markers",
+            text=words, textposition="top center", textfont={"size": 10, "color": "#222"},
+            customdata=rows.tolist(), hovertext=hover_labels(data.tokens, rows),  # a list: Dash drops typed arrays
+            hovertemplate=f"%{{hovertext}}<br>{role}<extra>{label}</extra>",
+            marker={"size": size, "color": colour, "line": {"width": 1.5, "color": outline}, "opacity": 1.0}))
+    return traces
+
+
+def _line_traces(data: HeadData, rows: np.ndarray, attention: np.ndarray) -> list[go.BaseTraceType]:
+    """Lines from each query of the text to its keys with attention >= LINE_THRESHOLD, opacity by weight bin."""
+    q_points, k_points = _points(data, rows, "query"), _points(data, rows, "key")
+    traces = []
+    for low, high in zip(LINE_BINS[:-1], LINE_BINS[1:], strict=True):
+        pairs = np.argwhere((attention >= low) & (attention < high))
+        if not len(pairs):
+            continue
+        segments = np.full((3 * len(pairs), q_points.shape[1]), np.nan, dtype=np.float32)
+        segments[0::3] = q_points[pairs[:, 0]]
+        segments[1::3] = k_points[pairs[:, 1]]
+        traces.append(_scatter(segments, mode="lines", name=f"attention {low:.2f}–{min(high, 1):.2f}",
+                               hoverinfo="skip", opacity=min(1.0, (low + high) / 2 + 0.1),
+                               line={"color": "#ff7f0e", "width": 1 + 3 * low}, showlegend=True))
+    return traces
+
+
+def single_figure(data: HeadData, style: Style, uirevision: str) -> tuple[go.Figure, dict[str, int]]:
+    """The whole single-view figure and overlay counts."""
+    overlays, counts = overlay_traces(data, style)
+    figure = go.Figure(base_traces(data, style) + overlays)
     axis = {"showticklabels": False, "showgrid": False, "zeroline": False, "title": None}
     figure.update_layout(
-        uirevision=uirevision,
-        margin={"l": 10, "r": 10, "t": 10, "b": 10},
+        uirevision=uirevision, margin={"l": 10, "r": 10, "t": 10, "b": 10},
         legend={"orientation": "h", "y": 1.02, "x": 0, "itemsizing": "constant"},
-        hoverlabel={"namelength": 0},
-        plot_bgcolor="white",
-        dragmode="pan",
+        hoverlabel={"namelength": 0}, plot_bgcolor="white", dragmode="pan", clickmode="event",
     )
-    if coords.shape[1] == 3:
+    if data.coords.shape[1] == 3:
         figure.update_layout(scene={"xaxis": axis, "yaxis": axis, "zaxis": axis, "aspectmode": "data"})
     else:
         figure.update_xaxes(**axis)
         figure.update_yaxes(**axis, scaleanchor="x", scaleratio=1)
-    return figure
+    return figure, counts
 
 
 def empty_figure(message: str) -> go.Figure:

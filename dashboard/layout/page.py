@@ -1,4 +1,4 @@
-"""The page: controls on the left, the single-head view on the right."""
+"""The page: controls on the left; matrix, single-head and sentence views on the right."""
 
 from __future__ import annotations
 
@@ -13,11 +13,13 @@ from workers.normalize import NORMALIZATIONS
 
 METHOD_LABELS = {"pca": "PCA", "umap": "UMAP", "tsne": "t-SNE"}
 NORM_LABELS = {"none": "none (raw q, k)", "scale": "scale", "scale+translate": "scale + translate (AttentionViz)"}
+GRAPH_CONFIG = {"scrollZoom": True, "displaylogo": False,
+                "toImageButtonOptions": {"format": "png", "filename": "qk-atlas", "scale": 2}}
 
 
-def _field(label: str, control) -> html.Div:
+def _field(label: str, control, extra=None) -> html.Div:
     """A labelled control."""
-    return html.Div([dbc.Label(label, className="small text-muted mb-1"), control], className="mb-3")
+    return html.Div([dbc.Label(label, className="small text-muted mb-1"), control, *(extra or [])], className="mb-2")
 
 
 def _dropdown(component_id: str, options: list[dict], value) -> dcc.Dropdown:
@@ -26,7 +28,7 @@ def _dropdown(component_id: str, options: list[dict], value) -> dcc.Dropdown:
 
 
 def model_options() -> list[dict]:
-    """Model dropdown entries with layer x head counts."""
+    """Model dropdown entries with family and layer x head counts."""
     out = []
     for name in model_choices():
         try:
@@ -43,16 +45,32 @@ def corpus_options(modality: str) -> list[dict]:
     return [{"label": name, "value": name} for name in corpus_choices(modality)]
 
 
+def range_options(count: int) -> list[dict]:
+    """0..count-1 as dropdown options."""
+    return [{"label": str(i), "value": i} for i in range(count)]
+
+
+def _stepper(dropdown: dcc.Dropdown, prev_id: str, next_id: str, what: str) -> dbc.InputGroup:
+    """A dropdown between previous / next buttons."""
+    return dbc.InputGroup([
+        dbc.Button("‹", id=prev_id, color="light", size="sm", title=f"previous {what}"),
+        html.Div(dropdown, style={"flex": "1 1 auto", "minWidth": "3.5rem"}),
+        dbc.Button("›", id=next_id, color="light", size="sm", title=f"next {what}"),
+    ], size="sm", className="flex-nowrap")
+
+
 def controls(state: ViewState) -> dbc.Card:
-    """Dropdowns for model, corpus, layer, head, projection, dims, normalisation and colour."""
+    """Every control of the view (their values mirror the URL)."""
     spec = read_spec(state.model)
     return dbc.Card(dbc.CardBody([
         _field("Model", _dropdown(ids.MODEL, model_options(), state.model)),
         _field("Corpus", _dropdown(ids.CORPUS, corpus_options(spec.modality), state.corpus)),
         dbc.Row([
-            dbc.Col(_field("Layer", _dropdown(ids.LAYER, _range_options(spec.n_layers), state.layer))),
-            dbc.Col(_field("Head", _dropdown(ids.HEAD, _range_options(spec.n_heads), state.head))),
-        ]),
+            dbc.Col(_field("Layer", _stepper(_dropdown(ids.LAYER, range_options(spec.n_layers), state.layer),
+                                             ids.PREV_LAYER, ids.NEXT_LAYER, "layer"))),
+            dbc.Col(_field("Head", _stepper(_dropdown(ids.HEAD, range_options(spec.n_heads), state.head),
+                                            ids.PREV_HEAD, ids.NEXT_HEAD, "head"))),
+        ], className="g-2"),
         _field("Projection", _dropdown(ids.METHOD, [{"label": v, "value": k} for k, v in METHOD_LABELS.items()],
                                        state.method)),
         _field("Dimensions", dbc.RadioItems(id=ids.DIMS, options=[{"label": "2D", "value": 2},
@@ -61,31 +79,84 @@ def controls(state: ViewState) -> dbc.Card:
         _field("Normalisation", _dropdown(ids.NORM, [{"label": NORM_LABELS[n], "value": n} for n in NORMALIZATIONS],
                                           state.norm)),
         _field("Colour", _dropdown(ids.COLOR, [{"label": v, "value": k} for k, v in COLORS.items()], state.color)),
+        _field("Show", dbc.RadioItems(id=ids.SHOW, options=[{"label": s, "value": s}
+                                                             for s in ("both", "queries", "keys")],
+                                      value=state.show, inline=True)),
+        dbc.Switch(id=ids.LABELS, label="token labels", value=bool(state.labels), className="small mb-2"),
+        _field("Search a token", dbc.Input(id=ids.SEARCH, type="search", value=state.search, debounce=True,
+                                           placeholder="e.g. the", maxLength=64, size="sm"),
+               [html.Div(id=ids.SEARCH_COUNT, className="small text-muted mt-1")]),
+        html.Hr(className="my-2"),
+        html.Div([
+            html.Span([dcc.Clipboard(id=ids.COPY_LINK, title="copy a link to this view",
+                                     style={"display": "inline-block", "cursor": "pointer"}), " Copy link"],
+                      className="btn btn-outline-secondary btn-sm me-1"),
+            dbc.Button("CSV", id=ids.DOWNLOAD_CSV, color="secondary", outline=True, size="sm", className="me-1",
+                       title="download this head's points as CSV"),
+            dbc.Button("Parquet", id=ids.DOWNLOAD_PARQUET, color="secondary", outline=True, size="sm",
+                       title="download this head's points as Parquet"),
+            dcc.Download(id=ids.DOWNLOAD),
+        ]),
     ]), className="shadow-sm")
 
 
-def _range_options(count: int) -> list[dict]:
-    """0..count-1 as dropdown options."""
-    return [{"label": str(i), "value": i} for i in range(count)]
+def single_panel() -> html.Div:
+    """The single-head view: scatter, selection line and hover panel."""
+    return html.Div([
+        html.Div([html.Span(id=ids.SELECTION, className="small"),
+                  dbc.Button("clear selection", id=ids.CLEAR_SELECTION, size="sm", color="link",
+                             className="py-0")], className="d-flex align-items-center"),
+        dcc.Graph(id=ids.SINGLE_GRAPH, style={"height": "70vh"}, figure=empty_figure("Preparing the view…"),
+                  config=GRAPH_CONFIG),
+        dbc.Card(dbc.CardBody(html.Div("Hover a point to see its sentence; click it to select its text.",
+                                       id=ids.HOVER_PANEL, className="small")), className="mt-2"),
+    ], id=ids.SINGLE_PANEL)
+
+
+def matrix_panel() -> html.Div:
+    """The matrix view: every head of the model in one WebGL figure."""
+    return html.Div([
+        dbc.Progress(id=ids.MATRIX_PROGRESS, value=0, striped=True, animated=True, className="mb-1",
+                     style={"height": "1.2rem"}),
+        html.Div(id=ids.MATRIX_STATUS, className="small text-muted mb-1"),
+        dcc.Interval(id=ids.MATRIX_INTERVAL, interval=1000, disabled=True),
+        dcc.Store(id=ids.MATRIX_DRAWN),
+        dcc.Graph(id=ids.MATRIX_GRAPH, style={"height": "78vh"}, figure=empty_figure("Open the matrix view…"),
+                  config=GRAPH_CONFIG),
+    ], id=ids.MATRIX_PANEL, style={"display": "none"})
+
+
+def sentence_panel() -> html.Div:
+    """The sentence view: BertViz-style lines for the selected text, and the head's average by position."""
+    return html.Div([
+        dbc.Switch(id=ids.HIDE_SPECIAL, label="hide special tokens (renormalise the rest)", value=False,
+                   className="small"),
+        html.Div([
+            dbc.Row([
+                dbc.Col(dcc.Graph(id=ids.SENTENCE_GRAPH, style={"height": "70vh"}, config=GRAPH_CONFIG,
+                                  figure=empty_figure("Select a text: click a point in the single view")), md=6),
+                dbc.Col(dcc.Graph(id=ids.AGGREGATE_GRAPH, style={"height": "70vh"}, config=GRAPH_CONFIG,
+                                  figure=empty_figure("")), md=6),
+            ]),
+        ], id=ids.SENTENCE_VIEW),
+    ], id=ids.SENTENCE_PANEL, style={"display": "none"})
 
 
 def view_panel() -> html.Div:
-    """Heading, progress, the WebGL scatter and the hover panel."""
+    """Tabs, heading, progress and the three views."""
     return html.Div([
+        dbc.Tabs([dbc.Tab(label="Matrix (all heads)", tab_id="matrix"), dbc.Tab(label="Single head", tab_id="single"),
+                  dbc.Tab(label="Sentence", tab_id="sentence")], id=ids.VIEW_TABS, active_tab="single",
+                 className="mb-2"),
         html.Div(id=ids.NOTICES),
-        html.Div([
-            html.H4(id=ids.HEADING, className="mb-0 me-3"),
-            html.Span(id=ids.SUBHEADING, className="text-muted small"),
-        ], className="d-flex align-items-baseline mb-2"),
+        html.Div([html.H4(id=ids.HEADING, className="mb-0 me-3"),
+                  html.Span(id=ids.SUBHEADING, className="text-muted small")],
+                 className="d-flex align-items-baseline mb-1"),
         html.Div(dbc.Progress(id=ids.PROGRESS, value=0, label="", striped=True, animated=True,
                               style={"height": "1.4rem"}),
-                 id=ids.PROGRESS_WRAP, style={"display": "none"}, className="mb-2"),
+                 id=ids.PROGRESS_WRAP, style={"display": "none"}, className="mb-1"),
         html.Div(id=ids.STATUS, className="small text-muted mb-1"),
-        dcc.Graph(id=ids.SINGLE_GRAPH, style={"height": "72vh"}, figure=empty_figure("Preparing the view…"),
-                  config={"scrollZoom": True, "displaylogo": False,
-                          "toImageButtonOptions": {"format": "png", "filename": "qk-atlas-head", "scale": 2}}),
-        dbc.Card(dbc.CardBody(html.Div("Hover a point to see its sentence.", id=ids.HOVER_PANEL,
-                                       className="small")), className="mt-2"),
+        single_panel(), matrix_panel(), sentence_panel(),
     ])
 
 
@@ -94,14 +165,11 @@ def page() -> html.Div:
     state = ViewState()
     return html.Div([
         dcc.Location(id=ids.URL, refresh=False),
-        dcc.Store(id=ids.VIEW_REQUEST),
-        dcc.Store(id=ids.URL_CANONICAL),
+        dcc.Store(id=ids.VIEW_REQUEST), dcc.Store(id=ids.VIEW_STYLE), dcc.Store(id=ids.MATRIX_REQUEST),
+        dcc.Store(id=ids.SINGLE_KEYS), dcc.Store(id=ids.URL_CANONICAL),
         dbc.Navbar(dbc.Container([
             dbc.NavbarBrand("qk-atlas", className="fw-bold"),
             html.Span("queries and keys of every attention head, in one picture", className="text-light small"),
         ], fluid=True), color="dark", dark=True, className="mb-3"),
-        dbc.Container(dbc.Row([
-            dbc.Col(controls(state), md=3),
-            dbc.Col(view_panel(), md=9),
-        ]), fluid=True),
+        dbc.Container(dbc.Row([dbc.Col(controls(state), md=3), dbc.Col(view_panel(), md=9)]), fluid=True),
     ])

@@ -1,0 +1,104 @@
+"""Matrix view: submit every head to the worker, then fill the cells in as they finish (polled once a second)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+from dash import Dash, Input, Output, State, ctx, no_update
+
+from dashboard import ids, jobs
+from dashboard.figures.matrix import matrix_figure
+from workers import local_queue, metrics
+from workers.models import read_spec
+from workers.pipeline import HeadRequest, resolve_heads
+
+SAMPLE_TOKENS = 2000  # tokens drawn per head (each a query and a key); stated in the status line
+
+
+def _template(request: dict[str, Any]) -> HeadRequest:
+    """The matrix's head request (2D, any head)."""
+    return HeadRequest(model=request["model"], corpus=request["corpus"], norm=request["norm"],
+                       method=request["method"], dims=2)
+
+
+@lru_cache(maxsize=256)
+def _coords(key: str) -> np.ndarray:
+    """One head's coords (content-addressed, cached)."""
+    arrays = jobs.store().get_arrays(key)
+    if arrays is None:
+        raise KeyError(key)
+    return arrays["coords"]
+
+
+def token_sample(n_tokens: int, size: int = SAMPLE_TOKENS) -> np.ndarray:
+    """A fixed, sorted random sample of token rows (all rows when there are few)."""
+    if n_tokens <= size:
+        return np.arange(n_tokens)
+    return np.sort(np.random.default_rng(0).choice(n_tokens, size, replace=False))
+
+
+def finished_cells(request: dict[str, Any]) -> tuple[dict[tuple[int, int], dict], int]:
+    """Keys of the finished heads, and how many heads there are."""
+    keys = resolve_heads(_template(request))
+    store = jobs.store()
+    done = {cell: k.__dict__ for cell, k in keys.items() if store.has(k.coords) and store.has(k.tokens)}
+    return done, len(keys)
+
+
+def register(app: Dash) -> None:
+    """Callbacks of the matrix view."""
+
+    @app.callback(Output(ids.MATRIX_INTERVAL, "disabled"), Output(ids.MATRIX_DRAWN, "data"),
+                  Input(ids.MATRIX_REQUEST, "data"), prevent_initial_call=True)
+    def start(request: dict[str, Any] | None):
+        """Queue every unfinished head (the worker dedups) and start polling."""
+        if not request:
+            return True, no_update
+        done, _total = finished_cells(request)
+        store, template = jobs.store(), _template(request)
+        spec = read_spec(request["model"])
+        for layer in range(spec.n_layers):
+            for head in range(spec.n_heads):
+                if (layer, head) not in done:
+                    local_queue.submit(replace(template, layer=layer, head=head).to_dict(), store)
+        return False, None
+
+    @app.callback(Output(ids.MATRIX_GRAPH, "figure"), Output(ids.MATRIX_PROGRESS, "value"),
+                  Output(ids.MATRIX_PROGRESS, "label"), Output(ids.MATRIX_STATUS, "children"),
+                  Output(ids.MATRIX_INTERVAL, "disabled", allow_duplicate=True),
+                  Output(ids.MATRIX_DRAWN, "data", allow_duplicate=True),
+                  Input(ids.MATRIX_INTERVAL, "n_intervals"), Input(ids.MATRIX_REQUEST, "data"),
+                  Input(ids.VIEW_STYLE, "data"), State(ids.MATRIX_DRAWN, "data"), prevent_initial_call=True)
+    def draw(_tick, request: dict[str, Any] | None, style: dict[str, Any] | None, drawn: dict | None):
+        """Redraw when more heads have finished (or the search changed)."""
+        if not request or not style or style.get("view") != "matrix":
+            return (no_update,) * 6
+        done, total = finished_cells(request)
+        signature = {"done": len(done), "search": style["search"], "request": request}
+        if drawn == signature and ctx.triggered_id == ids.MATRIX_INTERVAL:
+            return (no_update,) * 4 + (len(done) == total, no_update)
+        spec = read_spec(request["model"])
+        figure, status = _figure(done, spec, style["search"], total)
+        percent = int(100 * len(done) / max(total, 1))
+        return figure, percent, f"{len(done)}/{total} heads", status, len(done) == total, signature
+
+
+def _figure(done: dict[tuple[int, int], dict], spec, search: str, total: int):
+    """The matrix figure of the finished heads and a status line."""
+    if not done:
+        return matrix_figure({}, spec.n_layers, spec.n_heads, np.arange(0)), f"0/{total} heads computed…"
+    tokens = jobs.tokens_table(next(iter(done.values()))["tokens"])
+    n = len(tokens["token"])
+    sample = token_sample(n)
+    matches = np.flatnonzero(metrics.search_matches(tokens["token"], search)) if search.strip() else None
+    cells = {cell: _coords(keys["coords"]) for cell, keys in done.items()}
+    figure = matrix_figure(cells, spec.n_layers, spec.n_heads, sample, matches)
+    status = (f"{len(done)}/{total} heads · each cell shows {len(sample):,} of {n:,} tokens (sampled, the same "
+              f"tokens in every cell) as a query and a key · click a cell to open it")
+    if matches is not None:
+        shown = int(np.isin(sample, matches).sum())
+        status += f" · {len(matches):,} tokens match {search!r}, {shown:,} of them in the sample"
+    return figure, status

@@ -1,0 +1,64 @@
+"""Sentence view: the selected text's attention in one head, and the head's average by position."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from dash import Dash, Input, Output, State, no_update
+
+from dashboard import ids, jobs
+from dashboard.figures.sentence import aggregate_figure, sentence_figure
+from dashboard.figures.single import empty_figure
+from workers import metrics
+
+
+@lru_cache(maxsize=16)
+def _position_mean(q_key: str, k_key: str, tokens_key: str, causal: bool):
+    """A head's mean attention by position (cached per head)."""
+    q = jobs.stored_vector(q_key)
+    k = jobs.stored_vector(k_key)
+    return metrics.position_attention(q, k, jobs.tokens_table(tokens_key)["text_id"], causal)
+
+
+def register(app: Dash) -> None:
+    """Callbacks of the sentence view."""
+
+    @app.callback(Output(ids.SENTENCE_GRAPH, "figure"), Output(ids.AGGREGATE_GRAPH, "figure"),
+                  Input(ids.SINGLE_KEYS, "data"), Input(ids.VIEW_STYLE, "data"), Input(ids.HIDE_SPECIAL, "value"),
+                  Input(ids.SENTENCE_GRAPH, "hoverData"), State(ids.SENTENCE_GRAPH, "figure"),
+                  prevent_initial_call=True)
+    def draw(computed: dict[str, Any] | None, style: dict[str, Any] | None, hide_special: bool,
+             hover: dict | None, _current):
+        """Lines for the selected text (hovering a query isolates its lines) and the position average."""
+        if not computed or not style or style.get("view") != "sentence" or "keys" not in computed:
+            return no_update, no_update
+        keys, causal = computed["keys"], computed["causal"]
+        tokens = jobs.tokens_table(keys["tokens"])
+        mean, count = _position_mean(keys["q"], keys["k"], keys["tokens"], causal)
+        aggregate = aggregate_figure(mean, count, f"L{style['layer']} H{style['head']}: mean attention by "
+                                                  f"position over {len(tokens['texts']):,} texts")
+        if style["text"] < 0:
+            return empty_figure("Select a text: click a point in the single view, or add &text=N to the URL"), \
+                aggregate
+        rows = metrics.text_rows(tokens["text_id"], style["text"])
+        if not len(rows):
+            return empty_figure(f"Text {style['text']} is not in this corpus"), aggregate
+        attention = metrics.head_text_attention(jobs.stored_vector(keys["q"]), jobs.stored_vector(keys["k"]),
+                                                rows, causal)
+        words = [str(t) for t in tokens["token"][rows]]
+        if hide_special:
+            drop = tokens["is_special"][rows] | (causal & (tokens["position"][rows] == 0))
+            attention = metrics.renormalise_without(attention, drop)[~drop][:, ~drop]
+            words = [w for w, d in zip(words, drop, strict=True) if not d]
+        focus = _hovered_query(hover)
+        title = f"text {style['text']}: {tokens['texts'][style['text']]}"[:120]
+        return sentence_figure(words, attention, focus, title), aggregate
+
+
+def _hovered_query(hover: dict | None) -> int | None:
+    """The query position under the mouse (curve 'queries'), if any."""
+    point = (hover or {}).get("points", [{}])[0]
+    if point.get("x") == 0 and isinstance(point.get("customdata"), int):
+        return point["customdata"]
+    return None

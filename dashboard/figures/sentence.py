@@ -1,0 +1,63 @@
+"""Sentence view figures: BertViz-style query -> key lines for one text, and a head's average by position."""
+
+from __future__ import annotations
+
+import html
+
+import numpy as np
+import plotly.graph_objects as go
+
+from dashboard.figures.single import KEY_COLOR, QUERY_COLOR
+
+OPACITY_BINS = (0.02, 0.1, 0.2, 0.4, 0.6, 0.8, 1.01)  # lines under 0.02 are not drawn
+
+
+def sentence_figure(words: list[str], attention: np.ndarray, focus: int | None, title: str) -> go.Figure:
+    """Queries on the left, keys on the right, a line per (query, key) with opacity = attention.
+
+    words: tokens of the text [n]; attention [n, n] (rows queries); focus: a query position whose lines
+    alone are drawn (hover isolates them), or None for all.
+    """
+    n = len(words)
+    y = -np.arange(n, dtype=float)
+    rows = [focus] if focus is not None and 0 <= focus < n else list(range(n))
+    traces = []
+    for low, high in zip(OPACITY_BINS[:-1], OPACITY_BINS[1:], strict=True):
+        xs, ys = [], []
+        for q in rows:
+            for k in np.flatnonzero((attention[q] >= low) & (attention[q] < high)):
+                xs += [0.0, 1.0, None]
+                ys += [y[q], y[k], None]
+        if xs:
+            traces.append(go.Scatter(x=xs, y=ys, mode="lines", hoverinfo="skip", showlegend=False,
+                                     line={"color": "#ff7f0e", "width": 1 + 3 * low},
+                                     opacity=min(1.0, 0.15 + (low + min(high, 1.0)) / 2)))
+    labels = [html.escape(w) for w in words]
+    position = np.arange(n, dtype=np.int32)
+    traces.append(go.Scatter(x=np.zeros(n), y=y, mode="markers+text", text=labels, textposition="middle left",
+                             customdata=position, name="queries", marker={"color": QUERY_COLOR, "size": 8},
+                             hovertemplate="query %{text} · position %{customdata}<extra></extra>"))
+    traces.append(go.Scatter(x=np.ones(n), y=y, mode="markers+text", text=labels, textposition="middle right",
+                             customdata=position, name="keys", marker={"color": KEY_COLOR, "size": 8},
+                             hovertemplate="key %{text} · position %{customdata}<extra></extra>"))
+    figure = go.Figure(traces)
+    figure.update_layout(title={"text": html.escape(title), "font": {"size": 13}}, showlegend=False,
+                         plot_bgcolor="white", margin={"l": 10, "r": 10, "t": 40, "b": 10}, hovermode="closest")
+    figure.update_xaxes(visible=False, range=[-0.9, 1.9], fixedrange=True)
+    figure.update_yaxes(visible=False, range=[-n + 0.3, 0.8], fixedrange=True)
+    return figure
+
+
+def aggregate_figure(mean: np.ndarray, count: np.ndarray, title: str) -> go.Figure:
+    """Heatmap of the head's mean attention by (query position, key position) over the corpus."""
+    size = int(np.max(np.flatnonzero(count.sum(axis=1) > 0), initial=0)) + 1
+    figure = go.Figure(go.Heatmap(z=mean[:size, :size], colorscale="Oranges", zmin=0, zmax=float(np.nanmax(mean)),
+                                  customdata=count[:size, :size],
+                                  hovertemplate="query pos %{y} → key pos %{x}<br>mean attention %{z:.3f}"
+                                                "<br>%{customdata} texts<extra></extra>",
+                                  colorbar={"title": {"text": "mean attn"}, "thickness": 12}))
+    figure.update_layout(title={"text": html.escape(title), "font": {"size": 13}}, plot_bgcolor="white",
+                         margin={"l": 40, "r": 10, "t": 40, "b": 40})
+    figure.update_xaxes(title="key position", constrain="domain")
+    figure.update_yaxes(title="query position", autorange="reversed", scaleanchor="x")
+    return figure

@@ -1,0 +1,68 @@
+"""Per-head figures computed with numpy from stored q and k (attention of a text, position averages, token traits)."""
+
+from __future__ import annotations
+
+import string
+
+import numpy as np
+
+from workers.attention import text_attention
+
+PUNCTUATION = set(string.punctuation) | {"…", "“", "”", "‘", "’", "—", "–"}
+
+
+def text_rows(text_id: np.ndarray, text: int) -> np.ndarray:
+    """Row indices [n] of one text's tokens (in position order)."""
+    return np.flatnonzero(text_id == text)
+
+
+def head_text_attention(q: np.ndarray, k: np.ndarray, rows: np.ndarray, causal: bool) -> np.ndarray:
+    """Attention [query pos, key pos] of one head within one text; q, k [token, d_head]."""
+    return text_attention(q[None, rows], k[None, rows], causal)[0]
+
+
+def renormalise_without(attention: np.ndarray, drop: np.ndarray) -> np.ndarray:
+    """Attention [n, n] with the key columns in `drop` (bool [n]) removed from view and rows renormalised."""
+    kept = attention * ~drop[None, :]
+    total = kept.sum(axis=1, keepdims=True)
+    return np.divide(kept, total, out=np.zeros_like(kept), where=total > 0)
+
+
+def position_attention(q: np.ndarray, k: np.ndarray, text_id: np.ndarray, causal: bool, max_positions: int = 48
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """Mean attention by (query position, key position) over all texts, and the count per cell: [P, P] each."""
+    total = np.zeros((max_positions, max_positions))
+    count = np.zeros((max_positions, max_positions))
+    boundaries = np.flatnonzero(np.diff(text_id)) + 1
+    for rows in np.split(np.arange(len(text_id)), boundaries):
+        attention = head_text_attention(q, k, rows, causal)[:max_positions, :max_positions]
+        n = attention.shape[0]
+        total[:n, :n] += attention
+        count[:n, :n] += 1
+    return np.divide(total, count, out=np.full_like(total, np.nan), where=count > 0), count
+
+
+def vector_norms(vectors: np.ndarray) -> np.ndarray:
+    """Euclidean norm of each row, float32 [token]."""
+    return np.linalg.norm(vectors, axis=1).astype(np.float32)
+
+
+def token_kind(tokens: np.ndarray, is_special: np.ndarray) -> np.ndarray:
+    """0 ordinary, 1 special (CLS, SEP, BOS ...), 2 punctuation: uint8 [token]."""
+    bare = np.char.lstrip(np.char.replace(tokens.astype(str), "##", ""), "Ġ▁")
+    punct = np.array([len(t) > 0 and all(c in PUNCTUATION for c in t) for t in bare], dtype=bool)
+    return np.where(is_special, 1, np.where(punct, 2, 0)).astype(np.uint8)
+
+
+def token_lengths(tokens: np.ndarray) -> np.ndarray:
+    """Characters per token, word-piece markers removed: int32 [token]."""
+    return np.char.str_len(np.char.lstrip(np.char.replace(tokens.astype(str), "##", ""), "Ġ▁")).astype(np.int32)
+
+
+def search_matches(tokens: np.ndarray, query: str) -> np.ndarray:
+    """Bool [token]: tokens equal to the query, case-insensitive, ignoring word-piece markers."""
+    wanted = query.strip().lower()
+    if not wanted:
+        return np.zeros(len(tokens), dtype=bool)
+    bare = np.char.lower(np.char.lstrip(np.char.replace(tokens.astype(str), "##", ""), "Ġ▁"))
+    return bare == wanted.replace("##", "")
