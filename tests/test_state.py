@@ -47,3 +47,16 @@ def test_garbage_query_never_raises():
 def test_controls_are_clamped_to_the_model():
     state = with_controls(ViewState(), layer=3, head=11, dims="3")
     assert (state.layer, state.head, state.dims) == (3, 11, 3)
+
+
+def test_selection_search_and_display_options_round_trip():
+    state = ViewState(view="sentence", search="the", text=12, pos=3, show="keys", labels=1, color="kind")
+    parsed, notices = parse_query(state.to_query())
+    assert parsed == state and notices == []
+    assert "text=" not in ViewState().to_query() and "search=" not in ViewState().to_query()
+
+
+def test_changing_corpus_clears_the_selection():
+    state = ViewState(text=5, pos=2)
+    assert with_controls(state, corpus="default", head=3).text == 5
+    assert with_controls(state, model="minilm", corpus="default").pos == 2

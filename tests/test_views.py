@@ -1,0 +1,118 @@
+"""View computations against direct ones: metrics, colour modes, overlays, matrix tiling, downloads."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dashboard.figures.matrix import cell_at, cell_origin, matrix_figure, unit_cell
+from dashboard.figures.single import COLOR_MODES, HeadData, Style, available_colors, color_values, single_figure
+from tests.conftest import SENTENCES
+from workers import metrics
+from workers.attention import text_attention
+from workers.corpus import make_corpus
+from workers.extract import extract
+
+
+@pytest.fixture(scope="module")
+def head(minilm) -> HeadData:
+    bundle = extract(minilm, make_corpus("t", SENTENCES), batch_size=2)
+    q, k = bundle.q[2][5], bundle.k[2][5]
+    coords = np.random.default_rng(0).normal(size=(2 * len(q), 2)).astype(np.float32)
+    return HeadData(coords=coords, tokens={**bundle.tokens, "texts": np.array(SENTENCES)}, q=q, k=k, causal=False)
+
+
+def test_token_kinds_and_lengths():
+    tokens = np.array(["[CLS]", "the", ".", "##s", "'", "Ġhello", "?!", "[SEP]"])
+    special = np.array([True, False, False, False, False, False, False, True])
+    assert list(metrics.token_kind(tokens, special)) == [1, 0, 2, 0, 2, 0, 2, 1]
+    assert list(metrics.token_lengths(tokens)[:4]) == [5, 3, 1, 1]
+
+
+def test_search_is_case_insensitive_and_ignores_wordpiece_marks():
+    tokens = np.array(["The", "the", "THE", "##the", "there", "[CLS]"])
+    assert list(metrics.search_matches(tokens, " tHe ")) == [True, True, True, True, False, False]
+    assert not metrics.search_matches(tokens, "").any()
+
+
+def test_renormalise_without_special_columns():
+    attention = np.array([[0.5, 0.3, 0.2], [0.6, 0.2, 0.2], [0.1, 0.1, 0.8]])
+    out = metrics.renormalise_without(attention, np.array([True, False, False]))
+    np.testing.assert_allclose(out[:, 0], 0)
+    np.testing.assert_allclose(out.sum(axis=1), 1)
+    np.testing.assert_allclose(out[0, 1:], [0.6, 0.4])
+
+
+def test_position_attention_equals_a_direct_average(head):
+    mean, count = metrics.position_attention(head.q, head.k, head.tokens["text_id"], causal=False)
+    total, seen = np.zeros((48, 48)), np.zeros((48, 48))
+    for text in range(len(SENTENCES)):
+        rows = head.tokens["text_id"] == text
+        attention = text_attention(head.q[None, rows], head.k[None, rows])[0]
+        n = len(attention)
+        total[:n, :n] += attention
+        seen[:n, :n] += 1
+    np.testing.assert_array_equal(count, seen)
+    np.testing.assert_allclose(mean[seen > 0], (total / np.maximum(seen, 1))[seen > 0])
+    assert np.isnan(mean[seen == 0]).all()
+
+
+@pytest.mark.parametrize("mode", [m for m in COLOR_MODES if m not in ("row", "col")])
+def test_every_colour_mode_draws(head, mode):
+    figure, _ = single_figure(head, Style(color=mode), "r")
+    n = len(head.tokens["token"])
+    assert [t.name for t in figure.data[:2]] == ["queries", "keys"]
+    values = color_values(mode, "query", head)
+    if mode == "role":
+        assert values is None
+    else:
+        assert len(values) == n and np.isfinite(values).all()
+    if mode == "norm":
+        np.testing.assert_allclose(color_values(mode, "key", head), np.linalg.norm(head.k, axis=1), rtol=1e-5)
+
+
+def test_image_colours_only_for_image_corpora(head):
+    assert "row" not in available_colors(head.tokens)
+    assert "row" in available_colors({**head.tokens, "row": np.zeros(3), "col": np.zeros(3)})
+
+
+def test_overlays_count_matches_and_lines(head):
+    _, counts = single_figure(head, Style(search="the", text=0), "r")
+    assert counts["matches"] == int(np.isin(np.char.lower(head.tokens["token"]), ["the"]).sum()) == 3
+    rows = head.tokens["text_id"] == 0
+    attention = text_attention(head.q[None, rows], head.k[None, rows])[0]
+    assert counts["lines"] == int((attention >= 0.1).sum())
+    figure, _ = single_figure(head, Style(show="queries", text=0), "r")
+    assert figure.data[1].visible == "legendonly"
+    assert not any("keys" in (t.name or "") and "selected" in (t.name or "") for t in figure.data)
+
+
+def test_matrix_cells_tile_and_clicks_map_back():
+    for layer in range(6):
+        for head_index in range(12):
+            x, y = cell_origin(layer, head_index)
+            for dx, dy in ((0.01, 0.01), (0.5, 0.5), (0.99, 0.99)):
+                assert cell_at(x + dx, y + dy) == (layer, head_index)
+    rng = np.random.default_rng(0)
+    cells = {(0, 0): rng.normal(size=(200, 2)), (1, 2): rng.normal(size=(200, 2))}
+    figure = matrix_figure(cells, 2, 3, np.arange(50))
+    assert len(figure.data) == 2 and len(figure.data[0].x) == 2 * 50
+    placed = unit_cell(rng.normal(size=(500, 2)))
+    assert placed.min() >= -0.02 and placed.max() <= 1.02
+
+
+def test_download_table_equals_export(tmp_path):
+    from dashboard import jobs
+    from dashboard.callbacks.downloads import points_frame
+    from workers.pipeline import HeadRequest, ensure_head_view, export_arrays
+    from workers.store import open_store
+
+    jobs.set_cache_dir(tmp_path)
+    store = open_store(tmp_path)
+    request = HeadRequest(layer=1, head=1)
+    keys = ensure_head_view(request, store)
+    frame = points_frame(keys.__dict__)
+    arrays = export_arrays(request, store)
+    n = len(arrays["token"])
+    assert list(frame.columns) == ["text_id", "position", "token", "role", "x", "y"] and len(frame) == 2 * n
+    np.testing.assert_array_equal(frame[["x", "y"]].to_numpy(), arrays["coords"])
