@@ -7,6 +7,7 @@ import re
 import time
 
 import pytest
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 
 from dashboard.figures.single import KEY_COLOR, QUERY_COLOR
@@ -86,6 +87,12 @@ def test_hover_shows_the_sentence_and_click_selects_its_text(dash_duo, app):
     dash_duo.find_element("#clear-selection").click()
     wait_until(lambda: "text=" not in dash_duo.driver.current_url, timeout=20)
     wait_until(lambda: "selected text (queries)" not in [n for _t, n, _c in traces(dash_duo, "single-graph")])
+    # select again, then a click on empty space (the plot's corner) clears it too
+    mouse_to_point(dash_duo, "single-graph", curve, index, click=True)
+    wait_until(lambda: "text=" in dash_duo.driver.current_url, timeout=20)
+    drag = dash_duo.find_element("#single-graph .nsewdrag")
+    ActionChains(dash_duo.driver).move_to_element_with_offset(drag, 3, 3).pause(0.3).click().perform()
+    wait_until(lambda: "text=" not in dash_duo.driver.current_url, timeout=20)
 
 
 def test_search_highlights_and_counts(dash_duo, app):
@@ -134,3 +141,28 @@ def test_bad_url_values_fall_back_with_a_notice_and_markup_stays_text(dash_duo, 
     wait_for_points(dash_duo)
     dash_duo.wait_for_contains_text("#search-count", "match", timeout=30)
     assert dash_duo.driver.execute_script("return window.pwned === undefined")
+
+
+@pytest.fixture
+def vit_app(isolated_cache, minilm, tmp_path, monkeypatch):
+    from dashboard.app import create_app
+    from tests.tiny_models import save
+
+    folder = save("vit", tmp_path / "tiny-vit", minilm.tokenizer)
+    monkeypatch.setenv("QK_ATLAS_MODELS", f"tiny-vit={folder}")
+    app = create_app(cache_dir=isolated_cache)
+    yield app
+    app.local_worker.stop()
+
+
+def test_image_view_shows_the_patch_attention(dash_duo, vit_app):
+    dash_duo.start_server(vit_app)
+    dash_duo.driver.get(dash_duo.server_url + "/?view=sentence&model=tiny-vit&corpus=images&layer=1&head=2"
+                                              "&text=20&pos=6")
+    wait_until(lambda: [t for t, _n, _c in traces(dash_duo, "sentence-graph") or []] == ["image", "heatmap"],
+               timeout=90)
+    shapes = dash_duo.driver.execute_script(
+        "return document.querySelector('#sentence-graph .js-plotly-plot').layout.shapes.length")
+    assert shapes == 1  # the selected patch is outlined
+    dash_duo.wait_for_contains_text("#sentence-graph", "patch r1 c1", timeout=10)  # position 6 = 1 + 1 * 4 + 1
+    assert "tiny-vit (vit, 2x4)" in dash_duo.find_element("#model-dropdown").text

@@ -8,9 +8,11 @@ from typing import Any
 from dash import Dash, Input, Output, State, no_update
 
 from dashboard import ids, jobs
+from dashboard.figures.image import image_figure
 from dashboard.figures.sentence import aggregate_figure, sentence_figure
 from dashboard.figures.single import empty_figure
 from workers import metrics
+from workers.pipeline import corpus_for
 
 
 @lru_cache(maxsize=16)
@@ -46,6 +48,8 @@ def register(app: Dash) -> None:
             return empty_figure(f"Text {style['text']} is not in this corpus"), aggregate
         attention = metrics.head_text_attention(jobs.stored_vector(keys["q"]), jobs.stored_vector(keys["k"]),
                                                 rows, causal)
+        if "row" in tokens:  # an image corpus: the image view
+            return _image_view(style, tokens, rows, attention), aggregate
         words = [str(t) for t in tokens["token"][rows]]
         if hide_special:
             drop = tokens["is_special"][rows] | (causal & (tokens["position"][rows] == 0))
@@ -54,6 +58,15 @@ def register(app: Dash) -> None:
         focus = _hovered_query(hover)
         title = f"text {style['text']}: {tokens['texts'][style['text']]}"[:120]
         return sentence_figure(words, attention, focus, title), aggregate
+
+
+def _image_view(style: dict[str, Any], tokens: dict, rows, attention):
+    """The selected image with the selected patch's attention (CLS when no patch is selected)."""
+    corpus = corpus_for(style["corpus"])
+    grid = int(tokens["row"].max()) + 1
+    position = style["pos"] if 0 <= style["pos"] < len(rows) else 0
+    return image_figure(corpus.images[style["text"]], attention[position], grid, position,
+                        f"image {style['text']}: {corpus.names[style['text']]}")
 
 
 def _hovered_query(hover: dict | None) -> int | None:
