@@ -87,11 +87,12 @@ def test_hover_shows_the_sentence_and_click_selects_its_text(dash_duo, app):
     dash_duo.find_element("#clear-selection").click()
     wait_until(lambda: "text=" not in dash_duo.driver.current_url, timeout=20)
     wait_until(lambda: "selected text (queries)" not in [n for _t, n, _c in traces(dash_duo, "single-graph")])
-    # select again, then a click on empty space (the plot's corner) clears it too
+    # select again, then a click on empty space (the plot's bottom-right corner) clears it too
     mouse_to_point(dash_duo, "single-graph", curve, index, click=True)
     wait_until(lambda: "text=" in dash_duo.driver.current_url, timeout=20)
     drag = dash_duo.find_element("#single-graph .nsewdrag")
-    ActionChains(dash_duo.driver).move_to_element_with_offset(drag, 3, 3).pause(0.3).click().perform()
+    corner = (int(drag.rect["width"]) - 4, int(drag.rect["height"]) - 4)
+    ActionChains(dash_duo.driver).move_to_element_with_offset(drag, *corner).pause(0.3).click().perform()
     wait_until(lambda: "text=" not in dash_duo.driver.current_url, timeout=20)
 
 

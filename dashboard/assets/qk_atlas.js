@@ -1,6 +1,7 @@
 // qk-atlas: a click on empty space in the single view clears the selection.
-// Plotly emits plotly_click only when a point is under the mouse; a DOM click on the plot area with no
-// point click just before it (and no drag) therefore means "empty space".
+// Plotly emits plotly_click only when a point is under the mouse; a press and release on the plot area that
+// did not move (not a pan) and produced no point click therefore means "empty space". Plotly covers the page
+// with a drag layer while the button is down, so the press target decides, not the release target.
 (function () {
   var lastPointClick = 0, downAt = null;
   function graph() { return document.querySelector('#single-graph .js-plotly-plot'); }
@@ -12,18 +13,20 @@
   }
   document.addEventListener('mousedown', function (ev) {
     watch(graph());
-    downAt = [ev.clientX, ev.clientY];
+    var inPlot = ev.button === 0 && ev.target.closest && ev.target.closest('#single-graph .nsewdrag');
+    downAt = inPlot ? [ev.clientX, ev.clientY, Date.now()] : null;
   }, true);
-  document.addEventListener('click', function (ev) {
-    var area = ev.target.closest && ev.target.closest('#single-graph .nsewdrag');
-    if (!area || !downAt) { return; }
+  document.addEventListener('mouseup', function (ev) {
+    if (!downAt) { return; }
     var moved = Math.abs(ev.clientX - downAt[0]) + Math.abs(ev.clientY - downAt[1]);
+    var pressed = downAt[2];
+    downAt = null;
     if (moved > 4) { return; }  // a pan, not a click
     setTimeout(function () {
-      if (Date.now() - lastPointClick > 300) {
+      if (lastPointClick < pressed) {
         var clear = document.getElementById('clear-selection');
         if (clear) { clear.click(); }
       }
-    }, 60);
-  });
+    }, 150);
+  }, true);
 })();
