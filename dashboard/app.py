@@ -15,6 +15,23 @@ from dashboard.layout.page import page
 from workers.config import settings
 
 ASSETS = Path(__file__).parent / "assets"
+DASH_QUEUE = "dash"
+
+
+def background_manager(cache_dir: Path):
+    """DiskcacheManager embedded; CeleryManager (queue 'dash', its own workers) when QK_ATLAS_REDIS_URL is set."""
+    redis_url = settings().redis_url
+    if redis_url is None:
+        return DiskcacheManager(diskcache.Cache(str(cache_dir / "dash-callbacks")))
+    from dash import CeleryManager
+
+    from workers.celery_app import make_celery
+
+    celery_app = make_celery(redis_url, name="qk_atlas_dash")
+    # Dash's callback tasks run on their own queue, so cancelling one never touches a compute worker.
+    celery_app.conf.task_default_queue = DASH_QUEUE
+    celery_app.conf.task_routes = {}
+    return CeleryManager(celery_app)
 
 
 def create_app(cache_dir: str | Path | None = None, start_worker: bool = True) -> Dash:
@@ -22,7 +39,7 @@ def create_app(cache_dir: str | Path | None = None, start_worker: bool = True) -
     cache_dir = Path(cache_dir or settings().cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
     jobs.set_cache_dir(cache_dir)
-    manager = DiskcacheManager(diskcache.Cache(str(cache_dir / "dash-callbacks")))
+    manager = background_manager(cache_dir)
     app = Dash(__name__, assets_folder=str(ASSETS), background_callback_manager=manager, title="qk-atlas",
                update_title=None)
     app.layout = page
@@ -31,7 +48,7 @@ def create_app(cache_dir: str | Path | None = None, start_worker: bool = True) -
     matrix.register(app)
     sentence.register(app)
     downloads.register(app)
-    app.local_worker = LocalWorker(cache_dir) if start_worker else None
+    app.local_worker = LocalWorker(cache_dir) if start_worker and not jobs.team_mode() else None
     if app.local_worker is not None:
         app.local_worker.start()
     return app

@@ -66,6 +66,22 @@ class LocalWorker:
 _CACHE_DIR: list[str] = []
 
 
+def team_mode() -> bool:
+    """Whether QK_ATLAS_REDIS_URL is set (Celery workers over Redis) rather than embedded."""
+    from workers.config import settings
+
+    return settings().redis_url is not None
+
+
+def backend():
+    """The job API in use: workers.team_jobs (team mode) or workers.local_queue (embedded)."""
+    if team_mode():
+        from workers import team_jobs
+
+        return team_jobs
+    return local_queue
+
+
 def set_cache_dir(directory: str | Path) -> None:
     """Remember the app's cache directory (set once by create_app)."""
     _CACHE_DIR[:] = [str(directory)]
@@ -103,10 +119,10 @@ def run_request(request: HeadRequest, store: Store, progress: Any = None) -> dic
     keys = cached_keys(request, store)
     if keys is not None:
         return keys
-    job_id = local_queue.submit(request.to_dict(), store)
+    job_id = backend().submit(request.to_dict(), store)
     deadline = time.monotonic() + TIMEOUT_SECONDS
     while time.monotonic() < deadline:
-        status = local_queue.job_status(job_id, store)
+        status = backend().job_status(job_id, store)
         if status["state"] == "done":
             return status["keys"]
         if status["state"] == "error":

@@ -11,7 +11,7 @@ from dash import Dash, Input, Output, State, ctx, no_update
 
 from dashboard import ids, jobs
 from dashboard.figures.matrix import matrix_figure
-from workers import local_queue, metrics
+from workers import metrics
 from workers.models import read_spec
 from workers.pipeline import HeadRequest, resolve_heads
 
@@ -63,7 +63,7 @@ def register(app: Dash) -> None:
         for layer in range(spec.n_layers):
             for head in range(spec.n_heads):
                 if (layer, head) not in done:
-                    local_queue.submit(replace(template, layer=layer, head=head).to_dict(), store)
+                    jobs.backend().submit(replace(template, layer=layer, head=head).to_dict(), store)
         return False, None
 
     @app.callback(Output(ids.MATRIX_GRAPH, "figure"), Output(ids.MATRIX_PROGRESS, "value"),

@@ -1,0 +1,170 @@
+"""Team mode with real parts: a redis-server and Celery worker processes, driven through the job API."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import redis
+
+from workers.pipeline import HeadRequest, resolve
+from workers.store import open_store
+
+REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+
+
+def free_port() -> int:
+    """A free TCP port on loopback."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(check, timeout: float, interval: float = 0.2, what: str = "condition"):
+    """Poll until check() is truthy."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"{what} not met within {timeout} s")
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory):
+    """A real redis-server on a free loopback port."""
+    assert Path(REDIS_SERVER).exists(), "redis-server is required (apt install redis-server)"
+    port = free_port()
+    server = subprocess.Popen([REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                               "--appendonly", "no"], stdout=subprocess.DEVNULL)
+    client = redis.Redis(port=port)
+    wait_until(lambda: _pings(client), 10, what="redis ping")
+    yield f"redis://127.0.0.1:{port}/0"
+    server.terminate()
+    server.wait(10)
+
+
+def _pings(client) -> bool:
+    try:
+        return client.ping()
+    except redis.ConnectionError:
+        return False
+
+
+class Team:
+    """Celery worker processes sharing one store directory."""
+
+    def __init__(self, url: str, cache_dir: Path, log_dir: Path):
+        self.url, self.cache_dir, self.log_dir = url, cache_dir, log_dir
+        self.workers: dict[str, subprocess.Popen] = {}
+        self.env = {**os.environ, "QK_ATLAS_REDIS_URL": url, "QK_ATLAS_CACHE_DIR": str(cache_dir),
+                    "QK_ATLAS_WARM_UMAP": "0"}
+
+    def start(self, name: str) -> None:
+        """Start one worker (one process, both queues) and wait until it answers."""
+        log = open(self.log_dir / f"{name}.log", "w")
+        command = [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker", "-Q", "extraction,projection",
+                   "-c", "1", "-n", f"{name}@%h", "-P", "prefork", "--without-gossip", "--without-mingle", "-l", "info"]
+        self.workers[name] = subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        wait_until(lambda: "ready" in (self.log_dir / f"{name}.log").read_text(), 60, what=f"worker {name} ready")
+
+    def stop(self) -> None:
+        """Stop every worker."""
+        for process in self.workers.values():
+            process.terminate()
+        for process in self.workers.values():
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+@pytest.fixture
+def team(redis_url, tmp_path, monkeypatch):
+    """Two workers on a clean Redis database and a fresh shared store; the test process uses the job API."""
+    redis.Redis.from_url(redis_url).flushdb()
+    monkeypatch.setenv("QK_ATLAS_REDIS_URL", redis_url)
+    monkeypatch.setenv("QK_ATLAS_CACHE_DIR", str(tmp_path / "shared"))
+    group = Team(redis_url, tmp_path / "shared", tmp_path)
+    yield group
+    group.stop()
+
+
+def wait_for_jobs(job_ids: list[str], timeout: float) -> dict[str, dict]:
+    """Poll until every job is done; fail on an error."""
+    from workers import team_jobs
+
+    statuses: dict[str, dict] = {}
+
+    def all_done() -> bool:
+        for job_id in job_ids:
+            if statuses.get(job_id, {}).get("state") != "done":
+                statuses[job_id] = team_jobs.job_status(job_id)
+                assert statuses[job_id]["state"] != "error", statuses[job_id]
+        return all(s["state"] == "done" for s in statuses.values())
+
+    wait_until(all_done, timeout, interval=0.5, what="all jobs done")
+    return statuses
+
+
+def test_full_matrix_on_two_workers(team):
+    from workers import team_jobs
+
+    team.start("w1")
+    team.start("w2")
+    store = open_store()
+    requests = [HeadRequest(layer=layer, head=head, method="pca").to_dict() for layer in range(6) for head in range(12)]
+    job_ids = [team_jobs.submit(request, store) for request in requests]
+    assert len(set(job_ids)) == 72
+    statuses = wait_for_jobs(job_ids, timeout=600)
+    for request, job_id in zip(requests, job_ids, strict=True):
+        keys = resolve(HeadRequest.from_dict(request))
+        assert statuses[job_id]["keys"]["coords"] == keys.coords and store.has(keys.coords)
+        assert team_jobs.computations(job_id) == 1
+    workers = {status["worker"] for status in statuses.values()}
+    assert {w.split("@")[0] for w in workers} == {"w1", "w2"}, workers  # both took part
+
+
+def test_same_request_twice_is_one_computation(team):
+    from workers import team_jobs
+
+    team.start("w1")
+    store = open_store()
+    request = HeadRequest(layer=1, head=1, method="pca", dims=3).to_dict()
+    first, second = team_jobs.submit(request, store), team_jobs.submit(request, store)
+    assert first == second
+    wait_for_jobs([first], timeout=300)
+    assert team_jobs.submit(request, store) == first  # asking again after it finished computes nothing
+    time.sleep(1.0)
+    assert team_jobs.computations(first) == 1
+
+
+def test_worker_killed_mid_job_is_redelivered_and_nothing_partial_is_served(team):
+    from dashboard.jobs import cached_keys
+    from workers import team_jobs
+
+    team.start("w1")
+    team.start("w2")
+    store = open_store()
+    request = HeadRequest(layer=2, head=5, method="umap")  # UMAP compiles inside the task: a long job
+    job_id = team_jobs.submit(request.to_dict(), store)
+    running = wait_until(lambda: _umap_running(team_jobs.job_status(job_id)), 300, what="UMAP started")
+    assert cached_keys(request, store) is None and not store.has(resolve(request).coords)
+    os.kill(running["pid"], signal.SIGKILL)  # the worker process computing the head dies
+    statuses = wait_for_jobs([job_id], timeout=600)
+    assert team_jobs.computations(job_id) == 2  # redelivered once, then completed
+    coords = store.get_arrays(statuses[job_id]["keys"]["coords"])["coords"]
+    assert coords.shape == (2 * len(store.get_arrays(resolve(request).tokens)["token"]), 2)
+
+
+def _umap_running(status: dict) -> dict | None:
+    """The status once the worker is inside the UMAP projection."""
+    return status if status.get("state") == "running" and "UMAP" in status.get("message", "") else None

@@ -1,0 +1,52 @@
+"""The Celery application of the team deployment (`celery -A workers.celery_app worker -Q extraction,projection`).
+
+JSON only (no pickle), late acknowledgement and requeue when a worker process is lost, one task at a time per
+process; the model is loaded once per worker process (workers.pipeline caches it) and UMAP is compiled once per
+process in the background when QK_ATLAS_WARM_UMAP=1.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+from celery import Celery
+from celery.signals import worker_process_init
+
+EXTRACTION_QUEUE = "extraction"
+PROJECTION_QUEUE = "projection"
+
+
+def make_celery(url: str, name: str = "qk_atlas") -> Celery:
+    """A Celery app on Redis `url` configured for safe, deduplicated, JSON-only work."""
+    app = Celery(name, broker=url, backend=url, include=["workers.tasks"] if name == "qk_atlas" else [])
+    app.conf.update(
+        task_serializer="json", result_serializer="json", accept_content=["json"],
+        task_acks_late=True, task_reject_on_worker_lost=True, worker_prefetch_multiplier=1,
+        task_track_started=True, result_expires=7 * 24 * 3600, worker_hijack_root_logger=False,
+        broker_connection_retry_on_startup=True,
+        # a whole worker lost (not just a child process) gets its unacknowledged jobs back after this
+        broker_transport_options={"visibility_timeout": int(os.environ.get("QK_ATLAS_VISIBILITY_TIMEOUT", 900))},
+        task_routes={"qk.extract": {"queue": EXTRACTION_QUEUE}, "qk.head": {"queue": PROJECTION_QUEUE}},
+    )
+    return app
+
+
+def redis_url() -> str:
+    """QK_ATLAS_REDIS_URL (the team deployment's one switch)."""
+    url = os.environ.get("QK_ATLAS_REDIS_URL")
+    if not url:
+        raise RuntimeError("QK_ATLAS_REDIS_URL is not set: team mode needs Redis (unset = embedded mode)")
+    return url
+
+
+app = make_celery(os.environ.get("QK_ATLAS_REDIS_URL", "redis://127.0.0.1:6379/0"))
+
+
+@worker_process_init.connect
+def _warm_up_in_background(**_kwargs) -> None:
+    """Compile UMAP once per worker process, off the task path (a thread, so the process reports ready)."""
+    if os.environ.get("QK_ATLAS_WARM_UMAP", "1") != "0":
+        from workers.project import warm_up_umap
+
+        threading.Thread(target=warm_up_umap, daemon=True, name="umap-warm-up").start()

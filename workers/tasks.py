@@ -1,0 +1,31 @@
+"""Celery tasks: thin wrappers that parse the request, call the pipeline, store, and return keys."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+from workers import team_jobs
+from workers.celery_app import app
+from workers.pipeline import HeadRequest, ensure_extraction, ensure_head_view
+from workers.store import open_store
+
+
+@app.task(name="qk.extract", bind=True)
+def extract(self, request: dict, job_id: str) -> dict:
+    """Run the model over the corpus once (locked per corpus and model) unless it is stored."""
+    with team_jobs.extraction_lock(request):
+        keys = ensure_extraction(HeadRequest.from_dict(request), open_store(), team_jobs.reporter(self, job_id))
+    return {"keys": keys.__dict__}
+
+
+@app.task(name="qk.head", bind=True)
+def head(self, request: dict) -> dict:
+    """Compute (or find) one head's projection; the task id is the job id (a content hash)."""
+    team_jobs.count_computation(self.request.id)
+    head_request, store = HeadRequest.from_dict(request), open_store()
+    report = team_jobs.reporter(self, self.request.id)
+    with team_jobs.extraction_lock(request):  # one worker extracts a corpus; the others wait, then reuse it
+        ensure_extraction(head_request, store, report)
+    keys = ensure_head_view(head_request, store, report)
+    return {"keys": keys.__dict__, "worker": self.request.hostname, "pid": os.getpid(), "host": socket.gethostname()}

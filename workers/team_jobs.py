@@ -1,0 +1,154 @@
+"""The job API of the team deployment: submit a head, poll it, over Celery and Redis (same shape as local_queue).
+
+A job's id is the content hash of its request and is also the Celery task id, so two users asking for the same
+head share one computation: the first submission claims `qk:job:<id>` in Redis (SET NX), later ones just poll.
+Results land in the shared store (QK_ATLAS_CACHE_DIR on a volume every process mounts); the tokens table is
+written last and coordinates only when complete, so a killed job never leaves a partial result that is served.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from functools import lru_cache
+from typing import Any
+
+import redis as redis_lib
+
+from workers.local_queue import job_id_for
+from workers.store import Store, content_key
+
+JOB_TTL_SECONDS = 24 * 3600
+LOCK_SECONDS = 3600
+
+
+@lru_cache(maxsize=4)
+def _redis(url: str) -> redis_lib.Redis:
+    """One Redis client per URL per process."""
+    return redis_lib.Redis.from_url(url)
+
+
+def redis_client() -> redis_lib.Redis:
+    """The Redis of QK_ATLAS_REDIS_URL."""
+    from workers.celery_app import redis_url
+
+    return _redis(redis_url())
+
+
+@lru_cache(maxsize=4)
+def _celery_for(url: str):
+    """A Celery client for one Redis URL (the dashboard only sends tasks by name)."""
+    from workers.celery_app import make_celery
+
+    return make_celery(url)
+
+
+def _celery():
+    """The Celery client of QK_ATLAS_REDIS_URL."""
+    from workers.celery_app import redis_url
+
+    return _celery_for(redis_url())
+
+
+def extraction_key(request: dict[str, Any]) -> str:
+    """What identifies one extraction (model and corpus content)."""
+    from workers.pipeline import HeadRequest, resolve
+
+    return resolve(HeadRequest.from_dict(request)).tokens
+
+
+@contextlib.contextmanager
+def extraction_lock(request: dict[str, Any]) -> Iterator[None]:
+    """Hold the corpus's extraction lock (other workers wait, then find the extraction stored)."""
+    lock = redis_client().lock(f"qk:lock:{extraction_key(request)}", timeout=LOCK_SECONDS, blocking_timeout=None)
+    with lock:
+        yield
+
+
+def reporter(task, job_id: str) -> Callable[[float, str], None]:
+    """Progress sink that publishes (fraction, message) for pollers of job_id."""
+    client = redis_client()
+
+    def report(fraction: float, message: str) -> None:
+        record = {"progress": fraction, "message": message, "worker": task.request.hostname, "pid": os.getpid(),
+                  "time": time.time()}
+        client.set(f"qk:progress:{job_id}", json.dumps(record), ex=JOB_TTL_SECONDS)
+
+    return report
+
+
+def count_computation(job_id: str) -> None:
+    """Count executions of a job (tests check that shared requests run once)."""
+    redis_client().incr(f"qk:computed:{job_id}")
+
+
+def computations(job_id: str) -> int:
+    """How many times a job started executing."""
+    return int(redis_client().get(f"qk:computed:{job_id}") or 0)
+
+
+def _extraction_done(request: dict[str, Any], store: Store) -> bool:
+    """Whether the request's corpus is already extracted."""
+    from workers.pipeline import HeadRequest, resolve
+
+    keys = resolve(HeadRequest.from_dict(request))
+    return store.has(keys.tokens) and store.has(keys.q) and store.has(keys.k)
+
+
+def submit(request: dict[str, Any], store: Store) -> str:
+    """Send the job unless an identical one is queued, running or done; returns its id."""
+    job_id = job_id_for(request)
+    client = redis_client()
+    if not client.set(f"qk:job:{job_id}", time.time(), nx=True, ex=JOB_TTL_SECONDS):
+        state = _celery().AsyncResult(job_id).state
+        if state not in ("FAILURE", "REVOKED"):
+            return job_id  # someone asked already: share the computation
+        _celery().AsyncResult(job_id).forget()
+    client.delete(f"qk:progress:{job_id}")
+    _send(request, job_id, store)
+    return job_id
+
+
+def _send(request: dict[str, Any], job_id: str, store: Store) -> None:
+    """Extraction first when needed (extraction queue), then the head (projection queue)."""
+    from celery import chain
+
+    app = _celery()
+    head = app.signature("qk.head", args=(request,), task_id=job_id, immutable=True)
+    if _extraction_done(request, store):
+        head.apply_async(task_id=job_id)
+        return
+    extract = app.signature("qk.extract", args=(request, job_id), immutable=True)
+    chain(extract, head).apply_async()
+
+
+def job_status(job_id: str, store: Store | None = None) -> dict[str, Any]:
+    """state (queued|running|done|error|unknown), progress 0..1, message, error, keys, worker."""
+    result = _celery().AsyncResult(job_id)
+    state = result.state
+    if state == "SUCCESS":
+        value = result.result
+        return {"state": "done", "progress": 1.0, "message": "done", "error": None, **value}
+    if state in ("FAILURE", "REVOKED"):
+        return {"state": "error", "progress": 1.0, "message": "failed", "error": str(result.result)}
+    progress = json.loads(redis_client().get(f"qk:progress:{job_id}") or "null")
+    if progress:
+        return {"state": "running", "error": None, **progress}
+    if state == "STARTED" or redis_client().exists(f"qk:job:{job_id}"):
+        return {"state": "queued" if state == "PENDING" else "running", "progress": 0.0,
+                "message": "waiting for a worker" if state == "PENDING" else "started", "error": None}
+    return {"state": "unknown", "progress": 0.0, "message": "no such job", "error": None}
+
+
+def queue_lengths() -> dict[str, int]:
+    """Pending messages per queue (for the status line)."""
+    from workers.celery_app import EXTRACTION_QUEUE, PROJECTION_QUEUE
+
+    client = redis_client()
+    return {queue: int(client.llen(queue)) for queue in (EXTRACTION_QUEUE, PROJECTION_QUEUE)}
+
+
+__all__ = ["computations", "content_key", "job_id_for", "job_status", "submit"]
