@@ -19,11 +19,11 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
   .venv/bin/python -m pip install --quiet "$TORCH_SPEC"
 fi
 if [ "$EXTRAS" = "test" ]; then
-  .venv/bin/python -m pip install --quiet -e ".[test]"
-  if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
-    echo "setup: installing Debian chromium and chromium-driver for the browser tests"
+  .venv/bin/python -m pip install --quiet -e ".[test,team]"
+  if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null || ! command -v redis-server >/dev/null; then
+    echo "setup: installing Debian chromium, chromium-driver and redis-server for the tests"
     SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-    $SUDO apt-get update -qq && $SUDO apt-get install -y -qq chromium chromium-driver >/dev/null
+    $SUDO apt-get update -qq && $SUDO apt-get install -y -qq chromium chromium-driver redis-server >/dev/null
   fi
 else
   .venv/bin/python -m pip install --quiet -e .

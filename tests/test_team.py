@@ -168,3 +168,31 @@ def test_worker_killed_mid_job_is_redelivered_and_nothing_partial_is_served(team
 def _umap_running(status: dict) -> dict | None:
     """The status once the worker is inside the UMAP projection."""
     return status if status.get("state") == "running" and "UMAP" in status.get("message", "") else None
+
+
+@pytest.fixture
+def team_app(team, monkeypatch):
+    """The dashboard in team mode: a compute worker, a Dash-callback worker, and the app under CeleryManager."""
+    team.start("w1")
+    log = open(team.log_dir / "callbacks.log", "w")
+    command = [sys.executable, "-m", "celery", "-A", "dashboard.celery_callbacks", "worker", "-Q", "dash", "-c", "2",
+               "-n", "callbacks@%h", "--without-gossip", "--without-mingle", "-l", "info"]
+    team.workers["callbacks"] = subprocess.Popen(command, env=team.env, stdout=log, stderr=subprocess.STDOUT)
+    wait_until(lambda: "ready" in (team.log_dir / "callbacks.log").read_text(), 60, what="callback worker ready")
+    from dashboard.app import create_app
+
+    app = create_app(cache_dir=team.cache_dir)
+    assert app.local_worker is None  # no embedded worker in team mode
+    return app
+
+
+@pytest.mark.browser
+def test_dashboard_in_team_mode_draws_a_head(dash_duo, team_app):
+    from tests.browser_helpers import wait_for_points
+
+    dash_duo.start_server(team_app)
+    dash_duo.driver.get(dash_duo.server_url + "/?layer=2&head=5")
+    dash_duo.wait_for_text_to_equal("#view-heading", "L2 H5", timeout=30)
+    data = wait_for_points(dash_duo)
+    assert data[0][2] >= 10_000
+    dash_duo.wait_for_contains_text("#view-status", "points", timeout=60)

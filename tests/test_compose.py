@@ -1,0 +1,81 @@
+"""Docker cannot run here: check that docker-compose.yml and the Dockerfile agree with the code's entry points."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dashboard.app import DASH_QUEUE
+from workers.celery_app import EXTRACTION_QUEUE, PROJECTION_QUEUE
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def _flag(command: list[str], flag: str) -> str:
+    """The value after a command-line flag."""
+    return command[command.index(flag) + 1]
+
+
+def test_services_and_redis_is_private_with_a_password(compose):
+    services = compose["services"]
+    assert {"redis", "worker", "callbacks", "web"} <= set(services)
+    redis = services["redis"]
+    assert "ports" not in redis  # never published on the host
+    assert "--requirepass" in redis["command"]
+    assert any(v.startswith("redis-data:") for v in redis["volumes"])
+    url = services["worker"]["environment"]["QK_ATLAS_REDIS_URL"]
+    assert re.match(r"redis://:\$\{REDIS_PASSWORD[^}]*\}@redis:6379/\d", url)
+
+
+def test_commands_match_the_entry_points(compose):
+    services = compose["services"]
+    worker, callbacks, web = (services[name]["command"] for name in ("worker", "callbacks", "web"))
+    assert worker[:4] == ["celery", "-A", "workers.celery_app", "worker"]
+    assert set(_flag(worker, "-Q").split(",")) == {EXTRACTION_QUEUE, PROJECTION_QUEUE}
+    assert callbacks[:4] == ["celery", "-A", "dashboard.celery_callbacks", "worker"]
+    assert _flag(callbacks, "-Q") == DASH_QUEUE
+    assert web[0] == "gunicorn" and web[-1] == "dashboard.wsgi:server"
+    assert "replicas" in services["worker"]["deploy"] and "--concurrency" in worker
+
+
+def test_entry_point_modules_import_in_team_mode(tmp_path):
+    code = ("import dashboard.wsgi as w, dashboard.celery_callbacks as c, workers.celery_app as a, workers.tasks;"
+            "from dash import CeleryManager;"
+            "assert isinstance(w.app._background_manager, CeleryManager);"
+            "assert c.app.conf.task_default_queue == 'dash';"
+            "assert a.app.conf.task_serializer == 'json' and a.app.conf.accept_content == ['json'];"
+            "assert a.app.conf.task_acks_late and a.app.conf.task_reject_on_worker_lost;"
+            "assert {'qk.extract', 'qk.head'} <= set(a.app.tasks);"
+            "assert w.app.local_worker is None; print('ok')")
+    env = {**os.environ, "QK_ATLAS_REDIS_URL": "redis://127.0.0.1:1/0", "QK_ATLAS_CACHE_DIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr
+
+
+def test_environment_is_documented_and_shared_volume_matches(compose):
+    readme = (ROOT / "README.md").read_text()
+    for service in ("worker", "web", "callbacks"):
+        environment = compose["services"][service]["environment"]
+        for name in environment:
+            if name.startswith("QK_ATLAS_"):
+                assert f"`{name}`" in readme, f"{name} is not documented in the README"
+        cache_dir = environment["QK_ATLAS_CACHE_DIR"]
+        mounts = [v.split(":")[1] for v in compose["services"][service]["volumes"]]
+        assert any(cache_dir.startswith(m) for m in mounts)
+
+
+def test_dockerfile_installs_the_team_extra_and_serves_the_wsgi_app():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert 'pip install ".[team]"' in dockerfile and "dashboard.wsgi:server" in dockerfile
+    assert "download.pytorch.org/whl/cpu" in dockerfile  # the CPU build
