@@ -167,3 +167,26 @@ def test_image_view_shows_the_patch_attention(dash_duo, vit_app):
     assert shapes == 1  # the selected patch is outlined
     dash_duo.wait_for_contains_text("#sentence-graph", "patch r1 c1", timeout=10)  # position 6 = 1 + 1 * 4 + 1
     assert "tiny-vit (vit, 2x4)" in dash_duo.find_element("#model-dropdown").text
+
+
+def test_copy_link_sentence_hover_and_image_format(dash_duo, app):
+    dash_duo.start_server(app)
+    url = dash_duo.server_url + "/?view=sentence&layer=2&head=5&text=3"
+    dash_duo.driver.get(url)
+    wait_until(lambda: {n: c for _t, n, c in traces(dash_duo, "sentence-graph") or []}.get("queries") == 7, timeout=60)
+    lines = lambda: sum(c for t, n, c in traces(dash_duo, "sentence-graph") if n is None or n.startswith("trace"))  # noqa: E731
+    all_lines = lines()
+    mouse_to_point(dash_duo, "sentence-graph", len(traces(dash_duo, "sentence-graph")) - 2, 1)  # the query 'snow'
+    wait_until(lambda: lines() < all_lines, timeout=20)  # hovering a query isolates its lines
+    # the camera button saves SVG once chosen
+    dash_duo.find_element("#image-format .form-check:nth-child(2) input").click()
+    wait_until(lambda: dash_duo.driver.execute_script(
+        "return document.querySelector('#single-graph .js-plotly-plot')._context.toImageButtonOptions.format")
+        == "svg", timeout=20)
+    # "Copy link" puts this very URL on the clipboard
+    dash_duo.driver.execute_cdp_cmd("Browser.grantPermissions", {
+        "origin": dash_duo.server_url, "permissions": ["clipboardReadWrite", "clipboardSanitizedWrite"]})
+    dash_duo.find_element("#copy-link").click()
+    copied = wait_until(lambda: dash_duo.driver.execute_async_script(
+        "var done = arguments[0]; navigator.clipboard.readText().then(done, () => done(''));"), timeout=20)
+    assert copied == dash_duo.driver.current_url and "text=3" in copied

@@ -76,6 +76,7 @@ def test_vit_patches_and_cls_match_eager_attention():
     first = tokens["text_id"] == 0
     assert list(tokens["token"][first][:3]) == ["[CLS]", "r0c0", "r0c1"]
     assert (tokens["row"][first][0], tokens["col"][first][0]) == (-1, -1)
+    assert (tokens["image_id"] == tokens["text_id"]).all()
     assert tokens["row"][first].max() == tokens["col"][first].max() == 3  # 32 / 8 = 4 patches a side
     assert tokens["is_special"][first].sum() == 1
 

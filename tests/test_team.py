@@ -196,3 +196,20 @@ def test_dashboard_in_team_mode_draws_a_head(dash_duo, team_app):
     data = wait_for_points(dash_duo)
     assert data[0][2] >= 10_000
     dash_duo.wait_for_contains_text("#view-status", "points", timeout=60)
+
+
+@pytest.mark.browser
+def test_retriggering_in_the_browser_never_kills_a_busy_worker(dash_duo, team_app):
+    from workers import team_jobs
+
+    dash_duo.start_server(team_app)
+    request = HeadRequest(layer=3, head=4, method="umap")  # UMAP compiles inside the task: a long job
+    dash_duo.driver.get(dash_duo.server_url + "/?layer=3&head=4&method=umap")
+    job_id = team_jobs.job_id_for(request.to_dict())
+    running = wait_until(lambda: _umap_running(team_jobs.job_status(job_id)), 300, what="UMAP started")
+    for _ in range(3):  # re-trigger the background callback while the worker is busy: Dash cancels its poller
+        dash_duo.find_element("#next-head").click()
+        time.sleep(0.5)
+    statuses = wait_for_jobs([job_id], timeout=600)
+    assert team_jobs.computations(job_id) == 1  # the busy worker process was never killed or restarted
+    assert statuses[job_id]["pid"] == running["pid"]

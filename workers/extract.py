@@ -303,6 +303,7 @@ def tokens_table(loaded: LoadedModel, batches: Batches) -> dict[str, np.ndarray]
              "position_norm": (position / np.maximum(length - 1, 1)).astype(np.float32)}
     if batches.token_ids is None:
         table.update(_patch_columns(loaded, position))
+        table["image_id"] = text_id
     else:
         flat_ids = [i for ids in batches.token_ids for i in ids]
         special = set(loaded.tokenizer.all_special_ids)

@@ -6,7 +6,7 @@ import io
 from typing import Any
 
 import pandas as pd
-from dash import Dash, Input, Output, State, ctx, dcc, no_update
+from dash import Dash, Input, Output, Patch, State, ctx, dcc, no_update
 
 from dashboard import ids, jobs
 from workers.export import points_table
@@ -39,3 +39,24 @@ def register(app: Dash) -> None:
             frame.to_parquet(buffer, index=False)
             return dcc.send_bytes(buffer.getvalue(), f"{name}.parquet")
         return dcc.send_data_frame(frame.to_csv, f"{name}.csv", index=False)
+
+
+def register_image_format(app: Dash) -> None:
+    """The toolbar's camera button saves PNG or SVG, for every graph."""
+    graphs = [ids.SINGLE_GRAPH, ids.MATRIX_GRAPH, ids.SENTENCE_GRAPH, ids.AGGREGATE_GRAPH]
+
+    @app.callback(*[Output(g, "config") for g in graphs],
+                  *[Output(g, "figure", allow_duplicate=True) for g in graphs],
+                  Input(ids.IMAGE_FORMAT, "value"), prevent_initial_call=True)
+    def image_format(fmt: str):
+        """Graph configs with the chosen image format (a tiny figure patch makes the graphs re-read them)."""
+        from dashboard.layout.page import GRAPH_CONFIG
+
+        fmt = fmt if fmt in ("png", "svg") else "png"
+        config = {**GRAPH_CONFIG, "toImageButtonOptions": {**GRAPH_CONFIG["toImageButtonOptions"], "format": fmt}}
+        patches = []
+        for _graph in graphs:
+            patch = Patch()
+            patch["layout"]["meta"] = {"image_format": fmt}
+            patches.append(patch)
+        return *[config] * len(graphs), *patches

@@ -33,7 +33,7 @@ def sentence_figure(words: list[str], attention: np.ndarray, focus: int | None, 
                                      line={"color": "#ff7f0e", "width": 1 + 3 * low},
                                      opacity=min(1.0, 0.15 + (low + min(high, 1.0)) / 2)))
     labels = [html.escape(w) for w in words]
-    position = np.arange(n, dtype=np.int32)
+    position = list(range(n))  # a list: Dash drops typed-array customdata from events
     traces.append(go.Scatter(x=np.zeros(n), y=y, mode="markers+text", text=labels, textposition="middle left",
                              customdata=position, name="queries", marker={"color": QUERY_COLOR, "size": 8},
                              hovertemplate="query %{text} · position %{customdata}<extra></extra>"))

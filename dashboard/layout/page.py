@@ -97,6 +97,11 @@ def controls(state: ViewState) -> dbc.Card:
                        title="download this head's points as Parquet"),
             dcc.Download(id=ids.DOWNLOAD),
         ]),
+        html.Div([
+            html.Span("Camera button saves ", className="small text-muted me-2"),
+            dbc.RadioItems(id=ids.IMAGE_FORMAT, inline=True, value="png", className="d-inline-block small",
+                           options=[{"label": "PNG", "value": "png"}, {"label": "SVG", "value": "svg"}]),
+        ], className="mt-2"),
     ]), className="shadow-sm")
 
 
