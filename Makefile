@@ -15,4 +15,4 @@ test:
 
 bench:
 	scripts/setup.sh
-	.venv/bin/python bench/extraction.py
+	.venv/bin/python bench/run.py

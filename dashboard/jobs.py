@@ -133,13 +133,9 @@ def run_request(request: HeadRequest, store: Store, progress: Any = None) -> dic
     raise TimeoutError(f"no result after {TIMEOUT_SECONDS:.0f} s; is the worker running?")
 
 
-@lru_cache(maxsize=8)
 def tokens_table(key: str) -> dict[str, np.ndarray]:
     """Tokens table by key (immutable content, so cached in process)."""
-    arrays = store().get_arrays(key)
-    if arrays is None:
-        raise KeyError(f"tokens table {key} missing from the store")
-    return arrays
+    return _arrays(key)
 
 
 @lru_cache(maxsize=32)

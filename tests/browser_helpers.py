@@ -24,7 +24,7 @@ return h ? [h.curveNumber, h.pointNumber, h.text] : null;
 """
 
 
-def wait_until(check, timeout: float = 120.0, interval: float = 0.2):
+def wait_until(check, timeout: float = 120.0, interval: float = 0.2, what: str = "condition"):
     """Poll `check()` until it returns something truthy."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -32,7 +32,7 @@ def wait_until(check, timeout: float = 120.0, interval: float = 0.2):
         if value:
             return value
         time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout} s")
+    raise AssertionError(f"{what} not met within {timeout} s")
 
 
 def traces(dash_duo, graph_id: str) -> list | None:

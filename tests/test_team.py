@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from tests.browser_helpers import wait_until
 from workers.pipeline import HeadRequest, resolve
 from workers.store import open_store
 
@@ -25,17 +26,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def wait_until(check, timeout: float, interval: float = 0.2, what: str = "condition"):
-    """Poll until check() is truthy."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"{what} not met within {timeout} s")
 
 
 @pytest.fixture(scope="module")

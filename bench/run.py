@@ -1,0 +1,216 @@
+"""The performance figures of issue 6 in one command: `make bench` (prints a table, writes bench/results/bench.json).
+
+Every figure is measured in this run, against its baseline where it has one:
+  extraction / plain eager forward pass (same batches); projection seconds per head for PCA, UMAP and t-SNE at
+  about 2k, 10k and 20k points; a complete matrix from a cold store with PCA and with UMAP (UMAP on one layer,
+  12 heads, unless --full-umap); server time for a cached single view and a cached matrix; bytes on the wire per
+  point; time from navigation to a drawn matrix in headless Chromium.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+TARGETS = {"extraction_ratio": 1.2, "pca_matrix_s": 5.0, "umap_matrix_s": 120.0, "cached_single_ms": 150.0,
+           "cached_matrix_ms": 500.0, "bytes_per_point": 12.0, "matrix_drawn_s": 3.0}
+
+
+def timed(fn, repeats: int = 1) -> tuple[float, object]:
+    """Median seconds of fn() over repeats, and its last result."""
+    times, result = [], None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), result
+
+
+def extraction(results: dict) -> None:
+    """Extraction versus the plain forward pass (medians of 3 after a warm-up)."""
+    from workers.corpus import load_corpus
+    from workers.extract import extract, plain_forward_seconds
+    from workers.models import load_model
+
+    loaded, corpus = load_model("minilm"), load_corpus("default")
+    plain_forward_seconds(loaded, corpus)
+    extract(loaded, corpus)
+    plain = statistics.median(plain_forward_seconds(loaded, corpus) for _ in range(3))
+    extracted = statistics.median(extract(loaded, corpus).seconds for _ in range(3))
+    results["extraction"] = {"plain_forward_s": round(plain, 3), "extraction_s": round(extracted, 3),
+                             "extraction_ratio": round(extracted / plain, 3)}
+
+
+def projections(results: dict, store) -> None:
+    """Seconds per head at ~2k, 10k, 20k points (a real head, L2 H5, normalised; UMAP compiled beforehand)."""
+    from workers.normalize import normalize
+    from workers.pipeline import HeadRequest, ensure_extraction, head_vectors
+    from workers.project import Projector, warm_up_umap
+
+    keys = ensure_extraction(HeadRequest(layer=2, head=5), store)
+    q, k = normalize(*head_vectors(store, keys), "scale+translate")
+    compile_s, _ = timed(warm_up_umap)
+    rows: dict[str, dict[str, float]] = {}
+    rng = np.random.default_rng(0)
+    for points in (2000, 10000, 20000):
+        take = np.sort(rng.choice(len(q), points // 2, replace=False))
+        joint = np.vstack([q[take], k[take]])
+        rows[str(points)] = {method: round(timed(lambda m=method: Projector(m, 2).fit_transform(joint))[0], 2)
+                             for method in ("pca", "umap", "tsne")}
+    results["projection_s_per_head"] = rows
+    results["umap_compile_s"] = round(compile_s, 1)
+
+
+def matrix(results: dict, method: str, layers: range, directory: Path) -> None:
+    """Seconds for every head of `layers` from a store holding only the extraction (model loaded)."""
+    from workers.pipeline import HeadRequest, ensure_extraction, ensure_head_view
+    from workers.store import Store
+
+    store = Store(directory)
+    ensure_extraction(HeadRequest(), store)
+    seconds, _ = timed(lambda: [ensure_head_view(HeadRequest(layer=layer, head=head, method=method), store)
+                                for layer in layers for head in range(12)])
+    results[f"{method}_matrix"] = {"heads": 12 * len(layers), "seconds": round(seconds, 2),
+                                   "estimated_72_heads_s": round(seconds * 6 / len(layers), 1)}
+
+
+def server_times(results: dict, directory: Path) -> None:
+    """Server time and bytes per point of a cached single view and a cached matrix (callback work + JSON)."""
+    import plotly.io as pio
+
+    from dashboard import jobs
+    from dashboard.callbacks.matrix import _figure, finished_cells
+    from dashboard.figures.single import Style, single_figure
+    from workers.models import read_spec
+    from workers.pipeline import HeadRequest
+
+    jobs.set_cache_dir(directory)
+    request = HeadRequest(layer=2, head=5)
+
+    def single() -> str:
+        keys = jobs.cached_keys(request, jobs.store())
+        figure, _ = single_figure(jobs.head_data(keys, False), Style(), "u")
+        return pio.to_json(figure, validate=False)
+
+    def whole_matrix() -> str:
+        done, total = finished_cells({"model": "minilm", "corpus": "default", "norm": "scale+translate",
+                                      "method": "pca"})
+        figure, _status = _figure(done, read_spec("minilm"), "", total)
+        return pio.to_json(figure, validate=False)
+
+    single(), whole_matrix()
+    single_s, single_json = timed(single, 10)
+    matrix_s, matrix_json = timed(whole_matrix, 5)
+    n_single = 2 * len(jobs.tokens_table(jobs.cached_keys(request, jobs.store())["tokens"])["token"])
+    n_matrix = 72 * 2 * 2000
+    results["server"] = {"cached_single_ms": round(1000 * single_s, 1), "cached_matrix_ms": round(1000 * matrix_s, 1),
+                         "single_bytes": len(single_json), "single_points": n_single,
+                         "single_bytes_per_point": round(len(single_json) / n_single, 1),
+                         "matrix_bytes": len(matrix_json), "matrix_points": n_matrix,
+                         "matrix_bytes_per_point": round(len(matrix_json) / n_matrix, 1)}
+
+
+def browser(results: dict, directory: Path) -> None:
+    """Seconds from navigation to a drawn matrix (and single view) in headless Chromium, store warm."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+
+    from dashboard.app import create_app
+    from tests.conftest import CHROMIUM, CHROMIUM_FLAGS
+
+    app = create_app(cache_dir=directory)
+    port = 8765
+    threading.Thread(target=lambda: app.run(port=port, debug=False), daemon=True).start()
+    time.sleep(2)
+    options = Options()
+    options.binary_location = CHROMIUM
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options)
+    drawn = ("var gd = document.querySelector('#' + arguments[0] + ' .js-plotly-plot');"
+             "return !!(gd && gd._fullData && gd._fullData.length >= 2 && gd._fullData[0].x &&"
+             " gd._fullData[0].x.length >= arguments[1]);")
+    try:
+        out = {}
+        for name, query, graph, points in (("matrix", "?view=matrix", "matrix-graph", 72 * 2000),
+                                           ("single", "?layer=2&head=5", "single-graph", 10000)):
+            driver.get(f"http://127.0.0.1:{port}/{query}")  # warm the browser cache (plotly.js)
+            time.sleep(3)
+            start = time.perf_counter()
+            driver.get(f"http://127.0.0.1:{port}/{query}")
+            while not driver.execute_script(drawn, graph, points):
+                time.sleep(0.02)
+            driver.execute_async_script("requestAnimationFrame(() => requestAnimationFrame(arguments[0]))")
+            out[f"{name}_drawn_s"] = round(time.perf_counter() - start, 2)
+        results["browser"] = out
+    finally:
+        driver.quit()
+        if app.local_worker:
+            app.local_worker.stop()
+
+
+def table(results: dict) -> list[tuple[str, object, object]]:
+    """(measure, value, target) rows."""
+    rows = [("extraction / plain forward", results["extraction"]["extraction_ratio"], TARGETS["extraction_ratio"])]
+    for points, methods in results["projection_s_per_head"].items():
+        for method, seconds in methods.items():
+            rows.append((f"{method} per head, {int(points):,} points (s)", seconds, ""))
+    rows.append(("UMAP compilation, once per process (s)", results["umap_compile_s"], ""))
+    rows.append(("PCA matrix, 72 heads, cold store (s)", results["pca_matrix"]["seconds"], TARGETS["pca_matrix_s"]))
+    umap = results["umap_matrix"]
+    label = "UMAP matrix (s)" if umap["heads"] == 72 else f"UMAP matrix, {umap['heads']} heads x 6 (s, estimate)"
+    rows.append((label, umap["estimated_72_heads_s"], TARGETS["umap_matrix_s"]))
+    server = results["server"]
+    rows += [("cached single view, server (ms)", server["cached_single_ms"], TARGETS["cached_single_ms"]),
+             ("cached matrix, server (ms)", server["cached_matrix_ms"], TARGETS["cached_matrix_ms"]),
+             ("single view, bytes per point", server["single_bytes_per_point"], TARGETS["bytes_per_point"]),
+             ("matrix view, bytes per point", server["matrix_bytes_per_point"], TARGETS["bytes_per_point"])]
+    if "browser" in results:
+        rows += [("Chromium: navigation to drawn matrix (s)", results["browser"]["matrix_drawn_s"],
+                  TARGETS["matrix_drawn_s"]),
+                 ("Chromium: navigation to drawn single view (s)", results["browser"]["single_drawn_s"], "")]
+    return rows
+
+
+def main() -> None:
+    """Run every measurement, print the table, write JSON."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--full-umap", action="store_true", help="time all 72 UMAP heads (about 8 minutes)")
+    parser.add_argument("--no-browser", action="store_true")
+    parser.add_argument("--out", default="bench/results/bench.json")
+    args = parser.parse_args()
+    os.environ.setdefault("QK_ATLAS_WARM_UMAP", "0")
+    results: dict = {"machine": f"{platform.machine()}, {os.cpu_count()} cores"}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        from workers.store import Store
+
+        extraction(results)
+        projections(results, Store(root / "projections"))
+        matrix(results, "pca", range(6), root / "matrix")
+        matrix(results, "umap", range(6) if args.full_umap else range(1), root / "umap")
+        server_times(results, root / "matrix")
+        if not args.no_browser:
+            browser(results, root / "matrix")
+    rows = table(results)
+    width = max(len(r[0]) for r in rows)
+    print(f"{'measure':<{width}}  {'value':>9}  {'target':>7}  verdict")
+    for name, value, target in rows:
+        verdict = "" if target == "" else ("met" if float(value) <= float(target) else "MISSED")
+        print(f"{name:<{width}}  {value!s:>9}  {target!s:>7}  {verdict}")
+    results["table"] = rows
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
