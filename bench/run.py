@@ -14,12 +14,16 @@ import json
 import os
 import platform
 import statistics
+import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # tests.conftest holds the Chromium flags
 
 TARGETS = {"extraction_ratio": 1.2, "pca_matrix_s": 5.0, "umap_matrix_s": 120.0, "cached_single_ms": 150.0,
            "cached_matrix_ms": 500.0, "bytes_per_point": 12.0, "matrix_drawn_s": 3.0}
@@ -64,7 +68,7 @@ def projections(results: dict, store) -> None:
     for points in (2000, 10000, 20000):
         take = np.sort(rng.choice(len(q), points // 2, replace=False))
         joint = np.vstack([q[take], k[take]])
-        rows[str(points)] = {method: round(timed(lambda m=method: Projector(m, 2).fit_transform(joint))[0], 2)
+        rows[str(points)] = {method: round(timed(lambda m=method, x=joint: Projector(m, 2).fit_transform(x))[0], 2)
                              for method in ("pca", "umap", "tsne")}
     results["projection_s_per_head"] = rows
     results["umap_compile_s"] = round(compile_s, 1)
@@ -194,13 +198,15 @@ def main() -> None:
         root = Path(tmp)
         from workers.store import Store
 
-        extraction(results)
-        projections(results, Store(root / "projections"))
-        matrix(results, "pca", range(6), root / "matrix")
-        matrix(results, "umap", range(6) if args.full_umap else range(1), root / "umap")
-        server_times(results, root / "matrix")
+        steps = [lambda: extraction(results), lambda: projections(results, Store(root / "projections")),
+                 lambda: matrix(results, "pca", range(6), root / "matrix"),
+                 lambda: matrix(results, "umap", range(6) if args.full_umap else range(1), root / "umap"),
+                 lambda: server_times(results, root / "matrix")]
         if not args.no_browser:
-            browser(results, root / "matrix")
+            steps.append(lambda: browser(results, root / "matrix"))
+        for step in steps:
+            step()
+            save(results, args.out)  # partial results survive a failure later on
     rows = table(results)
     width = max(len(r[0]) for r in rows)
     print(f"{'measure':<{width}}  {'value':>9}  {'target':>7}  verdict")
@@ -208,8 +214,13 @@ def main() -> None:
         verdict = "" if target == "" else ("met" if float(value) <= float(target) else "MISSED")
         print(f"{name:<{width}}  {value!s:>9}  {target!s:>7}  {verdict}")
     results["table"] = rows
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+    save(results, args.out)
+
+
+def save(results: dict, out: str) -> None:
+    """Write the results JSON."""
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(json.dumps(results, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ return [xa.l2p(trace.x[i]), ya.l2p(trace.y[i])];
 HOVERED = """
 var gd = document.querySelector('#' + arguments[0] + ' .js-plotly-plot');
 var h = gd._hoverdata && gd._hoverdata[0];
-return h ? [h.curveNumber, h.pointNumber, h.text] : null;
+return h ? [h.curveNumber, h.pointNumber, h.customdata] : null;
 """
 
 

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import html
-import re
 import time
 
 import pytest
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 
+from dashboard import jobs
 from dashboard.figures.single import KEY_COLOR, QUERY_COLOR
 from tests.browser_helpers import HOVERED, colour_pixels, mouse_to_point, traces, wait_for_points, wait_until
+from workers.pipeline import HeadRequest
 
 pytestmark = pytest.mark.browser
 
@@ -71,8 +72,10 @@ def test_hover_shows_the_sentence_and_click_selects_its_text(dash_duo, app):
     wait_for_points(dash_duo)
     time.sleep(0.5)
     mouse_to_point(dash_duo, "single-graph", 1, 2)  # a real mouse move over the third key
-    curve, index, label = wait_until(lambda: dash_duo.driver.execute_script(HOVERED, "single-graph"), timeout=10)
-    token, position = re.match(r"<b>(.*)</b> · position (\d+)", label).groups()
+    curve, index, position = wait_until(lambda: dash_duo.driver.execute_script(HOVERED, "single-graph"), timeout=10)
+    keys = jobs.cached_keys(HeadRequest(layer=0, head=0), jobs.store())
+    token = str(jobs.tokens_table(keys["tokens"])["token"][index])
+    assert jobs.tokens_table(keys["tokens"])["position"][index] == position  # the tooltip shows the position
     role = "query" if curve == 0 else "key"
     dash_duo.wait_for_contains_text("#hover-panel", f"({role}, position {position})", timeout=20)
     panel = dash_duo.find_element("#hover-panel")

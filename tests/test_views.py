@@ -90,13 +90,14 @@ def test_overlays_count_matches_and_lines(head):
 def test_matrix_cells_tile_and_clicks_map_back():
     for layer in range(6):
         for head_index in range(12):
-            x, y = cell_origin(layer, head_index)
-            for dx, dy in ((0.01, 0.01), (0.5, 0.5), (0.99, 0.99)):
-                assert cell_at(x + dx, y + dy) == (layer, head_index)
+            x, y = cell_origin(layer, head_index, 6)
+            for dx, dy in ((-20, -20), (0, 0), (500, 500), (1000, 1000), (1020, 1020)):
+                assert cell_at(x + dx, y + dy, 6) == (layer, head_index)
     rng = np.random.default_rng(0)
     cells = {(0, 0): rng.normal(size=(200, 2)), (1, 2): rng.normal(size=(200, 2))}
     figure = matrix_figure(cells, 2, 3, np.arange(50))
     assert len(figure.data) == 2 and len(figure.data[0].x) == 2 * 50
+    assert figure.data[0].x.dtype == np.uint16  # 2 bytes a coordinate on the wire
     placed = unit_cell(rng.normal(size=(500, 2)))
     assert placed.min() >= -0.02 and placed.max() <= 1.02
 

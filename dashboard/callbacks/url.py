@@ -68,8 +68,8 @@ def _matrix_cell(state: ViewState, click: dict | None) -> ViewState:
     point = (click or {}).get("points", [{}])[0]
     if not isinstance(point.get("x"), (int, float)) or not isinstance(point.get("y"), (int, float)):
         return state
-    layer, head = cell_at(point["x"], point["y"])
     spec = read_spec(state.model)
+    layer, head = cell_at(point["x"], point["y"], spec.n_layers)
     return replace(state, view="single", layer=min(layer, spec.n_layers - 1), head=min(head, spec.n_heads - 1))
 
 
