@@ -75,16 +75,18 @@ def projections(results: dict, store) -> None:
 
 
 def matrix(results: dict, method: str, layers: range, directory: Path) -> None:
-    """Seconds for every head of `layers` from a store holding only the extraction (model loaded)."""
-    from workers.pipeline import HeadRequest, ensure_extraction, ensure_head_view
+    """Seconds for every head of `layers` from a cold store, model already loaded (extraction included)."""
+    from workers.pipeline import HeadRequest, _loaded_model, ensure_extraction, ensure_head_view
     from workers.store import Store
 
     store = Store(directory)
-    ensure_extraction(HeadRequest(), store)
-    seconds, _ = timed(lambda: [ensure_head_view(HeadRequest(layer=layer, head=head, method=method), store)
+    _loaded_model("minilm")
+    extraction_s, _ = timed(lambda: ensure_extraction(HeadRequest(), store))
+    heads_s, _ = timed(lambda: [ensure_head_view(HeadRequest(layer=layer, head=head, method=method), store)
                                 for layer in layers for head in range(12)])
-    results[f"{method}_matrix"] = {"heads": 12 * len(layers), "seconds": round(seconds, 2),
-                                   "estimated_72_heads_s": round(seconds * 6 / len(layers), 1)}
+    results[f"{method}_matrix"] = {"heads": 12 * len(layers), "extraction_s": round(extraction_s, 2),
+                                   "heads_s": round(heads_s, 2), "seconds": round(extraction_s + heads_s, 2),
+                                   "estimated_72_heads_s": round(extraction_s + heads_s * 6 / len(layers), 1)}
 
 
 def server_times(results: dict, directory: Path) -> None:
@@ -169,7 +171,8 @@ def table(results: dict) -> list[tuple[str, object, object]]:
         for method, seconds in methods.items():
             rows.append((f"{method} per head, {int(points):,} points (s)", seconds, ""))
     rows.append(("UMAP compilation, once per process (s)", results["umap_compile_s"], ""))
-    rows.append(("PCA matrix, 72 heads, cold store (s)", results["pca_matrix"]["seconds"], TARGETS["pca_matrix_s"]))
+    rows.append(("PCA matrix, 72 heads, cold store, model loaded (s)", results["pca_matrix"]["seconds"],
+                 TARGETS["pca_matrix_s"]))
     umap = results["umap_matrix"]
     label = "UMAP matrix (s)" if umap["heads"] == 72 else f"UMAP matrix, {umap['heads']} heads x 6 (s, estimate)"
     rows.append((label, umap["estimated_72_heads_s"], TARGETS["umap_matrix_s"]))
