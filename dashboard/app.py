@@ -49,7 +49,8 @@ def create_app(cache_dir: str | Path | None = None, start_worker: bool = True) -
     sentence.register(app)
     downloads.register(app)
     downloads.register_image_format(app)
-    app.local_worker = LocalWorker(cache_dir) if start_worker and not jobs.team_mode() else None
+    workers = settings().local_workers
+    app.local_worker = LocalWorker(cache_dir, workers) if start_worker and not jobs.team_mode() else None
     if app.local_worker is not None:
         app.local_worker.start()
     return app

@@ -28,39 +28,44 @@ TIMEOUT_SECONDS = 900.0
 
 
 class LocalWorker:
-    """Starts `python -m workers.local_queue` and restarts it if it dies; stops it at exit."""
+    """Starts `python -m workers.local_queue` processes (one per slot), restarts any that dies, stops them at exit."""
 
-    def __init__(self, cache_dir: Path):
+    def __init__(self, cache_dir: Path, count: int = 1):
         self.cache_dir = cache_dir
-        self.process: subprocess.Popen | None = None
+        self.processes: dict[int, subprocess.Popen] = {}
+        self.count = count
         self._stop = threading.Event()
 
     def start(self) -> None:
-        """Spawn the worker and a supervising thread."""
-        self._spawn()
+        """Spawn the workers and a supervising thread."""
+        for slot in range(self.count):
+            self._spawn(slot)
         threading.Thread(target=self._supervise, daemon=True, name="local-worker-supervisor").start()
         atexit.register(self.stop)
 
-    def _spawn(self) -> None:
-        """Start one worker process owned by this process."""
-        command = [sys.executable, "-m", "workers.local_queue", str(self.cache_dir), str(os.getpid())]
-        self.process = subprocess.Popen(command)
+    def _spawn(self, slot: int) -> None:
+        """Start the worker of one slot, owned by this process."""
+        command = [sys.executable, "-m", "workers.local_queue", str(self.cache_dir), str(os.getpid()), str(slot)]
+        self.processes[slot] = subprocess.Popen(command)
 
     def _supervise(self) -> None:
-        """Restart the worker whenever it exits."""
+        """Restart any worker that exits."""
         while not self._stop.wait(2.0):
-            if self.process is not None and self.process.poll() is not None:
-                self._spawn()
+            for slot, process in list(self.processes.items()):
+                if process.poll() is not None and not self._stop.is_set():
+                    self._spawn(slot)
 
     def stop(self) -> None:
-        """Terminate the worker."""
+        """Terminate the workers."""
         self._stop.set()
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.terminate()
+        for process in self.processes.values():
             try:
-                self.process.wait(timeout=5)
+                process.wait(timeout=5)
             except subprocess.TimeoutExpired:
-                self.process.kill()
+                process.kill()
 
 
 _CACHE_DIR: list[str] = []

@@ -28,6 +28,7 @@ class Settings:
     max_tokens_per_text: int
     max_texts: int
     corpora: dict[str, str]
+    local_workers: int
 
 
 def _parse_corpora(raw: str) -> dict[str, str]:
@@ -51,4 +52,5 @@ def settings() -> Settings:
         max_tokens_per_text=_int_env("QK_ATLAS_MAX_TOKENS_PER_TEXT", 128),
         max_texts=_int_env("QK_ATLAS_MAX_TEXTS", 5000),
         corpora=_parse_corpora(os.environ.get("QK_ATLAS_CORPORA", "")),
+        local_workers=max(1, min(16, _int_env("QK_ATLAS_LOCAL_WORKERS", min(2, os.cpu_count() or 1)))),
     )

@@ -21,6 +21,7 @@ import diskcache
 from workers.store import Store, content_key
 
 HEARTBEAT_KEY = "worker:heartbeat"
+MAX_SLOTS = 16
 STALE_SECONDS = 10.0
 WARM_AFTER_IDLE_SECONDS = 8.0
 
@@ -35,10 +36,15 @@ def _queue(cache_dir: Path) -> diskcache.Deque:
     return diskcache.Deque(directory=str(Path(cache_dir) / "queue"))
 
 
+def _beats(store: Store) -> list[dict[str, Any]]:
+    """Recent heartbeats of the local workers (one per slot)."""
+    beats = [store.get_json(f"{HEARTBEAT_KEY}:{slot}") for slot in range(MAX_SLOTS)]
+    return [b for b in beats if b and time.time() - b["time"] < STALE_SECONDS]
+
+
 def worker_alive(store: Store) -> bool:
-    """Whether a local worker wrote its heartbeat recently."""
-    beat = store.get_json(HEARTBEAT_KEY)
-    return bool(beat) and time.time() - beat["time"] < STALE_SECONDS
+    """Whether any local worker wrote its heartbeat recently."""
+    return bool(_beats(store))
 
 
 def submit(request: dict[str, Any], store: Store) -> str:
@@ -55,11 +61,11 @@ def submit(request: dict[str, Any], store: Store) -> str:
 def job_status(job_id: str, store: Store) -> dict[str, Any]:
     """The job's record: state (queued|running|done|error), progress 0..1, message, error."""
     record = store.get_json(f"job:{job_id}") or _record("unknown", 0.0, "no such job")
-    beat = store.get_json(HEARTBEAT_KEY) or {}
-    if record["state"] in ("queued", "running") and not worker_alive(store):
+    beats = _beats(store)
+    if record["state"] in ("queued", "running") and not beats:
         record["message"] = "the local worker is not running (it restarts automatically; retrying)"
-    elif record["state"] == "queued" and beat.get("activity", "idle") != "idle":
-        record["message"] = f"queued: the worker is {beat['activity']}"
+    elif record["state"] == "queued" and all(b.get("activity", "idle") != "idle" for b in beats):
+        record["message"] = "queued: the workers are " + ", ".join(sorted({b["activity"] for b in beats}))
     return record
 
 
@@ -68,16 +74,16 @@ def _record(state: str, progress: float, message: str, error: str | None = None)
     return {"state": state, "progress": progress, "message": message, "error": error, "updated": time.time()}
 
 
-def _heartbeat(store: Store, stop: threading.Event, status: dict[str, str]) -> None:
-    """Write the heartbeat every second until stopped."""
+def _heartbeat(store: Store, stop: threading.Event, status: dict[str, str], slot: int) -> None:
+    """Write this worker's heartbeat every second until stopped."""
     while not stop.is_set():
-        store.put_json(HEARTBEAT_KEY, {"time": time.time(), "pid": os.getpid(), **status})
+        store.put_json(f"{HEARTBEAT_KEY}:{slot}", {"time": time.time(), "pid": os.getpid(), **status})
         stop.wait(1.0)
 
 
 def run_job(item: dict[str, Any], store: Store) -> None:
     """Compute one queued request, recording progress, result keys or a one-line error."""
-    from workers.pipeline import HeadRequest, ensure_head_view
+    from workers.pipeline import HeadRequest, ensure_extraction, ensure_head_view, resolve
 
     job_key = f"job:{item['job_id']}"
 
@@ -85,8 +91,15 @@ def run_job(item: dict[str, Any], store: Store) -> None:
         store.put_json(job_key, _record("running", fraction, message))
 
     try:
-        keys = ensure_head_view(HeadRequest.from_dict(item["request"]), store, progress)
-        store.put_json(job_key, {**_record("done", 1.0, "done"), "keys": keys.__dict__})
+        request = HeadRequest.from_dict(item["request"])
+        # one worker extracts a corpus; the others wait on the lock, then find it stored
+        tokens_key = resolve(request).tokens
+        with diskcache.Lock(store.cache, f"lock:{tokens_key}", expire=3600):
+            if not store.has(tokens_key):
+                store.cache.incr("stats:extractions", default=0)
+            ensure_extraction(request, store, progress)
+        keys = ensure_head_view(request, store, progress)
+        store.put_json(job_key, {**_record("done", 1.0, "done"), "keys": keys.__dict__, "worker": os.getpid()})
     except Exception as exc:  # the worker must survive any single bad request
         traceback.print_exc()
         store.put_json(job_key, _record("error", 1.0, "failed", f"{type(exc).__name__}: {exc}"))
@@ -105,18 +118,18 @@ def _owner_alive(owner_pid: int | None) -> bool:
     return True
 
 
-def run_worker(cache_dir: str | Path, owner_pid: int | None = None, warm_umap: bool = False) -> None:
-    """Process queued jobs forever (one local worker per cache directory, held by a file lock)."""
+def run_worker(cache_dir: str | Path, owner_pid: int | None = None, warm_umap: bool = False, slot: int = 0) -> None:
+    """Process queued jobs forever (one worker per slot and cache directory, held by a file lock)."""
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    lock = open(cache_dir / "worker.lock", "w")
+    lock = open(cache_dir / f"worker-{slot}.lock", "w")
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         return  # another worker already serves this cache directory
     store, queue, stop = Store(cache_dir), _queue(cache_dir), threading.Event()
     status = {"activity": "idle"}
-    threading.Thread(target=_heartbeat, args=(store, stop, status), daemon=True).start()
+    threading.Thread(target=_heartbeat, args=(store, stop, status, slot), daemon=True).start()
     try:
         _serve_queue(store, queue, status, owner_pid, warm_umap)
     finally:
@@ -146,10 +159,11 @@ def _serve_queue(store: Store, queue: diskcache.Deque, status: dict[str, str], o
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`python -m workers.local_queue CACHE_DIR [OWNER_PID]`."""
+    """`python -m workers.local_queue CACHE_DIR [OWNER_PID [SLOT]]`."""
     args = sys.argv[1:] if argv is None else argv
     owner = int(args[1]) if len(args) > 1 else None
-    run_worker(args[0], owner, warm_umap=os.environ.get("QK_ATLAS_WARM_UMAP", "1") != "0")
+    slot = int(args[2]) if len(args) > 2 else 0
+    run_worker(args[0], owner, warm_umap=os.environ.get("QK_ATLAS_WARM_UMAP", "1") != "0", slot=slot)
 
 
 if __name__ == "__main__":
