@@ -54,7 +54,8 @@ def main() -> None:
     results = [run_config(1, layers), run_config(2, layers)]
     speedup = results[0]["seconds"] / results[1]["seconds"]
     for r in results:
-        print(f"{r['workers']} local worker(s): {r['heads']} UMAP heads in {r['seconds']} s ({r['seconds_per_head']} s/head)")
+        print(f"{r['workers']} local worker(s): {r['heads']} UMAP heads in {r['seconds']} s "
+              f"({r['seconds_per_head']} s/head)")
     print(f"speed-up with two local workers: {speedup:.2f}x")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"configs": results, "speedup": round(speedup, 2)}, indent=2) + "\n")
