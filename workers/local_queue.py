@@ -24,6 +24,7 @@ HEARTBEAT_KEY = "worker:heartbeat"
 MAX_SLOTS = 16
 STALE_SECONDS = 10.0
 WARM_AFTER_IDLE_SECONDS = 8.0
+WARM_STAGGER_SECONDS = 40.0
 
 
 def job_id_for(request: dict[str, Any]) -> str:
@@ -131,20 +132,21 @@ def run_worker(cache_dir: str | Path, owner_pid: int | None = None, warm_umap: b
     status = {"activity": "idle"}
     threading.Thread(target=_heartbeat, args=(store, stop, status, slot), daemon=True).start()
     try:
-        _serve_queue(store, queue, status, owner_pid, warm_umap)
+        _serve_queue(store, queue, status, owner_pid, warm_umap, slot)
     finally:
         stop.set()
 
 
 def _serve_queue(store: Store, queue: diskcache.Deque, status: dict[str, str], owner_pid: int | None,
-                 warm_umap: bool) -> None:
+                 warm_umap: bool, slot: int = 0) -> None:
     """Pop and run jobs; compile UMAP once idle for a while, so no request pays for it."""
     idle_since = time.monotonic()
     while _owner_alive(owner_pid):
         try:
             item = queue.popleft()
         except IndexError:
-            if warm_umap and time.monotonic() - idle_since > WARM_AFTER_IDLE_SECONDS:
+            # staggered by slot, so one worker stays free while another compiles
+            if warm_umap and time.monotonic() - idle_since > WARM_AFTER_IDLE_SECONDS + WARM_STAGGER_SECONDS * slot:
                 status["activity"] = "compiling UMAP (once per worker process)"
                 from workers.project import warm_up_umap
 

@@ -52,7 +52,7 @@ def register(app: Dash) -> None:
         Output(ids.SINGLE_KEYS, "data"), Output(ids.STATUS, "children"),
         Input(ids.VIEW_REQUEST, "data"),
         background=True,
-        progress=[Output(ids.PROGRESS, "value"), Output(ids.PROGRESS, "label")],
+        progress=[Output(ids.PROGRESS, "value"), Output(ids.PROGRESS_TEXT, "children")],
         running=[(Output(ids.PROGRESS_WRAP, "style"), {"display": "block"}, {"display": "none"})],
         prevent_initial_call=True,
     )
@@ -64,7 +64,7 @@ def register(app: Dash) -> None:
         started = time.monotonic()
 
         def progress(fraction: float, message: str) -> None:
-            set_progress((int(100 * fraction), f"{message} · {time.monotonic() - started:.0f} s"))
+            set_progress((max(3, int(100 * fraction)), f"{message} · {time.monotonic() - started:.0f} s"))
 
         try:
             keys = jobs.run_request(request, jobs.store(), progress)

@@ -108,7 +108,7 @@ def _marker(style: Style, role: str, data: HeadData, size: float, lows_highs: tu
         return marker
     low, high = lows_highs or (float(np.nanmin(values)), float(np.nanmax(values)))
     marker.update(colorscale=QUERY_SCALE if role == "query" else KEY_SCALE, cmin=low, cmax=high,
-                  colorbar={"title": {"text": f"{role} {COLOR_MODES[style.color].split(' (')[0]}"},
+                  colorbar={"title": {"text": "queries" if role == "query" else "keys"},
                             "x": 1.02 if role == "query" else 1.13, "len": 0.5, "thickness": 12})
     return marker
 
