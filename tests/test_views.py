@@ -117,3 +117,29 @@ def test_download_table_equals_export(tmp_path):
     n = len(arrays["token"])
     assert list(frame.columns) == ["text_id", "position", "token", "role", "x", "y"] and len(frame) == 2 * n
     np.testing.assert_array_equal(frame[["x", "y"]].to_numpy(), arrays["coords"])
+
+
+def test_matrix_shows_pca_until_the_slower_projection_finishes(tmp_path):
+    from dashboard import jobs
+    from dashboard.callbacks.matrix import _figure, finished_cells, provisional_cells
+    from workers.models import read_spec
+    from workers.pipeline import HeadRequest, ensure_head_view
+    from workers.store import open_store
+
+    corpus = tmp_path / "tiny.txt"
+    corpus.write_text("\n".join(SENTENCES * 8))
+    jobs.set_cache_dir(tmp_path / "cache")
+    store = open_store(tmp_path / "cache")
+    for head in range(3):
+        ensure_head_view(HeadRequest(corpus=str(corpus), layer=0, head=head, method="pca"), store)
+    ensure_head_view(HeadRequest(corpus=str(corpus), layer=0, head=0, method="umap"), store)
+    request = {"model": "minilm", "corpus": str(corpus), "norm": "scale+translate", "method": "umap"}
+    done, total = finished_cells(request)
+    provisional = provisional_cells(request, done)
+    assert set(done) == {(0, 0)} and set(provisional) == {(0, 1), (0, 2)} and total == 72
+    figure, status = _figure(done, provisional, read_spec("minilm"), "", total, "umap")
+    dashed = [s for s in figure.layout.shapes if s.line.dash == "dash"]
+    assert len(dashed) == 2 and "2 cells show PCA (dashed) until their UMAP finishes" in status
+    n_tokens = len(jobs.tokens_table(done[(0, 0)]["tokens"])["token"])
+    assert len(figure.data[0].x) == 3 * min(n_tokens, 2000)  # three cells drawn: one UMAP, two PCA stand-ins
+    assert provisional_cells({**request, "method": "pca"}, done) == {}

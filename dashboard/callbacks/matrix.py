@@ -48,6 +48,14 @@ def finished_cells(request: dict[str, Any]) -> tuple[dict[tuple[int, int], dict]
     return done, len(keys)
 
 
+def provisional_cells(request: dict[str, Any], done: dict) -> dict[tuple[int, int], dict]:
+    """PCA pictures of the heads whose slower projection is not finished yet (PCA first, refined later)."""
+    if request["method"] == "pca":
+        return {}
+    pca, _total = finished_cells({**request, "method": "pca"})
+    return {cell: keys for cell, keys in pca.items() if cell not in done}
+
+
 def register(app: Dash) -> None:
     """Callbacks of the matrix view."""
 
@@ -60,10 +68,13 @@ def register(app: Dash) -> None:
         done, _total = finished_cells(request)
         store, template = jobs.store(), _template(request)
         spec = read_spec(request["model"])
-        for layer in range(spec.n_layers):
-            for head in range(spec.n_heads):
-                if (layer, head) not in done:
-                    jobs.backend().submit(replace(template, layer=layer, head=head).to_dict(), store)
+        cells = [(layer, head) for layer in range(spec.n_layers) for head in range(spec.n_heads)]
+        if template.method != "pca":  # PCA first (a second for all heads), refined as the slower method finishes
+            ready = finished_cells({**request, "method": "pca"})[0]
+            for layer, head in (c for c in cells if c not in done and c not in ready):
+                jobs.backend().submit(replace(template, method="pca", layer=layer, head=head).to_dict(), store)
+        for layer, head in (c for c in cells if c not in done):
+            jobs.backend().submit(replace(template, layer=layer, head=head).to_dict(), store)
         return False, None
 
     @app.callback(Output(ids.MATRIX_GRAPH, "figure"), Output(ids.MATRIX_PROGRESS, "value"),
@@ -77,27 +88,33 @@ def register(app: Dash) -> None:
         if not request or not style or style.get("view") != "matrix":
             return (no_update,) * 6
         done, total = finished_cells(request)
-        signature = {"done": len(done), "search": style["search"], "request": request}
+        provisional = provisional_cells(request, done)
+        signature = {"done": len(done), "provisional": len(provisional), "search": style["search"],
+                     "request": request}
         if drawn == signature and ctx.triggered_id == ids.MATRIX_INTERVAL:
             return (no_update,) * 4 + (len(done) == total, no_update)
         spec = read_spec(request["model"])
-        figure, status = _figure(done, spec, style["search"], total)
+        figure, status = _figure(done, provisional, spec, style["search"], total, request["method"])
         percent = int(100 * len(done) / max(total, 1))
         return figure, percent, f"{len(done)}/{total} heads", status, len(done) == total, signature
 
 
-def _figure(done: dict[tuple[int, int], dict], spec, search: str, total: int):
-    """The matrix figure of the finished heads and a status line."""
-    if not done:
+def _figure(done: dict[tuple[int, int], dict], provisional: dict[tuple[int, int], dict], spec, search: str,
+            total: int, method: str):
+    """The matrix figure of the finished heads (PCA stand-ins for pending ones) and a status line."""
+    shown_cells = {**provisional, **done}
+    if not shown_cells:
         return matrix_figure({}, spec.n_layers, spec.n_heads, np.arange(0)), f"0/{total} heads computed…"
-    tokens = jobs.tokens_table(next(iter(done.values()))["tokens"])
+    tokens = jobs.tokens_table(next(iter(shown_cells.values()))["tokens"])
     n = len(tokens["token"])
     sample = token_sample(n)
     matches = np.flatnonzero(metrics.search_matches(tokens["token"], search)) if search.strip() else None
-    cells = {cell: _coords(keys["coords"]) for cell, keys in done.items()}
-    figure = matrix_figure(cells, spec.n_layers, spec.n_heads, sample, matches)
+    cells = {cell: _coords(keys["coords"]) for cell, keys in shown_cells.items()}
+    figure = matrix_figure(cells, spec.n_layers, spec.n_heads, sample, matches, provisional=set(provisional))
     status = (f"{len(done)}/{total} heads · each cell shows {len(sample):,} of {n:,} tokens (sampled, the same "
               f"tokens in every cell) as a query and a key · click a cell to open it")
+    if provisional:
+        status += f" · {len(provisional)} cells show PCA (dashed) until their {method.upper()} finishes"
     if matches is not None:
         shown = int(np.isin(sample, matches).sum())
         status += f" · {len(matches):,} tokens match {search!r}, {shown:,} of them in the sample"

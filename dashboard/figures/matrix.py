@@ -37,8 +37,9 @@ def cell_at(x: float, y: float, n_layers: int) -> tuple[int, int]:
 
 
 def matrix_figure(cells: dict[tuple[int, int], np.ndarray], n_layers: int, n_heads: int, sample: np.ndarray,
-                  matches: np.ndarray | None = None) -> go.Figure:
-    """cells: (layer, head) -> coords [2N, 2] (queries then keys); sample: token rows drawn per head."""
+                  matches: np.ndarray | None = None, provisional: set | None = None) -> go.Figure:
+    """cells: (layer, head) -> coords [2N, 2] (queries then keys); sample: token rows drawn per head;
+    provisional: cells drawn with a stand-in projection (dashed frame) until the requested one finishes."""
     placed: dict[str, list[np.ndarray]] = {"query": [], "key": [], "match": []}
     for (layer, head), coords in sorted(cells.items()):
         n_tokens = len(coords) // 2
@@ -54,7 +55,7 @@ def matrix_figure(cells: dict[tuple[int, int], np.ndarray], n_layers: int, n_hea
     if placed["match"]:
         traces.append(_role_trace(placed["match"], "search matches", "#111111", size=4, opacity=0.9))
     figure = go.Figure(traces)
-    _decorate(figure, cells, n_layers, n_heads)
+    _decorate(figure, cells, n_layers, n_heads, provisional or set())
     return figure
 
 
@@ -66,7 +67,7 @@ def _role_trace(parts: list[np.ndarray], name: str, colour: str, size: float = 2
                         marker={"size": size, "color": colour, "opacity": opacity})
 
 
-def _decorate(figure: go.Figure, cells: dict, n_layers: int, n_heads: int) -> None:
+def _decorate(figure: go.Figure, cells: dict, n_layers: int, n_heads: int, provisional: set) -> None:
     """Layer and head labels, cell frames, pending cells marked, fixed square aspect."""
     shapes, annotations = [], []
     pad = 40
@@ -77,8 +78,11 @@ def _decorate(figure: go.Figure, cells: dict, n_layers: int, n_heads: int) -> No
         for head in range(n_heads):
             x, y = cell_origin(layer, head, n_layers)
             done = (layer, head) in cells
+            line = {"width": 0.5, "color": "#ccc" if done else "#eee"}
+            if (layer, head) in provisional:
+                line = {"width": 1.5, "color": "#f0a030", "dash": "dash"}
             shapes.append({"type": "rect", "x0": x - pad, "y0": y - pad, "x1": x + CELL + pad, "y1": y + CELL + pad,
-                           "line": {"width": 0.5, "color": "#ccc" if done else "#eee"},
+                           "line": line,
                            "fillcolor": "rgba(0,0,0,0)" if done else "rgba(240,240,240,0.6)", "layer": "below"})
             if not done:
                 annotations.append({"x": x + CELL / 2, "y": y + CELL / 2, "text": "…", "showarrow": False,
