@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from dashboard.figures.single import HeadData
-from workers import local_queue
+from workers import local_queue, metrics
 from workers.pipeline import HeadRequest, resolve
 from workers.store import Store
 
@@ -115,8 +115,7 @@ def store() -> Store:
 def cached_keys(request: HeadRequest, store: Store) -> dict[str, str] | None:
     """Keys of a finished view, or None when it still has to be computed."""
     keys = resolve(request)
-    complete = all(store.has(key) for key in (keys.coords, keys.tokens, keys.q, keys.k))
-    return keys.__dict__ if complete else None
+    return keys.__dict__ if keys.complete(store) else None
 
 
 def run_request(request: HeadRequest, store: Store, progress: Any = None) -> dict[str, str]:
@@ -168,5 +167,5 @@ def hovered_sentence(tokens_key: str, index: int) -> tuple[list[str], int] | Non
     tokens = tokens_table(tokens_key)
     if not 0 <= index < len(tokens["token"]):
         return None
-    rows = np.flatnonzero(tokens["text_id"] == tokens["text_id"][index])
+    rows = metrics.text_rows(tokens["text_id"], tokens["text_id"][index])
     return [str(t) for t in tokens["token"][rows]], int(tokens["position"][index])

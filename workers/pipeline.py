@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -60,6 +61,14 @@ class ViewKeys:
     k: str
     coords: str
 
+    def extracted(self, store: Store) -> bool:
+        """Whether the extraction this view reads (tokens table, its q and k) is stored."""
+        return all(store.has(key) for key in (self.tokens, self.q, self.k))
+
+    def complete(self, store: Store) -> bool:
+        """Whether everything this view reads is stored."""
+        return self.extracted(store) and store.has(self.coords)
+
 
 def validate(request: HeadRequest, spec: ModelSpec) -> None:
     """ValueError with a one-line message when the request does not fit the model."""
@@ -76,9 +85,23 @@ def validate(request: HeadRequest, spec: ModelSpec) -> None:
 
 
 def corpus_for(ref: str) -> Corpus | ImageCorpus:
-    """The corpus a request names, under the configured limits."""
+    """The corpus a request names, under the configured limits (cached until its file or folder changes)."""
     config = settings()
-    return load_corpus(ref, max_texts=config.max_texts, named=config.corpora)
+    return _cached_corpus(ref, config.max_texts, tuple(sorted(config.corpora.items())),
+                          _file_stamp(config.corpora.get(ref, ref)))
+
+
+def _file_stamp(location: str) -> tuple:
+    """Modification times and sizes of a corpus file or folder (empty for the bundled corpora)."""
+    path = Path(location)
+    entries = sorted(path.iterdir()) if path.is_dir() else [path] if path.is_file() else []
+    return tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in entries)
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_corpus(ref: str, max_texts: int, corpora: tuple, _stamp: tuple) -> Corpus | ImageCorpus:
+    """Load a corpus once per content stamp: views resolve keys on every request and poll."""
+    return load_corpus(ref, max_texts=max_texts, named=dict(corpora))
 
 
 def extraction_params(model: str, corpus: Corpus | ImageCorpus) -> dict[str, Any]:
@@ -123,7 +146,7 @@ def _loaded_model(ref: str) -> Any:
 def ensure_extraction(request: HeadRequest, store: Store, progress: Progress = _no_progress) -> ViewKeys:
     """Run the model over the corpus unless its tokens table (written last) is stored; streams heads to the store."""
     keys = resolve(request)
-    if store.has(keys.tokens) and store.has(keys.q) and store.has(keys.k):
+    if keys.extracted(store):
         return keys
     from workers.extract import extract_heads
 
@@ -155,7 +178,7 @@ def ensure_head_view(request: HeadRequest, store: Store, progress: Progress = _n
     spec = read_spec(request.model)
     validate(request, spec)
     keys = resolve(request)
-    if all(store.has(key) for key in (keys.coords, keys.tokens, keys.q, keys.k)):
+    if keys.complete(store):
         progress(1.0, "cached")
         return keys
     keys = ensure_extraction(request, store, progress)

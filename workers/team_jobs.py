@@ -19,7 +19,7 @@ from typing import Any
 import redis as redis_lib
 
 from workers.local_queue import job_id_for
-from workers.store import Store, content_key
+from workers.store import Store
 
 JOB_TTL_SECONDS = 24 * 3600
 LOCK_SECONDS = 3600
@@ -94,8 +94,7 @@ def _extraction_done(request: dict[str, Any], store: Store) -> bool:
     """Whether the request's corpus is already extracted."""
     from workers.pipeline import HeadRequest, resolve
 
-    keys = resolve(HeadRequest.from_dict(request))
-    return store.has(keys.tokens) and store.has(keys.q) and store.has(keys.k)
+    return resolve(HeadRequest.from_dict(request)).extracted(store)
 
 
 def submit(request: dict[str, Any], store: Store) -> str:
@@ -150,5 +149,3 @@ def queue_lengths() -> dict[str, int]:
     client = redis_client()
     return {queue: int(client.llen(queue)) for queue in (EXTRACTION_QUEUE, PROJECTION_QUEUE)}
 
-
-__all__ = ["computations", "content_key", "job_id_for", "job_status", "submit"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from dash import Dash, Input, Output, State, no_update
+from dash import Dash, Input, Output, no_update
 
 from dashboard import ids, jobs
 from dashboard.figures.image import image_figure
@@ -28,10 +28,9 @@ def register(app: Dash) -> None:
 
     @app.callback(Output(ids.SENTENCE_GRAPH, "figure"), Output(ids.AGGREGATE_GRAPH, "figure"),
                   Input(ids.SINGLE_KEYS, "data"), Input(ids.VIEW_STYLE, "data"), Input(ids.HIDE_SPECIAL, "value"),
-                  Input(ids.SENTENCE_GRAPH, "hoverData"), State(ids.SENTENCE_GRAPH, "figure"),
-                  prevent_initial_call=True)
+                  Input(ids.SENTENCE_GRAPH, "hoverData"), prevent_initial_call=True)
     def draw(computed: dict[str, Any] | None, style: dict[str, Any] | None, hide_special: bool,
-             hover: dict | None, _current):
+             hover: dict | None):
         """Lines for the selected text (hovering a query isolates its lines) and the position average."""
         if not computed or not style or style.get("view") != "sentence" or "keys" not in computed:
             return no_update, no_update
