@@ -66,6 +66,13 @@ def test_controls_write_the_url_and_back_restores(dash_duo, app):
     dash_duo.wait_for_text_to_equal("#view-heading", "L1 H3", timeout=30)
 
 
+def largest_response(dash_duo) -> int:
+    """Bytes of the largest Dash callback response since the last clearResourceTimings()."""
+    return dash_duo.driver.execute_script(
+        "return Math.max(0, ...performance.getEntriesByType('resource')"
+        ".filter(e => e.name.includes('_dash-update-component')).map(e => e.encodedBodySize))")
+
+
 def test_hover_shows_the_sentence_and_click_selects_its_text(dash_duo, app):
     dash_duo.start_server(app)
     dash_duo.driver.get(dash_duo.server_url + "/?layer=0&head=0")
@@ -82,11 +89,16 @@ def test_hover_shows_the_sentence_and_click_selects_its_text(dash_duo, app):
     assert panel.find_element(By.CSS_SELECTOR, "mark").text == html.unescape(token)
     assert len(panel.text.split()) > 4  # the whole sentence is shown
     # a click selects the text: URL, summary line, highlighted points and attention lines
+    full_draw = largest_response(dash_duo)
+    dash_duo.driver.execute_script("performance.clearResourceTimings()")
     mouse_to_point(dash_duo, "single-graph", curve, index, click=True)
     wait_until(lambda: f"pos={position}" in dash_duo.driver.current_url, timeout=20)
     dash_duo.wait_for_contains_text("#selection-summary", "Selected text", timeout=20)
     names = [name for _t, name, _n in traces(dash_duo, "single-graph")]
     assert "selected text (queries)" in names and any(n.startswith("attention") for n in names)
+    assert [n for _t, n, _c in traces(dash_duo, "single-graph")][:2] == ["queries", "keys"]
+    # the selection travels as a Patch of the overlays: the 12k-point base traces are not sent again
+    assert full_draw > 100_000 and largest_response(dash_duo) < full_draw / 10
     dash_duo.find_element("#clear-selection").click()
     wait_until(lambda: "text=" not in dash_duo.driver.current_url, timeout=20)
     wait_until(lambda: "selected text (queries)" not in [n for _t, n, _c in traces(dash_duo, "single-graph")])

@@ -6,11 +6,11 @@ import html as html_lib
 import time
 from typing import Any
 
-from dash import Dash, Input, Output, State, html, no_update
+from dash import Dash, Input, Output, Patch, State, html, no_update
 
 from dashboard import ids, jobs
 from dashboard.callbacks.url import clicked_token
-from dashboard.figures.single import Style, empty_figure, single_figure
+from dashboard.figures.single import Style, base_signature, empty_figure, on_screen, overlay_traces, single_figure
 from dashboard.layout.page import METHOD_LABELS
 from workers.models import read_spec
 from workers.pipeline import HeadRequest
@@ -76,18 +76,30 @@ def register(app: Dash) -> None:
         return {"keys": keys, "request": data, "causal": read_spec(request.model).causal}, status
 
     @app.callback(Output(ids.SINGLE_GRAPH, "figure"), Output(ids.SELECTION, "children"),
-                  Output(ids.SEARCH_COUNT, "children"),
-                  Input(ids.SINGLE_KEYS, "data"), Input(ids.VIEW_STYLE, "data"), prevent_initial_call=True)
-    def draw(computed: dict[str, Any] | None, style: dict[str, Any] | None):
-        """Draw the computed head under the current style (no worker involved)."""
+                  Output(ids.SEARCH_COUNT, "children"), Output(ids.SINGLE_DRAWN, "data"),
+                  Input(ids.SINGLE_KEYS, "data"), Input(ids.VIEW_STYLE, "data"), State(ids.SINGLE_DRAWN, "data"),
+                  prevent_initial_call=True)
+    def draw(computed: dict[str, Any] | None, style: dict[str, Any] | None, drawn: dict[str, Any] | None):
+        """Draw the computed head under the current style (no worker involved).
+
+        When only overlays change (selection, search, labels), the base traces stay in the browser: a Patch
+        replaces the overlay traces alone.
+        """
         if not computed or not style:
-            return no_update, no_update, no_update
+            return no_update, no_update, no_update, no_update
         if "error" in computed:
-            return empty_figure(f"Could not compute this view: {computed['error']}"), "", ""
-        request = computed["request"]
+            return empty_figure(f"Could not compute this view: {computed['error']}"), "", "", None
+        request, view_style = computed["request"], _style(style)
         data = jobs.head_data(computed["keys"], computed["causal"])
-        figure, counts = single_figure(data, _style(style), "|".join(str(request[k]) for k in sorted(request)))
-        return figure, selection_text(data.tokens, style), search_text(style, counts)
+        signature = base_signature(request, view_style)
+        if drawn and drawn.get("base") == signature:
+            overlays, counts = overlay_traces(on_screen(data), view_style)
+            figure = overlay_patch(drawn["overlays"], overlays)
+        else:
+            full, counts = single_figure(data, view_style, "|".join(str(request[k]) for k in sorted(request)))
+            figure, overlays = full, full.data[2:]
+        return (figure, selection_text(data.tokens, style), search_text(style, counts),
+                {"base": signature, "overlays": len(overlays)})
 
     @app.callback(Output(ids.HOVER_PANEL, "children"), Input(ids.SINGLE_GRAPH, "hoverData"),
                   State(ids.SINGLE_KEYS, "data"), prevent_initial_call=True)
@@ -105,6 +117,15 @@ def register(app: Dash) -> None:
         pieces = [html.Mark(w) if i == position else html.Span(w) for i, w in enumerate(words)]
         spaced = [p for piece in pieces for p in (piece, " ")]
         return [html.Strong(f"{html_lib.unescape(words[position])} ({role}position {position}): "), *spaced]
+
+
+def overlay_patch(previous: int, overlays: list) -> Patch:
+    """A figure Patch that drops the `previous` overlay traces (after queries and keys) and adds `overlays`."""
+    patch = Patch()
+    for _ in range(previous):
+        del patch["data"][2]
+    patch["data"].extend([trace.to_plotly_json() for trace in overlays])
+    return patch
 
 
 def selection_text(tokens: dict, style: dict[str, Any]) -> str:

@@ -238,9 +238,19 @@ def _line_traces(data: HeadData, rows: np.ndarray, attention: np.ndarray) -> lis
     return traces
 
 
+def on_screen(data: HeadData) -> HeadData:
+    """The head with its coordinates as drawn (uint16 screen scale), which every trace of the figure uses."""
+    return replace(data, coords=screen_coords(data.coords))
+
+
+def base_signature(request: dict, style: Style) -> str:
+    """What the base traces depend on: the computed head, colour mode and roles shown (not the overlays)."""
+    return "|".join([*(str(request[k]) for k in sorted(request)), style.color, style.show])
+
+
 def single_figure(data: HeadData, style: Style, uirevision: str) -> tuple[go.Figure, dict[str, int]]:
     """The whole single-view figure and overlay counts."""
-    data = replace(data, coords=screen_coords(data.coords))
+    data = on_screen(data)
     overlays, counts = overlay_traces(data, style)
     figure = go.Figure(base_traces(data, style) + overlays)
     axis = {"showticklabels": False, "showgrid": False, "zeroline": False, "title": None}

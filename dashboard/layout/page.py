@@ -171,7 +171,7 @@ def page() -> html.Div:
     return html.Div([
         dcc.Location(id=ids.URL, refresh=False),
         dcc.Store(id=ids.VIEW_REQUEST), dcc.Store(id=ids.VIEW_STYLE), dcc.Store(id=ids.MATRIX_REQUEST),
-        dcc.Store(id=ids.SINGLE_KEYS), dcc.Store(id=ids.URL_CANONICAL),
+        dcc.Store(id=ids.SINGLE_KEYS), dcc.Store(id=ids.SINGLE_DRAWN), dcc.Store(id=ids.URL_CANONICAL),
         dbc.Navbar(dbc.Container([
             dbc.NavbarBrand("qk-atlas", className="fw-bold"),
             html.Span("queries and keys of every attention head, in one picture", className="text-light small"),

@@ -1,0 +1,102 @@
+"""How well distance in a picture shows attention: per head, over every query of every text.
+
+Two measures, for any pair of point sets that stand for the queries and keys (raw vectors, normalised vectors,
+or their 2D/3D projection):
+- top-1-in-k: the share of queries whose most-attended key (within its text, among the keys it may attend to)
+  is among its k nearest keys in the picture (same text, same candidates);
+- rank correlation: the mean over queries of Spearman's correlation between attention and closeness
+  (negated distance) over the query's candidate keys.
+Queries with no more than k candidates (the first tokens under a causal mask) are left out of top-1-in-k, where
+they would hit by construction; queries with fewer than 3 candidates are left out of the rank correlation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy.stats import rankdata
+
+from workers.attention import text_attention
+
+TOP_K = 3
+
+
+@dataclass(frozen=True)
+class Fidelity:
+    """One picture's fidelity: top-1-in-k share, mean rank correlation, and how many queries each counts."""
+
+    top1_in_k: float
+    rank_correlation: float
+    k: int
+    queries_top: int
+    queries_rank: int
+
+    def to_dict(self) -> dict[str, float | int]:
+        """JSON-friendly form."""
+        return asdict(self)
+
+
+def text_boundaries(text_id: np.ndarray) -> list[np.ndarray]:
+    """Row indices of each text's tokens, in order; text_id [N] sorted by text."""
+    return np.split(np.arange(len(text_id)), np.flatnonzero(np.diff(text_id)) + 1)
+
+
+def _candidates(m: int, causal: bool) -> np.ndarray:
+    """bool [m, m]: which keys each query may attend to."""
+    return np.tril(np.ones((m, m), dtype=bool)) if causal else np.ones((m, m), dtype=bool)
+
+
+def _row_spearman(attention: np.ndarray, closeness: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+    """Spearman correlation per row [m] over the allowed entries (nan where a row has < 3 or is constant)."""
+    low = -np.inf
+    a_ranks = rankdata(np.where(allowed, attention, low), axis=1)
+    c_ranks = rankdata(np.where(allowed, closeness, low), axis=1)
+    count = allowed.sum(axis=1)
+    safe = np.maximum(count, 1)[:, None]
+    a_centred = np.where(allowed, a_ranks - (a_ranks * allowed).sum(1, keepdims=True) / safe, 0.0)
+    c_centred = np.where(allowed, c_ranks - (c_ranks * allowed).sum(1, keepdims=True) / safe, 0.0)
+    denominator = np.sqrt((a_centred ** 2).sum(1) * (c_centred ** 2).sum(1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rho = (a_centred * c_centred).sum(1) / denominator
+    return np.where((count >= 3) & (denominator > 0), rho, np.nan)
+
+
+def text_fidelity(attention: np.ndarray, q_points: np.ndarray, k_points: np.ndarray, causal: bool,
+                  k: int = TOP_K) -> tuple[np.ndarray, np.ndarray]:
+    """Per query of one text: top-1-in-k hit (float, nan when not counted) [m] and Spearman rho [m].
+
+    attention [m, m]; q_points, k_points [m, p] (the picture's positions of this text's queries and keys).
+    """
+    m = attention.shape[0]
+    allowed = _candidates(m, causal)
+    distance = np.sqrt(((q_points[:, None, :].astype(np.float64) - k_points[None, :, :]) ** 2).sum(-1))
+    distance = np.where(allowed, distance, np.inf)
+    target = np.argmax(np.where(allowed, attention, -np.inf), axis=1)
+    target_distance = distance[np.arange(m), target]
+    closer = (distance < target_distance[:, None]).sum(axis=1)  # keys strictly nearer than the most-attended one
+    hits = np.where(allowed.sum(axis=1) > k, (closer < k).astype(float), np.nan)
+    return hits, _row_spearman(attention, -distance, allowed)
+
+
+def fidelity(q: np.ndarray, k: np.ndarray, q_points: np.ndarray, k_points: np.ndarray, text_id: np.ndarray,
+             causal: bool, k_nearest: int = TOP_K) -> Fidelity:
+    """Fidelity of a picture: attention from raw q, k [N, d_head]; positions q_points, k_points [N, p]."""
+    hits, rhos = [], []
+    for rows in text_boundaries(text_id):
+        attention = text_attention(q[None, rows], k[None, rows], causal)[0]
+        hit, rho = text_fidelity(attention, q_points[rows], k_points[rows], causal, k_nearest)
+        hits.append(hit)
+        rhos.append(rho)
+    hit_all, rho_all = np.concatenate(hits), np.concatenate(rhos)
+    counted_hits, counted_rhos = hit_all[~np.isnan(hit_all)], rho_all[~np.isnan(rho_all)]
+    return Fidelity(top1_in_k=float(counted_hits.mean()) if len(counted_hits) else float("nan"),
+                    rank_correlation=float(counted_rhos.mean()) if len(counted_rhos) else float("nan"),
+                    k=k_nearest, queries_top=int(len(counted_hits)), queries_rank=int(len(counted_rhos)))
+
+
+def picture_fidelity(q: np.ndarray, k: np.ndarray, coords: np.ndarray, text_id: np.ndarray, causal: bool,
+                     k_nearest: int = TOP_K) -> Fidelity:
+    """Fidelity of a stored picture: coords [2N, dims], queries then keys."""
+    n = len(q)
+    return fidelity(q, k, coords[:n], coords[n:], text_id, causal, k_nearest)
