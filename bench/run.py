@@ -57,7 +57,7 @@ def extraction(results: dict) -> None:
 def projections(results: dict, store) -> None:
     """Seconds per head at ~2k, 10k, 20k points (a real head, L2 H5, normalised; UMAP compiled beforehand)."""
     from workers.normalize import normalize
-    from workers.pipeline import HeadRequest, ensure_extraction, head_vectors
+    from workers.pipeline import PREVIEW_PARAMS, PROJECTION_PARAMS, HeadRequest, ensure_extraction, head_vectors
     from workers.project import Projector, warm_up_umap
 
     keys = ensure_extraction(HeadRequest(layer=2, head=5), store)
@@ -68,14 +68,17 @@ def projections(results: dict, store) -> None:
     for points in (2000, 10000, 20000):
         take = np.sort(rng.choice(len(q), points // 2, replace=False))
         joint = np.vstack([q[take], k[take]])
-        rows[str(points)] = {method: round(timed(lambda m=method, x=joint: Projector(m, 2).fit_transform(x))[0], 2)
-                             for method in ("pca", "umap", "tsne")}
+        rows[str(points)] = {
+            label: round(timed(lambda m=method, p=params, x=joint: Projector(m, 2, **p).fit_transform(x))[0], 2)
+            for label, method, params in (("pca", "pca", {}), ("umap", "umap", PROJECTION_PARAMS["umap"]),
+                                          ("umap preview", "umap", PREVIEW_PARAMS["umap"]),
+                                          ("tsne", "tsne", {}), ("tsne preview", "tsne", PREVIEW_PARAMS["tsne"]))}
     results["projection_s_per_head"] = rows
     results["umap_compile_s"] = round(compile_s, 1)
 
 
 def matrix(results: dict, method: str, layers: range, directory: Path) -> None:
-    """Seconds for every head of `layers` from a cold store, model already loaded (extraction included)."""
+    """Seconds for every head of `layers` from a cold store in this process, model already loaded."""
     from workers.pipeline import HeadRequest, _loaded_model, ensure_extraction, ensure_head_view
     from workers.store import Store
 
@@ -87,6 +90,39 @@ def matrix(results: dict, method: str, layers: range, directory: Path) -> None:
     results[f"{method}_matrix"] = {"heads": 12 * len(layers), "extraction_s": round(extraction_s, 2),
                                    "heads_s": round(heads_s, 2), "seconds": round(extraction_s + heads_s, 2),
                                    "estimated_72_heads_s": round(extraction_s + heads_s * 6 / len(layers), 1)}
+
+
+def umap_matrix_embedded(results: dict, directory: Path, workers: int = 2) -> None:
+    """The embedded UMAP matrix as the dashboard asks for it: cold store, local workers (UMAP compiled while idle,
+    model not loaded), PCA for every head first, then every head's UMAP preview; seconds until all are drawn."""
+    from dashboard.jobs import LocalWorker
+    from workers import local_queue
+    from workers.pipeline import HeadRequest
+    from workers.store import open_store
+
+    os.environ["QK_ATLAS_WARM_UMAP"] = "1"
+    store = open_store(directory)
+    pool = LocalWorker(directory, count=workers)
+    pool.start()
+    try:
+        time.sleep(75)  # idle workers compile UMAP (staggered), as they do after the app starts
+        started = time.perf_counter()
+        cells = [(layer, head) for layer in range(6) for head in range(12)]
+        pca = [local_queue.submit(HeadRequest(layer=la, head=h).to_dict(), store) for la, h in cells]
+        umap = [local_queue.submit(HeadRequest(layer=la, head=h, method="umap", preview=True).to_dict(), store)
+                for la, h in cells]
+        pca_s = None
+        while not all(local_queue.job_status(i, store)["state"] == "done" for i in umap):
+            if pca_s is None and all(local_queue.job_status(i, store)["state"] == "done" for i in pca):
+                pca_s = time.perf_counter() - started
+            time.sleep(0.2)
+        seconds = time.perf_counter() - started
+    finally:
+        pool.stop()
+        os.environ["QK_ATLAS_WARM_UMAP"] = "0"
+    results["umap_matrix_embedded"] = {"workers": workers, "heads": len(cells), "seconds": round(seconds, 1),
+                                       "all_cells_pca_s": round(pca_s or seconds, 1),
+                                       "setting": "UMAP preview, 50 epochs"}
 
 
 def server_times(results: dict, directory: Path) -> None:
@@ -110,7 +146,7 @@ def server_times(results: dict, directory: Path) -> None:
     def whole_matrix() -> str:
         done, total = finished_cells({"model": "minilm", "corpus": "default", "norm": "scale+translate",
                                       "method": "pca"})
-        figure, _status = _figure(done, read_spec("minilm"), "", total)
+        figure, _status = _figure(done, {}, read_spec("minilm"), "", total, "pca")
         return pio.to_json(figure, validate=False)
 
     single(), whole_matrix()
@@ -173,9 +209,13 @@ def table(results: dict) -> list[tuple[str, object, object]]:
     rows.append(("UMAP compilation, once per process (s)", results["umap_compile_s"], ""))
     rows.append(("PCA matrix, 72 heads, cold store, model loaded (s)", results["pca_matrix"]["seconds"],
                  TARGETS["pca_matrix_s"]))
+    embedded = results["umap_matrix_embedded"]
+    rows.append((f"UMAP matrix embedded, {embedded['workers']} local workers, 50-epoch previews, cold store (s)",
+                 embedded["seconds"], TARGETS["umap_matrix_s"]))
+    rows.append(("  of which: every cell drawn (PCA stand-ins) (s)", embedded["all_cells_pca_s"], ""))
     umap = results["umap_matrix"]
-    label = "UMAP matrix (s)" if umap["heads"] == 72 else f"UMAP matrix, {umap['heads']} heads x 6 (s, estimate)"
-    rows.append((label, umap["estimated_72_heads_s"], TARGETS["umap_matrix_s"]))
+    label = "full UMAP (200 epochs), one process" + ("" if umap["heads"] == 72 else f", {umap['heads']} heads x 6")
+    rows.append((f"{label} (s, estimate)", umap["estimated_72_heads_s"], ""))
     server = results["server"]
     rows += [("cached single view, server (ms)", server["cached_single_ms"], TARGETS["cached_single_ms"]),
              ("cached matrix, server (ms)", server["cached_matrix_ms"], TARGETS["cached_matrix_ms"]),
@@ -204,6 +244,7 @@ def main() -> None:
         steps = [lambda: extraction(results), lambda: projections(results, Store(root / "projections")),
                  lambda: matrix(results, "pca", range(6), root / "matrix"),
                  lambda: matrix(results, "umap", range(6) if args.full_umap else range(1), root / "umap"),
+                 lambda: umap_matrix_embedded(results, root / "embedded"),
                  lambda: server_times(results, root / "matrix")]
         if not args.no_browser:
             steps.append(lambda: browser(results, root / "matrix"))

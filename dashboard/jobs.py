@@ -151,15 +151,16 @@ def _arrays(key: str) -> dict[str, np.ndarray]:
     return arrays
 
 
+@lru_cache(maxsize=16)
 def stored_vector(key: str) -> np.ndarray:
-    """One head's stored q or k [token, d_head]."""
-    return _arrays(key)["v"]
+    """One head's stored q or k, float32 [token, d_head] (stored as float16)."""
+    return _arrays(key)["v"].astype(np.float32)
 
 
 def head_data(keys: dict[str, str], causal: bool) -> HeadData:
     """Everything the single and sentence views draw for one head."""
     return HeadData(coords=_arrays(keys["coords"])["coords"], tokens=tokens_table(keys["tokens"]),
-                    q=_arrays(keys["q"])["v"], k=_arrays(keys["k"])["v"], causal=causal)
+                    q=stored_vector(keys["q"]), k=stored_vector(keys["k"]), causal=causal)
 
 
 def hovered_sentence(tokens_key: str, index: int) -> tuple[list[str], int] | None:

@@ -71,3 +71,32 @@ def test_out_of_range_requests_are_refused(tmp_path):
         ensure_head_view(HeadRequest(layer=6), open_store(tmp_path))
     with pytest.raises(ValueError, match="head 12 out of range"):
         ensure_head_view(HeadRequest(head=12), open_store(tmp_path))
+
+
+def test_stored_vectors_rebuild_the_models_attention(tmp_path, minilm):
+    """q and k rest in the store as float16; attention rebuilt from them stays within 1e-3 of the model's own."""
+    from tests.conftest import SENTENCES
+    from tests.test_extract import model_attentions
+    from workers.attention import text_attention
+    from workers.pipeline import head_vectors
+
+    path = tmp_path / "c.txt"
+    path.write_text("\n".join(SENTENCES))
+    store = open_store(tmp_path / "cache")
+    expected = model_attentions(minilm, SENTENCES)
+    for layer, head in [(0, 0), (3, 7), (5, 11)]:
+        keys = ensure_head_view(HeadRequest(corpus=str(path), layer=layer, head=head), store)
+        assert store.get_arrays(keys.q)["v"].dtype == np.float16
+        q, k = head_vectors(store, keys)
+        text_id = store.get_arrays(keys.tokens)["text_id"]
+        for text, theirs in enumerate(expected):
+            rows = np.flatnonzero(text_id == text)
+            mine = text_attention(q[None, rows], k[None, rows])[0]
+            np.testing.assert_allclose(mine, theirs[layer, head], atol=1e-3, rtol=0)
+
+
+def test_preview_is_its_own_picture_and_pca_has_none():
+    full, preview = HeadRequest(method="umap"), HeadRequest(method="umap", preview=True)
+    assert resolve(full).coords != resolve(preview).coords
+    assert resolve(HeadRequest(method="pca", preview=True)).coords == resolve(HeadRequest(method="pca")).coords
+    assert HeadRequest.from_dict(preview.to_dict()) == preview

@@ -132,14 +132,17 @@ def test_matrix_shows_pca_until_the_slower_projection_finishes(tmp_path):
     store = open_store(tmp_path / "cache")
     for head in range(3):
         ensure_head_view(HeadRequest(corpus=str(corpus), layer=0, head=head, method="pca"), store)
-    ensure_head_view(HeadRequest(corpus=str(corpus), layer=0, head=0, method="umap"), store)
+    ensure_head_view(HeadRequest(corpus=str(corpus), layer=0, head=1, method="umap"), store)  # full: not a cell
     request = {"model": "minilm", "corpus": str(corpus), "norm": "scale+translate", "method": "umap"}
+    assert finished_cells(request)[0] == {}
+    ensure_head_view(HeadRequest(corpus=str(corpus), layer=0, head=0, method="umap", preview=True), store)
     done, total = finished_cells(request)
     provisional = provisional_cells(request, done)
     assert set(done) == {(0, 0)} and set(provisional) == {(0, 1), (0, 2)} and total == 72
     figure, status = _figure(done, provisional, read_spec("minilm"), "", total, "umap")
     dashed = [s for s in figure.layout.shapes if s.line.dash == "dash"]
     assert len(dashed) == 2 and "2 cells show PCA (dashed) until their UMAP finishes" in status
+    assert "UMAP previews (50 epochs" in status
     n_tokens = len(jobs.tokens_table(done[(0, 0)]["tokens"])["token"])
     assert len(figure.data[0].x) == 3 * min(n_tokens, 2000)  # three cells drawn: one UMAP, two PCA stand-ins
     assert provisional_cells({**request, "method": "pca"}, done) == {}

@@ -11,7 +11,7 @@ from typing import Any
 import diskcache
 import numpy as np
 
-SCHEMA_VERSION = 2  # 2: q and k stored per head
+SCHEMA_VERSION = 3  # 2: q and k stored per head; 3: q and k stored as float16
 
 
 def content_key(stage: str, params: dict[str, Any]) -> str:

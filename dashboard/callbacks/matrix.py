@@ -16,12 +16,14 @@ from workers.models import read_spec
 from workers.pipeline import HeadRequest, resolve_heads
 
 SAMPLE_TOKENS = 2000  # tokens drawn per head (each a query and a key); stated in the status line
+PREVIEW_NOTES = {"umap": "cells are UMAP previews (50 epochs; the opened head runs the full 200)",
+                 "tsne": "cells are t-SNE previews (half the iterations; the opened head runs them all)"}
 
 
 def _template(request: dict[str, Any]) -> HeadRequest:
-    """The matrix's head request (2D, any head)."""
+    """The matrix's head request (2D, any head; UMAP and t-SNE as their faster preview)."""
     return HeadRequest(model=request["model"], corpus=request["corpus"], norm=request["norm"],
-                       method=request["method"], dims=2)
+                       method=request["method"], dims=2, preview=True)
 
 
 @lru_cache(maxsize=256)
@@ -113,6 +115,8 @@ def _figure(done: dict[tuple[int, int], dict], provisional: dict[tuple[int, int]
     figure = matrix_figure(cells, spec.n_layers, spec.n_heads, sample, matches, provisional=set(provisional))
     status = (f"{len(done)}/{total} heads · each cell shows {len(sample):,} of {n:,} tokens (sampled, the same "
               f"tokens in every cell) as a query and a key · click a cell to open it")
+    if method in PREVIEW_NOTES:
+        status += f" · {PREVIEW_NOTES[method]}"
     if provisional:
         status += f" · {len(provisional)} cells show PCA (dashed) until their {method.upper()} finishes"
     if matches is not None:
