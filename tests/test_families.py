@@ -106,3 +106,22 @@ def test_disk_spool_gives_the_same_vectors_as_memory(minilm):
     for layer in range(6):
         np.testing.assert_array_equal(in_memory.q[layer], on_disk.q[layer])
         np.testing.assert_array_equal(in_memory.k[layer], on_disk.k[layer])
+
+
+@pytest.mark.parametrize("spool_memory_bytes", [0, 2**40])
+def test_streamed_heads_equal_the_bundle_in_float16(minilm, monkeypatch, spool_memory_bytes):
+    """extract_heads (what the store receives) hands out every head, in corpus order, as the bundle's float16."""
+    import workers.extract
+
+    monkeypatch.setattr(workers.extract, "HEAD_BATCH_BYTES", 1)  # one head per pass: several passes per file
+    corpus = make_corpus("t", SENTENCES)
+    bundle = extract(minilm, corpus, batch_size=2)
+    tokens, heads = workers.extract.extract_heads(minilm, corpus, 2, 128, spool_memory_bytes=spool_memory_bytes)
+    seen = set()
+    for role, layer, head, vectors in heads:
+        expected = (bundle.q if role == "q" else bundle.k)[layer][head].astype(np.float16)
+        assert vectors.dtype == np.float16
+        np.testing.assert_array_equal(vectors, expected)
+        seen.add((role, layer, head))
+    assert len(seen) == 2 * 6 * 12
+    np.testing.assert_array_equal(tokens["text_id"], bundle.tokens["text_id"])

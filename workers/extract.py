@@ -29,7 +29,7 @@ from workers.models import LoadedModel, ModelError
 Progress = Callable[[float, str], None]
 Emit = Callable[[str, int, torch.Tensor], None]
 SPOOL_MEMORY_BYTES = 768 * 2**20  # above this, chunks go to temporary files
-HEAD_BATCH_BYTES = 64 * 2**20  # memory for the heads handed out at once
+HEAD_BATCH_BYTES = 128 * 2**20  # memory for the heads handed out at once (fewer passes over each spool file)
 
 
 def _no_progress(fraction: float, message: str) -> None:
@@ -210,10 +210,16 @@ def _hook_block(loaded: LoadedModel, block: torch.nn.Module, layer: int, emit: E
 # ---------------------------------------------------------------- spooling
 
 class Spool:
-    """Per (role, layer), the valid-token rows [token, heads*d_head] in batch order: in memory or in files."""
+    """Per (role, layer), the valid-token rows [token, heads*d_head] in batch order: in memory or in files.
 
-    def __init__(self, on_disk: bool):
+    `dtype` is what the rows are kept as: float32 for exact in-memory bundles, float16 when they go to the store
+    in float16 anyway (half the spool's memory, disk writes and reads).
+    """
+
+    def __init__(self, on_disk: bool, dtype: torch.dtype = torch.float32):
         self.on_disk = on_disk
+        self.dtype = dtype
+        self._numpy_dtype = np.dtype(str(dtype).removeprefix("torch."))
         self._dir = tempfile.TemporaryDirectory(prefix="qk-atlas-spool-") if on_disk else None
         self._chunks: dict[tuple[str, int], list[torch.Tensor]] = {}
         self._width: dict[tuple[str, int], int] = {}
@@ -224,39 +230,38 @@ class Spool:
         self._width[key] = rows.shape[1]
         if self.on_disk:
             with open(self._path(key), "ab") as handle:
-                handle.write(rows.float().contiguous().numpy().tobytes())
+                handle.write(rows.to(self.dtype).contiguous().numpy().tobytes())
         else:
-            self._chunks.setdefault(key, []).append(rows.float())
+            self._chunks.setdefault(key, []).append(rows.to(self.dtype))
 
     def _path(self, key: tuple[str, int]) -> Path:
         """Spool file of one (role, layer)."""
         assert self._dir is not None
-        return Path(self._dir.name) / f"{key[0]}{key[1]}.f32"
+        return Path(self._dir.name) / f"{key[0]}{key[1]}.{self._numpy_dtype.name}"
 
     def heads(self, role: str, layer: int, heads: list[int], d_head: int, order: np.ndarray) -> np.ndarray:
-        """Vectors of some heads in corpus order: float32 [len(heads), token, d_head]."""
-        key = (role, layer)
-        columns = np.concatenate([np.arange(h * d_head, (h + 1) * d_head) for h in heads])
+        """Vectors of consecutive heads in corpus order, in the spool's dtype: [len(heads), token, d_head]."""
+        key, count = (role, layer), len(heads)
+        if heads != list(range(heads[0], heads[0] + count)):
+            raise ValueError(f"heads must be consecutive, got {heads}")
+        columns = slice(heads[0] * d_head, (heads[0] + count) * d_head)
         if not self.on_disk:
             flat = torch.cat(self._chunks[key]) if len(self._chunks[key]) > 1 else self._chunks[key][0]
             self._chunks[key] = [flat]
-            picked_rows = flat.index_select(0, torch.from_numpy(order))
-            if len(columns) < flat.shape[1]:
-                picked_rows = picked_rows[:, torch.from_numpy(columns)]
-            return picked_rows.view(len(order), len(heads), d_head).permute(1, 0, 2).contiguous().numpy()
-        else:
-            picked = self._read_columns(key, columns)[order]
-        return np.ascontiguousarray(picked.reshape(len(order), len(heads), d_head).transpose(1, 0, 2))
+            picked_rows = flat.index_select(0, torch.from_numpy(order))[:, columns]
+            return picked_rows.reshape(len(order), count, d_head).permute(1, 0, 2).contiguous().numpy()
+        picked = _take_rows(self._read_columns(key, columns), order)
+        return np.stack([picked[:, i * d_head: (i + 1) * d_head] for i in range(count)])
 
-    def _read_columns(self, key: tuple[str, int], columns: np.ndarray, block_rows: int = 16384) -> np.ndarray:
-        """Some columns of a spool file, read in row blocks so memory stays small."""
+    def _read_columns(self, key: tuple[str, int], columns: slice, block_rows: int = 16384) -> np.ndarray:
+        """A column range of a spool file, read in row blocks so memory stays small."""
         width = self._width[key]
-        rows = self._path(key).stat().st_size // (4 * width)
-        out = np.empty((rows, len(columns)), np.float32)
+        rows = self._path(key).stat().st_size // (self._numpy_dtype.itemsize * width)
+        out = np.empty((rows, columns.stop - columns.start), self._numpy_dtype)
         with open(self._path(key), "rb") as handle:
             for start in range(0, rows, block_rows):
                 count = min(block_rows, rows - start)
-                block = np.fromfile(handle, dtype=np.float32, count=count * width).reshape(count, width)
+                block = np.fromfile(handle, dtype=self._numpy_dtype, count=count * width).reshape(count, width)
                 out[start: start + count] = block[:, columns]
         return out
 
@@ -272,12 +277,19 @@ class Spool:
             self._dir.cleanup()
 
 
+def _take_rows(array: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """array[order] for a C-contiguous [rows, width] array, moving whole rows as bytes (10x numpy's fancy index)."""
+    rows_as_bytes = np.ascontiguousarray(array).view(np.dtype((np.void, array.shape[1] * array.itemsize)))
+    return rows_as_bytes.reshape(-1)[order].view(array.dtype).reshape(len(order), array.shape[1])
+
+
 def run_capture(loaded: LoadedModel, batches: Batches, progress: Progress = _no_progress,
-                spool_memory_bytes: int = SPOOL_MEMORY_BYTES) -> Spool:
-    """Forward every batch with hooks; valid rows of q and k go to a spool."""
+                spool_memory_bytes: int = SPOOL_MEMORY_BYTES, dtype: torch.dtype = torch.float32) -> Spool:
+    """Forward every batch with hooks; valid rows of q and k go to a spool (kept as `dtype`)."""
     spec = loaded.spec
-    total = int(batches.lengths.sum()) * (spec.n_heads + spec.n_kv_heads) * spec.d_head * 4 * spec.n_layers
-    spool = Spool(on_disk=total > spool_memory_bytes)
+    itemsize = torch.empty(0, dtype=dtype).element_size()
+    total = int(batches.lengths.sum()) * (spec.n_heads + spec.n_kv_heads) * spec.d_head * itemsize * spec.n_layers
+    spool = Spool(on_disk=total > spool_memory_bytes, dtype=dtype)
     valid_now: list[torch.Tensor] = []
 
     def emit(role: str, layer: int, vectors: torch.Tensor) -> None:
@@ -347,18 +359,19 @@ def extract(loaded: LoadedModel, corpus: Corpus | ImageCorpus, batch_size: int =
 
 
 def extract_heads(loaded: LoadedModel, corpus: Corpus | ImageCorpus, batch_size: int, max_tokens: int,
-                  progress: Progress = _no_progress, spool_memory_bytes: int = SPOOL_MEMORY_BYTES
+                  progress: Progress = _no_progress, spool_memory_bytes: int = SPOOL_MEMORY_BYTES,
+                  dtype: torch.dtype = torch.float16
                   ) -> tuple[dict[str, np.ndarray], Iterator[tuple[str, int, int, np.ndarray]]]:
-    """(tokens table, iterator of (role, layer, head, vectors[token, d_head])) with bounded memory."""
+    """(tokens table, iterator of (role, layer, head, vectors[token, d_head] as `dtype`)) with bounded memory."""
     batches = make_batches(loaded, corpus, batch_size, max_tokens)
-    spool = run_capture(loaded, batches, progress, spool_memory_bytes)
+    spool = run_capture(loaded, batches, progress, spool_memory_bytes, dtype)
     return tokens_table(loaded, batches), _stream_heads(loaded, spool, batches.corpus_order())
 
 
 def _stream_heads(loaded: LoadedModel, spool: Spool, order: np.ndarray) -> Iterator[tuple[str, int, int, np.ndarray]]:
     """Hand out heads a few at a time (HEAD_BATCH_BYTES), layer by layer, then drop each layer's spool."""
     spec = loaded.spec
-    per_pass = max(1, HEAD_BATCH_BYTES // max(1, len(order) * spec.d_head * 4))
+    per_pass = max(1, HEAD_BATCH_BYTES // max(1, len(order) * spec.d_head * spool.dtype.itemsize))
     try:
         for layer in range(spec.n_layers):
             for role, count in (("q", spec.n_heads), ("k", spec.n_kv_heads)):
