@@ -101,8 +101,9 @@ def _index(params: dict[str, list[str]], name: str, upper: int, notices: list[st
     value = _first(params, name)
     if value is None or value == "":
         return default
-    if value.strip().isdigit() and int(value) < upper:
-        return int(value)
+    digits = value.strip()
+    if digits.isascii() and digits.isdigit() and len(digits) <= 9 and int(digits) < upper:  # not '²', not 10^5000
+        return int(digits)
     notices.append(f"{name.capitalize()} {_shown(value)} is not in 0..{upper - 1}; showing {name} {default}.")
     return default
 

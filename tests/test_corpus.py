@@ -62,3 +62,49 @@ def test_missing_file_and_directory(tmp_path):
     (tmp_path / "dir.txt").mkdir()
     with pytest.raises(CorpusError, match="not a file"):
         load_corpus_file(tmp_path / "dir.txt")
+
+
+def test_a_million_lines_keep_the_first_texts_with_a_note(tmp_path):
+    path = tmp_path / "million.txt"
+    path.write_text("\n".join(f"line number {i}" for i in range(1_000_000)))
+    corpus = load_corpus_file(path, max_texts=5000)
+    assert len(corpus.texts) == 5000 and corpus.texts[-1] == "line number 4999"
+    assert any("first 5,000 texts" in note and "QK_ATLAS_MAX_TEXTS" in note for note in corpus.notes)
+
+
+def test_a_100_mb_file_reads_only_what_it_keeps(tmp_path):
+    path = tmp_path / "big.csv"
+    row = "x" * 1000
+    with path.open("w") as handle:
+        handle.write("text\n")
+        for i in range(100_000):
+            handle.write(f"{i} {row}\n")
+    assert path.stat().st_size > 100 * 10**6
+    corpus = load_corpus_file(path, max_texts=300)
+    assert len(corpus.texts) == 300 and corpus.texts[0].startswith("0 x")
+    assert corpus.notes
+
+
+def test_very_long_lines_are_cut_with_a_note(tmp_path):
+    from workers.corpus import MAX_LINE_BYTES
+
+    path = tmp_path / "long.txt"
+    path.write_text("short one\n" + "é" * (3 * MAX_LINE_BYTES) + "\nlast one\n")  # two bytes a character
+    corpus = load_corpus_file(path)
+    assert corpus.texts[0] == "short one" and corpus.texts[2] == "last one"
+    assert 0 < len(corpus.texts[1].encode()) <= MAX_LINE_BYTES and set(corpus.texts[1]) == {"é"}
+    assert any("1 line" in note and "cut" in note for note in corpus.notes)
+
+
+def test_invalid_utf8_after_the_first_block_names_the_line(tmp_path):
+    path = tmp_path / "late.txt"
+    path.write_bytes(b"fine text\n" * 2000 + "caf\u00e9".encode("latin-1") + b"\n")
+    with pytest.raises(CorpusError, match="line 2001 is not valid UTF-8"):
+        load_corpus_file(path)
+
+
+def test_notes_do_not_change_the_hash_of_the_same_texts(tmp_path):
+    (tmp_path / "a.txt").write_text("\n".join(f"t {i}" for i in range(10)))
+    (tmp_path / "b.txt").write_text("\n".join(f"t {i}" for i in range(3)))
+    cut = load_corpus_file(tmp_path / "a.txt", max_texts=3)
+    assert cut.content_hash == load_corpus_file(tmp_path / "b.txt").content_hash and cut.notes

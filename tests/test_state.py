@@ -60,3 +60,37 @@ def test_changing_corpus_clears_the_selection():
     state = ViewState(text=5, pos=2)
     assert with_controls(state, corpus="default", head=3).text == 5
     assert with_controls(state, model="minilm", corpus="default").pos == 2
+
+
+FIELDS = ["view", "model", "corpus", "layer", "head", "method", "dims", "norm", "color", "show", "labels",
+          "search", "text", "pos", "unknown", ""]
+NASTY_VALUES = ["", "-1", "0", "5", "6", "11", "12", "99999999999999999999", "9" * 5000, "1e3", "0x1f", " 3 ",
+                "²", "٣", "3.0", "+2", "NaN", "inf", "<script>alert(1)</script>", "%3Cimg%20src%3Dx%3E",
+                "\x00", "%00", "%ZZ", "'\"`", "../../etc/passwd", "/etc/passwd", "umap", "matrix", "pca",
+                "🙂" * 50, "a" * 100_000, "&", "=", "#frag", ";", "\u202e"]
+
+
+def test_fuzzed_queries_give_a_valid_state():
+    """Seeded random query strings: never an exception, every field in its allowed set, notices are text."""
+    import random
+
+    from dashboard.state import COLORS, SHOWS, VIEWS, corpus_choices, model_choices
+    from workers.models import read_spec
+    from workers.normalize import NORMALIZATIONS
+    from workers.project import METHODS
+
+    rng = random.Random(0)
+    for _ in range(1500):
+        parts = [f"{rng.choice(FIELDS)}={rng.choice(NASTY_VALUES)}" for _ in range(rng.randint(0, 8))]
+        if rng.random() < 0.2:
+            parts.append("".join(chr(rng.randint(0, 0x2FFF)) for _ in range(rng.randint(1, 40))))
+        state, notices = parse_query("?" + "&".join(parts))
+        spec = read_spec(state.model)
+        assert state.view in VIEWS and state.model in model_choices()
+        assert state.corpus in corpus_choices(spec.modality)
+        assert 0 <= state.layer < spec.n_layers and 0 <= state.head < spec.n_heads
+        assert state.method in METHODS and state.dims in (2, 3) and state.norm in NORMALIZATIONS
+        assert state.color in COLORS and state.show in SHOWS and state.labels in (0, 1)
+        assert len(state.search) <= 64 and state.text >= -1 and state.pos >= -1
+        assert all(isinstance(n, str) and len(n) < 300 for n in notices)
+        assert parse_query(state.to_query()) == (state, [])  # whatever came in, the canonical URL is clean
