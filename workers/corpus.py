@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io
 import json
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 
 DEFAULT_CORPUS = "default"
 DEFAULT_IMAGE_CORPUS = "images"
+MAX_LINE_BYTES = 100_000  # a longer line is cut (a text is truncated to its first tokens anyway)
+BINARY_SNIFF_BYTES = 8192
 
 
 class CorpusError(ValueError):
@@ -25,6 +27,7 @@ class Corpus:
     name: str
     texts: tuple[str, ...]
     content_hash: str
+    notes: tuple[str, ...] = ()  # what was cut or dropped while reading, shown to the user
 
 
 @dataclass(frozen=True)
@@ -68,16 +71,28 @@ def load_image_corpus(ref: str, max_items: int | None = None) -> ImageCorpus:
     return make_image_corpus(path.name, named, max_items)
 
 
-def make_corpus(name: str, texts: list[str], max_texts: int | None = None) -> Corpus:
-    """Clean (strip, drop empty) and hash texts; error when nothing remains."""
-    cleaned = [" ".join(t.split()) for t in texts]
-    cleaned = [t for t in cleaned if t]
+def make_corpus(name: str, texts: Iterable[str], max_texts: int | None = None, notes: tuple[str, ...] = ()
+                ) -> Corpus:
+    """Clean (strip, drop empty) and hash texts, keeping the first max_texts; error when nothing remains.
+
+    Reads `texts` lazily, so a million-line file stops being read once max_texts texts are kept.
+    """
+    cleaned: list[str] = []
+    more = False
+    for text in texts:
+        text = " ".join(text.split())
+        if not text:
+            continue
+        if max_texts is not None and len(cleaned) >= max_texts:
+            more = True
+            break
+        cleaned.append(text)
     if not cleaned:
         raise CorpusError(f"corpus {name!r} holds no non-empty text")
-    if max_texts is not None and len(cleaned) > max_texts:
-        cleaned = cleaned[:max_texts]
+    if more:
+        notes = (*notes, f"kept the first {max_texts:,} texts; the corpus holds more (QK_ATLAS_MAX_TEXTS)")
     digest = hashlib.sha256("\n".join(cleaned).encode("utf-8")).hexdigest()
-    return Corpus(name=name, texts=tuple(cleaned), content_hash=digest)
+    return Corpus(name=name, texts=tuple(cleaned), content_hash=digest, notes=tuple(notes))
 
 
 def default_corpus_text() -> str:
@@ -85,40 +100,64 @@ def default_corpus_text() -> str:
     return resources.files("workers").joinpath("data/default_corpus.txt").read_text(encoding="utf-8")
 
 
-def _read_text_file(path: Path) -> str:
-    """File content as UTF-8, or a one-line CorpusError."""
-    if not path.exists():
-        raise CorpusError(f"corpus file not found: {path}")
-    if not path.is_file():
-        raise CorpusError(f"corpus path is not a file: {path}")
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise CorpusError(f"cannot read corpus file {path}: {exc.strerror}") from exc
-    if b"\x00" in raw[:8192]:
-        raise CorpusError(f"corpus file {path} looks binary; expected UTF-8 text")
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise CorpusError(f"corpus file {path} is not valid UTF-8 (byte {exc.start})") from exc
+class _Lines:
+    """The lines of a UTF-8 file, read lazily; lines over MAX_LINE_BYTES are cut (and counted)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.cut = 0
+
+    def __iter__(self) -> Iterator[str]:
+        """Decoded lines with their line ending; one-line CorpusError on binary or non-UTF-8 content."""
+        try:
+            handle = self.path.open("rb")
+        except OSError as exc:
+            raise CorpusError(f"cannot read corpus file {self.path}: {exc.strerror}") from exc
+        with handle:
+            if b"\x00" in handle.peek(BINARY_SNIFF_BYTES)[:BINARY_SNIFF_BYTES]:
+                raise CorpusError(f"corpus file {self.path} looks binary; expected UTF-8 text")
+            for number, raw in enumerate(iter(lambda: handle.readline(MAX_LINE_BYTES), b""), start=1):
+                cut = not raw.endswith(b"\n") and len(raw) >= MAX_LINE_BYTES
+                if cut:
+                    self.cut += 1
+                    while (rest := handle.readline(MAX_LINE_BYTES)) and not rest.endswith(b"\n"):
+                        pass  # skip the remainder of an over-long line
+                yield self._decode(raw, number, cut) + ("\n" if cut else "")
+
+    def _decode(self, raw: bytes, number: int, cut: bool) -> str:
+        """UTF-8 (BOM dropped on line 1); a cut line may end inside a character, which is dropped."""
+        try:
+            return raw.decode("utf-8-sig" if number == 1 else "utf-8")
+        except UnicodeDecodeError as exc:
+            if cut and exc.start >= len(raw) - 3:
+                return raw[: exc.start].decode("utf-8-sig" if number == 1 else "utf-8")
+            raise CorpusError(f"corpus file {self.path}: line {number} is not valid UTF-8 (byte {exc.start} "
+                              "of the line)") from exc
+
+    def notes(self) -> tuple[str, ...]:
+        """What reading cut."""
+        if not self.cut:
+            return ()
+        return (f"{self.cut:,} line{'s' if self.cut != 1 else ''} longer than {MAX_LINE_BYTES:,} bytes "
+                "cut (a text's first tokens are all the model reads)",)
 
 
-def _texts_from_csv(content: str, path: Path) -> list[str]:
+def _texts_from_csv(lines: Iterable[str], path: Path) -> Iterator[str]:
     """The `text` column of a CSV file."""
     try:
-        reader = csv.DictReader(io.StringIO(content))
+        reader = csv.DictReader(iter(lines))
         if not reader.fieldnames or "text" not in [f.strip() for f in reader.fieldnames]:
             raise CorpusError(f"{path}: CSV needs a 'text' column (found: {reader.fieldnames or 'no header'})")
         key = next(f for f in reader.fieldnames if f.strip() == "text")
-        return [row.get(key) or "" for row in reader]
+        for row in reader:
+            yield row.get(key) or ""
     except csv.Error as exc:
         raise CorpusError(f"{path}: malformed CSV ({exc})") from exc
 
 
-def _texts_from_jsonl(content: str, path: Path) -> list[str]:
+def _texts_from_jsonl(lines: Iterable[str], path: Path) -> Iterator[str]:
     """The `text` field of each JSON object line."""
-    texts: list[str] = []
-    for number, line in enumerate(content.splitlines(), start=1):
+    for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
@@ -127,8 +166,7 @@ def _texts_from_jsonl(content: str, path: Path) -> list[str]:
             raise CorpusError(f"{path}: line {number} is not valid JSON ({exc.msg})") from exc
         if not isinstance(record, dict) or not isinstance(record.get("text"), str):
             raise CorpusError(f"{path}: line {number} has no string 'text' field")
-        texts.append(record["text"])
-    return texts
+        yield record["text"]
 
 
 def load_corpus_file(path: str | Path, max_texts: int | None = None) -> Corpus:
@@ -137,14 +175,15 @@ def load_corpus_file(path: str | Path, max_texts: int | None = None) -> Corpus:
     suffix = path.suffix.lower()
     if suffix not in {".txt", ".csv", ".jsonl"}:
         raise CorpusError(f"unsupported corpus file type {suffix or '(none)'!r}: use .txt, .csv or .jsonl")
-    content = _read_text_file(path)
-    if suffix == ".txt":
-        texts = content.splitlines()
-    elif suffix == ".csv":
-        texts = _texts_from_csv(content, path)
-    else:
-        texts = _texts_from_jsonl(content, path)
-    return make_corpus(path.name, texts, max_texts)
+    if not path.exists():
+        raise CorpusError(f"corpus file not found: {path}")
+    if not path.is_file():
+        raise CorpusError(f"corpus path is not a file: {path}")
+    lines = _Lines(path)
+    readers = {".txt": lambda: (text for line in lines for text in line.splitlines()),
+               ".csv": lambda: _texts_from_csv(lines, path), ".jsonl": lambda: _texts_from_jsonl(lines, path)}
+    corpus = make_corpus(path.name, readers[suffix](), max_texts)
+    return replace(corpus, notes=(*lines.notes(), *corpus.notes))
 
 
 def load_corpus(ref: str, max_texts: int | None = None, named: dict[str, str] | None = None
@@ -160,6 +199,5 @@ def load_corpus(ref: str, max_texts: int | None = None, named: dict[str, str] | 
     if ref == DEFAULT_CORPUS:
         return make_corpus(DEFAULT_CORPUS, default_corpus_text().splitlines(), max_texts)
     if named and ref in named:
-        corpus = load_corpus_file(named[ref], max_texts)
-        return Corpus(name=ref, texts=corpus.texts, content_hash=corpus.content_hash)
+        return replace(load_corpus_file(named[ref], max_texts), name=ref)
     return load_corpus_file(ref, max_texts)

@@ -84,8 +84,12 @@ class ViewKeys:
         return all(store.has(key) for key in (self.tokens, self.q, self.k))
 
     def complete(self, store: Store) -> bool:
-        """Whether everything this view reads is stored."""
+        """Whether everything this view reads is stored (cheap: presence only)."""
         return self.extracted(store) and store.has(self.coords)
+
+    def intact(self, store: Store) -> bool:
+        """Whether everything this view reads is stored and passes its checksum (damaged entries are removed)."""
+        return all([store.intact(key) for key in (self.tokens, self.q, self.k, self.coords)])
 
 
 def validate(request: HeadRequest, spec: ModelSpec) -> None:
@@ -197,7 +201,7 @@ def ensure_head_view(request: HeadRequest, store: Store, progress: Progress = _n
     spec = read_spec(request.model)
     validate(request, spec)
     keys = resolve(request)
-    if keys.complete(store):
+    if keys.complete(store) and keys.intact(store):
         progress(1.0, "cached")
         return keys
     keys = ensure_extraction(request, store, progress)

@@ -5,13 +5,18 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import diskcache
 import numpy as np
 
-SCHEMA_VERSION = 3  # 2: q and k stored per head; 3: q and k stored as float16
+SCHEMA_VERSION = 4  # 2: q, k per head; 3: q, k as float16; 4: values checksummed
+MAGIC = b"QKA1"  # every stored value: MAGIC + sha256(payload)[:16] + payload
+DIGEST_BYTES = 16
+log = logging.getLogger(__name__)
 
 
 def content_key(stage: str, params: dict[str, Any]) -> str:
@@ -27,10 +32,27 @@ def arrays_to_bytes(arrays: dict[str, np.ndarray], compress: bool = False) -> by
     return buffer.getvalue()
 
 
+def sealed(payload: bytes) -> bytes:
+    """payload with the magic prefix and its checksum in front."""
+    return MAGIC + hashlib.sha256(payload).digest()[:DIGEST_BYTES] + payload
+
+
+def unsealed(raw: bytes) -> bytes | None:
+    """The payload of a sealed value, or None when the prefix or checksum does not match (truncated, corrupted)."""
+    if not isinstance(raw, bytes) or not raw.startswith(MAGIC):
+        return None
+    digest, payload = raw[len(MAGIC): len(MAGIC) + DIGEST_BYTES], raw[len(MAGIC) + DIGEST_BYTES:]
+    return payload if hashlib.sha256(payload).digest()[:DIGEST_BYTES] == digest else None
+
+
 def bytes_to_arrays(raw: bytes) -> dict[str, np.ndarray]:
     """.npz bytes -> dict of arrays, refusing pickled objects."""
     with np.load(io.BytesIO(raw), allow_pickle=False) as data:
         return {name: data[name] for name in data.files}
+
+
+class StoreError(RuntimeError):
+    """The store cannot be written (full disk, permissions); the message is one line meant for the user."""
 
 
 class Store:
@@ -45,22 +67,58 @@ class Store:
         return key in self.cache
 
     def put_arrays(self, key: str, arrays: dict[str, np.ndarray], compress: bool = False) -> None:
-        """Store arrays under key."""
-        self.cache.set(key, arrays_to_bytes(arrays, compress))
+        """Store arrays under key (checksummed)."""
+        self._put(key, arrays_to_bytes(arrays, compress))
 
     def get_arrays(self, key: str) -> dict[str, np.ndarray] | None:
-        """Arrays under key, or None."""
-        raw = self.cache.get(key)
-        return None if raw is None else bytes_to_arrays(raw)
+        """Arrays under key; None when absent, or when damaged (then the entry is removed, to be recomputed)."""
+        payload = self._get(key)
+        if payload is None:
+            return None
+        try:
+            return bytes_to_arrays(payload)
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+            return self._discard(key, f"unreadable arrays ({type(exc).__name__})")
 
     def put_json(self, key: str, record: dict[str, Any]) -> None:
-        """Store a JSON record under key."""
-        self.cache.set(key, json.dumps(record, sort_keys=True))
+        """Store a JSON record under key (checksummed)."""
+        self._put(key, json.dumps(record, sort_keys=True).encode())
 
     def get_json(self, key: str) -> dict[str, Any] | None:
-        """JSON record under key, or None."""
+        """JSON record under key; None when absent or damaged (then removed)."""
+        payload = self._get(key)
+        if payload is None:
+            return None
+        try:
+            return json.loads(payload)
+        except ValueError:
+            return self._discard(key, "unreadable JSON")
+
+    def intact(self, key: str) -> bool:
+        """Whether the entry under key is present and passes its checksum (a damaged one is removed)."""
+        return self._get(key) is not None
+
+    def _put(self, key: str, payload: bytes) -> None:
+        """Write a sealed payload; a full disk becomes a one-line StoreError."""
+        try:
+            self.cache.set(key, sealed(payload))
+        except OSError as exc:
+            raise StoreError(f"cannot write to the result store in {self.directory}: {exc.strerror or exc}"
+                             " (is the disk full? QK_ATLAS_CACHE_DIR sets where results go)") from exc
+
+    def _get(self, key: str) -> bytes | None:
+        """The payload under key if present and intact; a damaged entry is removed and gives None."""
         raw = self.cache.get(key)
-        return None if raw is None else json.loads(raw)
+        if raw is None:
+            return None
+        payload = unsealed(raw)
+        return payload if payload is not None else self._discard(key, "checksum mismatch")
+
+    def _discard(self, key: str, why: str) -> None:
+        """Remove a damaged entry so that it is recomputed; logged without its content."""
+        log.warning("store entry %s is damaged (%s); removed, it will be recomputed", key, why)
+        self.cache.delete(key)
+        return None
 
     def delete(self, key: str) -> None:
         """Forget key."""

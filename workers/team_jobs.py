@@ -102,10 +102,13 @@ def submit(request: dict[str, Any], store: Store) -> str:
     job_id = job_id_for(request)
     client = redis_client()
     if not client.set(f"qk:job:{job_id}", time.time(), nx=True, ex=JOB_TTL_SECONDS):
+        from workers.pipeline import HeadRequest, resolve
+
         state = _celery().AsyncResult(job_id).state
-        if state not in ("FAILURE", "REVOKED"):
+        lost = state == "SUCCESS" and not resolve(HeadRequest.from_dict(request)).complete(store)
+        if state not in ("FAILURE", "REVOKED") and not lost:
             return job_id  # someone asked already: share the computation
-        _celery().AsyncResult(job_id).forget()
+        _celery().AsyncResult(job_id).forget()  # failed, or done but its result was damaged and removed
     client.delete(f"qk:progress:{job_id}")
     _send(request, job_id, store)
     return job_id

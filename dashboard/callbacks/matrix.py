@@ -35,6 +35,14 @@ def _coords(key: str) -> np.ndarray:
     return arrays["coords"]
 
 
+def _readable_coords(keys: dict[str, str]) -> np.ndarray | None:
+    """A cell's coords, or None when the stored entry was damaged (the store removed it; the poll resubmits it)."""
+    try:
+        return _coords(keys["coords"])
+    except KeyError:
+        return None
+
+
 def token_sample(n_tokens: int, size: int = SAMPLE_TOKENS) -> np.ndarray:
     """A fixed, sorted random sample of token rows (all rows when there are few)."""
     if n_tokens <= size:
@@ -90,6 +98,9 @@ def register(app: Dash) -> None:
         if not request or not style or style.get("view") != "matrix":
             return (no_update,) * 6
         done, total = finished_cells(request)
+        for cell in [cell for cell, keys in done.items() if _readable_coords(keys) is None]:  # damaged: again
+            del done[cell]
+            jobs.backend().submit(replace(_template(request), layer=cell[0], head=cell[1]).to_dict(), jobs.store())
         provisional = provisional_cells(request, done)
         signature = {"done": len(done), "provisional": len(provisional), "search": style["search"],
                      "request": request}
@@ -111,7 +122,7 @@ def _figure(done: dict[tuple[int, int], dict], provisional: dict[tuple[int, int]
     n = len(tokens["token"])
     sample = token_sample(n)
     matches = np.flatnonzero(metrics.search_matches(tokens["token"], search)) if search.strip() else None
-    cells = {cell: _coords(keys["coords"]) for cell, keys in shown_cells.items()}
+    cells = {cell: coords for cell, keys in shown_cells.items() if (coords := _readable_coords(keys)) is not None}
     figure = matrix_figure(cells, spec.n_layers, spec.n_heads, sample, matches, provisional=set(provisional))
     status = (f"{len(done)}/{total} heads · each cell shows {len(sample):,} of {n:,} tokens (sampled, the same "
               f"tokens in every cell) as a query and a key · click a cell to open it")
