@@ -100,3 +100,17 @@ def test_preview_is_its_own_picture_and_pca_has_none():
     assert resolve(full).coords != resolve(preview).coords
     assert resolve(HeadRequest(method="pca", preview=True)).coords == resolve(HeadRequest(method="pca")).coords
     assert HeadRequest.from_dict(preview.to_dict()) == preview
+
+
+def test_total_token_limit_keeps_the_first_texts_with_a_note(tmp_path, monkeypatch):
+    path = tmp_path / "c.txt"
+    path.write_text("\n".join(f"Text number {i} is here." for i in range(40)))  # 8 MiniLM tokens each
+    monkeypatch.setenv("QK_ATLAS_MAX_TOKENS", "100")
+    store = open_store(tmp_path / "cache")
+    arrays = export_arrays(HeadRequest(corpus=str(path), layer=0, head=0), store)
+    assert np.all(np.bincount(arrays["text_id"]) == 8)
+    assert arrays["text_id"].max() + 1 == 12 and len(arrays["token"]) == 96  # 12 x 8 <= 100 < 13 x 8
+    (note,) = arrays["notes"]
+    assert "first 12 of 40 texts" in note and "QK_ATLAS_MAX_TOKENS" in note
+    monkeypatch.setenv("QK_ATLAS_MAX_TOKENS", "100000")  # another limit is another extraction, not a stale one
+    assert len(export_arrays(HeadRequest(corpus=str(path), layer=0, head=0), store)["notes"]) == 0

@@ -49,8 +49,11 @@ def export(args: argparse.Namespace) -> int:
     request = HeadRequest(model=args.model, corpus=args.corpus, layer=args.layer, head=args.head,
                           norm=args.norm, method=args.method, dims=args.dims)
     arrays = export_arrays(request, open_store(), _progress)
+    notes = [str(note) for note in arrays.pop("notes", [])]
     out = write_export(arrays, args.out)
     print(f"\nwrote {out} ({len(arrays['token']):,} tokens, coords {arrays['coords'].shape})", file=sys.stderr)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
     return 0
 
 

@@ -26,6 +26,7 @@ class Settings:
     redis_url: str | None
     batch_size: int
     max_tokens_per_text: int
+    max_total_tokens: int
     max_texts: int
     corpora: dict[str, str]
     local_workers: int
@@ -50,6 +51,7 @@ def settings() -> Settings:
         redis_url=os.environ.get("QK_ATLAS_REDIS_URL") or None,
         batch_size=_int_env("QK_ATLAS_BATCH_SIZE", 64),
         max_tokens_per_text=_int_env("QK_ATLAS_MAX_TOKENS_PER_TEXT", 128),
+        max_total_tokens=_int_env("QK_ATLAS_MAX_TOKENS", 100_000),
         max_texts=_int_env("QK_ATLAS_MAX_TEXTS", 5000),
         corpora=_parse_corpora(os.environ.get("QK_ATLAS_CORPORA", "")),
         local_workers=max(1, min(16, _int_env("QK_ATLAS_LOCAL_WORKERS", min(2, os.cpu_count() or 1)))),

@@ -76,10 +76,17 @@ class QKBundle:
 
 # ---------------------------------------------------------------- batching
 
-def text_batches(loaded: LoadedModel, corpus: Corpus, batch_size: int, max_tokens: int) -> Batches:
-    """Token ids per text (truncated to max_tokens), batches sorted by length, right padding."""
+def text_batches(loaded: LoadedModel, corpus: Corpus, batch_size: int, max_tokens: int,
+                 max_total_tokens: int | None = None) -> Batches:
+    """Token ids per text (truncated to max_tokens), batches sorted by length, right padding.
+
+    With max_total_tokens, only the first texts whose tokens fit in it are kept (at least one).
+    """
     encoded = loaded.tokenizer(list(corpus.texts), truncation=True, max_length=max_tokens)
     ids = [list(x) for x in encoded["input_ids"]]
+    if max_total_tokens is not None:
+        within = np.cumsum([len(x) for x in ids]) <= max_total_tokens
+        ids = ids[: max(1, int(within.sum()))]
     order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
     pad_id = loaded.tokenizer.pad_token_id or 0
 
@@ -115,7 +122,8 @@ def image_batches(loaded: LoadedModel, corpus: ImageCorpus, batch_size: int) -> 
                    lengths=np.full(n, n_tokens, dtype=np.int32), make_inputs=make_inputs)
 
 
-def make_batches(loaded: LoadedModel, corpus: Corpus | ImageCorpus, batch_size: int, max_tokens: int) -> Batches:
+def make_batches(loaded: LoadedModel, corpus: Corpus | ImageCorpus, batch_size: int, max_tokens: int,
+                 max_total_tokens: int | None = None) -> Batches:
     """Batches for a text or image corpus; a clear error when corpus and model modality differ."""
     modality = loaded.spec.modality
     if isinstance(corpus, ImageCorpus) != (modality == "image"):
@@ -123,7 +131,7 @@ def make_batches(loaded: LoadedModel, corpus: Corpus | ImageCorpus, batch_size: 
         raise ModelError(f"model {loaded.spec.model_id!r} reads {modality}s; choose {wanted}")
     if isinstance(corpus, ImageCorpus):
         return image_batches(loaded, corpus, batch_size)
-    return text_batches(loaded, corpus, batch_size, max_tokens)
+    return text_batches(loaded, corpus, batch_size, max_tokens, max_total_tokens)
 
 
 # ---------------------------------------------------------------- hooks
@@ -360,10 +368,13 @@ def extract(loaded: LoadedModel, corpus: Corpus | ImageCorpus, batch_size: int =
 
 def extract_heads(loaded: LoadedModel, corpus: Corpus | ImageCorpus, batch_size: int, max_tokens: int,
                   progress: Progress = _no_progress, spool_memory_bytes: int = SPOOL_MEMORY_BYTES,
-                  dtype: torch.dtype = torch.float16
+                  dtype: torch.dtype = torch.float16, max_total_tokens: int | None = None
                   ) -> tuple[dict[str, np.ndarray], Iterator[tuple[str, int, int, np.ndarray]]]:
-    """(tokens table, iterator of (role, layer, head, vectors[token, d_head] as `dtype`)) with bounded memory."""
-    batches = make_batches(loaded, corpus, batch_size, max_tokens)
+    """(tokens table, iterator of (role, layer, head, vectors[token, d_head] as `dtype`)) with bounded memory.
+
+    With max_total_tokens, the tokens table covers only the first texts that fit (text_id 0..kept-1).
+    """
+    batches = make_batches(loaded, corpus, batch_size, max_tokens, max_total_tokens)
     spool = run_capture(loaded, batches, progress, spool_memory_bytes, dtype)
     return tokens_table(loaded, batches), _stream_heads(loaded, spool, batches.corpus_order())
 

@@ -130,7 +130,8 @@ def extraction_params(model: str, corpus: Corpus | ImageCorpus) -> dict[str, Any
     """What determines the tokens table and q/k: model and revision, corpus content, truncation."""
     source = model_source(model)
     return {"model": source.location if source.kind == "hub" else model, "revision": source.revision,
-            "corpus": corpus.content_hash, "max_tokens": settings().max_tokens_per_text}
+            "corpus": corpus.content_hash, "max_tokens": settings().max_tokens_per_text,
+            "max_total_tokens": settings().max_total_tokens}
 
 
 def vector_key(base: dict[str, Any], role: str, layer: int, head: int) -> str:
@@ -178,13 +179,20 @@ def ensure_extraction(request: HeadRequest, store: Store, progress: Progress = _
     corpus = corpus_for(request.corpus)
     config = settings()
     tokens, heads = extract_heads(loaded, corpus, config.batch_size, config.max_tokens_per_text,
-                                  progress=lambda f, m: progress(0.05 + 0.7 * f, m))
+                                  progress=lambda f, m: progress(0.05 + 0.7 * f, m),
+                                  max_total_tokens=config.max_total_tokens)
     base = extraction_params(request.model, corpus)
     for role, layer, head, vectors in heads:
         store.put_arrays(vector_key(base, role, layer, head), {"v": vectors.astype(STORED_VECTOR_DTYPE)})
     progress(0.8, "storing the tokens table")
     # The tokens table goes last: its presence marks a complete extraction.
-    store.put_arrays(keys.tokens, {**tokens, "texts": np.array(corpus.texts, dtype=str)}, compress=True)
+    kept = int(tokens["text_id"].max()) + 1
+    notes = list(getattr(corpus, "notes", ()))
+    if kept < len(corpus.texts):
+        notes.append(f"extracted the first {kept:,} of {len(corpus.texts):,} texts: {len(tokens['text_id']):,} "
+                     f"tokens, within the limit of {config.max_total_tokens:,} (QK_ATLAS_MAX_TOKENS)")
+    store.put_arrays(keys.tokens, {**tokens, "texts": np.array(corpus.texts[:kept], dtype=str),
+                                   "notes": np.array(notes, dtype=str)}, compress=True)
     return keys
 
 
@@ -230,4 +238,5 @@ def export_arrays(request: HeadRequest, store: Store, progress: Progress = _no_p
     for extra in ("row", "col"):
         if extra in tokens:
             out[extra] = tokens[extra].astype(np.int64)
+    out["notes"] = tokens.get("notes", np.array([], dtype=str))  # what the corpus limits cut (not per token)
     return out

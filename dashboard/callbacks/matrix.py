@@ -126,6 +126,7 @@ def _figure(done: dict[tuple[int, int], dict], provisional: dict[tuple[int, int]
     figure = matrix_figure(cells, spec.n_layers, spec.n_heads, sample, matches, provisional=set(provisional))
     status = (f"{len(done)}/{total} heads · each cell shows {len(sample):,} of {n:,} tokens (sampled, the same "
               f"tokens in every cell) as a query and a key · click a cell to open it")
+    status += "".join(f" · Note: {note}" for note in tokens.get("notes", []))
     if method in PREVIEW_NOTES:
         status += f" · {PREVIEW_NOTES[method]}"
     if provisional:

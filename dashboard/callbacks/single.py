@@ -73,6 +73,7 @@ def register(app: Dash) -> None:
         tokens = jobs.tokens_table(keys["tokens"])
         n = len(tokens["token"])
         status = f"{n:,} tokens from {len(tokens['texts']):,} texts: {2 * n:,} points (queries and keys)"
+        status = " · ".join([status, *(f"Note: {note}" for note in tokens.get("notes", []))])
         return {"keys": keys, "request": data, "causal": read_spec(request.model).causal}, status
 
     @app.callback(Output(ids.SINGLE_GRAPH, "figure"), Output(ids.SELECTION, "children"),
