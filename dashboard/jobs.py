@@ -118,14 +118,20 @@ def cached_keys(request: HeadRequest, store: Store) -> dict[str, str] | None:
     return keys.__dict__ if keys.complete(store) else None
 
 
+def intact_keys(request: HeadRequest, store: Store) -> dict[str, str] | None:
+    """Keys of a stored view that passes its checksums; None when any part is missing or was damaged (removed)."""
+    keys = resolve(request)
+    return keys.__dict__ if keys.complete(store) and keys.intact(store) else None
+
+
 def run_request(request: HeadRequest, store: Store, progress: Any = None) -> dict[str, str]:
     """Keys of the finished view, submitting to the worker and reporting (fraction, message) until done.
 
     A stored view is checked (checksums) before it is served; a damaged one is removed and computed again.
     """
-    keys = resolve(request)
-    if keys.complete(store) and keys.intact(store):
-        return keys.__dict__
+    keys = intact_keys(request, store)
+    if keys is not None:
+        return keys
     job_id = backend().submit(request.to_dict(), store)
     deadline = time.monotonic() + TIMEOUT_SECONDS
     while time.monotonic() < deadline:

@@ -48,9 +48,25 @@ def register(app: Dash) -> None:
         title, sub = heading_text(style)
         return title, sub, *[{"display": "block" if view == style["view"] else "none"} for view in PANELS]
 
+    @app.callback(Output(ids.SINGLE_KEYS, "data", allow_duplicate=True),
+                  Output(ids.STATUS, "children", allow_duplicate=True), Output(ids.COMPUTE_REQUEST, "data"),
+                  Input(ids.VIEW_REQUEST, "data"), prevent_initial_call=True)
+    def cached(data: dict[str, Any] | None):
+        """A stored (and intact) view is served at once; anything else goes to the background computation."""
+        if not data:
+            return no_update, no_update, no_update
+        request = HeadRequest.from_dict(data)
+        try:
+            keys = jobs.intact_keys(request, jobs.store())
+        except Exception:  # an unreadable corpus or model: the background callback reports it
+            keys = None
+        if keys is None:
+            return no_update, no_update, data
+        return {"keys": keys, "request": data, "causal": read_spec(request.model).causal}, view_status(keys), no_update
+
     @app.callback(
         Output(ids.SINGLE_KEYS, "data"), Output(ids.STATUS, "children"),
-        Input(ids.VIEW_REQUEST, "data"),
+        Input(ids.COMPUTE_REQUEST, "data"),
         background=True,
         progress=[Output(ids.PROGRESS, "value"), Output(ids.PROGRESS_TEXT, "children")],
         running=[(Output(ids.PROGRESS_WRAP, "style"), {"display": "block"}, {"display": "none"})],
@@ -70,23 +86,20 @@ def register(app: Dash) -> None:
             keys = jobs.run_request(request, jobs.store(), progress)
         except Exception as exc:  # shown to the user, never a broken page
             return {"error": str(exc), "request": data}, f"Error: {exc}"
-        tokens = jobs.tokens_table(keys["tokens"])
-        n = len(tokens["token"])
-        status = f"{n:,} tokens from {len(tokens['texts']):,} texts: {2 * n:,} points (queries and keys)"
-        status = " · ".join([status, *(f"Note: {note}" for note in tokens.get("notes", []))])
-        return {"keys": keys, "request": data, "causal": read_spec(request.model).causal}, status
+        return {"keys": keys, "request": data, "causal": read_spec(request.model).causal}, view_status(keys)
 
     @app.callback(Output(ids.SINGLE_GRAPH, "figure"), Output(ids.SELECTION, "children"),
                   Output(ids.SEARCH_COUNT, "children"), Output(ids.SINGLE_DRAWN, "data"),
                   Input(ids.SINGLE_KEYS, "data"), Input(ids.VIEW_STYLE, "data"), State(ids.SINGLE_DRAWN, "data"),
-                  prevent_initial_call=True)
-    def draw(computed: dict[str, Any] | None, style: dict[str, Any] | None, drawn: dict[str, Any] | None):
+                  State(ids.VIEW_REQUEST, "data"), prevent_initial_call=True)
+    def draw(computed: dict[str, Any] | None, style: dict[str, Any] | None, drawn: dict[str, Any] | None,
+             wanted: dict[str, Any] | None):
         """Draw the computed head under the current style (no worker involved).
 
         When only overlays change (selection, search, labels), the base traces stay in the browser: a Patch
         replaces the overlay traces alone.
         """
-        if not computed or not style:
+        if not computed or not style or computed.get("request") != wanted:  # nothing yet, or a late older view
             return no_update, no_update, no_update, no_update
         if "error" in computed:
             return empty_figure(f"Could not compute this view: {computed['error']}"), "", "", None
@@ -127,6 +140,14 @@ def overlay_patch(previous: int, overlays: list) -> Patch:
         del patch["data"][2]
     patch["data"].extend([trace.to_plotly_json() for trace in overlays])
     return patch
+
+
+def view_status(keys: dict[str, str]) -> str:
+    """Tokens, texts and points of a computed view, and any note about what the corpus limits cut."""
+    tokens = jobs.tokens_table(keys["tokens"])
+    n = len(tokens["token"])
+    status = f"{n:,} tokens from {len(tokens['texts']):,} texts: {2 * n:,} points (queries and keys)"
+    return " · ".join([status, *(f"Note: {note}" for note in tokens.get("notes", []))])
 
 
 def selection_text(tokens: dict, style: dict[str, Any]) -> str:

@@ -170,7 +170,8 @@ def page() -> html.Div:
     state = ViewState()
     return html.Div([
         dcc.Location(id=ids.URL, refresh=False),
-        dcc.Store(id=ids.VIEW_REQUEST), dcc.Store(id=ids.VIEW_STYLE), dcc.Store(id=ids.MATRIX_REQUEST),
+        dcc.Store(id=ids.VIEW_REQUEST), dcc.Store(id=ids.COMPUTE_REQUEST), dcc.Store(id=ids.VIEW_STYLE),
+        dcc.Store(id=ids.MATRIX_REQUEST),
         dcc.Store(id=ids.SINGLE_KEYS), dcc.Store(id=ids.SINGLE_DRAWN), dcc.Store(id=ids.URL_CANONICAL),
         dbc.Navbar(dbc.Container([
             dbc.NavbarBrand("qk-atlas", className="fw-bold"),
