@@ -9,7 +9,7 @@ import diskcache
 from dash import Dash, DiskcacheManager
 
 from dashboard import jobs
-from dashboard.callbacks import downloads, matrix, sentence, single, url
+from dashboard.callbacks import downloads, health, matrix, sentence, single, url
 from dashboard.jobs import LocalWorker
 from dashboard.layout.page import page
 from workers.config import settings
@@ -49,6 +49,7 @@ def create_app(cache_dir: str | Path | None = None, start_worker: bool = True) -
     sentence.register(app)
     downloads.register(app)
     downloads.register_image_format(app)
+    health.register(app)
     workers = settings().local_workers
     app.local_worker = LocalWorker(cache_dir, workers) if start_worker and not jobs.team_mode() else None
     if app.local_worker is not None:

@@ -87,6 +87,35 @@ def backend():
     return local_queue
 
 
+def backend_problem() -> str | None:
+    """A one-line message when the job backend cannot be reached (team mode: Redis), else None.
+
+    The URL shown has no password; stored views keep showing, new work waits until the backend is back.
+    """
+    if not team_mode():
+        return None
+    import redis
+
+    from workers.celery_app import redis_url
+    from workers.team_jobs import redis_client
+
+    try:
+        redis_client().ping()
+        return None
+    except redis.RedisError as exc:
+        where = _without_password(redis_url())
+        return (f"Redis at {where} is unreachable ({type(exc).__name__}). Views already computed still show; "
+                "new work starts when Redis is back (this page retries by itself).")
+
+
+def _without_password(url: str) -> str:
+    """scheme://host:port/db of a Redis URL (user and password left out)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname}:{parts.port or 6379}{parts.path}"
+
+
 def set_cache_dir(directory: str | Path) -> None:
     """Remember the app's cache directory (set once by create_app)."""
     _CACHE_DIR[:] = [str(directory)]

@@ -40,14 +40,15 @@ def traces(dash_duo, graph_id: str) -> list | None:
     return dash_duo.driver.execute_script(TRACES, graph_id)
 
 
-def wait_for_points(dash_duo, graph_id: str = "single-graph", trace_type: str = "scattergl") -> list:
+def wait_for_points(dash_duo, graph_id: str = "single-graph", trace_type: str = "scattergl",
+                    timeout: float = 120.0) -> list:
     """Wait until the graph's first two traces (queries, keys) hold points of the given type."""
     def drawn():
         data = traces(dash_duo, graph_id)
         ok = data and len(data) >= 2 and all(t == trace_type and n > 0 for t, _name, n in data[:2])
         return data if ok else None
 
-    return wait_until(drawn)
+    return wait_until(drawn, timeout)
 
 
 def mouse_to_point(dash_duo, graph_id: str, trace: int, index: int, click: bool = False) -> None:

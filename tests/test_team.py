@@ -203,3 +203,38 @@ def test_retriggering_in_the_browser_never_kills_a_busy_worker(dash_duo, team_ap
     statuses = wait_for_jobs([job_id], timeout=600)
     assert team_jobs.computations(job_id) == 1  # the busy worker process was never killed or restarted
     assert statuses[job_id]["pid"] == running["pid"]
+
+
+@pytest.mark.browser
+def test_redis_down_at_start_shows_a_banner_and_the_app_recovers(dash_duo, tmp_path, monkeypatch):
+    """No Redis when the page opens: a clear banner, no crash; Redis and workers come up: the view computes."""
+    from tests.browser_helpers import wait_for_points
+
+    port = free_port()
+    url = f"redis://:s3cret-pass@127.0.0.1:{port}/0"
+    monkeypatch.setenv("QK_ATLAS_REDIS_URL", url)
+    monkeypatch.setenv("QK_ATLAS_CACHE_DIR", str(tmp_path / "shared"))
+    from dashboard.app import create_app
+
+    dash_duo.start_server(create_app(cache_dir=tmp_path / "shared"))
+    dash_duo.driver.get(dash_duo.server_url + "/?layer=1&head=4")
+    dash_duo.wait_for_contains_text("#backend-health", "unreachable", timeout=30)
+    banner = dash_duo.find_element("#backend-health").text
+    assert f"127.0.0.1:{port}" in banner and "s3cret" not in banner  # where, never the password
+    server = subprocess.Popen([REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                               "--appendonly", "no", "--requirepass", "s3cret-pass"], stdout=subprocess.DEVNULL)
+    team = Team(url, tmp_path / "shared", tmp_path)
+    try:
+        team.start("w1")
+        log = open(tmp_path / "callbacks.log", "w")
+        command = [sys.executable, "-m", "celery", "-A", "dashboard.celery_callbacks", "worker", "-Q", "dash",
+                   "-c", "1", "-n", "callbacks@%h", "--without-gossip", "--without-mingle", "-l", "info"]
+        team.workers["callbacks"] = subprocess.Popen(command, env=team.env, stdout=log, stderr=subprocess.STDOUT)
+        wait_until(lambda: not [e for e in dash_duo.driver.find_elements("css selector", "#backend-health")
+                                if e.is_displayed()], 60, what="banner gone")
+        dash_duo.wait_for_text_to_equal("#view-heading", "L1 H4", timeout=30)
+        assert wait_for_points(dash_duo, timeout=180)[0][2] >= 10_000  # the view the page waited for is drawn
+    finally:
+        team.stop()
+        server.terminate()
+        server.wait(10)

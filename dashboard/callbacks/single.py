@@ -76,6 +76,7 @@ def register(app: Dash) -> None:
         """Have the worker compute (or find) the head; the keys of its arrays go to a store."""
         if not data:
             return no_update, no_update
+        data = {k: v for k, v in data.items() if k != "retry"}  # a retry after the backend came back
         request = HeadRequest.from_dict(data)
         started = time.monotonic()
 

@@ -154,6 +154,8 @@ def view_panel() -> html.Div:
                   dbc.Tab(label="Sentence", tab_id="sentence")], id=ids.VIEW_TABS, active_tab="single",
                  className="mb-2"),
         html.Div(id=ids.NOTICES),
+        dbc.Alert(id=ids.HEALTH, color="danger", is_open=False, className="py-2 small"),
+        dcc.Interval(id=ids.HEALTH_INTERVAL, interval=3000), dcc.Store(id=ids.HEALTH_STATE, data={"ok": True}),
         html.Div([html.H4(id=ids.HEADING, className="mb-0 me-3"),
                   html.Span(id=ids.SUBHEADING, className="text-muted small")],
                  className="d-flex align-items-baseline mb-1"),
