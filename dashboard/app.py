@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 from pathlib import Path
 
 import dash_bootstrap_components as dbc  # noqa: F401  (registers the component library)
@@ -43,6 +45,11 @@ def create_app(cache_dir: str | Path | None = None, start_worker: bool = True) -
     app = Dash(__name__, assets_folder=str(ASSETS), background_callback_manager=manager, title="qk-atlas",
                update_title=None)
     app.layout = page
+    users = settings().auth_users
+    if users:  # optional access control (team deployments); off in the embedded default
+        import dash_auth
+
+        dash_auth.BasicAuth(app, users, secret_key=os.environ.get("QK_ATLAS_SECRET_KEY") or secrets.token_hex(32))
     url.register(app)
     single.register(app)
     matrix.register(app)

@@ -30,6 +30,7 @@ class Settings:
     max_texts: int
     corpora: dict[str, str]
     local_workers: int
+    auth_users: dict[str, str]
 
 
 def _parse_corpora(raw: str) -> dict[str, str]:
@@ -55,4 +56,24 @@ def settings() -> Settings:
         max_texts=_int_env("QK_ATLAS_MAX_TEXTS", 5000),
         corpora=_parse_corpora(os.environ.get("QK_ATLAS_CORPORA", "")),
         local_workers=max(1, min(16, _int_env("QK_ATLAS_LOCAL_WORKERS", min(2, os.cpu_count() or 1)))),
+        auth_users=_auth_users(),
     )
+
+
+def _auth_users() -> dict[str, str]:
+    """HTTP basic-auth users from QK_ATLAS_AUTH_FILE (one `user:password` per line) and/or QK_ATLAS_AUTH_USERS
+    (`user:password,user2:password2`); empty (no access control) unless one is set."""
+    entries = [e for e in os.environ.get("QK_ATLAS_AUTH_USERS", "").split(",") if e.strip()]
+    path = os.environ.get("QK_ATLAS_AUTH_FILE", "").strip()
+    if path:
+        try:
+            entries += [line for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+        except OSError as exc:
+            raise ValueError(f"QK_ATLAS_AUTH_FILE {path}: {exc.strerror}") from exc
+    users: dict[str, str] = {}
+    for number, entry in enumerate(entries, start=1):
+        user, sep, password = entry.strip().partition(":")
+        if not sep or not user or not password:
+            raise ValueError(f"access-control entry {number} must look like user:password")  # never echoes it
+        users[user] = password
+    return users
