@@ -205,3 +205,44 @@ def test_copy_link_sentence_hover_and_image_format(dash_duo, app):
     copied = wait_until(lambda: dash_duo.driver.execute_async_script(
         "var done = arguments[0]; navigator.clipboard.readText().then(done, () => done(''));"), timeout=20)
     assert copied == dash_duo.driver.current_url and "text=3" in copied
+
+
+MARKUP_TEXTS = ['<img src=x onerror="window.__pwned=1"> appears in this text.',
+                "<script>window.__pwned=2</script> is written here as plain words.",
+                '<b>bold</b> and <a href="javascript:window.__pwned=3">a link</a> stay text.',
+                *[f"An ordinary sentence number {i} about rivers and hills." for i in range(20)]]
+
+
+def test_markup_in_the_corpus_is_shown_as_text_everywhere(dash_duo, isolated_cache, tmp_path, monkeypatch):
+    corpus = tmp_path / "markup.txt"
+    corpus.write_text("\n".join(MARKUP_TEXTS))
+    monkeypatch.setenv("QK_ATLAS_CORPORA", f"markup={corpus}")
+    from dashboard.app import create_app
+
+    app = create_app(cache_dir=isolated_cache)
+    try:
+        dash_duo.start_server(app)
+        dash_duo.driver.get(dash_duo.server_url + "/?corpus=markup&layer=0&head=0&labels=1&search=%3C&text=0&pos=1")
+        dash_duo.wait_for_contains_text("#selection-summary", "<img src=x", timeout=90)  # literal, not an image
+        wait_for_points(dash_duo)
+        mouse_to_point(dash_duo, "single-graph", 0, 1)  # hover the query of '<' (texts 0 and 2 share its place)
+        dash_duo.wait_for_contains_text("#hover-panel", "< (query, position 1)", timeout=20)
+        assert "window" in dash_duo.find_element("#hover-panel").text
+        time.sleep(1)
+        labels = dash_duo.driver.execute_script(  # WebGL text is drawn as given: the raw characters, no entity
+            "var gd = document.querySelector('#single-graph .js-plotly-plot');"
+            "return gd.data.filter(t => t.name.endsWith('labels')).flatMap(t => Array.from(t.text));")
+        assert {"<", ">", "script", '"'} <= set(labels) and not any("&" in label for label in labels)
+        dash_duo.driver.get(dash_duo.server_url + "/?view=sentence&corpus=markup&layer=0&head=0&text=2")
+        wait_until(lambda: any(n == "queries" for _t, n, _c in traces(dash_duo, "sentence-graph") or []),
+                   timeout=60)
+        words = dash_duo.driver.execute_script(
+            "return [...document.querySelectorAll('#sentence-graph text')].map(t => t.textContent)")
+        assert "<" in words and "bold" in words  # SVG text: escaped for Plotly, shown as the characters
+        page = dash_duo.driver.execute_script(
+            "return {pwned: window.__pwned, images: document.querySelectorAll('img[src=\"x\"]').length,"
+            " bold: document.querySelectorAll('#single-graph b, #sentence-graph b').length,"
+            " links: document.querySelectorAll('a[href^=\"javascript\"]').length}")
+        assert page == {"pwned": None, "images": 0, "bold": 0, "links": 0}
+    finally:
+        app.local_worker.stop()

@@ -155,6 +155,12 @@ def base_traces(data: HeadData, style: Style) -> list[go.BaseTraceType]:
     return traces
 
 
+def gl_text(tokens: np.ndarray) -> list[str]:
+    """Token labels for WebGL text (Scattergl, Scatter3d): drawn as given, never parsed as markup, so NOT escaped
+    (escaping would show '&lt;'). Hover labels and SVG text are parsed by Plotly and are escaped instead."""
+    return [str(t) for t in tokens]
+
+
 def hover_labels(tokens: dict[str, np.ndarray], rows: np.ndarray) -> list[str]:
     """'<b>token</b> · position p' per row, token text escaped (never markup)."""
     return [f"<b>{html.escape(str(t))}</b> · position {p}"
@@ -198,7 +204,7 @@ def _label_traces(data: HeadData, style: Style) -> list[go.BaseTraceType]:
             continue
         label = f"labels ({len(sample):,} of {n:,} {role}s)" if n > LABEL_SAMPLE else f"{role} labels"
         traces.append(_scatter(_points(data, sample, role), mode="text", name=label, hoverinfo="skip",
-                               text=[html.escape(str(t)) for t in data.tokens["token"][sample]],
+                               text=gl_text(data.tokens["token"][sample]),
                                textfont={"size": 9, "color": QUERY_COLOR if role == "query" else KEY_COLOR}))
     return traces
 
@@ -207,7 +213,7 @@ def _highlight_traces(data: HeadData, style: Style, rows: np.ndarray, label: str
                       size: float = 9) -> list[go.BaseTraceType]:
     """Bigger, outlined markers (and labels) for some tokens' queries and keys."""
     traces = []
-    words = [html.escape(str(t)) for t in data.tokens["token"][rows]]
+    words = gl_text(data.tokens["token"][rows])
     for role, colour in (("query", QUERY_COLOR), ("key", KEY_COLOR)):
         if style.show == ("keys" if role == "query" else "queries"):
             continue
