@@ -163,8 +163,17 @@ def run_request(request: HeadRequest, store: Store, progress: Any = None) -> dic
         return keys
     job_id = backend().submit(request.to_dict(), store)
     deadline = time.monotonic() + TIMEOUT_SECONDS
+    view = resolve(request)
     while time.monotonic() < deadline:
-        status = backend().job_status(job_id, store)
+        try:
+            status = backend().job_status(job_id, store)
+        except Exception:  # the backend went away mid-job: wait for it (the store may get the result anyway)
+            problem = backend_problem()
+            if problem is None:
+                raise
+            status = {"state": "waiting", "progress": 0.0, "message": problem}
+            if view.complete(store) and view.intact(store):
+                return view.__dict__
         if status["state"] == "done":
             return status["keys"]
         if status["state"] == "error":

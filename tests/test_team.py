@@ -238,3 +238,47 @@ def test_redis_down_at_start_shows_a_banner_and_the_app_recovers(dash_duo, tmp_p
         team.stop()
         server.terminate()
         server.wait(10)
+
+
+def test_redis_restart_mid_job_and_the_job_still_completes(tmp_path, monkeypatch):
+    """Redis stops while a worker is inside UMAP and comes back (append-only file, as in compose): the job
+    completes, its result is served, and the dashboard's poller waited instead of failing."""
+    import threading
+
+    from dashboard import jobs
+    from workers import team_jobs
+
+    port = free_port()
+    url = f"redis://127.0.0.1:{port}/0"
+    redis_dir = tmp_path / "redis"
+    redis_dir.mkdir()
+    command = [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--appendonly", "yes",
+               "--dir", str(redis_dir), "--save", ""]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+    wait_until(lambda: _pings(redis.Redis(port=port)), 10, what="redis ping")
+    monkeypatch.setenv("QK_ATLAS_REDIS_URL", url)
+    monkeypatch.setenv("QK_ATLAS_CACHE_DIR", str(tmp_path / "shared"))
+    team = Team(url, tmp_path / "shared", tmp_path)
+    try:
+        team.start("w1")
+        store = open_store()
+        jobs.set_cache_dir(tmp_path / "shared")
+        request = HeadRequest(layer=0, head=7, method="umap")
+        outcome: dict = {}
+        poller = threading.Thread(target=lambda: outcome.update(keys=jobs.run_request(request, store)), daemon=True)
+        poller.start()
+        job_id = team_jobs.job_id_for(request.to_dict())
+        wait_until(lambda: _umap_running(team_jobs.job_status(job_id)), 300, what="UMAP started")
+        server.terminate()
+        server.wait(10)
+        time.sleep(3)
+        assert "unreachable" in jobs.backend_problem()
+        server = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+        wait_until(lambda: _pings(redis.Redis(port=port)), 10, what="redis back")
+        poller.join(timeout=600)
+        assert outcome.get("keys") == resolve(request).__dict__
+        assert resolve(request).intact(store)
+    finally:
+        team.stop()
+        server.terminate()
+        server.wait(10)

@@ -75,7 +75,10 @@ def reporter(task, job_id: str) -> Callable[[float, str], None]:
     def report(fraction: float, message: str) -> None:
         record = {"progress": fraction, "message": message, "worker": task.request.hostname, "pid": os.getpid(),
                   "time": time.time()}
-        client.set(f"qk:progress:{job_id}", json.dumps(record), ex=JOB_TTL_SECONDS)
+        try:
+            client.set(f"qk:progress:{job_id}", json.dumps(record), ex=JOB_TTL_SECONDS)
+        except redis_lib.RedisError:  # progress is best effort: a Redis outage must not fail the computation
+            pass
 
     return report
 
