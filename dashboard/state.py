@@ -14,6 +14,7 @@ from workers.models import BUNDLED_ALIAS, ModelError, ModelSpec, read_spec
 from workers.normalize import DEFAULT_NORMALIZATION, NORMALIZATIONS
 from workers.project import DEFAULT_METHOD, METHODS
 from workers.registry import registry
+from workers.uploads import list_uploads
 
 VIEWS = ("single", "matrix", "sentence")
 COLORS = COLOR_MODES
@@ -68,7 +69,8 @@ def corpus_choices(modality: str = "text") -> list[str]:
     images = [name for name, path in configured.items() if Path(path).is_dir() or path.endswith(".npz")]
     if modality == "image":
         return [DEFAULT_IMAGE_CORPUS, *images]
-    return [DEFAULT_CORPUS, *[name for name in configured if name not in images]]
+    uploaded = [record["ref"] for record in list_uploads()]
+    return [DEFAULT_CORPUS, *[name for name in configured if name not in images], *uploaded]
 
 
 def default_corpus(modality: str) -> str:

@@ -246,3 +246,25 @@ def test_markup_in_the_corpus_is_shown_as_text_everywhere(dash_duo, isolated_cac
         assert page == {"pwned": None, "images": 0, "bold": 0, "links": 0}
     finally:
         app.local_worker.stop()
+
+
+def test_uploading_a_corpus_switches_the_view_to_it(dash_duo, app, tmp_path):
+    path = tmp_path / "my corpus.txt"
+    path.write_text("\n".join(f"Uploaded sentence {i} mentions a lighthouse by the shore." for i in range(30)))
+    bad = tmp_path / "binary.txt"
+    bad.write_bytes(b"\x00\x01\x02")
+    dash_duo.start_server(app)
+    dash_duo.driver.get(dash_duo.server_url + "/?layer=1&head=2")
+    upload = dash_duo.find_element("#corpus-upload input[type=file]")
+    upload.send_keys(str(bad))
+    dash_duo.wait_for_contains_text("#upload-notice", "Upload refused: corpus file binary.txt looks binary", timeout=20)
+    upload = dash_duo.find_element("#corpus-upload input[type=file]")
+    upload.send_keys(str(path))
+    dash_duo.wait_for_contains_text("#upload-notice", "Uploaded my corpus.txt: 30 texts", timeout=20)
+    wait_until(lambda: "corpus=upload-" in dash_duo.driver.current_url, timeout=20)
+    dash_duo.wait_for_contains_text("#view-status", "from 30 texts", timeout=120)
+    assert wait_for_points(dash_duo)[0][2] == 30 * 12  # [CLS] + 10 words and the stop + [SEP]: every token of the uploaded texts, none of the default
+    shared = dash_duo.driver.current_url
+    dash_duo.driver.get(shared)  # the link opens the same corpus
+    dash_duo.wait_for_contains_text("#view-status", "from 30 texts", timeout=60)
+    assert "my corpus.txt (uploaded, 30 texts)" in dash_duo.find_element("#corpus-dropdown").text

@@ -31,6 +31,7 @@ class Settings:
     corpora: dict[str, str]
     local_workers: int
     auth_users: dict[str, str]
+    max_upload_bytes: int
 
 
 def _parse_corpora(raw: str) -> dict[str, str]:
@@ -57,6 +58,7 @@ def settings() -> Settings:
         corpora=_parse_corpora(os.environ.get("QK_ATLAS_CORPORA", "")),
         local_workers=max(1, min(16, _int_env("QK_ATLAS_LOCAL_WORKERS", min(2, os.cpu_count() or 1)))),
         auth_users=_auth_users(),
+        max_upload_bytes=_int_env("QK_ATLAS_MAX_UPLOAD_BYTES", 20 * 10**6),
     )
 
 

@@ -108,9 +108,12 @@ def validate(request: HeadRequest, spec: ModelSpec) -> None:
 
 def corpus_for(ref: str) -> Corpus | ImageCorpus:
     """The corpus a request names, under the configured limits (cached until its file or folder changes)."""
+    from workers.uploads import upload_path
+
     config = settings()
-    return _cached_corpus(ref, config.max_texts, tuple(sorted(config.corpora.items())),
-                          _file_stamp(config.corpora.get(ref, ref)))
+    uploaded = upload_path(ref)
+    named = {**config.corpora, **({ref: str(uploaded)} if uploaded else {})}
+    return _cached_corpus(ref, config.max_texts, tuple(sorted(named.items())), _file_stamp(named.get(ref, ref)))
 
 
 def _file_stamp(location: str) -> tuple:

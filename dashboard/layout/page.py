@@ -8,8 +8,10 @@ from dash import dcc, html
 from dashboard import ids
 from dashboard.figures.single import empty_figure
 from dashboard.state import COLORS, ViewState, corpus_choices, model_choices
+from workers.config import settings
 from workers.models import ModelError, read_spec
 from workers.normalize import NORMALIZATIONS
+from workers.uploads import list_uploads
 
 METHOD_LABELS = {"pca": "PCA", "umap": "UMAP", "tsne": "t-SNE"}
 NORM_LABELS = {"none": "none (raw q, k)", "scale": "scale", "scale+translate": "scale + translate (AttentionViz)"}
@@ -41,8 +43,10 @@ def model_options() -> list[dict]:
 
 
 def corpus_options(modality: str) -> list[dict]:
-    """Corpus dropdown entries for a model's modality."""
-    return [{"label": name, "value": name} for name in corpus_choices(modality)]
+    """Corpus dropdown entries for a model's modality (uploads labelled by their file name)."""
+    uploads = {record["ref"]: record for record in list_uploads()}
+    return [{"label": f"{uploads[name]['name']} (uploaded, {uploads[name]['texts']:,} texts)" if name in uploads
+             else name, "value": name} for name in corpus_choices(modality)]
 
 
 def range_options(count: int) -> list[dict]:
@@ -65,6 +69,12 @@ def controls(state: ViewState) -> dbc.Card:
     return dbc.Card(dbc.CardBody([
         _field("Model", _dropdown(ids.MODEL, model_options(), state.model)),
         _field("Corpus", _dropdown(ids.CORPUS, corpus_options(spec.modality), state.corpus)),
+        dcc.Upload(id=ids.UPLOAD, max_size=settings().max_upload_bytes, multiple=False,
+                   accept=".txt,.csv,.jsonl", className="small text-muted border rounded p-1 mb-2 text-center",
+                   children=html.Span(["Drop or ", html.A("choose", href="#"), " a corpus file (.txt one text a "
+                                       f"line, .csv / .jsonl with 'text'; up to {settings().max_upload_bytes / 1e6:.0f}"
+                                       " MB)"])),
+        html.Div(id=ids.UPLOAD_NOTICE),
         dbc.Row([
             dbc.Col(_field("Layer", _stepper(_dropdown(ids.LAYER, range_options(spec.n_layers), state.layer),
                                              ids.PREV_LAYER, ids.NEXT_LAYER, "layer"))),
