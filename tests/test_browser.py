@@ -263,7 +263,7 @@ def test_uploading_a_corpus_switches_the_view_to_it(dash_duo, app, tmp_path):
     dash_duo.wait_for_contains_text("#upload-notice", "Uploaded my corpus.txt: 30 texts", timeout=20)
     wait_until(lambda: "corpus=upload-" in dash_duo.driver.current_url, timeout=20)
     dash_duo.wait_for_contains_text("#view-status", "from 30 texts", timeout=120)
-    assert wait_for_points(dash_duo)[0][2] == 30 * 12  # [CLS] + 10 words and the stop + [SEP]: every token of the uploaded texts, none of the default
+    assert wait_for_points(dash_duo)[0][2] == 30 * 12  # every token of the uploaded texts, none of the default
     shared = dash_duo.driver.current_url
     dash_duo.driver.get(shared)  # the link opens the same corpus
     dash_duo.wait_for_contains_text("#view-status", "from 30 texts", timeout=60)
