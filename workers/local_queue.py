@@ -21,6 +21,7 @@ import diskcache
 from workers.store import Store, content_key
 
 HEARTBEAT_KEY = "worker:heartbeat"
+CURRENT_KEY = "worker:current"  # the job a worker slot is running
 MAX_SLOTS = 16
 STALE_SECONDS = 10.0
 WARM_AFTER_IDLE_SECONDS = 8.0
@@ -106,6 +107,18 @@ def run_job(item: dict[str, Any], store: Store) -> None:
         store.put_json(job_key, _record("error", 1.0, "failed", f"{type(exc).__name__}: {exc}"))
 
 
+def _requeue_orphan(store: Store, queue: diskcache.Deque, slot: int) -> None:
+    """Put back the job a dead predecessor of this slot was running (the supervisor restarts the slot)."""
+    item = store.get_json(f"{CURRENT_KEY}:{slot}")
+    if not item:
+        return
+    record = store.get_json(f"job:{item['job_id']}") or {}
+    if record.get("state") in ("queued", "running"):
+        store.put_json(f"job:{item['job_id']}", _record("queued", 0.0, "re-queued: its worker process died"))
+        queue.appendleft(item)
+    store.delete(f"{CURRENT_KEY}:{slot}")
+
+
 def _owner_alive(owner_pid: int | None) -> bool:
     """Whether the process that started this worker still exists."""
     if owner_pid is None:
@@ -129,6 +142,7 @@ def run_worker(cache_dir: str | Path, owner_pid: int | None = None, warm_umap: b
     except BlockingIOError:
         return  # another worker already serves this cache directory
     store, queue, stop = Store(cache_dir), _queue(cache_dir), threading.Event()
+    _requeue_orphan(store, queue, slot)
     status = {"activity": "idle"}
     threading.Thread(target=_heartbeat, args=(store, stop, status, slot), daemon=True).start()
     try:
@@ -155,7 +169,9 @@ def _serve_queue(store: Store, queue: diskcache.Deque, status: dict[str, str], o
             time.sleep(0.05)
             continue
         status["activity"] = "busy"
+        store.put_json(f"{CURRENT_KEY}:{slot}", item)  # if this process dies, its successor re-queues the job
         run_job(item, store)
+        store.delete(f"{CURRENT_KEY}:{slot}")
         status["activity"] = "idle"
         idle_since = time.monotonic()
 
