@@ -259,6 +259,16 @@ def main() -> None:
         print(f"{name:<{width}}  {value!s:>9}  {target!s:>7}  {verdict}")
     results["table"] = rows
     save(results, args.out)
+    Path(args.out).with_suffix(".md").write_text(markdown(rows))
+
+
+def markdown(rows: list) -> str:
+    """The table as README markdown (bench/results/bench.md; the README's Performance table is this file)."""
+    lines = ["| measure | value | target | verdict |", "|---|---|---|---|"]
+    for name, value, target in rows:
+        verdict = "" if target == "" else ("met" if float(value) <= float(target) else "**missed**")
+        lines.append(f"| {name.strip()} | {value} | {'' if target == '' else f'≤ {target:g}'} | {verdict} |")
+    return "\n".join(lines) + "\n"
 
 
 def save(results: dict, out: str) -> None:

@@ -153,16 +153,53 @@ def intact_keys(request: HeadRequest, store: Store) -> dict[str, str] | None:
     return keys.__dict__ if keys.complete(store) and keys.intact(store) else None
 
 
-def run_request(request: HeadRequest, store: Store, progress: Any = None) -> dict[str, str]:
+def submit_limited(client: str | None, requests: list[dict[str, Any]], store: Store) -> tuple[list[str], int]:
+    """Submit requests for one browser session, at most QK_ATLAS_MAX_JOBS_PER_USER unfinished at once;
+    (job ids submitted, how many were held back). A fairness limit: one user's matrix cannot fill the queue."""
+    if not client:
+        return [backend().submit(r, store) for r in requests], 0
+    limit, key = settings_limit(), f"client:{client[:64]}"
+    mine = (store.get_json(key) or {}).get("jobs", [])
+    active = [j for j in mine if backend().job_status(j, store)["state"] in ("queued", "running")]
+    submitted, held = [], 0
+    for request in requests:
+        job_id = local_queue.job_id_for(request)
+        if job_id not in active and len(active) >= limit:
+            held += 1
+            continue
+        submitted.append(backend().submit(request, store))
+        if job_id not in active:
+            active.append(job_id)
+    store.put_json(key, {"jobs": active})
+    return submitted, held
+
+
+def settings_limit() -> int:
+    """Unfinished jobs allowed per browser session."""
+    from workers.config import settings
+
+    return settings().max_jobs_per_user
+
+
+def run_request(request: HeadRequest, store: Store, progress: Any = None, client: str | None = None
+                ) -> dict[str, str]:
     """Keys of the finished view, submitting to the worker and reporting (fraction, message) until done.
 
     A stored view is checked (checksums) before it is served; a damaged one is removed and computed again.
+    Over the session's job limit, it waits (saying so) until earlier jobs finish.
     """
     keys = intact_keys(request, store)
     if keys is not None:
         return keys
-    job_id = backend().submit(request.to_dict(), store)
     deadline = time.monotonic() + TIMEOUT_SECONDS
+    while not (submitted := submit_limited(client, [request.to_dict()], store)[0]):
+        if progress is not None:
+            progress(0.0, f"waiting: this session already has {settings_limit()} unfinished jobs "
+                          "(QK_ATLAS_MAX_JOBS_PER_USER); this one starts as they finish")
+        if time.monotonic() > deadline:
+            raise TimeoutError("earlier jobs of this session did not finish in time")
+        time.sleep(1.0)
+    job_id = submitted[0]
     view = resolve(request)
     while time.monotonic() < deadline:
         try:

@@ -53,3 +53,35 @@ def test_a_local_worker_killed_mid_job_is_restarted_and_the_job_completes(isolat
         assert resolve(request).intact(store)
     finally:
         workers.stop()
+
+
+def test_a_sessions_job_limit_holds_back_its_matrix_but_not_others(isolated_cache, monkeypatch):
+    """QK_ATLAS_MAX_JOBS_PER_USER=3: one session's 24 heads go in 3 at a time; another session is not held."""
+    from dashboard import jobs
+
+    monkeypatch.setenv("QK_ATLAS_MAX_JOBS_PER_USER", "3")
+    jobs.set_cache_dir(isolated_cache)
+    workers = LocalWorker(isolated_cache, count=1)
+    workers.start()
+    try:
+        store = open_store(isolated_cache)
+        matrix = [HeadRequest(layer=layer, head=head).to_dict() for layer in range(2) for head in range(12)]
+        submitted, held = jobs.submit_limited("session-a", matrix, store)
+        assert (len(submitted), held) == (3, 21)
+        other, other_held = jobs.submit_limited("session-b", [HeadRequest(layer=5, head=0).to_dict()], store)
+        assert len(other) == 1 and other_held == 0  # not held behind session A's limit
+        b_done_while_a_busy = False
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            states = [local_queue.job_status(local_queue.job_id_for(r), store)["state"] for r in matrix]
+            assert sum(s in ("queued", "running") for s in states) <= 3
+            if local_queue.job_status(other[0], store)["state"] == "done" and states.count("done") < len(matrix):
+                b_done_while_a_busy = True
+            if states.count("done") == len(matrix):
+                break
+            pending = [r for r, s in zip(matrix, states, strict=True) if s != "done"]
+            jobs.submit_limited("session-a", pending, store)  # what the matrix poll does
+            time.sleep(0.3)
+        assert states.count("done") == len(matrix) and b_done_while_a_busy
+    finally:
+        workers.stop()

@@ -32,6 +32,7 @@ class Settings:
     local_workers: int
     auth_users: dict[str, str]
     max_upload_bytes: int
+    max_jobs_per_user: int
 
 
 def _parse_corpora(raw: str) -> dict[str, str]:
@@ -59,6 +60,7 @@ def settings() -> Settings:
         local_workers=max(1, min(16, _int_env("QK_ATLAS_LOCAL_WORKERS", min(2, os.cpu_count() or 1)))),
         auth_users=_auth_users(),
         max_upload_bytes=_int_env("QK_ATLAS_MAX_UPLOAD_BYTES", 20 * 10**6),
+        max_jobs_per_user=max(1, _int_env("QK_ATLAS_MAX_JOBS_PER_USER", 300)),
     )
 
 

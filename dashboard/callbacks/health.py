@@ -18,8 +18,9 @@ def register(app: Dash) -> None:
                   Output(ids.MATRIX_REQUEST, "data", allow_duplicate=True),
                   Input(ids.HEALTH_INTERVAL, "n_intervals"), State(ids.HEALTH_STATE, "data"),
                   State(ids.VIEW_REQUEST, "data"), State(ids.SINGLE_KEYS, "data"), State(ids.MATRIX_REQUEST, "data"),
-                  prevent_initial_call=True)
-    def check(_tick, health: dict[str, Any] | None, wanted: dict | None, computed: dict | None, matrix: dict | None):
+                  State(ids.CLIENT, "data"), prevent_initial_call=True)
+    def check(_tick, health: dict[str, Any] | None, wanted: dict | None, computed: dict | None, matrix: dict | None,
+              client: str | None):
         """Show the problem; when the backend comes back, ask again for whatever the page still waits for."""
         problem = jobs.backend_problem()
         was_ok = (health or {}).get("ok", True)
@@ -29,5 +30,5 @@ def register(app: Dash) -> None:
             return no_update, no_update, no_update, no_update, no_update
         retry = time.time()
         waiting = wanted is not None and (computed or {}).get("request") != wanted
-        return ("", False, {"ok": True}, {**wanted, "retry": retry} if waiting else no_update,
+        return ("", False, {"ok": True}, {**wanted, "retry": retry, "client": client} if waiting else no_update,
                 {**matrix, "retry": retry} if matrix else no_update)

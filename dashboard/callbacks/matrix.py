@@ -66,37 +66,49 @@ def provisional_cells(request: dict[str, Any], done: dict) -> dict[tuple[int, in
     return {cell: keys for cell, keys in pca.items() if cell not in done}
 
 
+def pending_requests(request: dict[str, Any]) -> list[dict[str, Any]]:
+    """Requests of the unfinished heads: with UMAP / t-SNE, every head's PCA first (a second for all heads)."""
+    done, _total = finished_cells(request)
+    template = _template(request)
+    spec = read_spec(request["model"])
+    cells = [(layer, head) for layer in range(spec.n_layers) for head in range(spec.n_heads)]
+    out = []
+    if template.method != "pca":
+        ready = finished_cells({**request, "method": "pca"})[0]
+        out += [replace(template, method="pca", layer=la, head=h).to_dict() for la, h in cells
+                if (la, h) not in done and (la, h) not in ready]
+    return out + [replace(template, layer=la, head=h).to_dict() for la, h in cells if (la, h) not in done]
+
+
 def register(app: Dash) -> None:
     """Callbacks of the matrix view."""
 
     @app.callback(Output(ids.MATRIX_INTERVAL, "disabled"), Output(ids.MATRIX_DRAWN, "data"),
-                  Input(ids.MATRIX_REQUEST, "data"), prevent_initial_call=True)
-    def start(request: dict[str, Any] | None):
-        """Queue every unfinished head (the worker dedups) and start polling."""
+                  Output(ids.MATRIX_DEFERRED, "data"),
+                  Input(ids.MATRIX_REQUEST, "data"), State(ids.CLIENT, "data"), prevent_initial_call=True)
+    def start(request: dict[str, Any] | None, client: str | None):
+        """Queue every unfinished head (the worker dedups; the session's job limit may hold some back)."""
         if not request:
-            return True, no_update
-        done, _total = finished_cells(request)
-        store, template = jobs.store(), _template(request)
-        spec = read_spec(request["model"])
-        cells = [(layer, head) for layer in range(spec.n_layers) for head in range(spec.n_heads)]
-        if template.method != "pca":  # PCA first (a second for all heads), refined as the slower method finishes
-            ready = finished_cells({**request, "method": "pca"})[0]
-            for layer, head in (c for c in cells if c not in done and c not in ready):
-                jobs.backend().submit(replace(template, method="pca", layer=layer, head=head).to_dict(), store)
-        for layer, head in (c for c in cells if c not in done):
-            jobs.backend().submit(replace(template, layer=layer, head=head).to_dict(), store)
-        return False, None
+            return True, no_update, no_update
+        _submitted, held = jobs.submit_limited(client, pending_requests(request), jobs.store())
+        return False, None, held
 
     @app.callback(Output(ids.MATRIX_GRAPH, "figure"), Output(ids.MATRIX_PROGRESS, "value"),
                   Output(ids.MATRIX_PROGRESS, "label"), Output(ids.MATRIX_STATUS, "children"),
                   Output(ids.MATRIX_INTERVAL, "disabled", allow_duplicate=True),
                   Output(ids.MATRIX_DRAWN, "data", allow_duplicate=True),
+                  Output(ids.MATRIX_DEFERRED, "data", allow_duplicate=True),
                   Input(ids.MATRIX_INTERVAL, "n_intervals"), Input(ids.MATRIX_REQUEST, "data"),
-                  Input(ids.VIEW_STYLE, "data"), State(ids.MATRIX_DRAWN, "data"), prevent_initial_call=True)
-    def draw(_tick, request: dict[str, Any] | None, style: dict[str, Any] | None, drawn: dict | None):
-        """Redraw when more heads have finished (or the search changed)."""
+                  Input(ids.VIEW_STYLE, "data"), State(ids.MATRIX_DRAWN, "data"), State(ids.MATRIX_DEFERRED, "data"),
+                  State(ids.CLIENT, "data"), prevent_initial_call=True)
+    def draw(_tick, request: dict[str, Any] | None, style: dict[str, Any] | None, drawn: dict | None,
+             held: int | None, client: str | None):
+        """Redraw when more heads have finished (or the search changed); submit heads the job limit held back."""
         if not request or not style or style.get("view") != "matrix":
-            return (no_update,) * 6
+            return (no_update,) * 7
+        still_held = no_update
+        if held:  # the session's job limit held some heads back: submit as many as it now allows
+            still_held = jobs.submit_limited(client, pending_requests(request), jobs.store())[1]
         done, total = finished_cells(request)
         for cell in [cell for cell, keys in done.items() if _readable_coords(keys) is None]:  # damaged: again
             del done[cell]
@@ -105,11 +117,15 @@ def register(app: Dash) -> None:
         signature = {"done": len(done), "provisional": len(provisional), "search": style["search"],
                      "request": request}
         if drawn == signature and ctx.triggered_id == ids.MATRIX_INTERVAL:
-            return (no_update,) * 4 + (len(done) == total, no_update)
+            return (no_update,) * 4 + (len(done) == total, no_update, still_held)
         spec = read_spec(request["model"])
         figure, status = _figure(done, provisional, spec, style["search"], total, request["method"])
         percent = int(100 * len(done) / max(total, 1))
-        return figure, percent, f"{len(done)}/{total} heads", status, len(done) == total, signature
+        waiting = still_held if isinstance(still_held, int) else held
+        if waiting:
+            status += (f" · {waiting} heads wait for this session's earlier jobs to finish (at most "
+                       f"{jobs.settings_limit()} unfinished at once, QK_ATLAS_MAX_JOBS_PER_USER)")
+        return figure, percent, f"{len(done)}/{total} heads", status, len(done) == total, signature, still_held
 
 
 def _figure(done: dict[tuple[int, int], dict], provisional: dict[tuple[int, int], dict], spec, search: str,

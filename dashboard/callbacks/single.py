@@ -50,8 +50,8 @@ def register(app: Dash) -> None:
 
     @app.callback(Output(ids.SINGLE_KEYS, "data", allow_duplicate=True),
                   Output(ids.STATUS, "children", allow_duplicate=True), Output(ids.COMPUTE_REQUEST, "data"),
-                  Input(ids.VIEW_REQUEST, "data"), prevent_initial_call=True)
-    def cached(data: dict[str, Any] | None):
+                  Input(ids.VIEW_REQUEST, "data"), State(ids.CLIENT, "data"), prevent_initial_call=True)
+    def cached(data: dict[str, Any] | None, client: str | None):
         """A stored (and intact) view is served at once; anything else goes to the background computation."""
         if not data:
             return no_update, no_update, no_update
@@ -61,7 +61,7 @@ def register(app: Dash) -> None:
         except Exception:  # an unreadable corpus or model: the background callback reports it
             keys = None
         if keys is None:
-            return no_update, no_update, data
+            return no_update, no_update, {**data, "client": client}
         return {"keys": keys, "request": data, "causal": read_spec(request.model).causal}, view_status(keys), no_update
 
     @app.callback(
@@ -76,7 +76,8 @@ def register(app: Dash) -> None:
         """Have the worker compute (or find) the head; the keys of its arrays go to a store."""
         if not data:
             return no_update, no_update
-        data = {k: v for k, v in data.items() if k != "retry"}  # a retry after the backend came back
+        client = data.get("client")
+        data = {k: v for k, v in data.items() if k not in ("retry", "client")}  # retry: the backend came back
         request = HeadRequest.from_dict(data)
         started = time.monotonic()
 
@@ -84,7 +85,7 @@ def register(app: Dash) -> None:
             set_progress((max(3, int(100 * fraction)), f"{message} · {time.monotonic() - started:.0f} s"))
 
         try:
-            keys = jobs.run_request(request, jobs.store(), progress)
+            keys = jobs.run_request(request, jobs.store(), progress, client)
         except Exception as exc:  # shown to the user, never a broken page
             return {"error": str(exc), "request": data}, f"Error: {exc}"
         return {"keys": keys, "request": data, "causal": read_spec(request.model).causal}, view_status(keys)

@@ -134,6 +134,13 @@ def register(app: Dash) -> None:
         }""",
         Output(ids.URL_CANONICAL, "data"), Input(ids.VIEW_STYLE, "data"),
     )
+    app.clientside_callback(  # a random id per browser tab: the unit of the job limit
+        """function(_path, known) {
+            return known || (window.crypto && crypto.randomUUID ? crypto.randomUUID()
+                                                               : String(Math.random()).slice(2));
+        }""",
+        Output(ids.CLIENT, "data"), Input(ids.URL, "pathname"), State(ids.CLIENT, "data"),
+    )
     app.clientside_callback(
         "function(n) { return window.location.href; }",
         Output(ids.COPY_LINK, "content"), Input(ids.COPY_LINK, "n_clicks"), prevent_initial_call=True,

@@ -183,7 +183,8 @@ def page() -> html.Div:
     return html.Div([
         dcc.Location(id=ids.URL, refresh=False),
         dcc.Store(id=ids.VIEW_REQUEST), dcc.Store(id=ids.COMPUTE_REQUEST), dcc.Store(id=ids.VIEW_STYLE),
-        dcc.Store(id=ids.MATRIX_REQUEST),
+        dcc.Store(id=ids.MATRIX_REQUEST), dcc.Store(id=ids.MATRIX_DEFERRED),
+        dcc.Store(id=ids.CLIENT, storage_type="session"),
         dcc.Store(id=ids.SINGLE_KEYS), dcc.Store(id=ids.SINGLE_DRAWN), dcc.Store(id=ids.URL_CANONICAL),
         dbc.Navbar(dbc.Container([
             dbc.NavbarBrand("qk-atlas", className="fw-bold"),
