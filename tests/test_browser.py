@@ -194,7 +194,9 @@ def test_copy_link_sentence_hover_and_image_format(dash_duo, app):
     mouse_to_point(dash_duo, "sentence-graph", len(traces(dash_duo, "sentence-graph")) - 2, 1)  # the query 'snow'
     wait_until(lambda: lines() < all_lines, timeout=20)  # hovering a query isolates its lines
     # the camera button saves SVG once chosen
-    dash_duo.find_element("#image-format .form-check:nth-child(2) input").click()
+    svg_choice = dash_duo.find_element("#image-format .form-check:nth-child(2) input")
+    dash_duo.driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", svg_choice)
+    svg_choice.click()
     wait_until(lambda: dash_duo.driver.execute_script(
         "return document.querySelector('#single-graph .js-plotly-plot')._context.toImageButtonOptions.format")
         == "svg", timeout=20)
