@@ -121,7 +121,9 @@ def register(app: Dash) -> None:
                 *[getattr(state, field) if field != "labels" else bool(state.labels)
                   for field in CONTROL_FIELDS.values()],
                 range_options(spec.n_layers), range_options(spec.n_heads), corpus_options(spec.modality),
-                _unless_same(request, old_request), _unless_same(style, old_style),
+                # the matrix computes its own heads: the single view's head waits until a view shows it
+                _unless_same(request, old_request) if state.view != "matrix" else no_update,
+                _unless_same(style, old_style),
                 _unless_same(matrix, old_matrix) if matrix is not None else no_update,
                 _notices(notices) if notices else html.Div())
 
