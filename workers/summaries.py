@@ -1,0 +1,80 @@
+"""What each head does, in a few numbers: where its attention goes, how spread it is, how its q and k sit.
+
+All from the raw q, k of one head and the tokens table, attention rebuilt per text (as every view does):
+- prev_token / next_token: mean attention from a query to the key just before / after it (queries that have one);
+- first_token: mean attention to the text's first key (BERT's [CLS], a causal model's first token);
+- special: mean attention a query gives to special tokens ([CLS], [SEP], …) in total;
+- entropy: mean attention entropy over queries, divided by log(number of keys it may attend to), in [0, 1];
+- norm_ratio: log2 of mean query norm / mean key norm (0 when balanced);
+- qk_overlap: share of (sampled) queries whose nearest neighbour among queries and keys is a key: about 0.5 when
+  the two clouds mix, 0 when they sit apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from workers.attention import text_attention
+from workers.fidelity import text_boundaries
+
+SUMMARY_NAMES = ("prev_token", "next_token", "first_token", "special", "entropy", "norm_ratio", "qk_overlap")
+OVERLAP_SAMPLE = 2000
+
+
+@dataclass(frozen=True)
+class HeadSummary:
+    """One head's summary numbers (see the module docstring)."""
+
+    prev_token: float
+    next_token: float
+    first_token: float
+    special: float
+    entropy: float
+    norm_ratio: float
+    qk_overlap: float
+
+    def to_dict(self) -> dict[str, float]:
+        """JSON-friendly form."""
+        return asdict(self)
+
+
+def _text_sums(attention: np.ndarray, special: np.ndarray, causal: bool) -> np.ndarray:
+    """Per text: sums and counts [prev, n_prev, next, n_next, first, special, entropy, n] of its queries."""
+    m = attention.shape[0]
+    prev = np.diagonal(attention, offset=-1)  # query i -> key i-1
+    nxt = np.diagonal(attention, offset=1) if not causal else np.zeros(0)
+    candidates = np.arange(1, m + 1) if causal else np.full(m, m)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        plogp = np.where(attention > 0, attention * np.log(attention), 0.0)
+        entropy = np.where(candidates > 1, -plogp.sum(axis=1) / np.log(np.maximum(candidates, 2)), 0.0)
+    return np.array([prev.sum(), len(prev), nxt.sum(), len(nxt), attention[:, 0].sum(),
+                     attention[:, special].sum(), entropy.sum(), m], dtype=np.float64)
+
+
+def summarise_head(q: np.ndarray, k: np.ndarray, text_id: np.ndarray, is_special: np.ndarray, causal: bool,
+                   seed: int = 0) -> HeadSummary:
+    """Summary of one head: q, k [N, d_head] raw; text_id, is_special [N] from the tokens table."""
+    totals = np.zeros(8)
+    for rows in text_boundaries(text_id):
+        attention = text_attention(q[None, rows], k[None, rows], causal)[0]
+        totals += _text_sums(attention, is_special[rows].astype(bool), causal)
+    prev, n_prev, nxt, n_next, first, special, entropy, n = totals
+    return HeadSummary(
+        prev_token=float(prev / n_prev) if n_prev else float("nan"),
+        next_token=float(nxt / n_next) if n_next else float("nan"),
+        first_token=float(first / n), special=float(special / n), entropy=float(entropy / n),
+        norm_ratio=float(np.log2(np.linalg.norm(q, axis=1).mean() / np.linalg.norm(k, axis=1).mean())),
+        qk_overlap=qk_overlap(q, k, seed))
+
+
+def qk_overlap(q: np.ndarray, k: np.ndarray, seed: int = 0, sample: int = OVERLAP_SAMPLE) -> float:
+    """Share of sampled queries whose nearest other point among the sampled queries and keys is a key."""
+    from sklearn.neighbors import NearestNeighbors
+
+    rng = np.random.default_rng(seed)
+    rows = rng.choice(len(q), min(sample, len(q)), replace=False)
+    points = np.vstack([q[rows], k[rows]]).astype(np.float32)
+    _distance, index = NearestNeighbors(n_neighbors=2).fit(points).kneighbors(points[: len(rows)])
+    return float((index[:, 1] >= len(rows)).mean())
