@@ -42,6 +42,20 @@ def text_boundaries(text_id: np.ndarray) -> list[np.ndarray]:
     return np.split(np.arange(len(text_id)), np.flatnonzero(np.diff(text_id)) + 1)
 
 
+def texts_by_length(text_id: np.ndarray) -> list[np.ndarray]:
+    """Row indices of the texts grouped by length: a list of [texts, length] arrays (text_id sorted by text)."""
+    groups: dict[int, list[np.ndarray]] = {}
+    for rows in text_boundaries(text_id):
+        groups.setdefault(len(rows), []).append(rows)
+    return [np.stack(rows) for rows in groups.values()]
+
+
+def grouped_attention(q: np.ndarray, k: np.ndarray, text_id: np.ndarray, causal: bool):
+    """Yield (rows [T, m], attention [T, m, m]) for each group of equal-length texts (one softmax call each)."""
+    for rows in texts_by_length(text_id):
+        yield rows, text_attention(q[rows], k[rows], causal)  # texts stand in for heads: one key head each
+
+
 def _candidates(m: int, causal: bool) -> np.ndarray:
     """bool [m, m]: which keys each query may attend to."""
     return np.tril(np.ones((m, m), dtype=bool)) if causal else np.ones((m, m), dtype=bool)
@@ -83,11 +97,11 @@ def fidelity(q: np.ndarray, k: np.ndarray, q_points: np.ndarray, k_points: np.nd
              causal: bool, k_nearest: int = TOP_K) -> Fidelity:
     """Fidelity of a picture: attention from raw q, k [N, d_head]; positions q_points, k_points [N, p]."""
     hits, rhos = [], []
-    for rows in text_boundaries(text_id):
-        attention = text_attention(q[None, rows], k[None, rows], causal)[0]
-        hit, rho = text_fidelity(attention, q_points[rows], k_points[rows], causal, k_nearest)
-        hits.append(hit)
-        rhos.append(rho)
+    for group, attentions in grouped_attention(q, k, text_id, causal):
+        for rows, attention in zip(group, attentions, strict=True):
+            hit, rho = text_fidelity(attention, q_points[rows], k_points[rows], causal, k_nearest)
+            hits.append(hit)
+            rhos.append(rho)
     hit_all, rho_all = np.concatenate(hits), np.concatenate(rhos)
     counted_hits, counted_rhos = hit_all[~np.isnan(hit_all)], rho_all[~np.isnan(rho_all)]
     return Fidelity(top1_in_k=float(counted_hits.mean()) if len(counted_hits) else float("nan"),

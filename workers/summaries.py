@@ -16,8 +16,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from workers.attention import text_attention
-from workers.fidelity import text_boundaries
+from workers.fidelity import grouped_attention
 
 SUMMARY_NAMES = ("prev_token", "next_token", "first_token", "special", "entropy", "norm_ratio", "qk_overlap")
 OVERLAP_SAMPLE = 2000
@@ -40,26 +39,27 @@ class HeadSummary:
         return asdict(self)
 
 
-def _text_sums(attention: np.ndarray, special: np.ndarray, causal: bool) -> np.ndarray:
-    """Per text: sums and counts [prev, n_prev, next, n_next, first, special, entropy, n] of its queries."""
-    m = attention.shape[0]
-    prev = np.diagonal(attention, offset=-1)  # query i -> key i-1
-    nxt = np.diagonal(attention, offset=1) if not causal else np.zeros(0)
+def _group_sums(attention: np.ndarray, special: np.ndarray, causal: bool) -> np.ndarray:
+    """Texts of one length, attention [T, m, m], special [T, m]: sums and counts
+    [prev, n_prev, next, n_next, first, special, entropy, n] over all their queries."""
+    texts, m, _ = attention.shape
+    prev = np.diagonal(attention, offset=-1, axis1=1, axis2=2)  # query i -> key i-1
+    nxt = np.diagonal(attention, offset=1, axis1=1, axis2=2) if not causal else np.zeros((texts, 0))
     candidates = np.arange(1, m + 1) if causal else np.full(m, m)
     with np.errstate(divide="ignore", invalid="ignore"):
         plogp = np.where(attention > 0, attention * np.log(attention), 0.0)
-        entropy = np.where(candidates > 1, -plogp.sum(axis=1) / np.log(np.maximum(candidates, 2)), 0.0)
-    return np.array([prev.sum(), len(prev), nxt.sum(), len(nxt), attention[:, 0].sum(),
-                     attention[:, special].sum(), entropy.sum(), m], dtype=np.float64)
+        entropy = np.where(candidates > 1, -plogp.sum(axis=2) / np.log(np.maximum(candidates, 2)), 0.0)
+    on_special = (attention * special[:, None, :]).sum()
+    return np.array([prev.sum(), prev.size, nxt.sum(), nxt.size, attention[:, :, 0].sum(), on_special,
+                     entropy.sum(), texts * m], dtype=np.float64)
 
 
 def summarise_head(q: np.ndarray, k: np.ndarray, text_id: np.ndarray, is_special: np.ndarray, causal: bool,
                    seed: int = 0) -> HeadSummary:
     """Summary of one head: q, k [N, d_head] raw; text_id, is_special [N] from the tokens table."""
     totals = np.zeros(8)
-    for rows in text_boundaries(text_id):
-        attention = text_attention(q[None, rows], k[None, rows], causal)[0]
-        totals += _text_sums(attention, is_special[rows].astype(bool), causal)
+    for rows, attention in grouped_attention(q, k, text_id, causal):
+        totals += _group_sums(attention, is_special[rows].astype(bool), causal)
     prev, n_prev, nxt, n_next, first, special, entropy, n = totals
     return HeadSummary(
         prev_token=float(prev / n_prev) if n_prev else float("nan"),
