@@ -158,7 +158,7 @@ def submit_limited(client: str | None, requests: list[dict[str, Any]], store: St
     (job ids submitted, how many were held back). A fairness limit: one user's matrix cannot fill the queue."""
     if not client:
         return [backend().submit(r, store) for r in requests], 0
-    limit, key = settings_limit(), f"client:{client[:64]}"
+    limit, key = job_limit(), f"client:{client[:64]}"
     mine = (store.get_json(key) or {}).get("jobs", [])
     active = [j for j in mine if backend().job_status(j, store)["state"] in ("queued", "running")]
     submitted, held = [], 0
@@ -174,7 +174,7 @@ def submit_limited(client: str | None, requests: list[dict[str, Any]], store: St
     return submitted, held
 
 
-def settings_limit() -> int:
+def job_limit() -> int:
     """Unfinished jobs allowed per browser session."""
     from workers.config import settings
 
@@ -194,7 +194,7 @@ def run_request(request: HeadRequest, store: Store, progress: Any = None, client
     deadline = time.monotonic() + TIMEOUT_SECONDS
     while not (submitted := submit_limited(client, [request.to_dict()], store)[0]):
         if progress is not None:
-            progress(0.0, f"waiting: this session already has {settings_limit()} unfinished jobs "
+            progress(0.0, f"waiting: this session already has {job_limit()} unfinished jobs "
                           "(QK_ATLAS_MAX_JOBS_PER_USER); this one starts as they finish")
         if time.monotonic() > deadline:
             raise TimeoutError("earlier jobs of this session did not finish in time")

@@ -270,3 +270,7 @@ def test_uploading_a_corpus_switches_the_view_to_it(dash_duo, app, tmp_path):
     dash_duo.driver.get(shared)  # the link opens the same corpus
     dash_duo.wait_for_contains_text("#view-status", "from 30 texts", timeout=60)
     assert "my corpus.txt (uploaded, 30 texts)" in dash_duo.find_element("#corpus-dropdown").text
+    huge = tmp_path / "huge.txt"
+    huge.write_bytes(b"a line of text\n" * 1_400_000)  # 21 MB: the box refuses it before any byte is sent
+    dash_duo.find_element("#corpus-upload input[type=file]").send_keys(str(huge))
+    dash_duo.wait_for_contains_text("#upload-notice", "huge.txt is 21.0 MB, over the limit of 20 MB", timeout=20)

@@ -30,3 +30,24 @@
     }, 150);
   }, true);
 })();
+
+// qk-atlas: a corpus file over the upload limit is refused by the upload box without a word; say so.
+(function () {
+  function check(files) {
+    var box = document.getElementById('corpus-upload-box');
+    var notice = document.getElementById('upload-notice');
+    if (!box || !notice || !files || !files.length) { return; }
+    var limit = Number(box.dataset.limit), file = files[0];
+    if (file.size > limit) {
+      notice.textContent = 'Upload refused: ' + file.name + ' is ' + (file.size / 1e6).toFixed(1) +
+        ' MB, over the limit of ' + (limit / 1e6).toFixed(0) + ' MB (QK_ATLAS_MAX_UPLOAD_BYTES).';
+      notice.className = 'alert alert-warning py-2 small';
+    }
+  }
+  document.addEventListener('change', function (ev) {
+    if (ev.target.closest && ev.target.closest('#corpus-upload-box')) { check(ev.target.files); }
+  }, true);
+  document.addEventListener('drop', function (ev) {
+    if (ev.target.closest && ev.target.closest('#corpus-upload-box')) { check(ev.dataTransfer.files); }
+  }, true);
+})();

@@ -124,7 +124,7 @@ def register(app: Dash) -> None:
         waiting = still_held if isinstance(still_held, int) else held
         if waiting:
             status += (f" · {waiting} heads wait for this session's earlier jobs to finish (at most "
-                       f"{jobs.settings_limit()} unfinished at once, QK_ATLAS_MAX_JOBS_PER_USER)")
+                       f"{jobs.job_limit()} unfinished at once, QK_ATLAS_MAX_JOBS_PER_USER)")
         return figure, percent, f"{len(done)}/{total} heads", status, len(done) == total, signature, still_held
 
 

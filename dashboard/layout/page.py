@@ -69,11 +69,12 @@ def controls(state: ViewState) -> dbc.Card:
     return dbc.Card(dbc.CardBody([
         _field("Model", _dropdown(ids.MODEL, model_options(), state.model)),
         _field("Corpus", _dropdown(ids.CORPUS, corpus_options(spec.modality), state.corpus)),
-        dcc.Upload(id=ids.UPLOAD, max_size=settings().max_upload_bytes, multiple=False,
+        html.Div(**{"id": ids.UPLOAD_BOX, "data-limit": str(settings().max_upload_bytes)}, children=dcc.Upload(
+                   id=ids.UPLOAD, max_size=settings().max_upload_bytes, multiple=False,
                    accept=".txt,.csv,.jsonl", className="small text-muted border rounded p-1 mb-2 text-center",
                    children=html.Span(["Drop or ", html.A("choose", href="#"), " a corpus file (.txt one text a "
                                        f"line, .csv / .jsonl with 'text'; up to {settings().max_upload_bytes / 1e6:.0f}"
-                                       " MB)"])),
+                                       " MB)"]))),
         html.Div(id=ids.UPLOAD_NOTICE),
         dbc.Row([
             dbc.Col(_field("Layer", _stepper(_dropdown(ids.LAYER, range_options(spec.n_layers), state.layer),
