@@ -35,6 +35,7 @@ def test_url_opens_the_chosen_head_and_webgl_draws_its_points(dash_duo, app):
     data = wait_for_points(dash_duo)
     assert data[0][2] == data[1][2] >= 10_000  # one query and one key per token of the default corpus
     dash_duo.wait_for_contains_text("#view-status", "points", timeout=30)
+    dash_duo.wait_for_contains_text("#view-fidelity", "of queries in this picture", timeout=30)
     time.sleep(1.0)  # let WebGL finish its frame
     png = dash_duo.find_element("#single-graph").screenshot_as_png
     assert colour_pixels(png, QUERY_COLOR) > 2000, "queries not drawn"

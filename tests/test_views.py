@@ -146,3 +146,29 @@ def test_matrix_shows_pca_until_the_slower_projection_finishes(tmp_path):
     n_tokens = len(jobs.tokens_table(done[(0, 0)]["tokens"])["token"])
     assert len(figure.data[0].x) == 3 * min(n_tokens, 2000)  # three cells drawn: one UMAP, two PCA stand-ins
     assert provisional_cells({**request, "method": "pca"}, done) == {}
+
+
+def test_view_fidelity_is_computed_once_and_matches_a_direct_computation(tmp_path, monkeypatch):
+    import workers.fidelity
+    from dashboard.callbacks.single import fidelity_text
+    from workers.fidelity import fidelity, picture_fidelity
+    from workers.normalize import normalize
+    from workers.pipeline import HeadRequest, ensure_head_view, ensure_view_fidelity, head_vectors
+    from workers.store import open_store
+
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("\n".join(SENTENCES * 3))
+    store = open_store(tmp_path / "cache")
+    request = HeadRequest(corpus=str(corpus), layer=2, head=5)
+    keys = ensure_head_view(request, store)
+    found = ensure_view_fidelity(request, store)
+    q, k = head_vectors(store, keys)
+    text_id = store.get_arrays(keys.tokens)["text_id"]
+    coords = store.get_arrays(keys.coords)["coords"]
+    assert found["raw"] == fidelity(q, k, q, k, text_id, False).to_dict()
+    assert found["normalised"] == fidelity(q, k, *normalize(q, k, "scale+translate"), text_id, False).to_dict()
+    assert found["picture"] == picture_fidelity(q, k, coords, text_id, False).to_dict()
+    monkeypatch.setattr(workers.fidelity, "view_fidelity", lambda *a, **kw: (_ for _ in ()).throw(AssertionError))
+    assert ensure_view_fidelity(request, store) == found  # stored: not computed again
+    line = fidelity_text(found)
+    assert f"{100 * found['picture']['top1_in_k']:.0f}% (ρ {found['picture']['rank_correlation']:.2f})" in line

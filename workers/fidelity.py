@@ -114,3 +114,14 @@ def picture_fidelity(q: np.ndarray, k: np.ndarray, coords: np.ndarray, text_id: 
     """Fidelity of a stored picture: coords [2N, dims], queries then keys."""
     n = len(q)
     return fidelity(q, k, coords[:n], coords[n:], text_id, causal, k_nearest)
+
+
+def view_fidelity(q: np.ndarray, k: np.ndarray, coords: np.ndarray, text_id: np.ndarray, causal: bool,
+                  norm: str) -> dict[str, dict]:
+    """Fidelity of a view at each stage: raw q, k [N, d]; after its normalisation; its picture coords [2N, dims]."""
+    from workers.normalize import normalize
+
+    q_norm, k_norm = normalize(q, k, norm)
+    return {"raw": fidelity(q, k, q, k, text_id, causal).to_dict(),
+            "normalised": fidelity(q, k, q_norm, k_norm, text_id, causal).to_dict(),
+            "picture": picture_fidelity(q, k, coords, text_id, causal).to_dict()}

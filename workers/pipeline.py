@@ -227,6 +227,24 @@ def ensure_head_view(request: HeadRequest, store: Store, progress: Progress = _n
     return keys
 
 
+def ensure_view_fidelity(request: HeadRequest, store: Store) -> dict[str, dict]:
+    """Fidelity of a stored view (raw vectors, normalised vectors, picture), computed once and stored."""
+    from workers.fidelity import view_fidelity
+
+    keys = resolve(request)
+    key = content_key("fidelity", {"coords": keys.coords, "version": 1})
+    found = store.get_json(key)
+    if found is not None:
+        return found
+    q, k = head_vectors(store, keys)
+    tokens, coords = store.get_arrays(keys.tokens), store.get_arrays(keys.coords)
+    if tokens is None or coords is None:
+        raise RuntimeError("this view is not stored yet")
+    result = view_fidelity(q, k, coords["coords"], tokens["text_id"], read_spec(request.model).causal, request.norm)
+    store.put_json(key, result)
+    return result
+
+
 def export_arrays(request: HeadRequest, store: Store, progress: Progress = _no_progress) -> dict[str, np.ndarray]:
     """The export contract: q, k, q_norm, k_norm, coords, text_id, position, token (+ row, col for images)."""
     keys = ensure_head_view(request, store, progress)

@@ -13,7 +13,7 @@ from dashboard.callbacks.url import clicked_token
 from dashboard.figures.single import Style, base_signature, empty_figure, on_screen, overlay_traces, single_figure
 from dashboard.layout.page import METHOD_LABELS
 from workers.models import read_spec
-from workers.pipeline import HeadRequest
+from workers.pipeline import HeadRequest, ensure_view_fidelity
 
 PANELS = {"single": ids.SINGLE_PANEL, "matrix": ids.MATRIX_PANEL, "sentence": ids.SENTENCE_PANEL}
 
@@ -117,6 +117,17 @@ def register(app: Dash) -> None:
         return (figure, selection_text(data.tokens, style), search_text(style, counts),
                 {"base": signature, "overlays": len(overlays)})
 
+    @app.callback(Output(ids.FIDELITY, "children"), Input(ids.SINGLE_KEYS, "data"), prevent_initial_call=True)
+    def fidelity(computed: dict[str, Any] | None):
+        """How faithfully this picture shows attention (computed once per view, then read from the store)."""
+        if not computed or "keys" not in computed:
+            return ""
+        try:
+            found = ensure_view_fidelity(HeadRequest.from_dict(computed["request"]), jobs.store())
+        except Exception as exc:  # a line of text, never a broken page
+            return f"Fidelity not available: {exc}"
+        return fidelity_text(found)
+
     @app.callback(Output(ids.HOVER_PANEL, "children"), Input(ids.SINGLE_GRAPH, "hoverData"),
                   State(ids.SINGLE_KEYS, "data"), prevent_initial_call=True)
     def hover(hover_data: dict | None, computed: dict[str, Any] | None):
@@ -142,6 +153,16 @@ def overlay_patch(previous: int, overlays: list) -> Patch:
         del patch["data"][2]
     patch["data"].extend([trace.to_plotly_json() for trace in overlays])
     return patch
+
+
+def fidelity_text(found: dict[str, dict]) -> str:
+    """One line: the share of queries whose most-attended key is among their 3 nearest, at each stage."""
+    def share(stage: str) -> str:
+        return f"{100 * found[stage]['top1_in_k']:.0f}% (ρ {found[stage]['rank_correlation']:.2f})"
+
+    return (f"Fidelity: the most-attended key is among a query's 3 nearest keys for {share('picture')} of queries "
+            f"in this picture; {share('normalised')} in the normalised vectors; {share('raw')} in the raw vectors "
+            "(ρ: mean rank correlation of attention and closeness).")
 
 
 def view_status(keys: dict[str, str]) -> str:

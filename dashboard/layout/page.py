@@ -174,6 +174,7 @@ def view_panel() -> html.Div:
                   html.Div(id=ids.PROGRESS_TEXT, className="small text-muted")],
                  id=ids.PROGRESS_WRAP, style={"display": "none"}, className="mb-1"),
         html.Div(id=ids.STATUS, className="small text-muted mb-1"),
+        html.Div(id=ids.FIDELITY, className="small text-muted mb-1"),
         single_panel(), matrix_panel(), sentence_panel(),
     ])
 
