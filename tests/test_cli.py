@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 
 import numpy as np
 import pandas as pd
+import pytest
+
+from workers.fidelity import picture_fidelity
+from workers.summaries import summarise_head
 
 
 def run_cli(*args: str, cache: str) -> subprocess.CompletedProcess:
@@ -29,6 +34,13 @@ def test_export_umap_npz_then_csv_and_parquet(tmp_path):
     assert data["q"].dtype == np.float32 and data["q"].shape == (n, 32)
     assert data["coords"].shape == (2 * n, 2)
     assert data["text_id"].dtype.kind == "i" and data["token"].dtype.kind == "U"
+    metrics = json.loads((tmp_path / "x.npz.metrics.json").read_text())  # beside the arrays: what the head does
+    assert set(metrics) == {"request", "summary", "fidelity", "notes"} and metrics["request"]["method"] == "umap"
+    summary = summarise_head(data["q"], data["k"], data["text_id"], data["position"] == 0, False)
+    assert metrics["summary"]["prev_token"] == pytest.approx(summary.prev_token)
+    assert metrics["summary"]["entropy"] == pytest.approx(summary.entropy)
+    picture = picture_fidelity(data["q"], data["k"], data["coords"], data["text_id"], False)
+    assert metrics["fidelity"]["picture"]["top1_in_k"] == pytest.approx(picture.top1_in_k)
 
     for suffix in ("csv", "parquet"):
         table_path = tmp_path / f"x.{suffix}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import os
 import sys
 
@@ -41,17 +42,21 @@ def export(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from workers.export import FORMATS, write_export
-    from workers.pipeline import HeadRequest, export_arrays
+    from workers.pipeline import HeadRequest, export_arrays, export_metrics
     from workers.store import open_store
 
     if Path(args.out).suffix.lower() not in FORMATS:
         raise ValueError(f"unsupported output {args.out!r}: use one of {', '.join(FORMATS)}")
     request = HeadRequest(model=args.model, corpus=args.corpus, layer=args.layer, head=args.head,
                           norm=args.norm, method=args.method, dims=args.dims)
-    arrays = export_arrays(request, open_store(), _progress)
+    store = open_store()
+    arrays = export_arrays(request, store, _progress)
     notes = [str(note) for note in arrays.pop("notes", [])]
     out = write_export(arrays, args.out)
-    print(f"\nwrote {out} ({len(arrays['token']):,} tokens, coords {arrays['coords'].shape})", file=sys.stderr)
+    metrics_path = out.with_name(out.name + ".metrics.json")
+    metrics_path.write_text(json.dumps(export_metrics(request, store), indent=2) + "\n")
+    print(f"\nwrote {out} ({len(arrays['token']):,} tokens, coords {arrays['coords'].shape}) and {metrics_path.name}",
+          file=sys.stderr)
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     return 0

@@ -245,6 +245,31 @@ def ensure_view_fidelity(request: HeadRequest, store: Store) -> dict[str, dict]:
     return result
 
 
+def ensure_head_summary(request: HeadRequest, store: Store) -> dict[str, float]:
+    """The head's summary numbers (workers.summaries), from its stored vectors, computed once and stored."""
+    from workers.summaries import summarise_head
+
+    keys = ensure_extraction(request, store)
+    key = content_key("summary", {"q": keys.q, "k": keys.k, "tokens": keys.tokens, "version": 1})
+    found = store.get_json(key)
+    if found is not None:
+        return found
+    q, k = head_vectors(store, keys)
+    tokens = store.get_arrays(keys.tokens)
+    assert tokens is not None
+    summary = summarise_head(q, k, tokens["text_id"], tokens["is_special"], read_spec(request.model).causal)
+    store.put_json(key, summary.to_dict())
+    return summary.to_dict()
+
+
+def export_metrics(request: HeadRequest, store: Store) -> dict[str, Any]:
+    """What `qk-atlas export` writes beside the arrays: the request, head summary, the view's fidelity, notes."""
+    tokens = store.get_arrays(resolve(request).tokens)
+    return {"request": request.to_dict(), "summary": ensure_head_summary(request, store),
+            "fidelity": ensure_view_fidelity(request, store),
+            "notes": [str(n) for n in (tokens.get("notes", []) if tokens else [])]}
+
+
 def export_arrays(request: HeadRequest, store: Store, progress: Progress = _no_progress) -> dict[str, np.ndarray]:
     """The export contract: q, k, q_norm, k_norm, coords, text_id, position, token (+ row, col for images)."""
     keys = ensure_head_view(request, store, progress)
