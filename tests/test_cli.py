@@ -79,3 +79,17 @@ def test_bad_inputs_give_one_line_errors(tmp_path):
         assert done.returncode == 2
         assert message in done.stderr
         assert "Traceback" not in done.stderr
+
+
+def test_heads_table_summarises_every_head(tmp_path):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("\n".join(f"Short text number {i} about the harbour." for i in range(12)))
+    out = tmp_path / "heads.csv"
+    done = run_cli("heads", "--corpus", str(corpus), "--out", str(out), cache=str(tmp_path / "cache"))
+    assert done.returncode == 0, done.stderr
+    table = pd.read_csv(out)
+    assert len(table) == 72 and list(table[["layer", "head"]].iloc[13]) == [1, 1]
+    assert {"prev_token", "next_token", "first_token", "special", "entropy", "norm_ratio", "qk_overlap"} <= set(table)
+    assert table["entropy"].between(0, 1).all() and table["special"].between(0, 1).all()
+    bad = run_cli("heads", "--out", str(tmp_path / "heads.xlsx"), cache=str(tmp_path / "cache"))
+    assert bad.returncode == 2 and "use .csv or .parquet" in bad.stderr

@@ -1,4 +1,4 @@
-"""`qk-atlas serve` and `qk-atlas export` (the command-line contract in DESIGN.md)."""
+"""`qk-atlas serve`, `qk-atlas export` (the command-line contract in DESIGN.md) and `qk-atlas heads`."""
 
 from __future__ import annotations
 
@@ -29,6 +29,11 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--dims", type=int, choices=[2, 3], default=2)
     export.add_argument("--norm", choices=["none", "scale", "scale+translate"], default="scale+translate")
     export.add_argument("--out", required=True, help="output file: .npz, .csv or .parquet")
+    heads = sub.add_parser("heads", help="one row per head: summary numbers (attention to previous / next / first / "
+                                         "special tokens, entropy, norm ratio, q-k overlap) as .csv or .parquet")
+    heads.add_argument("--model", default="minilm", help="registry alias, local model folder or Hugging Face id")
+    heads.add_argument("--corpus", default="default", help="'default' or a .txt/.csv/.jsonl file")
+    heads.add_argument("--out", required=True, help="output file: .csv or .parquet")
     return parser
 
 
@@ -62,6 +67,34 @@ def export(args: argparse.Namespace) -> int:
     return 0
 
 
+def heads(args: argparse.Namespace) -> int:
+    """Run the heads subcommand: every head's summary in one table."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    from workers.models import read_spec
+    from workers.pipeline import HeadRequest, ensure_extraction, ensure_head_summary
+    from workers.store import open_store
+
+    out = Path(args.out)
+    if out.suffix.lower() not in (".csv", ".parquet"):
+        raise ValueError(f"unsupported output {args.out!r}: use .csv or .parquet")
+    spec, store = read_spec(args.model), open_store()
+    ensure_extraction(HeadRequest(model=args.model, corpus=args.corpus), store, _progress)
+    rows = []
+    cells = [(layer, head) for layer in range(spec.n_layers) for head in range(spec.n_heads)]
+    for done, (layer, head) in enumerate(cells, start=1):
+        summary = ensure_head_summary(HeadRequest(model=args.model, corpus=args.corpus, layer=layer, head=head), store)
+        rows.append({"layer": layer, "head": head, **summary})
+        _progress(done / len(cells), f"head summaries {done}/{len(cells)}")
+    frame = pd.DataFrame(rows)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(out, index=False) if out.suffix.lower() == ".csv" else frame.to_parquet(out, index=False)
+    print(f"\nwrote {out} ({len(frame)} heads)", file=sys.stderr)
+    return 0
+
+
 def serve(args: argparse.Namespace) -> int:
     """Run the dashboard until interrupted."""
     app = importlib.import_module("dashboard.app").create_app()
@@ -76,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     # The command line is the user's own: local folders and hub ids are allowed beside the registry.
     os.environ["QK_ATLAS_ALLOW_UNLISTED_MODELS"] = "1"
     try:
-        return export(args) if args.command == "export" else serve(args)
+        return {"export": export, "heads": heads, "serve": serve}[args.command](args)
     except (CorpusError, ModelError, ValueError, OSError) as exc:
         print(f"\nqk-atlas: error: {exc}", file=sys.stderr)
         return 2
