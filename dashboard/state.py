@@ -14,6 +14,7 @@ from workers.models import BUNDLED_ALIAS, ModelError, ModelSpec, read_spec
 from workers.normalize import DEFAULT_NORMALIZATION, NORMALIZATIONS
 from workers.project import DEFAULT_METHOD, METHODS
 from workers.registry import registry
+from workers.summaries import SUMMARY_NAMES
 from workers.uploads import list_uploads
 
 VIEWS = ("single", "matrix", "sentence")
@@ -21,7 +22,8 @@ COLORS = COLOR_MODES
 SHOWS = ("both", "queries", "keys")
 MAX_SEARCH = 64
 COMPUTE_FIELDS = ("model", "corpus", "layer", "head", "norm", "method", "dims")
-OPTIONAL = ("search", "text", "pos")  # left out of the URL when unset
+OPTIONAL = ("search", "text", "pos", "order")  # left out of the URL when unset
+ORDERS = ("grid", *SUMMARY_NAMES)  # how the matrix places its cells: layer x head, or ranked by a head summary
 
 
 @dataclass(frozen=True)
@@ -42,10 +44,11 @@ class ViewState:
     search: str = ""
     text: int = -1
     pos: int = -1
+    order: str = "grid"
 
     def to_query(self) -> str:
         """Canonical query string, starting with '?' (unset optional fields left out)."""
-        data = {k: v for k, v in asdict(self).items() if not (k in OPTIONAL and v in ("", -1))}
+        data = {k: v for k, v in asdict(self).items() if not (k in OPTIONAL and v in ("", -1, "grid"))}
         return "?" + urlencode(data)
 
     def request(self) -> dict[str, Any]:
@@ -149,6 +152,7 @@ def parse_query(search: str | None) -> tuple[ViewState, list[str]]:
         search=_search(params, notices),
         text=_index(params, "text", settings().max_texts, notices, default=-1),
         pos=_index(params, "pos", settings().max_tokens_per_text, notices, default=-1),
+        order=_choice(params, "order", ORDERS, "grid", notices),
     )
     return state, notices
 

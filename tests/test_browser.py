@@ -275,3 +275,24 @@ def test_uploading_a_corpus_switches_the_view_to_it(dash_duo, app, tmp_path):
     huge.write_bytes(b"a line of text\n" * 1_400_000)  # 21 MB: the box refuses it before any byte is sent
     dash_duo.find_element("#corpus-upload input[type=file]").send_keys(str(huge))
     dash_duo.wait_for_contains_text("#upload-notice", "huge.txt is 21.0 MB, over the limit of 20 MB", timeout=20)
+
+
+def test_matrix_ranked_by_previous_token_attention(dash_duo, app):
+    dash_duo.start_server(app)
+    dash_duo.driver.get(dash_duo.server_url + "/?view=matrix")
+    dash_duo.wait_for_contains_text("#matrix-progress", "72/72 heads", timeout=120)
+    dash_duo.select_dcc_dropdown("#matrix-order", "attention to the previous token (ranked)")
+    wait_until(lambda: "order=prev_token" in dash_duo.driver.current_url, timeout=20)
+    dash_duo.wait_for_contains_text("#matrix-status", "ranked by attention to the previous token", timeout=30)
+    wait_until(lambda: "still being summarised" not in dash_duo.find_element("#matrix-status").text, timeout=120)
+    labels = wait_until(lambda: dash_duo.driver.execute_script(
+        "var gd = document.querySelector('#matrix-graph .js-plotly-plot');"
+        "return gd.layout.annotations.map(a => a.text).filter(t => t.includes(' · '));"), timeout=30)
+    values = [float(label.split(" · ")[1]) for label in labels]
+    assert len(labels) == 72 and values == sorted(values, reverse=True)  # slot order = rank order
+    layer, head = (int(n) for n in labels[0].split(" · ")[0][1:].split("H"))  # the top head, e.g. 'L0H2'
+    assert dash_duo.driver.execute_script(  # its points are drawn in the first slot, top left
+        "var gd = document.querySelector('#matrix-graph .js-plotly-plot'); var i = arguments[0];"
+        "return [gd._fullData[0].x[i], gd._fullData[0].y[i]];", (12 * layer + head) * 2000 + 10)[1] > 5 * 1180
+    mouse_to_point(dash_duo, "matrix-graph", 0, (12 * layer + head) * 2000 + 10, click=True)
+    dash_duo.wait_for_text_to_equal("#view-heading", f"L{layer} H{head}", timeout=30)

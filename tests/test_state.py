@@ -29,6 +29,7 @@ def test_empty_query_gives_defaults():
     ("?norm=%3Cscript%3E", "norm", "Unknown norm"),
     ("?color=rainbow", "color", "Unknown color"),
     ("?view=matrix3000", "view", "Unknown view"),
+    ("?order=alphabetical", "order", "Unknown order"),
 ])
 def test_bad_values_fall_back_with_a_notice(query, field, fragment):
     state, notices = parse_query(query + "&head=2" if field != "head" else query)
@@ -50,7 +51,8 @@ def test_controls_are_clamped_to_the_model():
 
 
 def test_selection_search_and_display_options_round_trip():
-    state = ViewState(view="sentence", search="the", text=12, pos=3, show="keys", labels=1, color="kind")
+    state = ViewState(view="sentence", search="the", text=12, pos=3, show="keys", labels=1, color="kind",
+                      order="entropy")
     parsed, notices = parse_query(state.to_query())
     assert parsed == state and notices == []
     assert "text=" not in ViewState().to_query() and "search=" not in ViewState().to_query()

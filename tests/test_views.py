@@ -172,3 +172,42 @@ def test_view_fidelity_is_computed_once_and_matches_a_direct_computation(tmp_pat
     assert ensure_view_fidelity(request, store) == found  # stored: not computed again
     line = fidelity_text(found)
     assert f"{100 * found['picture']['top1_in_k']:.0f}% (ρ {found['picture']['rank_correlation']:.2f})" in line
+
+
+def test_ranked_slots_put_the_highest_first_and_unknown_last():
+    from dashboard.figures.matrix import ranked_slots
+
+    values = {(0, 0): 0.1, (0, 1): 0.9, (1, 0): float("nan"), (1, 1): 0.5}
+    assert ranked_slots(values, n_heads=2) == {(0, 1): (0, 0), (1, 1): (0, 1), (0, 0): (1, 0), (1, 0): (1, 1)}
+
+
+def test_matrix_ranked_by_a_summary_places_and_labels_heads_and_a_click_opens_the_right_one(tmp_path):
+    from dashboard import jobs
+    from dashboard.callbacks.matrix import _figure, finished_cells, head_values, ranking
+    from dashboard.callbacks.url import _matrix_cell
+    from dashboard.figures.matrix import CELL, cell_origin
+    from dashboard.state import ViewState
+    from workers.models import read_spec
+    from workers.pipeline import HeadRequest, ensure_head_view
+
+    corpus = tmp_path / "tiny.txt"
+    corpus.write_text("\n".join(SENTENCES * 4))
+    jobs.set_cache_dir(tmp_path / "cache")
+    store = jobs.store()
+    for head in range(12):
+        ensure_head_view(HeadRequest(corpus=str(corpus), layer=0, head=head), store)
+    request = {"model": "minilm", "corpus": str(corpus), "norm": "scale+translate", "method": "pca"}
+    values, missing = head_values(request, "prev_token", budget_s=0)
+    assert values == {} and missing == 72  # nothing summarised yet, and no time given
+    values, missing = head_values(request, "prev_token", budget_s=120)
+    assert len(values) == 72 and missing == 0  # extraction stores every layer: every head can be summarised
+    slots, labels = ranking(values, 12)
+    best = max(values, key=values.get)
+    assert slots[best] == (0, 0) and labels[best] == f"L{best[0]}H{best[1]} · {values[best]:.2f}"
+    done, total = finished_cells(request)
+    figure, _status = _figure(done, {}, read_spec("minilm"), "", total, "pca", slots, labels)
+    assert labels[best] in [a.text for a in figure.layout.annotations]
+    x, y = cell_origin(0, 0, 6)
+    click = {"points": [{"x": x + CELL / 2, "y": y + CELL / 2}]}
+    opened = _matrix_cell(ViewState(view="matrix", corpus=str(corpus), order="prev_token"), click)
+    assert (opened.view, opened.layer, opened.head) == ("single", *best)

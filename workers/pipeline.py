@@ -245,12 +245,17 @@ def ensure_view_fidelity(request: HeadRequest, store: Store) -> dict[str, dict]:
     return result
 
 
+def summary_key(keys: ViewKeys) -> str:
+    """Store key of a head's summary (it depends on its q, k and tokens table only)."""
+    return content_key("summary", {"q": keys.q, "k": keys.k, "tokens": keys.tokens, "version": 1})
+
+
 def ensure_head_summary(request: HeadRequest, store: Store) -> dict[str, float]:
     """The head's summary numbers (workers.summaries), from its stored vectors, computed once and stored."""
     from workers.summaries import summarise_head
 
     keys = ensure_extraction(request, store)
-    key = content_key("summary", {"q": keys.q, "k": keys.k, "tokens": keys.tokens, "version": 1})
+    key = summary_key(keys)
     found = store.get_json(key)
     if found is not None:
         return found

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from functools import lru_cache
 from typing import Any
@@ -10,10 +11,11 @@ import numpy as np
 from dash import Dash, Input, Output, State, ctx, no_update
 
 from dashboard import ids, jobs
-from dashboard.figures.matrix import matrix_figure
+from dashboard.figures.matrix import matrix_figure, ranked_slots
+from dashboard.layout.page import ORDER_LABELS
 from workers import metrics
 from workers.models import read_spec
-from workers.pipeline import HeadRequest, resolve_heads
+from workers.pipeline import HeadRequest, ensure_head_summary, resolve_heads, summary_key
 
 SAMPLE_TOKENS = 2000  # tokens drawn per head (each a query and a key); stated in the status line
 PREVIEW_NOTES = {"umap": "cells are UMAP previews (50 epochs; the opened head runs the full 200)",
@@ -66,6 +68,35 @@ def provisional_cells(request: dict[str, Any], done: dict) -> dict[tuple[int, in
     return {cell: keys for cell, keys in pca.items() if cell not in done}
 
 
+SUMMARY_BUDGET_S = 0.8  # summaries computed per poll while ranking (about 0.2 s a head)
+
+
+def head_values(request: dict[str, Any], order: str, budget_s: float = SUMMARY_BUDGET_S
+                ) -> tuple[dict[tuple[int, int], float], int]:
+    """Each head's summary value for ranking, and how many heads lack one; missing summaries of extracted heads
+    are computed (and stored) within `budget_s`, so the ranking fills in over a few polls."""
+    template = _template(request)
+    store, deadline = jobs.store(), time.monotonic() + budget_s
+    values, missing = {}, 0
+    for cell, keys in resolve_heads(template).items():
+        found = store.get_json(summary_key(keys))
+        if found is None and keys.extracted(store) and time.monotonic() < deadline:
+            found = ensure_head_summary(replace(template, layer=cell[0], head=cell[1]), store)
+        if found is None:
+            missing += 1
+            continue
+        values[cell] = float(found[order])
+    return values, missing
+
+
+def ranking(values: dict[tuple[int, int], float] | None, n_heads: int) -> tuple[dict | None, dict | None]:
+    """(slots, labels) of the matrix ranked by summary values; (None, None) for the layer x head grid."""
+    if values is None:
+        return None, None
+    labels = {cell: f"L{cell[0]}H{cell[1]} · {value:.2f}" for cell, value in values.items()}
+    return ranked_slots(values, n_heads), labels
+
+
 def pending_requests(request: dict[str, Any]) -> list[dict[str, Any]]:
     """Requests of the unfinished heads: with UMAP / t-SNE, every head's PCA first (a second for all heads)."""
     done, _total = finished_cells(request)
@@ -114,22 +145,30 @@ def register(app: Dash) -> None:
             del done[cell]
             jobs.backend().submit(replace(_template(request), layer=cell[0], head=cell[1]).to_dict(), jobs.store())
         provisional = provisional_cells(request, done)
+        order = style.get("order", "grid")
+        values, unsummarised = head_values(request, order) if order != "grid" else (None, 0)
         signature = {"done": len(done), "provisional": len(provisional), "search": style["search"],
-                     "request": request}
+                     "request": request, "order": order, "summarised": len(values or {})}
+        finished = len(done) == total and not unsummarised
         if drawn == signature and ctx.triggered_id == ids.MATRIX_INTERVAL:
-            return (no_update,) * 4 + (len(done) == total, no_update, still_held)
+            return (no_update,) * 4 + (finished, no_update, still_held)
         spec = read_spec(request["model"])
-        figure, status = _figure(done, provisional, spec, style["search"], total, request["method"])
+        slots, labels = ranking(values, spec.n_heads)
+        figure, status = _figure(done, provisional, spec, style["search"], total, request["method"], slots, labels)
+        if order != "grid":
+            status += f" · cells ranked by {ORDER_LABELS[order].removesuffix(' (ranked)')}, highest first"
+            if unsummarised:
+                status += f" ({unsummarised} heads still being summarised)"
         percent = int(100 * len(done) / max(total, 1))
         waiting = still_held if isinstance(still_held, int) else held
         if waiting:
             status += (f" · {waiting} heads wait for this session's earlier jobs to finish (at most "
                        f"{jobs.job_limit()} unfinished at once, QK_ATLAS_MAX_JOBS_PER_USER)")
-        return figure, percent, f"{len(done)}/{total} heads", status, len(done) == total, signature, still_held
+        return figure, percent, f"{len(done)}/{total} heads", status, finished, signature, still_held
 
 
 def _figure(done: dict[tuple[int, int], dict], provisional: dict[tuple[int, int], dict], spec, search: str,
-            total: int, method: str):
+            total: int, method: str, slots: dict | None = None, labels: dict | None = None):
     """The matrix figure of the finished heads (PCA stand-ins for pending ones) and a status line."""
     shown_cells = {**provisional, **done}
     if not shown_cells:
@@ -139,7 +178,8 @@ def _figure(done: dict[tuple[int, int], dict], provisional: dict[tuple[int, int]
     sample = token_sample(n)
     matches = np.flatnonzero(metrics.search_matches(tokens["token"], search)) if search.strip() else None
     cells = {cell: coords for cell, keys in shown_cells.items() if (coords := _readable_coords(keys)) is not None}
-    figure = matrix_figure(cells, spec.n_layers, spec.n_heads, sample, matches, provisional=set(provisional))
+    figure = matrix_figure(cells, spec.n_layers, spec.n_heads, sample, matches, provisional=set(provisional),
+                           slots=slots, labels=labels)
     status = (f"{len(done)}/{total} heads · each cell shows {len(sample):,} of {n:,} tokens (sampled, the same "
               f"tokens in every cell) as a query and a key · click a cell to open it")
     status += "".join(f" · Note: {note}" for note in tokens.get("notes", []))

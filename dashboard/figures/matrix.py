@@ -36,15 +36,27 @@ def cell_at(x: float, y: float, n_layers: int) -> tuple[int, int]:
     return max(0, n_layers - 1 - row), max(0, head)
 
 
+def ranked_slots(values: dict[tuple[int, int], float], n_heads: int) -> dict[tuple[int, int], tuple[int, int]]:
+    """(layer, head) -> (row, column) slot: heads ranked by value, highest first, row by row (NaN last)."""
+    ranked = sorted(values, key=lambda cell: (np.isnan(values[cell]), -np.nan_to_num(values[cell]), cell))
+    return {cell: divmod(rank, n_heads) for rank, cell in enumerate(ranked)}
+
+
 def matrix_figure(cells: dict[tuple[int, int], np.ndarray], n_layers: int, n_heads: int, sample: np.ndarray,
-                  matches: np.ndarray | None = None, provisional: set | None = None) -> go.Figure:
+                  matches: np.ndarray | None = None, provisional: set | None = None,
+                  slots: dict[tuple[int, int], tuple[int, int]] | None = None,
+                  labels: dict[tuple[int, int], str] | None = None) -> go.Figure:
     """cells: (layer, head) -> coords [2N, 2] (queries then keys); sample: token rows drawn per head;
-    provisional: cells drawn with a stand-in projection (dashed frame) until the requested one finishes."""
+    provisional: cells drawn with a stand-in projection (dashed frame) until the requested one finishes;
+    slots: where each head goes when ranked (default: row = layer, column = head), labels: a line above each cell."""
+    slots = slots or {(layer, head): (layer, head) for layer in range(n_layers) for head in range(n_heads)}
     placed: dict[str, list[np.ndarray]] = {"query": [], "key": [], "match": []}
     for (layer, head), coords in sorted(cells.items()):
+        if (layer, head) not in slots:
+            continue
         n_tokens = len(coords) // 2
         rows = np.concatenate([sample, sample + n_tokens])
-        origin = np.array(cell_origin(layer, head, n_layers))
+        origin = np.array(cell_origin(*slots[(layer, head)], n_layers))
         points = (np.round(unit_cell(coords[rows]) * CELL) + origin).astype(np.uint16)
         placed["query"].append(points[: len(sample)])
         placed["key"].append(points[len(sample):])
@@ -55,7 +67,7 @@ def matrix_figure(cells: dict[tuple[int, int], np.ndarray], n_layers: int, n_hea
     if placed["match"]:
         traces.append(_role_trace(placed["match"], "search matches", "#111111", size=4, opacity=0.9))
     figure = go.Figure(traces)
-    _decorate(figure, cells, n_layers, n_heads, provisional or set())
+    _decorate(figure, cells, n_layers, n_heads, provisional or set(), slots, labels)
     return figure
 
 
@@ -67,30 +79,35 @@ def _role_trace(parts: list[np.ndarray], name: str, colour: str, size: float = 2
                         marker={"size": size, "color": colour, "opacity": opacity})
 
 
-def _decorate(figure: go.Figure, cells: dict, n_layers: int, n_heads: int, provisional: set) -> None:
-    """Layer and head labels, cell frames, pending cells marked, fixed square aspect."""
+def _decorate(figure: go.Figure, cells: dict, n_layers: int, n_heads: int, provisional: set,
+              slots: dict[tuple[int, int], tuple[int, int]], labels: dict[tuple[int, int], str] | None) -> None:
+    """Layer and head labels (or a label per cell when ranked), cell frames, pending cells marked, square aspect."""
     shapes, annotations = [], []
     pad = 40
-    for layer in range(n_layers):
-        x, y = cell_origin(layer, 0, n_layers)
-        annotations.append({"x": x - 100, "y": y + CELL / 2, "text": f"L{layer}", "showarrow": False,
-                            "xanchor": "right", "font": {"size": 11}})
+    for cell, (row, column) in slots.items():
+        x, y = cell_origin(row, column, n_layers)
+        done = cell in cells
+        line = {"width": 0.5, "color": "#ccc" if done else "#eee"}
+        if cell in provisional:
+            line = {"width": 1.5, "color": "#f0a030", "dash": "dash"}
+        shapes.append({"type": "rect", "x0": x - pad, "y0": y - pad, "x1": x + CELL + pad, "y1": y + CELL + pad,
+                       "line": line, "fillcolor": "rgba(0,0,0,0)" if done else "rgba(240,240,240,0.6)",
+                       "layer": "below"})
+        if not done:
+            annotations.append({"x": x + CELL / 2, "y": y + CELL / 2, "text": "…", "showarrow": False,
+                                "font": {"color": "#aaa"}})
+        if labels is not None and cell in labels:
+            annotations.append({"x": x + CELL / 2, "y": y + CELL + 90, "text": labels[cell], "showarrow": False,
+                                "font": {"size": 9}})
+    if labels is None:
+        for layer in range(n_layers):
+            x, y = cell_origin(layer, 0, n_layers)
+            annotations.append({"x": x - 100, "y": y + CELL / 2, "text": f"L{layer}", "showarrow": False,
+                                "xanchor": "right", "font": {"size": 11}})
         for head in range(n_heads):
-            x, y = cell_origin(layer, head, n_layers)
-            done = (layer, head) in cells
-            line = {"width": 0.5, "color": "#ccc" if done else "#eee"}
-            if (layer, head) in provisional:
-                line = {"width": 1.5, "color": "#f0a030", "dash": "dash"}
-            shapes.append({"type": "rect", "x0": x - pad, "y0": y - pad, "x1": x + CELL + pad, "y1": y + CELL + pad,
-                           "line": line,
-                           "fillcolor": "rgba(0,0,0,0)" if done else "rgba(240,240,240,0.6)", "layer": "below"})
-            if not done:
-                annotations.append({"x": x + CELL / 2, "y": y + CELL / 2, "text": "…", "showarrow": False,
-                                    "font": {"color": "#aaa"}})
-    for head in range(n_heads):
-        x, y = cell_origin(0, head, n_layers)
-        annotations.append({"x": x + CELL / 2, "y": y + CELL + 120, "text": f"H{head}", "showarrow": False,
-                            "font": {"size": 11}})
+            x, y = cell_origin(0, head, n_layers)
+            annotations.append({"x": x + CELL / 2, "y": y + CELL + 120, "text": f"H{head}", "showarrow": False,
+                                "font": {"size": 11}})
     axis = {"showticklabels": False, "showgrid": False, "zeroline": False, "title": None}
     figure.update_layout(shapes=shapes, annotations=annotations, plot_bgcolor="white", uirevision="matrix",
                          margin={"l": 30, "r": 10, "t": 30, "b": 10}, dragmode="pan", showlegend=True,

@@ -14,6 +14,11 @@ from workers.normalize import NORMALIZATIONS
 from workers.uploads import list_uploads
 
 METHOD_LABELS = {"pca": "PCA", "umap": "UMAP", "tsne": "t-SNE"}
+ORDER_LABELS = {"grid": "layer x head", "prev_token": "attention to the previous token (ranked)",
+                "next_token": "attention to the next token (ranked)",
+                "first_token": "attention to the first token (ranked)",
+                "special": "attention to special tokens (ranked)", "entropy": "attention entropy (ranked)",
+                "norm_ratio": "query / key norm ratio, log2 (ranked)", "qk_overlap": "query-key overlap (ranked)"}
 NORM_LABELS = {"none": "none (raw q, k)", "scale": "scale", "scale+translate": "scale + translate (AttentionViz)"}
 GRAPH_CONFIG = {"scrollZoom": True, "displaylogo": False,
                 "toImageButtonOptions": {"format": "png", "filename": "qk-atlas", "scale": 2}}
@@ -135,6 +140,10 @@ def matrix_panel() -> html.Div:
         dbc.Progress(id=ids.MATRIX_PROGRESS, value=0, striped=True, animated=True, className="mb-1",
                      style={"height": "1.2rem"}),
         html.Div(id=ids.MATRIX_STATUS, className="small text-muted mb-1"),
+        html.Div([html.Span("Place cells by ", className="small me-2"),
+                  dcc.Dropdown(id=ids.MATRIX_ORDER, clearable=False, value="grid", style={"minWidth": "22rem"},
+                               options=[{"label": label, "value": value} for value, label in ORDER_LABELS.items()])],
+                 className="d-flex align-items-center mb-1"),
         dcc.Interval(id=ids.MATRIX_INTERVAL, interval=1000, disabled=True),
         dcc.Store(id=ids.MATRIX_DRAWN),
         dcc.Graph(id=ids.MATRIX_GRAPH, style={"height": "78vh"}, figure=empty_figure("Open the matrix view…"),
