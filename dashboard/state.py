@@ -22,7 +22,7 @@ COLORS = COLOR_MODES
 SHOWS = ("both", "queries", "keys")
 MAX_SEARCH = 64
 COMPUTE_FIELDS = ("model", "corpus", "layer", "head", "norm", "method", "dims")
-OPTIONAL = ("search", "text", "pos", "order")  # left out of the URL when unset
+OPTIONAL = ("search", "text", "pos", "order", "keep")  # left out of the URL when unset
 ORDERS = ("grid", *SUMMARY_NAMES)  # how the matrix places its cells: layer x head, or ranked by a head summary
 
 
@@ -45,6 +45,7 @@ class ViewState:
     text: int = -1
     pos: int = -1
     order: str = "grid"
+    keep: str = ""  # ranked matrix: only heads whose value is at least this number ("" = all)
 
     def to_query(self) -> str:
         """Canonical query string, starting with '?' (unset optional fields left out)."""
@@ -123,6 +124,21 @@ def _spec(params: dict[str, list[str]], notices: list[str]) -> tuple[str, ModelS
         return BUNDLED_ALIAS, read_spec(BUNDLED_ALIAS)
 
 
+def _threshold(params: dict[str, list[str]], notices: list[str]) -> str:
+    """A finite number as written (kept as text so the URL round-trips), else empty with a notice."""
+    value = (_first(params, "keep") or "").strip()
+    if not value:
+        return ""
+    try:
+        number = float(value)
+    except ValueError:
+        number = float("nan")
+    if len(value) > 20 or number != number or abs(number) == float("inf"):
+        notices.append(f"Keep {_shown(value)} is not a number; showing every head.")
+        return ""
+    return value
+
+
 def _search(params: dict[str, list[str]], notices: list[str]) -> str:
     """The token search, trimmed to MAX_SEARCH characters."""
     value = (_first(params, "search") or "").strip()
@@ -153,6 +169,7 @@ def parse_query(search: str | None) -> tuple[ViewState, list[str]]:
         text=_index(params, "text", settings().max_texts, notices, default=-1),
         pos=_index(params, "pos", settings().max_tokens_per_text, notices, default=-1),
         order=_choice(params, "order", ORDERS, "grid", notices),
+        keep=_threshold(params, notices),
     )
     return state, notices
 
@@ -167,5 +184,6 @@ def with_controls(state: ViewState, **values: Any) -> ViewState:
         new = replace(new, corpus=default_corpus(spec.modality))
     if new.corpus != state.corpus or new.model != state.model:
         new = replace(new, text=-1, pos=-1)  # a selection belongs to one corpus
+    keep = _threshold({"keep": [str(new.keep or "")]}, [])
     return replace(new, layer=min(int(new.layer), spec.n_layers - 1), head=min(int(new.head), spec.n_heads - 1),
-                   dims=int(new.dims), labels=int(new.labels), search=str(new.search or "")[:MAX_SEARCH])
+                   dims=int(new.dims), labels=int(new.labels), search=str(new.search or "")[:MAX_SEARCH], keep=keep)

@@ -30,6 +30,8 @@ def test_empty_query_gives_defaults():
     ("?color=rainbow", "color", "Unknown color"),
     ("?view=matrix3000", "view", "Unknown view"),
     ("?order=alphabetical", "order", "Unknown order"),
+    ("?order=entropy&keep=abc", "keep", "is not a number"),
+    ("?order=entropy&keep=nan", "keep", "is not a number"),
 ])
 def test_bad_values_fall_back_with_a_notice(query, field, fragment):
     state, notices = parse_query(query + "&head=2" if field != "head" else query)
@@ -52,7 +54,7 @@ def test_controls_are_clamped_to_the_model():
 
 def test_selection_search_and_display_options_round_trip():
     state = ViewState(view="sentence", search="the", text=12, pos=3, show="keys", labels=1, color="kind",
-                      order="entropy")
+                      order="entropy", keep="0.25")
     parsed, notices = parse_query(state.to_query())
     assert parsed == state and notices == []
     assert "text=" not in ViewState().to_query() and "search=" not in ViewState().to_query()
@@ -65,7 +67,7 @@ def test_changing_corpus_clears_the_selection():
 
 
 FIELDS = ["view", "model", "corpus", "layer", "head", "method", "dims", "norm", "color", "show", "labels",
-          "search", "text", "pos", "unknown", ""]
+          "search", "text", "pos", "order", "keep", "unknown", ""]
 NASTY_VALUES = ["", "-1", "0", "5", "6", "11", "12", "99999999999999999999", "9" * 5000, "1e3", "0x1f", " 3 ",
                 "²", "٣", "3.0", "+2", "NaN", "inf", "<script>alert(1)</script>", "%3Cimg%20src%3Dx%3E",
                 "\x00", "%00", "%ZZ", "'\"`", "../../etc/passwd", "/etc/passwd", "umap", "matrix", "pca",
@@ -94,5 +96,6 @@ def test_fuzzed_queries_give_a_valid_state():
         assert state.method in METHODS and state.dims in (2, 3) and state.norm in NORMALIZATIONS
         assert state.color in COLORS and state.show in SHOWS and state.labels in (0, 1)
         assert len(state.search) <= 64 and state.text >= -1 and state.pos >= -1
+        assert state.keep == "" or abs(float(state.keep)) < float("inf")
         assert all(isinstance(n, str) and len(n) < 300 for n in notices)
         assert parse_query(state.to_query()) == (state, [])  # whatever came in, the canonical URL is clean

@@ -183,7 +183,7 @@ def test_ranked_slots_put_the_highest_first_and_unknown_last():
 
 def test_matrix_ranked_by_a_summary_places_and_labels_heads_and_a_click_opens_the_right_one(tmp_path):
     from dashboard import jobs
-    from dashboard.callbacks.matrix import _figure, finished_cells, head_values, ranking
+    from dashboard.callbacks.matrix import _figure, finished_cells, head_values, kept, ranking
     from dashboard.callbacks.url import _matrix_cell
     from dashboard.figures.matrix import CELL, cell_origin
     from dashboard.state import ViewState
@@ -211,3 +211,13 @@ def test_matrix_ranked_by_a_summary_places_and_labels_heads_and_a_click_opens_th
     click = {"points": [{"x": x + CELL / 2, "y": y + CELL / 2}]}
     opened = _matrix_cell(ViewState(view="matrix", corpus=str(corpus), order="prev_token"), click)
     assert (opened.view, opened.layer, opened.head) == ("single", *best)
+    # keep only the heads at or above a value: fewer cells, still ranked; a click past them opens nothing
+    threshold = sorted(values.values())[-5]
+    slots, labels = ranking(kept(values, str(threshold)), 12)
+    assert len(slots) == 5 and set(slots.values()) == {(0, c) for c in range(5)}
+    figure, _status = _figure(done, {}, read_spec("minilm"), "", total, "pca", slots, labels)
+    drawn = sum(cell in done for cell in slots)  # kept heads that have a picture (layer 0 here)
+    assert drawn >= 1 and len(figure.data[0].x) == drawn * len(jobs.tokens_table(done[(0, 0)]["tokens"])["token"])
+    x, y = cell_origin(3, 0, 6)
+    state = ViewState(view="matrix", corpus=str(corpus), order="prev_token", keep=str(threshold))
+    assert _matrix_cell(state, {"points": [{"x": x + CELL / 2, "y": y + CELL / 2}]}) == state

@@ -89,6 +89,13 @@ def head_values(request: dict[str, Any], order: str, budget_s: float = SUMMARY_B
     return values, missing
 
 
+def kept(values: dict[tuple[int, int], float], keep: str) -> dict[tuple[int, int], float]:
+    """The heads whose value is at least `keep` (all of them when keep is empty)."""
+    if not keep:
+        return values
+    return {cell: value for cell, value in values.items() if value >= float(keep)}
+
+
 def ranking(values: dict[tuple[int, int], float] | None, n_heads: int) -> tuple[dict | None, dict | None]:
     """(slots, labels) of the matrix ranked by summary values; (None, None) for the layer x head grid."""
     if values is None:
@@ -148,15 +155,19 @@ def register(app: Dash) -> None:
         order = style.get("order", "grid")
         values, unsummarised = head_values(request, order) if order != "grid" else (None, 0)
         signature = {"done": len(done), "provisional": len(provisional), "search": style["search"],
-                     "request": request, "order": order, "summarised": len(values or {})}
+                     "request": request, "order": order, "summarised": len(values or {}),
+                     "keep": style.get("keep", "")}
         finished = len(done) == total and not unsummarised
         if drawn == signature and ctx.triggered_id == ids.MATRIX_INTERVAL:
             return (no_update,) * 4 + (finished, no_update, still_held)
         spec = read_spec(request["model"])
-        slots, labels = ranking(values, spec.n_heads)
+        keep = style.get("keep", "") if order != "grid" else ""
+        slots, labels = ranking(kept(values, keep) if values is not None else None, spec.n_heads)
         figure, status = _figure(done, provisional, spec, style["search"], total, request["method"], slots, labels)
         if order != "grid":
             status += f" · cells ranked by {ORDER_LABELS[order].removesuffix(' (ranked)')}, highest first"
+            if keep:
+                status += f" · {len(slots or {})} of {total} heads at or above {keep}"
             if unsummarised:
                 status += f" ({unsummarised} heads still being summarised)"
         percent = int(100 * len(done) / max(total, 1))

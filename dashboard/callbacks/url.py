@@ -17,7 +17,8 @@ from workers.pipeline import HeadRequest
 
 CONTROL_FIELDS = {ids.VIEW_TABS: "view", ids.MODEL: "model", ids.CORPUS: "corpus", ids.LAYER: "layer",
                   ids.HEAD: "head", ids.METHOD: "method", ids.DIMS: "dims", ids.NORM: "norm", ids.COLOR: "color",
-                  ids.SHOW: "show", ids.LABELS: "labels", ids.SEARCH: "search", ids.MATRIX_ORDER: "order"}
+                  ids.SHOW: "show", ids.LABELS: "labels", ids.SEARCH: "search", ids.MATRIX_ORDER: "order",
+                  ids.MATRIX_KEEP: "keep"}
 CONTROL_PROPS = {ids.VIEW_TABS: "active_tab", ids.LABELS: "value"}
 STEPS = {ids.PREV_LAYER: ("layer", -1), ids.NEXT_LAYER: ("layer", 1), ids.PREV_HEAD: ("head", -1),
          ids.NEXT_HEAD: ("head", 1)}
@@ -71,10 +72,10 @@ def _matrix_cell(state: ViewState, click: dict | None) -> ViewState:
     spec = read_spec(state.model)
     layer, head = cell_at(point["x"], point["y"], spec.n_layers)  # the slot's row and column
     if state.order != "grid":  # ranked: the slot holds whichever head ranked there
-        from dashboard.callbacks.matrix import head_values, ranked_slots
+        from dashboard.callbacks.matrix import head_values, kept, ranked_slots
 
         request = {**state.request(), "method": state.method}
-        slots = ranked_slots(head_values(request, state.order, budget_s=0)[0], spec.n_heads)
+        slots = ranked_slots(kept(head_values(request, state.order, budget_s=0)[0], state.keep), spec.n_heads)
         by_slot = {slot: cell for cell, slot in slots.items()}
         if (layer, head) not in by_slot:
             return state
