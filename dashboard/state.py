@@ -23,7 +23,7 @@ SHOWS = ("both", "queries", "keys")
 MAX_SEARCH = 64
 COMPUTE_FIELDS = ("model", "corpus", "layer", "head", "norm", "method", "dims")
 OPTIONAL = ("search", "text", "pos", "order", "keep")  # left out of the URL when unset
-ORDERS = ("grid", *SUMMARY_NAMES)  # how the matrix places its cells: layer x head, or ranked by a head summary
+ORDERS = ("grid", *SUMMARY_NAMES, "fidelity", "fidelity_rank")  # matrix cells: layer x head, or ranked
 
 
 @dataclass(frozen=True)

@@ -285,7 +285,7 @@ def test_matrix_ranked_by_previous_token_attention(dash_duo, app):
     dash_duo.select_dcc_dropdown("#matrix-order", "attention to the previous token (ranked)")
     wait_until(lambda: "order=prev_token" in dash_duo.driver.current_url, timeout=20)
     dash_duo.wait_for_contains_text("#matrix-status", "ranked by attention to the previous token", timeout=30)
-    wait_until(lambda: "still being summarised" not in dash_duo.find_element("#matrix-status").text, timeout=120)
+    wait_until(lambda: "still being measured" not in dash_duo.find_element("#matrix-status").text, timeout=120)
     labels = wait_until(lambda: dash_duo.driver.execute_script(
         "var gd = document.querySelector('#matrix-graph .js-plotly-plot');"
         "return gd.layout.annotations.map(a => a.text).filter(t => t.includes(' · '));"), timeout=30)

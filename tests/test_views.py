@@ -187,6 +187,7 @@ def test_matrix_ranked_by_a_summary_places_and_labels_heads_and_a_click_opens_th
     from dashboard.callbacks.url import _matrix_cell
     from dashboard.figures.matrix import CELL, cell_origin
     from dashboard.state import ViewState
+    from workers.fidelity import picture_fidelity
     from workers.models import read_spec
     from workers.pipeline import HeadRequest, ensure_head_view
 
@@ -211,6 +212,13 @@ def test_matrix_ranked_by_a_summary_places_and_labels_heads_and_a_click_opens_th
     click = {"points": [{"x": x + CELL / 2, "y": y + CELL / 2}]}
     opened = _matrix_cell(ViewState(view="matrix", corpus=str(corpus), order="prev_token"), click)
     assert (opened.view, opened.layer, opened.head) == ("single", *best)
+    # by the fidelity of each cell's own picture: only heads with a picture have one
+    by_fidelity, without = head_values(request, "fidelity", budget_s=120)
+    assert set(by_fidelity) == set(done) and without == 72 - len(done)
+    q, k = (jobs.stored_vector(done[(0, 3)][role]) for role in ("q", "k"))
+    text_id = jobs.tokens_table(done[(0, 3)]["tokens"])["text_id"]
+    direct = picture_fidelity(q, k, jobs.store().get_arrays(done[(0, 3)]["coords"])["coords"], text_id, False)
+    assert by_fidelity[(0, 3)] == pytest.approx(direct.top1_in_k)
     # keep only the heads at or above a value: fewer cells, still ranked; a click past them opens nothing
     threshold = sorted(values.values())[-5]
     slots, labels = ranking(kept(values, str(threshold)), 12)

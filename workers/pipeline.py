@@ -227,12 +227,17 @@ def ensure_head_view(request: HeadRequest, store: Store, progress: Progress = _n
     return keys
 
 
+def fidelity_key(keys: ViewKeys) -> str:
+    """Store key of a view's fidelity (it depends on its picture, hence on everything behind it)."""
+    return content_key("fidelity", {"coords": keys.coords, "version": 1})
+
+
 def ensure_view_fidelity(request: HeadRequest, store: Store) -> dict[str, dict]:
     """Fidelity of a stored view (raw vectors, normalised vectors, picture), computed once and stored."""
     from workers.fidelity import view_fidelity
 
     keys = resolve(request)
-    key = content_key("fidelity", {"coords": keys.coords, "version": 1})
+    key = fidelity_key(keys)
     found = store.get_json(key)
     if found is not None:
         return found

@@ -15,7 +15,14 @@ from dashboard.figures.matrix import matrix_figure, ranked_slots
 from dashboard.layout.page import ORDER_LABELS
 from workers import metrics
 from workers.models import read_spec
-from workers.pipeline import HeadRequest, ensure_head_summary, resolve_heads, summary_key
+from workers.pipeline import (
+    HeadRequest,
+    ensure_head_summary,
+    ensure_view_fidelity,
+    fidelity_key,
+    resolve_heads,
+    summary_key,
+)
 
 SAMPLE_TOKENS = 2000  # tokens drawn per head (each a query and a key); stated in the status line
 PREVIEW_NOTES = {"umap": "cells are UMAP previews (50 epochs; the opened head runs the full 200)",
@@ -69,6 +76,7 @@ def provisional_cells(request: dict[str, Any], done: dict) -> dict[tuple[int, in
 
 
 SUMMARY_BUDGET_S = 0.8  # summaries computed per poll while ranking (about 0.2 s a head)
+FIDELITY_ORDERS = {"fidelity": "top1_in_k", "fidelity_rank": "rank_correlation"}
 
 
 def head_values(request: dict[str, Any], order: str, budget_s: float = SUMMARY_BUDGET_S
@@ -79,13 +87,21 @@ def head_values(request: dict[str, Any], order: str, budget_s: float = SUMMARY_B
     store, deadline = jobs.store(), time.monotonic() + budget_s
     values, missing = {}, 0
     for cell, keys in resolve_heads(template).items():
-        found = store.get_json(summary_key(keys))
-        if found is None and keys.extracted(store) and time.monotonic() < deadline:
-            found = ensure_head_summary(replace(template, layer=cell[0], head=cell[1]), store)
-        if found is None:
+        head = replace(template, layer=cell[0], head=cell[1])
+        if order in FIDELITY_ORDERS:  # how faithful the cell's own picture is
+            found = store.get_json(fidelity_key(keys))
+            if found is None and keys.complete(store) and time.monotonic() < deadline:
+                found = ensure_view_fidelity(head, store)
+            value = None if found is None else found["picture"][FIDELITY_ORDERS[order]]
+        else:
+            found = store.get_json(summary_key(keys))
+            if found is None and keys.extracted(store) and time.monotonic() < deadline:
+                found = ensure_head_summary(head, store)
+            value = None if found is None else found[order]
+        if value is None:
             missing += 1
             continue
-        values[cell] = float(found[order])
+        values[cell] = float(value)
     return values, missing
 
 
@@ -169,7 +185,7 @@ def register(app: Dash) -> None:
             if keep:
                 status += f" · {len(slots or {})} of {total} heads at or above {keep}"
             if unsummarised:
-                status += f" ({unsummarised} heads still being summarised)"
+                status += f" ({unsummarised} heads still being measured)"
         percent = int(100 * len(done) / max(total, 1))
         waiting = still_held if isinstance(still_held, int) else held
         if waiting:

@@ -18,7 +18,9 @@ ORDER_LABELS = {"grid": "layer x head", "prev_token": "attention to the previous
                 "next_token": "attention to the next token (ranked)",
                 "first_token": "attention to the first token (ranked)",
                 "special": "attention to special tokens (ranked)", "entropy": "attention entropy (ranked)",
-                "norm_ratio": "query / key norm ratio, log2 (ranked)", "qk_overlap": "query-key overlap (ranked)"}
+                "norm_ratio": "query / key norm ratio, log2 (ranked)", "qk_overlap": "query-key overlap (ranked)",
+                "fidelity": "fidelity of the cell's picture: top-1-in-3 (ranked)",
+                "fidelity_rank": "fidelity of the cell's picture: rank correlation (ranked)"}
 NORM_LABELS = {"none": "none (raw q, k)", "scale": "scale", "scale+translate": "scale + translate (AttentionViz)"}
 GRAPH_CONFIG = {"scrollZoom": True, "displaylogo": False,
                 "toImageButtonOptions": {"format": "png", "filename": "qk-atlas", "scale": 2}}
