@@ -59,7 +59,7 @@ def export(args: argparse.Namespace) -> int:
     notes = [str(note) for note in arrays.pop("notes", [])]
     out = write_export(arrays, args.out)
     metrics_path = out.with_name(out.name + ".metrics.json")
-    metrics_path.write_text(json.dumps(export_metrics(request, store), indent=2) + "\n")
+    metrics_path.write_text(json.dumps(export_metrics(request, store, notes), indent=2) + "\n")
     print(f"\nwrote {out} ({len(arrays['token']):,} tokens, coords {arrays['coords'].shape}) and {metrics_path.name}",
           file=sys.stderr)
     for note in notes:

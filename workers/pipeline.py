@@ -186,7 +186,7 @@ def ensure_extraction(request: HeadRequest, store: Store, progress: Progress = _
                                   max_total_tokens=config.max_total_tokens)
     base = extraction_params(request.model, corpus)
     for role, layer, head, vectors in heads:
-        store.put_arrays(vector_key(base, role, layer, head), {"v": vectors.astype(STORED_VECTOR_DTYPE)})
+        store.put_arrays(vector_key(base, role, layer, head), {"v": vectors.astype(STORED_VECTOR_DTYPE, copy=False)})
     progress(0.8, "storing the tokens table")
     # The tokens table goes last: its presence marks a complete extraction.
     kept = int(tokens["text_id"].max()) + 1
@@ -272,12 +272,11 @@ def ensure_head_summary(request: HeadRequest, store: Store) -> dict[str, float]:
     return summary.to_dict()
 
 
-def export_metrics(request: HeadRequest, store: Store) -> dict[str, Any]:
-    """What `qk-atlas export` writes beside the arrays: the request, head summary, the view's fidelity, notes."""
-    tokens = store.get_arrays(resolve(request).tokens)
+def export_metrics(request: HeadRequest, store: Store, notes: list[str]) -> dict[str, Any]:
+    """What `qk-atlas export` writes beside the arrays: the request, head summary, the view's fidelity, and the
+    notes `export_arrays` returned."""
     return {"request": request.to_dict(), "summary": ensure_head_summary(request, store),
-            "fidelity": ensure_view_fidelity(request, store),
-            "notes": [str(n) for n in (tokens.get("notes", []) if tokens else [])]}
+            "fidelity": ensure_view_fidelity(request, store), "notes": notes}
 
 
 def export_arrays(request: HeadRequest, store: Store, progress: Progress = _no_progress) -> dict[str, np.ndarray]:
