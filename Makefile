@@ -14,5 +14,5 @@ test:
 	.venv/bin/python -m pytest
 
 bench:
-	scripts/setup.sh
+	scripts/setup.sh test
 	.venv/bin/python bench/run.py
