@@ -133,7 +133,7 @@ def test_matrix_shows_pca_until_the_slower_projection_finishes(tmp_path):
     for head in range(3):
         ensure_head_view(HeadRequest(corpus=str(corpus), layer=0, head=head, method="pca"), store)
     ensure_head_view(HeadRequest(corpus=str(corpus), layer=0, head=1, method="umap"), store)  # full: not a cell
-    request = {"model": "minilm", "corpus": str(corpus), "norm": "scale+translate", "method": "umap"}
+    request = {"model": "minilm", "corpus": str(corpus), "norm": "fit", "method": "umap"}
     assert finished_cells(request)[0] == {}
     ensure_head_view(HeadRequest(corpus=str(corpus), layer=0, head=0, method="umap", preview=True), store)
     done, total = finished_cells(request)
@@ -166,12 +166,14 @@ def test_view_fidelity_is_computed_once_and_matches_a_direct_computation(tmp_pat
     text_id = store.get_arrays(keys.tokens)["text_id"]
     coords = store.get_arrays(keys.coords)["coords"]
     assert found["raw"] == fidelity(q, k, q, k, text_id, False).to_dict()
-    assert found["normalised"] == fidelity(q, k, *normalize(q, k, "scale+translate"), text_id, False).to_dict()
+    assert request.norm == "fit"  # the default
+    assert found["normalised"] == fidelity(q, k, *normalize(q, k, "fit", text_id), text_id, False).to_dict()
     assert found["picture"] == picture_fidelity(q, k, coords, text_id, False).to_dict()
     monkeypatch.setattr(workers.fidelity, "view_fidelity", lambda *a, **kw: (_ for _ in ()).throw(AssertionError))
     assert ensure_view_fidelity(request, store) == found  # stored: not computed again
     line = fidelity_text(found)
     assert f"{100 * found['picture']['top1_in_k']:.0f}% (ρ {found['picture']['rank_correlation']:.2f})" in line
+    assert f"queries scaled by {found['transform']['scale']:.2f}" in line  # the fitted scale is shown
 
 
 def test_ranked_slots_put_the_highest_first_and_unknown_last():
@@ -197,7 +199,7 @@ def test_matrix_ranked_by_a_summary_places_and_labels_heads_and_a_click_opens_th
     store = jobs.store()
     for head in range(12):
         ensure_head_view(HeadRequest(corpus=str(corpus), layer=0, head=head), store)
-    request = {"model": "minilm", "corpus": str(corpus), "norm": "scale+translate", "method": "pca"}
+    request = {"model": "minilm", "corpus": str(corpus), "norm": "fit", "method": "pca"}
     values, missing = head_values(request, "prev_token", budget_s=0)
     assert values == {} and missing == 72  # nothing summarised yet, and no time given
     values, missing = head_values(request, "prev_token", budget_s=120)

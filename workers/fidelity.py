@@ -62,51 +62,73 @@ def _candidates(m: int, causal: bool) -> np.ndarray:
 
 
 def _row_spearman(attention: np.ndarray, closeness: np.ndarray, allowed: np.ndarray) -> np.ndarray:
-    """Spearman correlation per row [m] over the allowed entries (nan where a row has < 3 or is constant)."""
+    """Spearman correlation per row [..., m] over the allowed entries (nan where a row has < 3 or is constant)."""
     low = -np.inf
-    a_ranks = rankdata(np.where(allowed, attention, low), axis=1)
-    c_ranks = rankdata(np.where(allowed, closeness, low), axis=1)
-    count = allowed.sum(axis=1)
-    safe = np.maximum(count, 1)[:, None]
-    a_centred = np.where(allowed, a_ranks - (a_ranks * allowed).sum(1, keepdims=True) / safe, 0.0)
-    c_centred = np.where(allowed, c_ranks - (c_ranks * allowed).sum(1, keepdims=True) / safe, 0.0)
-    denominator = np.sqrt((a_centred ** 2).sum(1) * (c_centred ** 2).sum(1))
+    a_ranks = rankdata(np.where(allowed, attention, low), axis=-1)
+    c_ranks = rankdata(np.where(allowed, closeness, low), axis=-1)
+    count = allowed.sum(axis=-1)
+    safe = np.maximum(count, 1)[..., None]
+    a_centred = np.where(allowed, a_ranks - (a_ranks * allowed).sum(-1, keepdims=True) / safe, 0.0)
+    c_centred = np.where(allowed, c_ranks - (c_ranks * allowed).sum(-1, keepdims=True) / safe, 0.0)
+    denominator = np.sqrt((a_centred ** 2).sum(-1) * (c_centred ** 2).sum(-1))
     with np.errstate(invalid="ignore", divide="ignore"):
-        rho = (a_centred * c_centred).sum(1) / denominator
+        rho = (a_centred * c_centred).sum(-1) / denominator
     return np.where((count >= 3) & (denominator > 0), rho, np.nan)
 
 
-def text_fidelity(attention: np.ndarray, q_points: np.ndarray, k_points: np.ndarray, causal: bool,
-                  k: int = TOP_K) -> tuple[np.ndarray, np.ndarray]:
-    """Per query of one text: top-1-in-k hit (float, nan when not counted) [m] and Spearman rho [m].
+def _distances(q_points: np.ndarray, k_points: np.ndarray) -> np.ndarray:
+    """Euclidean distances [..., m, m] between q_points and k_points [..., m, p] (float64, no [m, m, p] temporary)."""
+    q64, k64 = q_points.astype(np.float64), k_points.astype(np.float64)
+    squared = (q64 ** 2).sum(-1)[..., :, None] + (k64 ** 2).sum(-1)[..., None, :] - 2.0 * q64 @ np.swapaxes(k64, -1, -2)
+    return np.sqrt(np.maximum(squared, 0.0))
 
-    attention [m, m]; q_points, k_points [m, p] (the picture's positions of this text's queries and keys).
+
+def text_fidelity(attention: np.ndarray, q_points: np.ndarray, k_points: np.ndarray, causal: bool,
+                  k: int = TOP_K, with_rank: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Per query: top-1-in-k hit (float, nan when not counted) and Spearman rho, each [..., m].
+
+    attention [..., m, m]; q_points, k_points [..., m, p] (the picture's positions of the texts' queries and keys);
+    leading axes stand for texts of equal length. with_rank=False leaves rho nan (top-1-in-k alone is cheaper).
     """
-    m = attention.shape[0]
-    allowed = _candidates(m, causal)
-    distance = np.sqrt(((q_points[:, None, :].astype(np.float64) - k_points[None, :, :]) ** 2).sum(-1))
-    distance = np.where(allowed, distance, np.inf)
-    target = np.argmax(np.where(allowed, attention, -np.inf), axis=1)
-    target_distance = distance[np.arange(m), target]
-    closer = (distance < target_distance[:, None]).sum(axis=1)  # keys strictly nearer than the most-attended one
-    hits = np.where(allowed.sum(axis=1) > k, (closer < k).astype(float), np.nan)
+    m = attention.shape[-1]
+    allowed = np.broadcast_to(_candidates(m, causal), attention.shape)
+    distance = np.where(allowed, _distances(q_points, k_points), np.inf)
+    target = np.argmax(np.where(allowed, attention, -np.inf), axis=-1)
+    target_distance = np.take_along_axis(distance, target[..., None], axis=-1)
+    closer = (distance < target_distance).sum(axis=-1)  # keys strictly nearer than the most-attended one
+    hits = np.where(allowed.sum(axis=-1) > k, (closer < k).astype(float), np.nan)
+    if not with_rank:
+        return hits, np.full(hits.shape, np.nan)
     return hits, _row_spearman(attention, -distance, allowed)
 
 
-def fidelity(q: np.ndarray, k: np.ndarray, q_points: np.ndarray, k_points: np.ndarray, text_id: np.ndarray,
-             causal: bool, k_nearest: int = TOP_K) -> Fidelity:
-    """Fidelity of a picture: attention from raw q, k [N, d_head]; positions q_points, k_points [N, p]."""
+AttentionGroups = list[tuple[np.ndarray, np.ndarray]]
+
+
+def attention_groups(q: np.ndarray, k: np.ndarray, text_id: np.ndarray, causal: bool) -> AttentionGroups:
+    """(rows [T, m], attention [T, m, m]) per group of equal-length texts, from raw q, k [N, d_head]."""
+    return list(grouped_attention(q, k, text_id, causal))
+
+
+def fidelity_of(groups: AttentionGroups, q_points: np.ndarray, k_points: np.ndarray, causal: bool,
+                k_nearest: int = TOP_K, with_rank: bool = True) -> Fidelity:
+    """Fidelity of positions q_points, k_points [N, p] given the attention of every text (attention_groups)."""
     hits, rhos = [], []
-    for group, attentions in grouped_attention(q, k, text_id, causal):
-        for rows, attention in zip(group, attentions, strict=True):
-            hit, rho = text_fidelity(attention, q_points[rows], k_points[rows], causal, k_nearest)
-            hits.append(hit)
-            rhos.append(rho)
+    for rows, attentions in groups:
+        hit, rho = text_fidelity(attentions, q_points[rows], k_points[rows], causal, k_nearest, with_rank)
+        hits.append(hit.ravel())
+        rhos.append(rho.ravel())
     hit_all, rho_all = np.concatenate(hits), np.concatenate(rhos)
     counted_hits, counted_rhos = hit_all[~np.isnan(hit_all)], rho_all[~np.isnan(rho_all)]
     return Fidelity(top1_in_k=float(counted_hits.mean()) if len(counted_hits) else float("nan"),
                     rank_correlation=float(counted_rhos.mean()) if len(counted_rhos) else float("nan"),
                     k=k_nearest, queries_top=int(len(counted_hits)), queries_rank=int(len(counted_rhos)))
+
+
+def fidelity(q: np.ndarray, k: np.ndarray, q_points: np.ndarray, k_points: np.ndarray, text_id: np.ndarray,
+             causal: bool, k_nearest: int = TOP_K) -> Fidelity:
+    """Fidelity of a picture: attention from raw q, k [N, d_head]; positions q_points, k_points [N, p]."""
+    return fidelity_of(attention_groups(q, k, text_id, causal), q_points, k_points, causal, k_nearest)
 
 
 def picture_fidelity(q: np.ndarray, k: np.ndarray, coords: np.ndarray, text_id: np.ndarray, causal: bool,
@@ -118,10 +140,15 @@ def picture_fidelity(q: np.ndarray, k: np.ndarray, coords: np.ndarray, text_id: 
 
 def view_fidelity(q: np.ndarray, k: np.ndarray, coords: np.ndarray, text_id: np.ndarray, causal: bool,
                   norm: str) -> dict[str, dict]:
-    """Fidelity of a view at each stage: raw q, k [N, d]; after its normalisation; its picture coords [2N, dims]."""
-    from workers.normalize import normalize
+    """Fidelity of a view at each stage: raw q, k [N, d]; after its normalisation; its picture coords [2N, dims];
+    and the normalisation's translation and scale."""
+    from workers.normalize import transform_for
 
-    q_norm, k_norm = normalize(q, k, norm)
-    return {"raw": fidelity(q, k, q, k, text_id, causal).to_dict(),
-            "normalised": fidelity(q, k, q_norm, k_norm, text_id, causal).to_dict(),
-            "picture": picture_fidelity(q, k, coords, text_id, causal).to_dict()}
+    transform = transform_for(q, k, norm, text_id, causal)
+    q_norm, k_norm = transform.apply(q, k)
+    groups = attention_groups(q, k, text_id, causal)
+    n = len(q)
+    return {"raw": fidelity_of(groups, q, k, causal).to_dict(),
+            "normalised": fidelity_of(groups, q_norm, k_norm, causal).to_dict(),
+            "picture": fidelity_of(groups, coords[:n], coords[n:], causal).to_dict(),
+            "transform": transform.describe()}

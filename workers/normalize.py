@@ -1,15 +1,52 @@
 """Attention-preserving normalisations of one head's q and k.
 
 Scaling q -> c·q, k -> k/c leaves every logit unchanged; translating every key by the same v adds q·v
-to all logits of a query, which softmax ignores. AttentionViz: c so mean norms match, v so centroids coincide.
+to all logits of a query, which softmax ignores. AttentionViz: c so mean norms match, v so centroids coincide
+("scale+translate"). "fit" chooses c and v per head to maximise the fidelity of the picture instead: it tries a
+small grid of scales and translations and keeps the one whose 2D PCA picture, on a seeded sample of texts, puts
+each query's most-attended key among its nearest keys most often (workers.fidelity).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-NORMALIZATIONS: tuple[str, ...] = ("none", "scale", "scale+translate")
-DEFAULT_NORMALIZATION = "scale+translate"
+NORMALIZATIONS: tuple[str, ...] = ("fit", "none", "scale", "scale+translate")
+DEFAULT_NORMALIZATION = "fit"
+TRANSLATIONS: tuple[str, ...] = ("none", "centroid", "equal-norm")
+SCALE_MULTIPLIERS: tuple[float, ...] = (1.0, 1.5, 2.0, 3.0)
+FIT_SAMPLE_TEXTS = 48
+
+
+@dataclass(frozen=True)
+class Transform:
+    """q' = scale·q, k' = k/scale + shift; `translation` names how shift was chosen, `multiplier` how far the
+    scale is from AttentionViz's mean-norm rule."""
+
+    scale: float
+    shift: np.ndarray
+    translation: str
+    multiplier: float
+
+    def apply(self, q: np.ndarray, k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(q', k') float32 [token, d]."""
+        return ((q * self.scale).astype(np.float32, copy=False),
+                (k / self.scale + self.shift).astype(np.float32, copy=False))
+
+    def describe(self) -> dict[str, float | str]:
+        """JSON-friendly summary (the shift as its norm)."""
+        return {"translation": self.translation, "scale_multiplier": self.multiplier, "scale": round(self.scale, 6),
+                "shift_norm": round(float(np.linalg.norm(self.shift)), 6)}
+
+
+def normalisation_params(method: str) -> dict:
+    """What, beside its name, determines a normalisation's output (part of the picture's store key)."""
+    if method != "fit":
+        return {}
+    return {"translations": TRANSLATIONS, "multipliers": SCALE_MULTIPLIERS, "sample_texts": FIT_SAMPLE_TEXTS,
+            "score": "pca-2d top-1-in-3", "version": 1}
 
 
 def scale_factor(q: np.ndarray, k: np.ndarray) -> float:
@@ -21,17 +58,97 @@ def scale_factor(q: np.ndarray, k: np.ndarray) -> float:
     return float(np.sqrt(k_norm / q_norm))
 
 
-def normalize(q: np.ndarray, k: np.ndarray, method: str) -> tuple[np.ndarray, np.ndarray]:
-    """(q', k') for q, k [token, d] under `method` in NORMALIZATIONS; attention is unchanged."""
+def equal_norm_shift(k: np.ndarray, ridge: float = 1e-3) -> np.ndarray:
+    """v [d] that makes the key norms ‖k + v‖ as equal as possible (ridge least squares), k [token, d].
+
+    With equal key norms, ‖q − k'‖² = ‖q‖² + const − 2 q·k: distance ranks a query's keys exactly as attention.
+    """
+    k = k.astype(np.float64)
+    centred = k - k.mean(axis=0)
+    squared = (k ** 2).sum(axis=1)
+    design = 2.0 * centred  # variance of ‖k+v‖² over keys = ‖(‖k‖² − mean) + 2 (k − k̄)·v‖²
+    gram = design.T @ design
+    penalty = ridge * float(np.trace(gram)) / max(k.shape[1], 1)
+    return -np.linalg.solve(gram + penalty * np.eye(k.shape[1]), design.T @ (squared - squared.mean()))
+
+
+def candidate_transform(q: np.ndarray, k: np.ndarray, translation: str, multiplier: float) -> Transform:
+    """The transform for one grid point: scale = multiplier × mean-norm scale, then the named translation."""
+    scale = scale_factor(q, k) * multiplier
+    k_scaled = k / scale
+    if translation == "none":
+        shift = np.zeros(k.shape[1])
+    elif translation == "centroid":
+        shift = (q * scale).mean(axis=0) - k_scaled.mean(axis=0)
+    elif translation == "equal-norm":
+        shift = equal_norm_shift(k_scaled)
+    else:
+        raise ValueError(f"unknown translation {translation!r}; choose one of {', '.join(TRANSLATIONS)}")
+    return Transform(scale, shift.astype(np.float32), translation, multiplier)
+
+
+def _sample_rows(text_id: np.ndarray, texts: int, seed: int = 0) -> np.ndarray:
+    """Row indices of a seeded sample of whole texts (all rows when there are few texts), text_id [N] sorted."""
+    unique = np.unique(text_id)
+    if len(unique) > texts:
+        unique = np.sort(np.random.default_rng(seed).choice(unique, size=texts, replace=False))
+    return np.flatnonzero(np.isin(text_id, unique))
+
+
+def _pca_2d(points: np.ndarray) -> np.ndarray:
+    """First two principal coordinates of points [n, d] (n, d >= 2)."""
+    centred = points - points.mean(axis=0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    return centred @ vt[:2].T
+
+
+def fit_transform_for(q: np.ndarray, k: np.ndarray, text_id: np.ndarray, causal: bool,
+                      sample_texts: int = FIT_SAMPLE_TEXTS) -> tuple[Transform, list[dict]]:
+    """The grid transform with the most faithful 2D PCA picture on a sample of texts, and every candidate's score.
+
+    q, k [N, d]; text_id [N] sorted by text. Score: top-1-in-3; a tie keeps the earlier candidate of the grid.
+    """
+    from workers.fidelity import attention_groups, fidelity_of
+
+    rows = _sample_rows(text_id, sample_texts)
+    q_sample, k_sample = q[rows].astype(np.float64), k[rows].astype(np.float64)
+    groups = attention_groups(q_sample, k_sample, text_id[rows], causal)
+    best, best_score, scores = None, -np.inf, []
+    for translation in TRANSLATIONS:
+        for multiplier in SCALE_MULTIPLIERS:
+            transform = candidate_transform(q_sample, k_sample, translation, multiplier)
+            q_t, k_t = transform.apply(q_sample, k_sample)
+            picture = _pca_2d(np.vstack([q_t, k_t]).astype(np.float64))
+            found = fidelity_of(groups, picture[:len(rows)], picture[len(rows):], causal, with_rank=False)
+            score = float(np.nan_to_num(found.top1_in_k, nan=-1.0))
+            scores.append({"translation": translation, "scale_multiplier": multiplier, "top1_in_k": found.top1_in_k})
+            if score > best_score:  # ties keep the earlier, simpler candidate
+                best, best_score = (translation, multiplier), score
+    assert best is not None
+    return candidate_transform(q.astype(np.float64), k.astype(np.float64), *best), scores
+
+
+def transform_for(q: np.ndarray, k: np.ndarray, method: str, text_id: np.ndarray | None = None,
+                  causal: bool = False) -> Transform:
+    """The transform `method` applies to q, k [N, d] ("fit" needs text_id [N], sorted by text)."""
     if method not in NORMALIZATIONS:
         raise ValueError(f"unknown normalisation {method!r}; choose one of {', '.join(NORMALIZATIONS)}")
+    if method == "none":
+        return Transform(1.0, np.zeros(q.shape[1], dtype=np.float32), "none", 1.0)
+    if method == "scale":
+        return candidate_transform(q, k, "none", 1.0)
+    if method == "scale+translate":
+        return candidate_transform(q, k, "centroid", 1.0)
+    if text_id is None:
+        raise ValueError("the fitted normalisation needs each token's text id")
+    return fit_transform_for(q, k, text_id, causal)[0]
+
+
+def normalize(q: np.ndarray, k: np.ndarray, method: str, text_id: np.ndarray | None = None,
+              causal: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(q', k') float32 for q, k [token, d] under `method` in NORMALIZATIONS; attention is unchanged."""
     q = q.astype(np.float32, copy=False)
     k = k.astype(np.float32, copy=False)
     if method == "none":
         return q, k
-    c = scale_factor(q, k)
-    q_scaled, k_scaled = q * c, k / c
-    if method == "scale":
-        return q_scaled, k_scaled
-    shift = q_scaled.mean(axis=0) - k_scaled.mean(axis=0)
-    return q_scaled, k_scaled + shift
+    return transform_for(q, k, method, text_id, causal).apply(q, k)

@@ -17,7 +17,7 @@ from workers.attention import kv_head_for
 from workers.config import settings
 from workers.corpus import DEFAULT_CORPUS, Corpus, ImageCorpus, load_corpus
 from workers.models import BUNDLED_ALIAS, ModelSpec, read_spec
-from workers.normalize import DEFAULT_NORMALIZATION, NORMALIZATIONS, normalize
+from workers.normalize import DEFAULT_NORMALIZATION, NORMALIZATIONS, normalisation_params, normalize
 from workers.project import DEFAULT_METHOD, METHODS, Projector
 from workers.registry import model_source
 from workers.store import Store, content_key
@@ -147,6 +147,7 @@ def resolve(request: HeadRequest, base: dict[str, Any] | None = None) -> ViewKey
     spec = read_spec(request.model)
     base = base or extraction_params(request.model, corpus_for(request.corpus))
     view = {**base, "layer": request.layer, "head": request.head, "norm": request.norm,
+            "norm_params": normalisation_params(request.norm),
             "method": request.method, "dims": request.dims,
             "params": projection_params(request.method, request.preview)}
     kv_head = kv_head_for(request.head, spec.n_heads, spec.n_kv_heads)
@@ -207,6 +208,14 @@ def head_vectors(store: Store, keys: ViewKeys) -> tuple[np.ndarray, np.ndarray]:
     return q["v"].astype(np.float32), k["v"].astype(np.float32)
 
 
+def text_ids(store: Store, keys: ViewKeys) -> np.ndarray:
+    """text_id [token] of the stored tokens table."""
+    tokens = store.get_arrays(keys.tokens)
+    if tokens is None:
+        raise RuntimeError("the tokens table is missing from the store")
+    return tokens["text_id"]
+
+
 def ensure_head_view(request: HeadRequest, store: Store, progress: Progress = _no_progress) -> ViewKeys:
     """Compute (or find) the coordinates of one head's joint q/k projection; returns its keys."""
     spec = read_spec(request.model)
@@ -217,7 +226,7 @@ def ensure_head_view(request: HeadRequest, store: Store, progress: Progress = _n
         return keys
     keys = ensure_extraction(request, store, progress)
     q, k = head_vectors(store, keys)
-    q_norm, k_norm = normalize(q, k, request.norm)
+    q_norm, k_norm = normalize(q, k, request.norm, text_ids(store, keys), read_spec(request.model).causal)
     label = {"pca": "PCA", "umap": "UMAP", "tsne": "t-SNE"}[request.method] + (" preview" if request.preview else "")
     progress(0.85, f"{label} projection of {2 * len(q):,} points")
     projector = Projector(request.method, request.dims, **projection_params(request.method, request.preview))
@@ -229,7 +238,7 @@ def ensure_head_view(request: HeadRequest, store: Store, progress: Progress = _n
 
 def fidelity_key(keys: ViewKeys) -> str:
     """Store key of a view's fidelity (it depends on its picture, hence on everything behind it)."""
-    return content_key("fidelity", {"coords": keys.coords, "version": 1})
+    return content_key("fidelity", {"coords": keys.coords, "version": 2})
 
 
 def ensure_view_fidelity(request: HeadRequest, store: Store) -> dict[str, dict]:
@@ -283,10 +292,10 @@ def export_arrays(request: HeadRequest, store: Store, progress: Progress = _no_p
     """The export contract: q, k, q_norm, k_norm, coords, text_id, position, token (+ row, col for images)."""
     keys = ensure_head_view(request, store, progress)
     q, k = head_vectors(store, keys)
-    q_norm, k_norm = normalize(q, k, request.norm)
     tokens = store.get_arrays(keys.tokens)
     coords = store.get_arrays(keys.coords)
     assert tokens is not None and coords is not None
+    q_norm, k_norm = normalize(q, k, request.norm, tokens["text_id"], read_spec(request.model).causal)
     out = {"q": q.astype(np.float32), "k": k.astype(np.float32), "q_norm": q_norm, "k_norm": k_norm,
            "coords": coords["coords"], "text_id": tokens["text_id"].astype(np.int64),
            "position": tokens["position"].astype(np.int64), "token": tokens["token"]}

@@ -162,7 +162,17 @@ def fidelity_text(found: dict[str, dict]) -> str:
 
     return (f"Fidelity: the most-attended key is among a query's 3 nearest keys for {share('picture')} of queries "
             f"in this picture; {share('normalised')} in the normalised vectors; {share('raw')} in the raw vectors "
-            "(ρ: mean rank correlation of attention and closeness).")
+            f"(ρ: mean rank correlation of attention and closeness).{transform_text(found.get('transform'))}")
+
+
+def transform_text(transform: dict[str, Any] | None) -> str:
+    """The normalisation's chosen translation and scale, as a sentence ('' when it is the identity)."""
+    if not transform or (transform["translation"] == "none" and transform["scale"] == 1.0):
+        return ""
+    moved = {"none": "keys not translated", "centroid": "keys translated onto the query centroid",
+             "equal-norm": "keys translated to make their norms equal"}[transform["translation"]]
+    return (f" Normalisation: {moved}; queries scaled by {transform['scale']:.2f} and keys by "
+            f"1/{transform['scale']:.2f} ({transform['scale_multiplier']:g}× the mean-norm rule).")
 
 
 def view_status(keys: dict[str, str]) -> str:

@@ -21,7 +21,8 @@ ORDER_LABELS = {"grid": "layer x head", "prev_token": "attention to the previous
                 "norm_ratio": "query / key norm ratio, log2 (ranked)", "qk_overlap": "query-key overlap (ranked)",
                 "fidelity": "fidelity of the cell's picture: top-1-in-3 (ranked)",
                 "fidelity_rank": "fidelity of the cell's picture: rank correlation (ranked)"}
-NORM_LABELS = {"none": "none (raw q, k)", "scale": "scale", "scale+translate": "scale + translate (AttentionViz)"}
+NORM_LABELS = {"fit": "fitted for fidelity (default)", "none": "none (raw q, k)", "scale": "scale",
+               "scale+translate": "scale + translate (AttentionViz)"}
 GRAPH_CONFIG = {"scrollZoom": True, "displaylogo": False,
                 "toImageButtonOptions": {"format": "png", "filename": "qk-atlas", "scale": 2}}
 

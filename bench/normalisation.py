@@ -1,0 +1,92 @@
+"""The fitted normalisation against AttentionViz's centroid rule: fidelity of the picture, per head, MiniLM.
+
+Usage: .venv/bin/python bench/normalisation.py [--umap-every 6] [--out bench/results/normalisation]
+PCA runs on every head of the bundled MiniLM over the default corpus; UMAP (200 epochs, the single view's
+setting) on every `--umap-every`-th head, after UMAP is compiled. Writes OUT.json and OUT.md (a Markdown table).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def measure(q, k, text_id, norm: str, method: str) -> dict[str, float]:
+    """Seconds to normalise and project, and the picture's fidelity, for one head."""
+    from workers.fidelity import picture_fidelity
+    from workers.normalize import normalize
+    from workers.pipeline import projection_params
+    from workers.project import Projector
+
+    start = time.perf_counter()
+    q2, k2 = normalize(q, k, norm, text_id, causal=False)
+    normalised = time.perf_counter()
+    coords = Projector(method, 2, **projection_params(method, False)).fit_transform(np.vstack([q2, k2]))
+    seconds = time.perf_counter() - start
+    found = picture_fidelity(q, k, coords, text_id, causal=False)
+    return {"s_normalise": normalised - start, "s_total": seconds, "top1_in_3": found.top1_in_k,
+            "rank_correlation": found.rank_correlation}
+
+
+def table(rows: list[dict]) -> str:
+    """Markdown table of the aggregated rows."""
+    lines = ["| normalisation | projection | heads | top-1-in-3 mean | worst head | rank correlation | s / head |",
+             "|---|---|---|---|---|---|---|"]
+    for row in rows:
+        lines.append(f"| {row['norm']} | {row['method']} | {row['heads']} | {row['top1_mean']:.3f} | "
+                     f"{row['top1_worst']:.3f} ({row['worst_head']}) | {row['rho_mean']:.3f} | {row['s_per_head']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    """Every normalisation under PCA on all heads, and the centroid rule against the fit under UMAP."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--umap-every", type=int, default=6)
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "normalisation"))
+    args = parser.parse_args()
+    from workers.config import settings
+    from workers.models import read_spec
+    from workers.normalize import NORMALIZATIONS
+    from workers.pipeline import HeadRequest, ensure_extraction, head_vectors
+    from workers.project import warm_up_umap
+    from workers.store import Store
+
+    store = Store(settings().cache_dir / "results")
+    spec = read_spec("minilm")
+    heads = [(layer, head) for layer in range(spec.n_layers) for head in range(spec.n_heads)]
+    plan = [(norm, "pca", heads) for norm in NORMALIZATIONS]
+    umap_heads = heads[::args.umap_every]
+    plan += [(norm, "umap", umap_heads) for norm in ("scale+translate", "fit")]
+    warm_up_umap()
+    per_head, rows = {}, []
+    for norm, method, chosen in plan:
+        found = {}
+        for layer, head in chosen:
+            keys = ensure_extraction(HeadRequest(layer=layer, head=head), store)
+            q, k = head_vectors(store, keys)
+            found[f"L{layer}H{head}"] = measure(q, k, store.get_arrays(keys.tokens)["text_id"], norm, method)
+        tops = {name: value["top1_in_3"] for name, value in found.items()}
+        worst = min(tops, key=tops.get)
+        row = {"norm": norm, "method": method.upper(), "heads": len(chosen),
+               "top1_mean": float(np.mean(list(tops.values()))), "top1_worst": tops[worst], "worst_head": worst,
+               "rho_mean": float(np.mean([value["rank_correlation"] for value in found.values()])),
+               "s_per_head": float(np.mean([value["s_total"] for value in found.values()])),
+               "s_normalise_per_head": float(np.mean([value["s_normalise"] for value in found.values()]))}
+        rows.append(row)
+        per_head[f"{norm} · {method}"] = found
+        print(f"{norm:16s} {method:5s} top1 {row['top1_mean']:.3f} worst {row['top1_worst']:.3f} ({worst}) "
+              f"rho {row['rho_mean']:.3f} {row['s_per_head']:.2f} s/head", flush=True)
+    Path(args.out + ".json").write_text(json.dumps({"rows": rows, "per_head": per_head}, indent=2) + "\n")
+    Path(args.out + ".md").write_text(table(rows))
+
+
+if __name__ == "__main__":
+    main()
