@@ -42,7 +42,8 @@ def table(rows: list[dict]) -> str:
              "|---|---|---|---|---|---|---|"]
     for row in rows:
         lines.append(f"| {row['norm']} | {row['method']} | {row['heads']} | {row['top1_mean']:.3f} | "
-                     f"{row['top1_worst']:.3f} ({row['worst_head']}) | {row['rho_mean']:.3f} | {row['s_per_head']:.2f} |")
+                     f"{row['top1_worst']:.3f} ({row['worst_head']}) | {row['rho_mean']:.3f} | "
+                     f"{row['s_per_head']:.2f} |")
     return "\n".join(lines) + "\n"
 
 

@@ -22,8 +22,9 @@ COLORS = COLOR_MODES
 SHOWS = ("both", "queries", "keys")
 MAX_SEARCH = 64
 COMPUTE_FIELDS = ("model", "corpus", "layer", "head", "norm", "method", "dims")
-OPTIONAL = ("search", "text", "pos", "order", "keep")  # left out of the URL when unset
+OPTIONAL = ("search", "text", "pos", "order", "keep", "tint")  # left out of the URL when unset
 ORDERS = ("grid", *SUMMARY_NAMES, "fidelity", "fidelity_rank")  # matrix cells: layer x head, or ranked
+TINTS = ("none", *ORDERS[1:])  # matrix cells: a background colour by the same per-head values
 
 
 @dataclass(frozen=True)
@@ -46,10 +47,11 @@ class ViewState:
     pos: int = -1
     order: str = "grid"
     keep: str = ""  # ranked matrix: only heads whose value is at least this number ("" = all)
+    tint: str = "none"  # matrix: cell background coloured by a per-head value
 
     def to_query(self) -> str:
         """Canonical query string, starting with '?' (unset optional fields left out)."""
-        data = {k: v for k, v in asdict(self).items() if not (k in OPTIONAL and v in ("", -1, "grid"))}
+        data = {k: v for k, v in asdict(self).items() if not (k in OPTIONAL and v in ("", -1, "grid", "none"))}
         return "?" + urlencode(data)
 
     def request(self) -> dict[str, Any]:
@@ -170,6 +172,7 @@ def parse_query(search: str | None) -> tuple[ViewState, list[str]]:
         pos=_index(params, "pos", settings().max_tokens_per_text, notices, default=-1),
         order=_choice(params, "order", ORDERS, "grid", notices),
         keep=_threshold(params, notices),
+        tint=_choice(params, "tint", TINTS, "none", notices),
     )
     return state, notices
 

@@ -303,5 +303,14 @@ def test_matrix_ranked_by_previous_token_attention(dash_duo, app):
     dash_duo.wait_for_contains_text("#matrix-status", f"{expected} of 72 heads at or above {keep}", timeout=30)
     shown = sorted(tuple(int(n) for n in label.split(" · ")[0][1:].split("H")) for label in labels[:expected])
     wait_until(lambda: traces(dash_duo, "matrix-graph")[0][2] == expected * 2000, timeout=30)  # only those drawn
+    dash_duo.select_dcc_dropdown("#matrix-tint", "fidelity of the cell's picture: top-1-in-3")
+    wait_until(lambda: "tint=fidelity" in dash_duo.driver.current_url, timeout=20)
+    dash_duo.wait_for_contains_text("#matrix-status", "cell colour: fidelity of the cell's picture", timeout=30)
+    wait_until(lambda: "still being measured" not in dash_duo.find_element("#matrix-status").text, timeout=120)
+    fills = wait_until(lambda: dash_duo.driver.execute_script(
+        "var gd = document.querySelector('#matrix-graph .js-plotly-plot');"
+        "return gd.layout.shapes.map(s => s.fillcolor).filter(f => f.endsWith(',0.28)'));"), timeout=30)
+    assert len(fills) == expected and len(set(fills)) > 1  # every kept cell tinted by its own value
+    assert dash_duo.driver.find_elements(By.CSS_SELECTOR, "#matrix-graph .colorbar")  # the scale is drawn
     mouse_to_point(dash_duo, "matrix-graph", 0, shown.index((layer, head)) * 2000 + 10, click=True)
     dash_duo.wait_for_text_to_equal("#view-heading", f"L{layer} H{head}", timeout=30)

@@ -231,3 +231,37 @@ def test_matrix_ranked_by_a_summary_places_and_labels_heads_and_a_click_opens_th
     x, y = cell_origin(3, 0, 6)
     state = ViewState(view="matrix", corpus=str(corpus), order="prev_token", keep=str(threshold))
     assert _matrix_cell(state, {"points": [{"x": x + CELL / 2, "y": y + CELL / 2}]}) == state
+
+
+def test_matrix_cells_coloured_by_fidelity_follow_the_values_on_one_colour_bar(tmp_path):
+    from dashboard import jobs
+    from dashboard.callbacks.matrix import _figure, finished_cells, head_values
+    from dashboard.figures.matrix import TINT_SCALE, cell_origin
+    from workers.models import read_spec
+    from workers.pipeline import HeadRequest, ensure_head_view
+
+    corpus = tmp_path / "tiny.txt"
+    corpus.write_text("\n".join(SENTENCES * 4))
+    jobs.set_cache_dir(tmp_path / "cache")
+    for head in range(6):
+        ensure_head_view(HeadRequest(corpus=str(corpus), layer=1, head=head), jobs.store())
+    request = {"model": "minilm", "corpus": str(corpus), "norm": "fit", "method": "pca"}
+    values, _missing = head_values(request, "fidelity", budget_s=120)
+    assert set(values) == {(1, head) for head in range(6)}
+    done, total = finished_cells(request)
+    figure, status = _figure(done, {}, read_spec("minilm"), "", total, "pca", tint=(values, "fidelity"))
+    fills = {}
+    for shape in figure.layout.shapes:  # the frame of each cell, found by its corner
+        for cell in values:
+            x, y = cell_origin(*cell, 6)
+            if shape.x0 == x - 40 and shape.y0 == y - 40:
+                fills[cell] = shape.fillcolor
+    assert len(fills) == 6 and len(set(fills.values())) > 1
+    low, high = min(values, key=values.get), max(values, key=values.get)
+    yellow, purple = (int(part) for part in fills[high][5:-1].split(",")[:2]), fills[low]
+    assert next(yellow) > 200 and purple.startswith("rgba(68,1,84")  # Viridis: top value yellow, lowest purple
+    bar = figure.data[-1]
+    assert bar.marker.showscale and bar.marker.cmin == values[low] and bar.marker.cmax == values[high]
+    assert TINT_SCALE == "Viridis" and bar.marker.colorbar.title.text == "fidelity"
+    untinted = {s.fillcolor for s in figure.layout.shapes if s.fillcolor and s.fillcolor not in fills.values()}
+    assert untinted <= {"rgba(240,240,240,0.6)", "rgba(0,0,0,0)"}  # heads without a value keep the plain frame

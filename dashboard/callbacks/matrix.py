@@ -12,7 +12,7 @@ from dash import Dash, Input, Output, State, ctx, no_update
 
 from dashboard import ids, jobs
 from dashboard.figures.matrix import matrix_figure, ranked_slots
-from dashboard.layout.page import ORDER_LABELS
+from dashboard.layout.page import ORDER_LABELS, TINT_LABELS
 from workers import metrics
 from workers.models import read_spec
 from workers.pipeline import (
@@ -170,22 +170,30 @@ def register(app: Dash) -> None:
         provisional = provisional_cells(request, done)
         order = style.get("order", "grid")
         values, unsummarised = head_values(request, order) if order != "grid" else (None, 0)
+        tint = style.get("tint", "none")
+        tint_values, untinted = ((values, unsummarised) if tint == order else head_values(request, tint)
+                                 ) if tint != "none" else (None, 0)
         signature = {"done": len(done), "provisional": len(provisional), "search": style["search"],
                      "request": request, "order": order, "summarised": len(values or {}),
-                     "keep": style.get("keep", "")}
-        finished = len(done) == total and not unsummarised
+                     "keep": style.get("keep", ""), "tint": tint, "tinted": len(tint_values or {})}
+        finished = len(done) == total and not unsummarised and not untinted
         if drawn == signature and ctx.triggered_id == ids.MATRIX_INTERVAL:
             return (no_update,) * 4 + (finished, no_update, still_held)
         spec = read_spec(request["model"])
         keep = style.get("keep", "") if order != "grid" else ""
         slots, labels = ranking(kept(values, keep) if values is not None else None, spec.n_heads)
-        figure, status = _figure(done, provisional, spec, style["search"], total, request["method"], slots, labels)
+        figure, status = _figure(done, provisional, spec, style["search"], total, request["method"], slots, labels,
+                                 (tint_values, TINT_LABELS[tint]) if tint_values is not None else None)
         if order != "grid":
             status += f" · cells ranked by {ORDER_LABELS[order].removesuffix(' (ranked)')}, highest first"
             if keep:
                 status += f" · {len(slots or {})} of {total} heads at or above {keep}"
             if unsummarised:
                 status += f" ({unsummarised} heads still being measured)"
+        if tint != "none":
+            status += f" · cell colour: {TINT_LABELS[tint]} (scale on the right)"
+            if untinted:
+                status += f" ({untinted} heads still being measured)"
         percent = int(100 * len(done) / max(total, 1))
         waiting = still_held if isinstance(still_held, int) else held
         if waiting:
@@ -195,7 +203,8 @@ def register(app: Dash) -> None:
 
 
 def _figure(done: dict[tuple[int, int], dict], provisional: dict[tuple[int, int], dict], spec, search: str,
-            total: int, method: str, slots: dict | None = None, labels: dict | None = None):
+            total: int, method: str, slots: dict | None = None, labels: dict | None = None,
+            tint: tuple[dict, str] | None = None):
     """The matrix figure of the finished heads (PCA stand-ins for pending ones) and a status line."""
     shown_cells = {**provisional, **done}
     if not shown_cells:
@@ -206,7 +215,7 @@ def _figure(done: dict[tuple[int, int], dict], provisional: dict[tuple[int, int]
     matches = np.flatnonzero(metrics.search_matches(tokens["token"], search)) if search.strip() else None
     cells = {cell: coords for cell, keys in shown_cells.items() if (coords := _readable_coords(keys)) is not None}
     figure = matrix_figure(cells, spec.n_layers, spec.n_heads, sample, matches, provisional=set(provisional),
-                           slots=slots, labels=labels)
+                           slots=slots, labels=labels, tint=tint)
     status = (f"{len(done)}/{total} heads · each cell shows {len(sample):,} of {n:,} tokens (sampled, the same "
               f"tokens in every cell) as a query and a key · click a cell to open it")
     status += "".join(f" · Note: {note}" for note in tokens.get("notes", []))

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 import plotly.graph_objects as go
+from plotly.colors import sample_colorscale
 
 from dashboard.figures.single import KEY_COLOR, QUERY_COLOR
 
+TINT_SCALE = "Viridis"
+TINT_ALPHA = 0.28
 CELL = 1000  # cell size in coordinate units
 STEP = 1180  # cell size plus the gap between cells
 
@@ -42,13 +45,28 @@ def ranked_slots(values: dict[tuple[int, int], float], n_heads: int) -> dict[tup
     return {cell: divmod(rank, n_heads) for rank, cell in enumerate(ranked)}
 
 
+def tint_colours(values: dict[tuple[int, int], float]) -> tuple[dict[tuple[int, int], str], tuple[float, float]]:
+    """(layer, head) -> rgba fill from the values' range on TINT_SCALE (NaN left out), and that range."""
+    finite = {cell: value for cell, value in values.items() if np.isfinite(value)}
+    if not finite:
+        return {}, (0.0, 1.0)
+    low, high = min(finite.values()), max(finite.values())
+    span = (high - low) or 1.0
+    colours = sample_colorscale(TINT_SCALE, [(value - low) / span for value in finite.values()], colortype="tuple")
+    fills = {cell: "rgba({:.0f},{:.0f},{:.0f},{})".format(*(255 * part for part in colour[:3]), TINT_ALPHA)
+             for cell, colour in zip(finite, colours, strict=True)}
+    return fills, (low, high)
+
+
 def matrix_figure(cells: dict[tuple[int, int], np.ndarray], n_layers: int, n_heads: int, sample: np.ndarray,
                   matches: np.ndarray | None = None, provisional: set | None = None,
                   slots: dict[tuple[int, int], tuple[int, int]] | None = None,
-                  labels: dict[tuple[int, int], str] | None = None) -> go.Figure:
+                  labels: dict[tuple[int, int], str] | None = None,
+                  tint: tuple[dict[tuple[int, int], float], str] | None = None) -> go.Figure:
     """cells: (layer, head) -> coords [2N, 2] (queries then keys); sample: token rows drawn per head;
     provisional: cells drawn with a stand-in projection (dashed frame) until the requested one finishes;
-    slots: where each head goes when ranked (default: row = layer, column = head), labels: a line above each cell."""
+    slots: where each head goes when ranked (default: row = layer, column = head), labels: a line above each cell;
+    tint: (per-head values, their name) to colour each cell's background, with a colour bar."""
     slots = slots or {(layer, head): (layer, head) for layer in range(n_layers) for head in range(n_heads)}
     placed: dict[str, list[np.ndarray]] = {"query": [], "key": [], "match": []}
     for (layer, head), coords in sorted(cells.items()):
@@ -66,9 +84,22 @@ def matrix_figure(cells: dict[tuple[int, int], np.ndarray], n_layers: int, n_hea
     traces = [_role_trace(placed["query"], "queries", QUERY_COLOR), _role_trace(placed["key"], "keys", KEY_COLOR)]
     if placed["match"]:
         traces.append(_role_trace(placed["match"], "search matches", "#111111", size=4, opacity=0.9))
+    fills, value_range = tint_colours(tint[0]) if tint else ({}, (0.0, 1.0))
+    if tint:
+        traces.append(_colour_bar(value_range, tint[1]))
     figure = go.Figure(traces)
-    _decorate(figure, cells, n_layers, n_heads, provisional or set(), slots, labels)
+    _decorate(figure, cells, n_layers, n_heads, provisional or set(), slots, labels, fills)
     return figure
+
+
+def _colour_bar(value_range: tuple[float, float], title: str) -> go.Scattergl:
+    """An invisible trace that carries the tint's colour bar."""
+    low, high = value_range
+    return go.Scattergl(x=[None], y=[None], mode="markers", name=title, showlegend=False, hoverinfo="none",
+                        marker={"color": [low, high], "colorscale": TINT_SCALE, "cmin": low, "cmax": high,
+                                "opacity": TINT_ALPHA + 0.3, "showscale": True,
+                                "colorbar": {"title": {"text": title, "side": "right"}, "thickness": 12,
+                                             "len": 0.6}})
 
 
 def _role_trace(parts: list[np.ndarray], name: str, colour: str, size: float = 2, opacity: float = 0.6
@@ -80,7 +111,8 @@ def _role_trace(parts: list[np.ndarray], name: str, colour: str, size: float = 2
 
 
 def _decorate(figure: go.Figure, cells: dict, n_layers: int, n_heads: int, provisional: set,
-              slots: dict[tuple[int, int], tuple[int, int]], labels: dict[tuple[int, int], str] | None) -> None:
+              slots: dict[tuple[int, int], tuple[int, int]], labels: dict[tuple[int, int], str] | None,
+              fills: dict[tuple[int, int], str] | None = None) -> None:
     """Layer and head labels (or a label per cell when ranked), cell frames, pending cells marked, square aspect."""
     shapes, annotations = [], []
     pad = 40
@@ -90,9 +122,9 @@ def _decorate(figure: go.Figure, cells: dict, n_layers: int, n_heads: int, provi
         line = {"width": 0.5, "color": "#ccc" if done else "#eee"}
         if cell in provisional:
             line = {"width": 1.5, "color": "#f0a030", "dash": "dash"}
+        fill = (fills or {}).get(cell) or ("rgba(0,0,0,0)" if done else "rgba(240,240,240,0.6)")
         shapes.append({"type": "rect", "x0": x - pad, "y0": y - pad, "x1": x + CELL + pad, "y1": y + CELL + pad,
-                       "line": line, "fillcolor": "rgba(0,0,0,0)" if done else "rgba(240,240,240,0.6)",
-                       "layer": "below"})
+                       "line": line, "fillcolor": fill, "layer": "below"})
         if not done:
             annotations.append({"x": x + CELL / 2, "y": y + CELL / 2, "text": "…", "showarrow": False,
                                 "font": {"color": "#aaa"}})

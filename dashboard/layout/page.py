@@ -21,6 +21,8 @@ ORDER_LABELS = {"grid": "layer x head", "prev_token": "attention to the previous
                 "norm_ratio": "query / key norm ratio, log2 (ranked)", "qk_overlap": "query-key overlap (ranked)",
                 "fidelity": "fidelity of the cell's picture: top-1-in-3 (ranked)",
                 "fidelity_rank": "fidelity of the cell's picture: rank correlation (ranked)"}
+TINT_LABELS = {"none": "nothing", **{value: label.removesuffix(" (ranked)") for value, label in ORDER_LABELS.items()
+                                     if value != "grid"}}
 NORM_LABELS = {"fit": "fitted for fidelity (default)", "none": "none (raw q, k)", "scale": "scale",
                "scale+translate": "scale + translate (AttentionViz)"}
 GRAPH_CONFIG = {"scrollZoom": True, "displaylogo": False,
@@ -148,8 +150,11 @@ def matrix_panel() -> html.Div:
                                options=[{"label": label, "value": value} for value, label in ORDER_LABELS.items()]),
                   html.Span("keep heads at or above", className="small ms-3 me-2"),
                   dcc.Input(id=ids.MATRIX_KEEP, type="text", debounce=True, placeholder="any value",
-                            inputMode="decimal", style={"width": "6rem"}, className="form-control form-control-sm")],
-                 className="d-flex align-items-center mb-1"),
+                            inputMode="decimal", style={"width": "6rem"}, className="form-control form-control-sm"),
+                  html.Span("colour cells by", className="small ms-3 me-2"),
+                  dcc.Dropdown(id=ids.MATRIX_TINT, clearable=False, value="none", style={"minWidth": "16rem"},
+                               options=[{"label": label, "value": value} for value, label in TINT_LABELS.items()])],
+                 className="d-flex align-items-center mb-1 flex-wrap"),
         dcc.Interval(id=ids.MATRIX_INTERVAL, interval=1000, disabled=True),
         dcc.Store(id=ids.MATRIX_DRAWN),
         dcc.Graph(id=ids.MATRIX_GRAPH, style={"height": "78vh"}, figure=empty_figure("Open the matrix view…"),
