@@ -11,7 +11,7 @@ import diskcache
 from dash import Dash, DiskcacheManager
 
 from dashboard import jobs
-from dashboard.callbacks import downloads, health, matrix, sentence, single, upload, url
+from dashboard.callbacks import downloads, headmap, health, matrix, sentence, single, upload, url
 from dashboard.jobs import LocalWorker
 from dashboard.layout.page import page
 from workers.config import settings
@@ -58,6 +58,7 @@ def create_app(cache_dir: str | Path | None = None, start_worker: bool = True) -
     downloads.register_image_format(app)
     health.register(app)
     upload.register(app)
+    headmap.register(app)
     # A request may carry an upload as base64 (4/3 of its size); anything bigger is refused at the door.
     app.server.config["MAX_CONTENT_LENGTH"] = settings().max_upload_bytes * 4 // 3 + 2**20
     workers = settings().local_workers

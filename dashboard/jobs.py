@@ -153,11 +153,13 @@ def intact_keys(request: HeadRequest, store: Store) -> dict[str, str] | None:
     return keys.__dict__ if keys.complete(store) and keys.intact(store) else None
 
 
-def submit_limited(client: str | None, requests: list[dict[str, Any]], store: Store) -> tuple[list[str], int]:
+def submit_limited(client: str | None, requests: list[dict[str, Any]], store: Store, urgent: bool = True
+                   ) -> tuple[list[str], int]:
     """Submit requests for one browser session, at most QK_ATLAS_MAX_JOBS_PER_USER unfinished at once;
-    (job ids submitted, how many were held back). A fairness limit: one user's matrix cannot fill the queue."""
+    (job ids submitted, how many were held back). A fairness limit: one user's matrix cannot fill the queue.
+    urgent=False for bulk work (matrix cells): the workers serve opened heads first."""
     if not client:
-        return [backend().submit(r, store) for r in requests], 0
+        return [backend().submit(r, store, urgent=urgent) for r in requests], 0
     limit, key = job_limit(), f"client:{client[:64]}"
     mine = (store.get_json(key) or {}).get("jobs", [])
     active = [j for j in mine if backend().job_status(j, store)["state"] in ("queued", "running")]
@@ -167,7 +169,7 @@ def submit_limited(client: str | None, requests: list[dict[str, Any]], store: St
         if job_id not in active and len(active) >= limit:
             held += 1
             continue
-        submitted.append(backend().submit(request, store))
+        submitted.append(backend().submit(request, store, urgent=urgent))
         if job_id not in active:
             active.append(job_id)
     store.put_json(key, {"jobs": active})

@@ -17,7 +17,7 @@ from workers.registry import registry
 from workers.summaries import SUMMARY_NAMES
 from workers.uploads import list_uploads
 
-VIEWS = ("single", "matrix", "sentence")
+VIEWS = ("single", "matrix", "sentence", "headmap")
 COLORS = COLOR_MODES
 SHOWS = ("both", "queries", "keys")
 MAX_SEARCH = 64

@@ -24,6 +24,16 @@ def app(isolated_cache):
     app = create_app(cache_dir=isolated_cache)
     yield app
     app.local_worker.stop()
+    stop_background_callbacks()
+
+
+def stop_background_callbacks() -> None:
+    """End background-callback processes still waiting on a job (their worker is gone once the test ends)."""
+    import multiprocess
+
+    for process in multiprocess.active_children():
+        process.terminate()
+        process.join(5)
 
 
 def test_url_opens_the_chosen_head_and_webgl_draws_its_points(dash_duo, app):
@@ -170,6 +180,7 @@ def vit_app(isolated_cache, minilm, tmp_path, monkeypatch):
     app = create_app(cache_dir=isolated_cache)
     yield app
     app.local_worker.stop()
+    stop_background_callbacks()
 
 
 def test_image_view_shows_the_patch_attention(dash_duo, vit_app):
@@ -314,3 +325,26 @@ def test_matrix_ranked_by_previous_token_attention(dash_duo, app):
     assert dash_duo.driver.find_elements(By.CSS_SELECTOR, "#matrix-graph .colorbar")  # the scale is drawn
     mouse_to_point(dash_duo, "matrix-graph", 0, shown.index((layer, head)) * 2000 + 10, click=True)
     dash_duo.wait_for_text_to_equal("#view-heading", f"L{layer} H{head}", timeout=30)
+
+
+def test_head_map_places_every_head_and_related_heads_link_to_each_other(dash_duo, app):
+    dash_duo.start_server(app)
+    dash_duo.driver.get(dash_duo.server_url + "/?view=headmap&layer=0&head=2")
+    dash_duo.wait_for_text_to_equal("#view-heading", "Head map · 72 heads", timeout=30)
+    dash_duo.wait_for_contains_text("#headmap-status", "72 heads · distance", timeout=240)  # after the extraction
+    drawn = wait_until(lambda: traces(dash_duo, "headmap-graph"), timeout=30)
+    assert [name for _type, name, _n in drawn] == ["most alike heads", "heads", "L0H2 (current)"]
+    assert drawn[1][2] == 72 and drawn[0][2] == 3 * 5  # a line (two ends and a gap) to each of 5 related heads
+    mouse_to_point(dash_duo, "headmap-graph", 1, 2, click=True)  # L0H2: the heads are in layer-major order
+    dash_duo.wait_for_text_to_equal("#view-heading", "L0 H2", timeout=30)
+    assert "view=single" in dash_duo.driver.current_url
+    wait_for_points(dash_duo)
+    links = wait_until(lambda: dash_duo.driver.find_elements(By.CSS_SELECTOR, "#related-heads a.related-head"),
+                       timeout=120)
+    assert len(links) == 5 and "Heads that attend most alike" in dash_duo.find_element("#related-heads").text
+    first = links[0].text  # e.g. 'L2H11'
+    layer, head = (int(n) for n in first[1:].split("H"))
+    links[0].click()
+    dash_duo.wait_for_text_to_equal("#view-heading", f"L{layer} H{head}", timeout=30)
+    assert f"layer={layer}" in dash_duo.driver.current_url and f"head={head}" in dash_duo.driver.current_url
+    wait_for_points(dash_duo)  # drawn: no background computation outlives the test

@@ -85,3 +85,26 @@ def test_a_sessions_job_limit_holds_back_its_matrix_but_not_others(isolated_cach
         assert states.count("done") == len(matrix) and b_done_while_a_busy
     finally:
         workers.stop()
+
+
+def test_an_opened_head_is_served_before_queued_matrix_cells(isolated_cache):
+    """24 matrix cells queued before anyone opens a head: the opened head still goes first."""
+    store = open_store(isolated_cache)
+    cells = [local_queue.submit(HeadRequest(layer=layer, head=head).to_dict(), store, urgent=False)
+             for layer in range(2) for head in range(12)]
+    opened = local_queue.submit(HeadRequest(layer=4, head=3).to_dict(), store)
+    workers = LocalWorker(isolated_cache, count=1)
+    workers.start()
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            records = [local_queue.job_status(i, store) for i in [opened, *cells]]
+            assert not [r for r in records if r["state"] == "error"], records
+            if all(r["state"] == "done" for r in records):
+                break
+            time.sleep(0.3)
+        finished = [r["updated"] for r in records]
+        assert all(r["state"] == "done" for r in records)
+        assert finished[0] < min(finished[1:])  # one worker, and the opened head finished first
+    finally:
+        workers.stop()

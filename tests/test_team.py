@@ -137,6 +137,22 @@ def test_same_request_twice_is_one_computation(team):
     assert team_jobs.computations(first) == 1
 
 
+def test_an_opened_head_is_served_before_queued_matrix_cells(team):
+    """Matrix cells go at bulk priority: a head someone opens is taken first (Redis message priority)."""
+    from workers import team_jobs
+
+    team.start("w1")
+    store = open_store()
+    wait_for_jobs([team_jobs.submit(HeadRequest(layer=0, head=0).to_dict(), store)], timeout=300)  # extraction
+    team.stop()
+    cells = [team_jobs.submit(HeadRequest(layer=1, head=head).to_dict(), store, urgent=False) for head in range(12)]
+    opened = team_jobs.submit(HeadRequest(layer=4, head=3).to_dict(), store)
+    team.start("w1")
+    wait_for_jobs([opened, *cells], timeout=300)
+    finished = {job_id: team_jobs._celery().AsyncResult(job_id).date_done for job_id in [opened, *cells]}
+    assert finished[opened] < min(finished[cell] for cell in cells)
+
+
 def test_worker_killed_mid_job_is_redelivered_and_nothing_partial_is_served(team):
     from dashboard.jobs import cached_keys
     from workers import team_jobs

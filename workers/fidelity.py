@@ -42,6 +42,14 @@ def text_boundaries(text_id: np.ndarray) -> list[np.ndarray]:
     return np.split(np.arange(len(text_id)), np.flatnonzero(np.diff(text_id)) + 1)
 
 
+def sampled_text_rows(text_id: np.ndarray, texts: int, seed: int = 0) -> np.ndarray:
+    """Row indices of a seeded sample of whole texts (all rows when there are few texts), text_id [N] sorted."""
+    unique = np.unique(text_id)
+    if len(unique) > texts:
+        unique = np.sort(np.random.default_rng(seed).choice(unique, size=texts, replace=False))
+    return np.flatnonzero(np.isin(text_id, unique))
+
+
 def texts_by_length(text_id: np.ndarray) -> list[np.ndarray]:
     """Row indices of the texts grouped by length: a list of [texts, length] arrays (text_id sorted by text)."""
     groups: dict[int, list[np.ndarray]] = {}

@@ -33,9 +33,10 @@ def job_id_for(request: dict[str, Any]) -> str:
     return content_key("job", request)
 
 
-def _queue(cache_dir: Path) -> diskcache.Deque:
-    """The shared FIFO of pending requests."""
-    return diskcache.Deque(directory=str(Path(cache_dir) / "queue"))
+def _queue(cache_dir: Path, urgent: bool = False) -> diskcache.Deque:
+    """A shared FIFO of pending requests: the urgent one (a head someone opened) is served before the bulk one
+    (matrix cells), so an opened head never waits behind a whole matrix."""
+    return diskcache.Deque(directory=str(Path(cache_dir) / ("queue-urgent" if urgent else "queue")))
 
 
 def _beats(store: Store) -> list[dict[str, Any]]:
@@ -49,14 +50,22 @@ def worker_alive(store: Store) -> bool:
     return bool(_beats(store))
 
 
-def submit(request: dict[str, Any], store: Store) -> str:
-    """Enqueue a request unless the same one is already queued or running; returns its job id."""
+def submit(request: dict[str, Any], store: Store, urgent: bool = True) -> str:
+    """Enqueue a request unless the same one is already queued or running; returns its job id.
+
+    urgent: someone waits on this head (served first); False for bulk work such as matrix cells. An urgent
+    request already waiting in the bulk queue is queued again as urgent (the later copy finds it stored).
+    """
     job_id = job_id_for(request)
     record = store.get_json(f"job:{job_id}")
+    item = {"job_id": job_id, "request": request, "urgent": urgent}
     if record and record["state"] in ("queued", "running") and worker_alive(store):
+        if urgent and record["state"] == "queued" and not record.get("urgent"):
+            store.put_json(f"job:{job_id}", {**record, "urgent": True})
+            _queue(store.directory, urgent=True).append(item)
         return job_id
-    store.put_json(f"job:{job_id}", _record("queued", 0.0, "waiting for the local worker"))
-    _queue(store.directory).append({"job_id": job_id, "request": request})
+    store.put_json(f"job:{job_id}", {**_record("queued", 0.0, "waiting for the local worker"), "urgent": urgent})
+    _queue(store.directory, urgent).append(item)
     return job_id
 
 
@@ -107,7 +116,7 @@ def run_job(item: dict[str, Any], store: Store) -> None:
         store.put_json(job_key, _record("error", 1.0, "failed", f"{type(exc).__name__}: {exc}"))
 
 
-def _requeue_orphan(store: Store, queue: diskcache.Deque, slot: int) -> None:
+def _requeue_orphan(store: Store, slot: int) -> None:
     """Put back the job a dead predecessor of this slot was running (the supervisor restarts the slot)."""
     item = store.get_json(f"{CURRENT_KEY}:{slot}")
     if not item:
@@ -115,7 +124,7 @@ def _requeue_orphan(store: Store, queue: diskcache.Deque, slot: int) -> None:
     record = store.get_json(f"job:{item['job_id']}") or {}
     if record.get("state") in ("queued", "running"):
         store.put_json(f"job:{item['job_id']}", _record("queued", 0.0, "re-queued: its worker process died"))
-        queue.appendleft(item)
+        _queue(store.directory, item.get("urgent", True)).appendleft(item)
     store.delete(f"{CURRENT_KEY}:{slot}")
 
 
@@ -141,24 +150,34 @@ def run_worker(cache_dir: str | Path, owner_pid: int | None = None, warm_umap: b
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         return  # another worker already serves this cache directory
-    store, queue, stop = Store(cache_dir), _queue(cache_dir), threading.Event()
-    _requeue_orphan(store, queue, slot)
+    store, stop = Store(cache_dir), threading.Event()
+    queues = (_queue(cache_dir, urgent=True), _queue(cache_dir))
+    _requeue_orphan(store, slot)
     status = {"activity": "idle"}
     threading.Thread(target=_heartbeat, args=(store, stop, status, slot), daemon=True).start()
     try:
-        _serve_queue(store, queue, status, owner_pid, warm_umap, slot)
+        _serve_queue(store, queues, status, owner_pid, warm_umap, slot)
     finally:
         stop.set()
 
 
-def _serve_queue(store: Store, queue: diskcache.Deque, status: dict[str, str], owner_pid: int | None,
+def _next_item(queues: tuple[diskcache.Deque, ...]) -> dict[str, Any] | None:
+    """The first job of the first non-empty queue (urgent before bulk), or None."""
+    for queue in queues:
+        try:
+            return queue.popleft()
+        except IndexError:
+            continue
+    return None
+
+
+def _serve_queue(store: Store, queues: tuple[diskcache.Deque, ...], status: dict[str, str], owner_pid: int | None,
                  warm_umap: bool, slot: int = 0) -> None:
-    """Pop and run jobs; compile UMAP once idle for a while, so no request pays for it."""
+    """Pop and run jobs, urgent ones first; compile UMAP once idle for a while, so no request pays for it."""
     idle_since = time.monotonic()
     while _owner_alive(owner_pid):
-        try:
-            item = queue.popleft()
-        except IndexError:
+        item = _next_item(queues)
+        if item is None:
             # staggered by slot, so one worker stays free while another compiles
             if warm_umap and time.monotonic() - idle_since > WARM_AFTER_IDLE_SECONDS + WARM_STAGGER_SECONDS * slot:
                 status["activity"] = "compiling UMAP (once per worker process)"

@@ -87,14 +87,6 @@ def candidate_transform(q: np.ndarray, k: np.ndarray, translation: str, multipli
     return Transform(scale, shift.astype(np.float32), translation, multiplier)
 
 
-def _sample_rows(text_id: np.ndarray, texts: int, seed: int = 0) -> np.ndarray:
-    """Row indices of a seeded sample of whole texts (all rows when there are few texts), text_id [N] sorted."""
-    unique = np.unique(text_id)
-    if len(unique) > texts:
-        unique = np.sort(np.random.default_rng(seed).choice(unique, size=texts, replace=False))
-    return np.flatnonzero(np.isin(text_id, unique))
-
-
 def _pca_2d(points: np.ndarray) -> np.ndarray:
     """First two principal coordinates of points [n, d] (n, d >= 2)."""
     centred = points - points.mean(axis=0)
@@ -108,9 +100,9 @@ def fit_transform_for(q: np.ndarray, k: np.ndarray, text_id: np.ndarray, causal:
 
     q, k [N, d]; text_id [N] sorted by text. Score: top-1-in-3; a tie keeps the earlier candidate of the grid.
     """
-    from workers.fidelity import attention_groups, fidelity_of
+    from workers.fidelity import attention_groups, fidelity_of, sampled_text_rows
 
-    rows = _sample_rows(text_id, sample_texts)
+    rows = sampled_text_rows(text_id, sample_texts)
     q_sample, k_sample = q[rows].astype(np.float64), k[rows].astype(np.float64)
     groups = attention_groups(q_sample, k_sample, text_id[rows], causal)
     best, best_score, scores = None, -np.inf, []

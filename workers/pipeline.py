@@ -304,3 +304,36 @@ def export_arrays(request: HeadRequest, store: Store, progress: Progress = _no_p
             out[extra] = tokens[extra].astype(np.int64)
     out["notes"] = tokens.get("notes", np.array([], dtype=str))  # what the corpus limits cut (not per token)
     return out
+
+
+def head_map_key(keys: ViewKeys) -> str:
+    """Store key of a model's head map over a corpus (it depends on the extraction only)."""
+    from workers.headmap import SAMPLE_TEXTS
+
+    return content_key("headmap", {"tokens": keys.tokens, "sample_texts": SAMPLE_TEXTS, "version": 1})
+
+
+def stored_head_map(template: HeadRequest, store: Store) -> dict[str, Any] | None:
+    """The stored head map of the template's model and corpus, or None (cheap: no computation)."""
+    return store.get_json(head_map_key(resolve(template)))
+
+
+def ensure_head_map(template: HeadRequest, store: Store, progress: Progress = _no_progress) -> dict[str, Any]:
+    """The head map (workers.headmap) of the template's model and corpus, computed once from the stored
+    extraction (which must exist: see ensure_extraction) and stored."""
+    from workers.headmap import head_map
+
+    every = resolve_heads(template)
+    first = next(iter(every.values()))
+    key = head_map_key(first)
+    found = store.get_json(key)
+    if found is not None:
+        return found
+    if not first.extracted(store):
+        raise RuntimeError("this model has not been run over this corpus yet")
+    spec = read_spec(template.model)
+    vectors = ((cell, *head_vectors(store, keys)) for cell, keys in every.items())
+    result = head_map(vectors, text_ids(store, first), spec.causal,
+                      progress=lambda done: progress(done / len(every), f"compared {done} of {len(every)} heads"))
+    store.put_json(key, result.to_dict())
+    return result.to_dict()

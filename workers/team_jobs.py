@@ -100,8 +100,12 @@ def _extraction_done(request: dict[str, Any], store: Store) -> bool:
     return resolve(HeadRequest.from_dict(request)).extracted(store)
 
 
-def submit(request: dict[str, Any], store: Store) -> str:
-    """Send the job unless an identical one is queued, running or done; returns its id."""
+URGENT_PRIORITY, BULK_PRIORITY = 0, 9  # Redis transport: 0 is served first
+
+
+def submit(request: dict[str, Any], store: Store, urgent: bool = True) -> str:
+    """Send the job unless an identical one is queued, running or done; returns its id.
+    urgent: someone waits on this head (highest message priority); False for bulk work such as matrix cells."""
     job_id = job_id_for(request)
     client = redis_client()
     if not client.set(f"qk:job:{job_id}", time.time(), nx=True, ex=JOB_TTL_SECONDS):
@@ -113,21 +117,21 @@ def submit(request: dict[str, Any], store: Store) -> str:
             return job_id  # someone asked already: share the computation
         _celery().AsyncResult(job_id).forget()  # failed, or done but its result was damaged and removed
     client.delete(f"qk:progress:{job_id}")
-    _send(request, job_id, store)
+    _send(request, job_id, store, URGENT_PRIORITY if urgent else BULK_PRIORITY)
     return job_id
 
 
-def _send(request: dict[str, Any], job_id: str, store: Store) -> None:
-    """Extraction first when needed (extraction queue), then the head (projection queue)."""
+def _send(request: dict[str, Any], job_id: str, store: Store, priority: int) -> None:
+    """Extraction first when needed (extraction queue), then the head (projection queue), at this priority."""
     from celery import chain
 
     app = _celery()
-    head = app.signature("qk.head", args=(request,), task_id=job_id, immutable=True)
+    head = app.signature("qk.head", args=(request,), task_id=job_id, immutable=True, priority=priority)
     if _extraction_done(request, store):
-        head.apply_async(task_id=job_id)
+        head.apply_async(task_id=job_id, priority=priority)
         return
-    extract = app.signature("qk.extract", args=(request, job_id), immutable=True)
-    chain(extract, head).apply_async()
+    extract = app.signature("qk.extract", args=(request, job_id), immutable=True, priority=priority)
+    chain(extract, head).apply_async(priority=priority)
 
 
 def job_status(job_id: str, store: Store | None = None) -> dict[str, Any]:

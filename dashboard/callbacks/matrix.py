@@ -144,7 +144,7 @@ def register(app: Dash) -> None:
         """Queue every unfinished head (the worker dedups; the session's job limit may hold some back)."""
         if not request:
             return True, no_update, no_update
-        _submitted, held = jobs.submit_limited(client, pending_requests(request), jobs.store())
+        _submitted, held = jobs.submit_limited(client, pending_requests(request), jobs.store(), urgent=False)
         return False, None, held
 
     @app.callback(Output(ids.MATRIX_GRAPH, "figure"), Output(ids.MATRIX_PROGRESS, "value"),
@@ -162,11 +162,12 @@ def register(app: Dash) -> None:
             return (no_update,) * 7
         still_held = no_update
         if held:  # the session's job limit held some heads back: submit as many as it now allows
-            still_held = jobs.submit_limited(client, pending_requests(request), jobs.store())[1]
+            still_held = jobs.submit_limited(client, pending_requests(request), jobs.store(), urgent=False)[1]
         done, total = finished_cells(request)
         for cell in [cell for cell, keys in done.items() if _readable_coords(keys) is None]:  # damaged: again
             del done[cell]
-            jobs.backend().submit(replace(_template(request), layer=cell[0], head=cell[1]).to_dict(), jobs.store())
+            jobs.backend().submit(replace(_template(request), layer=cell[0], head=cell[1]).to_dict(), jobs.store(),
+                                  urgent=False)
         provisional = provisional_cells(request, done)
         order = style.get("order", "grid")
         values, unsummarised = head_values(request, order) if order != "grid" else (None, 0)

@@ -15,7 +15,8 @@ from dashboard.layout.page import METHOD_LABELS
 from workers.models import read_spec
 from workers.pipeline import HeadRequest, ensure_view_fidelity
 
-PANELS = {"single": ids.SINGLE_PANEL, "matrix": ids.MATRIX_PANEL, "sentence": ids.SENTENCE_PANEL}
+PANELS = {"single": ids.SINGLE_PANEL, "matrix": ids.MATRIX_PANEL, "sentence": ids.SENTENCE_PANEL,
+          "headmap": ids.HEADMAP_PANEL}
 
 
 def _style(data: dict[str, Any]) -> Style:
@@ -27,6 +28,9 @@ def _style(data: dict[str, Any]) -> Style:
 def heading_text(style: dict[str, Any]) -> tuple[str, str]:
     """Heading and subheading for the current view."""
     spec = read_spec(style["model"])
+    if style["view"] == "headmap":
+        return (f"Head map · {spec.n_layers * spec.n_heads} heads",
+                f"{style['model']} · corpus {style['corpus']} · heads placed by how alike they attend")
     if style["view"] == "matrix":
         return (f"All heads · {spec.n_layers} layers x {spec.n_heads} heads",
                 f"{style['model']} · corpus {style['corpus']} · {METHOD_LABELS[style['method']]} 2D · "
@@ -40,13 +44,16 @@ def register(app: Dash) -> None:
     """Callbacks of the single view."""
 
     @app.callback(Output(ids.HEADING, "children"), Output(ids.SUBHEADING, "children"),
-                  *[Output(panel, "style") for panel in PANELS.values()], Input(ids.VIEW_STYLE, "data"))
+                  *[Output(panel, "style") for panel in PANELS.values()],
+                  Output(ids.FIDELITY, "style"), Output(ids.RELATED_HEADS, "style"), Input(ids.VIEW_STYLE, "data"))
     def heading(style: dict[str, Any] | None):
-        """Heading at once, and which view panel shows."""
+        """Heading at once, which view panel shows, and the one-head lines (fidelity, related heads) or not."""
         if not style:
-            return (no_update,) * (2 + len(PANELS))
+            return (no_update,) * (4 + len(PANELS))
         title, sub = heading_text(style)
-        return title, sub, *[{"display": "block" if view == style["view"] else "none"} for view in PANELS]
+        one_head = {"display": "block" if style["view"] in ("single", "sentence") else "none"}
+        return (title, sub, *[{"display": "block" if view == style["view"] else "none"} for view in PANELS],
+                one_head, one_head)
 
     @app.callback(Output(ids.SINGLE_KEYS, "data", allow_duplicate=True),
                   Output(ids.STATUS, "children", allow_duplicate=True), Output(ids.COMPUTE_REQUEST, "data"),

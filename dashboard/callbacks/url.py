@@ -82,7 +82,20 @@ def _matrix_cell(state: ViewState, click: dict | None) -> ViewState:
     return replace(state, view="single", layer=min(layer, spec.n_layers - 1), head=min(head, spec.n_heads - 1))
 
 
-def next_state(trigger: str | None, state: ViewState, values: list, single_click, matrix_click) -> ViewState:
+def _head_map_point(state: ViewState, click: dict | None) -> ViewState:
+    """Open the clicked head of the head map in the single view."""
+    point = (click or {}).get("points", [{}])[0]
+    cell = point.get("customdata")
+    if not isinstance(cell, list) or len(cell) != 2 or not all(isinstance(v, int) for v in cell):
+        return state
+    spec = read_spec(state.model)
+    if not (0 <= cell[0] < spec.n_layers and 0 <= cell[1] < spec.n_heads):
+        return state
+    return replace(state, view="single", layer=cell[0], head=cell[1])
+
+
+def next_state(trigger: str | None, state: ViewState, values: list, single_click, matrix_click,
+               head_map_click=None) -> ViewState:
     """The state after a control, step button, click or clear."""
     if trigger in CONTROL_FIELDS:
         return with_controls(state, **dict(zip(CONTROL_FIELDS.values(), values, strict=True)))
@@ -92,6 +105,8 @@ def next_state(trigger: str | None, state: ViewState, values: list, single_click
         return _selected_token(state, single_click)
     if trigger == ids.MATRIX_GRAPH:
         return _matrix_cell(state, matrix_click)
+    if trigger == ids.HEADMAP_GRAPH:
+        return _head_map_point(state, head_map_click)
     if trigger == ids.CLEAR_SELECTION:
         return replace(state, text=-1, pos=-1)
     return state
@@ -109,18 +124,19 @@ def register(app: Dash) -> None:
         Output(ids.NOTICES, "children"),
         Input(ids.URL, "search"), *control_inputs, *[Input(b, "n_clicks") for b in STEPS],
         Input(ids.SINGLE_GRAPH, "clickData"), Input(ids.MATRIX_GRAPH, "clickData"),
-        Input(ids.CLEAR_SELECTION, "n_clicks"),
+        Input(ids.HEADMAP_GRAPH, "clickData"), Input(ids.CLEAR_SELECTION, "n_clicks"),
         State(ids.VIEW_REQUEST, "data"), State(ids.VIEW_STYLE, "data"), State(ids.MATRIX_REQUEST, "data"),
     )
     def sync(search: str | None, *args):
         """Controls, buttons or clicks -> new URL; URL changed (load, back, forward) -> controls."""
         values = list(args[: len(CONTROL_FIELDS)])
-        single_click, matrix_click = args[len(CONTROL_FIELDS) + len(STEPS): len(CONTROL_FIELDS) + len(STEPS) + 2]
+        clicks = len(CONTROL_FIELDS) + len(STEPS)
+        single_click, matrix_click, head_map_click = args[clicks: clicks + 3]
         old_request, old_style, old_matrix = args[-3:]
         state, notices = parse_query(search)
         trigger = ctx.triggered_id if ctx.triggered_id != ids.URL else None
         if trigger is not None:
-            state, notices = next_state(trigger, state, values, single_click, matrix_click), []
+            state, notices = next_state(trigger, state, values, single_click, matrix_click, head_map_click), []
         query = state.to_query()
         spec = read_spec(state.model)
         request = state.request()
@@ -131,7 +147,7 @@ def register(app: Dash) -> None:
                   for field in CONTROL_FIELDS.values()],
                 range_options(spec.n_layers), range_options(spec.n_heads), corpus_options(spec.modality),
                 # the matrix computes its own heads: the single view's head waits until a view shows it
-                _unless_same(request, old_request) if state.view != "matrix" else no_update,
+                _unless_same(request, old_request) if state.view not in ("matrix", "headmap") else no_update,
                 _unless_same(style, old_style),
                 _unless_same(matrix, old_matrix) if matrix is not None else no_update,
                 _notices(notices) if notices else html.Div())

@@ -178,11 +178,22 @@ def sentence_panel() -> html.Div:
     ], id=ids.SENTENCE_PANEL, style={"display": "none"})
 
 
+def headmap_panel() -> html.Div:
+    """The head map: one point per head, placed by how alike the heads attend."""
+    return html.Div([
+        html.Div(id=ids.HEADMAP_STATUS, className="small text-muted mb-1"),
+        dcc.Interval(id=ids.HEADMAP_INTERVAL, interval=1000, disabled=True),
+        dcc.Graph(id=ids.HEADMAP_GRAPH, style={"height": "74vh"}, figure=empty_figure("Open the head map…"),
+                  config=GRAPH_CONFIG),
+    ], id=ids.HEADMAP_PANEL, style={"display": "none"})
+
+
 def view_panel() -> html.Div:
     """Tabs, heading, progress and the three views."""
     return html.Div([
         dbc.Tabs([dbc.Tab(label="Matrix (all heads)", tab_id="matrix"), dbc.Tab(label="Single head", tab_id="single"),
-                  dbc.Tab(label="Sentence", tab_id="sentence")], id=ids.VIEW_TABS, active_tab="single",
+                  dbc.Tab(label="Sentence", tab_id="sentence"), dbc.Tab(label="Head map", tab_id="headmap")],
+                 id=ids.VIEW_TABS, active_tab="single",
                  className="mb-2"),
         html.Div(id=ids.NOTICES),
         dbc.Alert(id=ids.HEALTH, color="danger", is_open=False, className="py-2 small"),
@@ -195,7 +206,8 @@ def view_panel() -> html.Div:
                  id=ids.PROGRESS_WRAP, style={"display": "none"}, className="mb-1"),
         html.Div(id=ids.STATUS, className="small text-muted mb-1"),
         html.Div(id=ids.FIDELITY, className="small text-muted mb-1"),
-        single_panel(), matrix_panel(), sentence_panel(),
+        html.Div(id=ids.RELATED_HEADS, className="small text-muted mb-1"),
+        single_panel(), matrix_panel(), sentence_panel(), headmap_panel(),
     ])
 
 

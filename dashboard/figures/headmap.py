@@ -1,0 +1,49 @@
+"""The head map figure: one point per head, placed by how alike heads attend (workers.headmap), coloured by layer."""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+
+from workers.headmap import HeadMap
+
+Cell = tuple[int, int]
+
+
+def head_map_figure(head_map: HeadMap, n_layers: int, current: Cell | None = None,
+                    related: list[tuple[Cell, float]] | None = None) -> go.Figure:
+    """Heads as labelled points (customdata = [layer, head]); lines from `current` to its related heads."""
+    cells = np.array(head_map.cells)
+    x, y = head_map.coords[:, 0], head_map.coords[:, 1]
+    labels = [f"L{layer}H{head}" for layer, head in head_map.cells]
+    hover = [f"L{layer} H{head}: nearest " + ", ".join(f"L{a}H{b} {d:.2f}" for (a, b), d in head_map.related(cell, 3))
+             for layer, head in head_map.cells for cell in [(layer, head)]]
+    traces = []
+    if current is not None and related:
+        index = {cell: i for i, cell in enumerate(head_map.cells)}
+        start = index[current]
+        lines_x, lines_y = [], []
+        for cell, _distance in related:
+            lines_x += [x[start], x[index[cell]], None]
+            lines_y += [y[start], y[index[cell]], None]
+        traces.append(go.Scatter(x=lines_x, y=lines_y, mode="lines", name="most alike heads", hoverinfo="skip",
+                                 line={"color": "#f0a030", "width": 1.5}))
+    traces.append(go.Scatter(
+        x=x, y=y, mode="markers+text", text=labels, textposition="top center", textfont={"size": 9},
+        customdata=cells.tolist(), hovertext=hover, hoverinfo="text", name="heads",
+        marker={"size": 11, "color": cells[:, 0], "colorscale": "Viridis", "cmin": 0, "cmax": max(n_layers - 1, 1),
+                "line": {"width": 0.5, "color": "#333"},
+                "colorbar": {"title": {"text": "layer", "side": "right"}, "thickness": 12, "len": 0.6,
+                             "tickvals": list(range(n_layers))}}))
+    if current is not None and current in head_map.cells:
+        at = head_map.cells.index(current)
+        traces.append(go.Scatter(x=[x[at]], y=[y[at]], mode="markers", name=f"L{current[0]}H{current[1]} (current)",
+                                 hoverinfo="skip", marker={"size": 20, "color": "rgba(0,0,0,0)",
+                                                           "line": {"width": 2.5, "color": "#f0a030"}}))
+    figure = go.Figure(traces)
+    axis = {"showticklabels": False, "showgrid": False, "zeroline": False, "title": None}
+    figure.update_layout(plot_bgcolor="white", margin={"l": 10, "r": 10, "t": 30, "b": 10}, hovermode="closest",
+                         legend={"orientation": "h", "y": 1.05, "x": 0}, uirevision="headmap")
+    figure.update_xaxes(**axis)
+    figure.update_yaxes(**axis, scaleanchor="x", scaleratio=1)
+    return figure
