@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 def measure(q, k, text_id, norm: str, method: str) -> dict[str, float]:
     """Seconds to normalise and project, and the picture's fidelity, for one head."""
     from workers.fidelity import picture_fidelity
-    from workers.normalize import normalize
+    from workers.normalize import normalize, picture_layout
     from workers.pipeline import projection_params
     from workers.project import Projector
 
@@ -33,17 +33,17 @@ def measure(q, k, text_id, norm: str, method: str) -> dict[str, float]:
     seconds = time.perf_counter() - start
     found = picture_fidelity(q, k, coords, text_id, causal=False)
     return {"s_normalise": normalised - start, "s_total": seconds, "top1_in_3": found.top1_in_k,
-            "rank_correlation": found.rank_correlation}
+            "rank_correlation": found.rank_correlation, **picture_layout(coords[:len(q)], coords[len(q):])}
 
 
 def table(rows: list[dict]) -> str:
     """Markdown table of the aggregated rows."""
-    lines = ["| normalisation | projection | heads | top-1-in-3 mean | worst head | rank correlation | s / head |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| normalisation | projection | heads | top-1-in-3 mean | worst head | rank correlation | "
+             "centroid gap / spread | s / head |", "|---|---|---|---|---|---|---|---|"]
     for row in rows:
         lines.append(f"| {row['norm']} | {row['method']} | {row['heads']} | {row['top1_mean']:.3f} | "
                      f"{row['top1_worst']:.3f} ({row['worst_head']}) | {row['rho_mean']:.3f} | "
-                     f"{row['s_per_head']:.2f} |")
+                     f"{row['gap_median']:.2f} | {row['s_per_head']:.2f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -79,6 +79,7 @@ def main() -> None:
         row = {"norm": norm, "method": method.upper(), "heads": len(chosen),
                "top1_mean": float(np.mean(list(tops.values()))), "top1_worst": tops[worst], "worst_head": worst,
                "rho_mean": float(np.mean([value["rank_correlation"] for value in found.values()])),
+               "gap_median": float(np.median([value["centroid_gap"] for value in found.values()])),
                "s_per_head": float(np.mean([value["s_total"] for value in found.values()])),
                "s_normalise_per_head": float(np.mean([value["s_normalise"] for value in found.values()]))}
         rows.append(row)

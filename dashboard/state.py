@@ -22,9 +22,11 @@ COLORS = COLOR_MODES
 SHOWS = ("both", "queries", "keys")
 MAX_SEARCH = 64
 COMPUTE_FIELDS = ("model", "corpus", "layer", "head", "norm", "method", "dims")
-OPTIONAL = ("search", "text", "pos", "order", "keep", "tint")  # left out of the URL when unset
+OPTIONAL = ("search", "text", "pos", "order", "keep", "tint", "weight")  # left out of the URL when unset
 ORDERS = ("grid", *SUMMARY_NAMES, "fidelity", "fidelity_rank")  # matrix cells: layer x head, or ranked
 TINTS = ("none", *ORDERS[1:])  # matrix cells: a background colour by the same per-head values
+WEIGHTS = ("attention", "value")  # sentence view: lines by attention, or by attention × value-vector norm
+UNSET = ("", -1, "grid", "none", "attention")  # optional fields at these values stay out of the URL
 
 
 @dataclass(frozen=True)
@@ -48,10 +50,11 @@ class ViewState:
     order: str = "grid"
     keep: str = ""  # ranked matrix: only heads whose value is at least this number ("" = all)
     tint: str = "none"  # matrix: cell background coloured by a per-head value
+    weight: str = "attention"  # sentence view: "value" weights attention by each token's value-vector norm
 
     def to_query(self) -> str:
         """Canonical query string, starting with '?' (unset optional fields left out)."""
-        data = {k: v for k, v in asdict(self).items() if not (k in OPTIONAL and v in ("", -1, "grid", "none"))}
+        data = {k: v for k, v in asdict(self).items() if not (k in OPTIONAL and v in UNSET)}
         return "?" + urlencode(data)
 
     def request(self) -> dict[str, Any]:
@@ -173,6 +176,7 @@ def parse_query(search: str | None) -> tuple[ViewState, list[str]]:
         order=_choice(params, "order", ORDERS, "grid", notices),
         keep=_threshold(params, notices),
         tint=_choice(params, "tint", TINTS, "none", notices),
+        weight=_choice(params, "weight", WEIGHTS, "attention", notices),
     )
     return state, notices
 

@@ -156,6 +156,11 @@ def test_sentence_view_draws_lines_and_hides_special_tokens(dash_duo, app):
     assert traces(dash_duo, "aggregate-graph")[0][0] == "heatmap"
     dash_duo.find_element("#hide-special-switch").click()
     wait_until(lambda: {n: c for _t, n, c in traces(dash_duo, "sentence-graph")}.get("queries") == 5, timeout=20)
+    title = "return document.querySelector('#sentence-graph .js-plotly-plot').layout.title.text"
+    assert "‖v‖" not in dash_duo.driver.execute_script(title)
+    dash_duo.driver.find_element(By.XPATH, "//label[contains(., 'attention × value norm')]").click()
+    wait_until(lambda: "weight=value" in dash_duo.driver.current_url, timeout=20)
+    wait_until(lambda: "attention × ‖v‖" in (dash_duo.driver.execute_script(title) or ""), timeout=30)
 
 
 def test_bad_url_values_fall_back_with_a_notice_and_markup_stays_text(dash_duo, app):

@@ -125,3 +125,34 @@ def test_streamed_heads_equal_the_bundle_in_float16(minilm, monkeypatch, spool_m
         seen.add((role, layer, head))
     assert len(seen) == 2 * 6 * 12
     np.testing.assert_array_equal(tokens["text_id"], bundle.tokens["text_id"])
+
+
+OUTPUT_PROJECTIONS = ("attention.output.dense", "attention.out_lin", "attn.c_proj", "self_attn.o_proj")
+
+
+@pytest.mark.parametrize("kind", ["bert", "distilbert", "gpt2", "llama-gqa"])
+def test_values_rebuild_the_context_each_head_hands_to_the_output_projection(kind, minilm):
+    """Attention (from extracted q, k) times extracted v, per head, equals what the model feeds its output
+    projection: the value vectors are the model's own, grouped-query heads included."""
+    from workers.attention import kv_head_for
+    from workers.extract import _first_module
+
+    loaded = wrap_model(build(kind), minilm.tokenizer, kind, "random")
+    bundle = extract(loaded, make_corpus("t", SENTENCES), batch_size=2)
+    spec, layer = loaded.spec, 1
+    encoded = minilm.tokenizer(SENTENCES, padding=True, truncation=True, max_length=128, return_tensors="pt")
+    blocks, _ = _first_module(loaded.model, loaded.family.layers, "layers")
+    projection, _ = _first_module(blocks[layer], OUTPUT_PROJECTIONS, "output projection")
+    seen = []
+    handle = projection.register_forward_pre_hook(lambda _m, args: seen.append(args[0].detach().double()))
+    with torch.inference_mode():
+        loaded.model(input_ids=encoded["input_ids"], attention_mask=encoded["attention_mask"])
+    handle.remove()
+    context = seen[0].numpy()  # [text, pos, heads * d_head]
+    attentions = rebuilt_attentions(bundle, spec)
+    for text, attention in enumerate(attentions):
+        rows = np.flatnonzero(bundle.tokens["text_id"] == text)
+        values = np.stack([bundle.v[layer][kv_head_for(h, spec.n_heads, spec.n_kv_heads)][rows]
+                           for h in range(spec.n_heads)])  # [head, pos, d]
+        rebuilt = np.einsum("hqk,hkd->qhd", attention[layer], values).reshape(len(rows), -1)
+        np.testing.assert_allclose(rebuilt, context[text, :len(rows)], atol=1e-5, rtol=0)

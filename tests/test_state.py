@@ -33,6 +33,7 @@ def test_empty_query_gives_defaults():
     ("?order=entropy&keep=abc", "keep", "is not a number"),
     ("?order=entropy&keep=nan", "keep", "is not a number"),
     ("?tint=rainbow", "tint", "Unknown tint"),
+    ("?weight=heavy", "weight", "Unknown weight"),
 ])
 def test_bad_values_fall_back_with_a_notice(query, field, fragment):
     state, notices = parse_query(query + "&head=2" if field != "head" else query)
@@ -55,11 +56,11 @@ def test_controls_are_clamped_to_the_model():
 
 def test_selection_search_and_display_options_round_trip():
     state = ViewState(view="sentence", search="the", text=12, pos=3, show="keys", labels=1, color="kind",
-                      order="entropy", keep="0.25", tint="fidelity")
+                      order="entropy", keep="0.25", tint="fidelity", weight="value")
     parsed, notices = parse_query(state.to_query())
     assert parsed == state and notices == []
     assert "text=" not in ViewState().to_query() and "search=" not in ViewState().to_query()
-    assert "tint=" not in ViewState().to_query()
+    assert "tint=" not in ViewState().to_query() and "weight=" not in ViewState().to_query()
 
 
 def test_changing_corpus_clears_the_selection():
@@ -69,7 +70,7 @@ def test_changing_corpus_clears_the_selection():
 
 
 FIELDS = ["view", "model", "corpus", "layer", "head", "method", "dims", "norm", "color", "show", "labels",
-          "search", "text", "pos", "order", "keep", "tint", "unknown", ""]
+          "search", "text", "pos", "order", "keep", "tint", "weight", "unknown", ""]
 NASTY_VALUES = ["", "-1", "0", "5", "6", "11", "12", "99999999999999999999", "9" * 5000, "1e3", "0x1f", " 3 ",
                 "²", "٣", "3.0", "+2", "NaN", "inf", "<script>alert(1)</script>", "%3Cimg%20src%3Dx%3E",
                 "\x00", "%00", "%ZZ", "'\"`", "../../etc/passwd", "/etc/passwd", "umap", "matrix", "pca",

@@ -35,6 +35,17 @@ def test_search_is_case_insensitive_and_ignores_wordpiece_marks():
     assert not metrics.search_matches(tokens, "").any()
 
 
+def test_value_weighting_scales_each_key_by_its_value_norm_and_renormalises():
+    attention = np.array([[0.5, 0.5, 0.0], [0.2, 0.3, 0.5], [1 / 3, 1 / 3, 1 / 3]])
+    norms = np.array([1.0, 3.0, 0.0])
+    out = metrics.value_weighted(attention, norms)
+    for i in range(3):  # direct: a_ij |v_j| / sum_j a_ij |v_j|
+        direct = [attention[i, j] * norms[j] / sum(attention[i, m] * norms[m] for m in range(3)) for j in range(3)]
+        np.testing.assert_allclose(out[i], direct)
+    assert out[0, 1] == 0.75 and np.all(out[:, 2] == 0)  # a key with an empty value vector contributes nothing
+    assert np.all(metrics.value_weighted(attention, np.zeros(3)) == 0)  # no division by zero
+
+
 def test_renormalise_without_special_columns():
     attention = np.array([[0.5, 0.3, 0.2], [0.6, 0.2, 0.2], [0.1, 0.1, 0.8]])
     out = metrics.renormalise_without(attention, np.array([True, False, False]))

@@ -71,6 +71,7 @@ class QKBundle:
     tokens: dict[str, np.ndarray]
     q: list[np.ndarray] = field(default_factory=list)  # per layer [head, token, d_head]
     k: list[np.ndarray] = field(default_factory=list)  # per layer [kv_head, token, d_head]
+    v: list[np.ndarray] = field(default_factory=list)  # per layer [kv_head, token, d_head]
     seconds: float = 0.0
 
 
@@ -171,7 +172,8 @@ def _rotate(vectors: torch.Tensor, d_head: int, rotary: tuple[torch.Tensor, torc
 
 @contextlib.contextmanager
 def capture_hooks(loaded: LoadedModel, emit: Emit) -> Iterator[None]:
-    """emit(role, layer, vectors[batch, pos, heads*d_head]) for q and k of every layer; hooks removed in finally."""
+    """emit(role, layer, vectors[batch, pos, heads*d_head]) for q, k and v of every layer; hooks removed in
+    finally."""
     family, model = loaded.family, loaded.model
     state: dict[str, Any] = {}
     handles = []
@@ -189,16 +191,20 @@ def capture_hooks(loaded: LoadedModel, emit: Emit) -> Iterator[None]:
 
 
 def _hook_block(loaded: LoadedModel, block: torch.nn.Module, layer: int, emit: Emit, state: dict[str, Any]) -> list:
-    """Hooks on one block's q and k projections."""
+    """Hooks on one block's q, k and v projections (rotary and q's scaling applied; v as the model computes it)."""
     family, spec = loaded.family, loaded.spec
     d = spec.d_head
     q_module, q_path = _first_module(block, family.query, "query projection")
     k_module, _ = _first_module(block, family.key, "key projection")
+    v_module, _ = _first_module(block, family.value, "value projection")
     attention = _module_at(block, q_path.rpartition(".")[0]) if "." in q_path else block
     factor = _query_factor(attention, d)
     apply = getattr(sys.modules[type(attention).__module__], "apply_rotary_pos_emb", None) if family.rotary else None
 
     def finish(role: str, vectors: torch.Tensor) -> None:
+        if role == "v":
+            emit(role, layer, vectors)
+            return
         if apply is not None:
             vectors = _rotate(vectors, d, state["rotary"], apply)
         emit(role, layer, vectors * factor if role == "q" and factor != 1.0 else vectors)
@@ -209,10 +215,12 @@ def _hook_block(loaded: LoadedModel, block: torch.nn.Module, layer: int, emit: E
         def fused(_m, _i, out):
             finish("q", out[..., :q_width])
             finish("k", out[..., q_width: q_width + k_width])
+            finish("v", out[..., q_width + k_width: q_width + 2 * k_width])
 
         return [q_module.register_forward_hook(fused)]
     return [q_module.register_forward_hook(lambda _m, _i, out: finish("q", out)),
-            k_module.register_forward_hook(lambda _m, _i, out: finish("k", out))]
+            k_module.register_forward_hook(lambda _m, _i, out: finish("k", out)),
+            v_module.register_forward_hook(lambda _m, _i, out: finish("v", out))]
 
 
 # ---------------------------------------------------------------- spooling
@@ -293,10 +301,10 @@ def _take_rows(array: np.ndarray, order: np.ndarray) -> np.ndarray:
 
 def run_capture(loaded: LoadedModel, batches: Batches, progress: Progress = _no_progress,
                 spool_memory_bytes: int = SPOOL_MEMORY_BYTES, dtype: torch.dtype = torch.float32) -> Spool:
-    """Forward every batch with hooks; valid rows of q and k go to a spool (kept as `dtype`)."""
+    """Forward every batch with hooks; valid rows of q, k and v go to a spool (kept as `dtype`)."""
     spec = loaded.spec
     itemsize = torch.empty(0, dtype=dtype).element_size()
-    total = int(batches.lengths.sum()) * (spec.n_heads + spec.n_kv_heads) * spec.d_head * itemsize * spec.n_layers
+    total = int(batches.lengths.sum()) * (spec.n_heads + 2 * spec.n_kv_heads) * spec.d_head * itemsize * spec.n_layers
     spool = Spool(on_disk=total > spool_memory_bytes, dtype=dtype)
     valid_now: list[torch.Tensor] = []
 
@@ -360,6 +368,7 @@ def extract(loaded: LoadedModel, corpus: Corpus | ImageCorpus, batch_size: int =
         for layer in range(spec.n_layers):
             bundle.q.append(spool.heads("q", layer, list(range(spec.n_heads)), spec.d_head, order))
             bundle.k.append(spool.heads("k", layer, list(range(spec.n_kv_heads)), spec.d_head, order))
+            bundle.v.append(spool.heads("v", layer, list(range(spec.n_kv_heads)), spec.d_head, order))
     finally:
         spool.close()
     bundle.seconds = time.perf_counter() - start
@@ -385,7 +394,7 @@ def _stream_heads(loaded: LoadedModel, spool: Spool, order: np.ndarray) -> Itera
     per_pass = max(1, HEAD_BATCH_BYTES // max(1, len(order) * spec.d_head * spool.dtype.itemsize))
     try:
         for layer in range(spec.n_layers):
-            for role, count in (("q", spec.n_heads), ("k", spec.n_kv_heads)):
+            for role, count in (("q", spec.n_heads), ("k", spec.n_kv_heads), ("v", spec.n_kv_heads)):
                 for first in range(0, count, per_pass):
                     heads = list(range(first, min(first + per_pass, count)))
                     vectors = spool.heads(role, layer, heads, spec.d_head, order)

@@ -150,7 +150,7 @@ def view_fidelity(q: np.ndarray, k: np.ndarray, coords: np.ndarray, text_id: np.
                   norm: str) -> dict[str, dict]:
     """Fidelity of a view at each stage: raw q, k [N, d]; after its normalisation; its picture coords [2N, dims];
     and the normalisation's translation and scale."""
-    from workers.normalize import transform_for
+    from workers.normalize import picture_layout, transform_for
 
     transform = transform_for(q, k, norm, text_id, causal)
     q_norm, k_norm = transform.apply(q, k)
@@ -159,4 +159,4 @@ def view_fidelity(q: np.ndarray, k: np.ndarray, coords: np.ndarray, text_id: np.
     return {"raw": fidelity_of(groups, q, k, causal).to_dict(),
             "normalised": fidelity_of(groups, q_norm, k_norm, causal).to_dict(),
             "picture": fidelity_of(groups, coords[:n], coords[n:], causal).to_dict(),
-            "transform": transform.describe()}
+            "transform": transform.describe(), "layout": picture_layout(coords[:n], coords[n:])}

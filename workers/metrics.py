@@ -21,6 +21,17 @@ def head_text_attention(q: np.ndarray, k: np.ndarray, rows: np.ndarray, causal: 
     return text_attention(q[None, rows], k[None, rows], causal)[0]
 
 
+def value_weighted(attention: np.ndarray, value_norms: np.ndarray) -> np.ndarray:
+    """Attention [q, k] weighted by the norm of each key's value vector [k], rows renormalised to 1.
+
+    How much each token actually contributes to a query's output (Kobayashi et al., 2020): a token attended to
+    but carrying a short value vector adds little.
+    """
+    weighted = attention * value_norms[None, :]
+    total = weighted.sum(axis=1, keepdims=True)
+    return np.divide(weighted, total, out=np.zeros_like(weighted), where=total > 0)
+
+
 def renormalise_without(attention: np.ndarray, drop: np.ndarray) -> np.ndarray:
     """Attention [n, n] with the key columns in `drop` (bool [n]) removed from view and rows renormalised."""
     kept = attention * ~drop[None, :]

@@ -27,6 +27,7 @@ class Family:
     layers: tuple[str, ...]
     query: tuple[str, ...]
     key: tuple[str, ...]
+    value: tuple[str, ...]
     causal: bool = False
     fused_qkv: bool = False  # one projection emits [q | k | v] (GPT-2's c_attn)
     rotary: str | None = None  # attribute of the base model computing (cos, sin); applied to q and k
@@ -41,14 +42,17 @@ FAMILIES: tuple[Family, ...] = (
         layers=("encoder.layer", "transformer.layer"),
         query=("attention.self.query", "attention.q_lin"),
         key=("attention.self.key", "attention.k_lin"),
+        value=("attention.self.value", "attention.v_lin"),
     ),
     Family(name="gpt2", model_types=("gpt2",), layers=("h",), query=("attn.c_attn",), key=("attn.c_attn",),
+           value=("attn.c_attn",),
            causal=True, fused_qkv=True),
     Family(name="llama", model_types=("llama", "mistral", "qwen2"), layers=("layers",),
-           query=("self_attn.q_proj",), key=("self_attn.k_proj",), causal=True, rotary="rotary_emb"),
+           query=("self_attn.q_proj",), key=("self_attn.k_proj",), value=("self_attn.v_proj",), causal=True,
+           rotary="rotary_emb"),
     Family(name="vit", model_types=("vit",), layers=("layers", "encoder.layer"),
            query=("attention.q_proj", "attention.attention.query"), key=("attention.k_proj", "attention.attention.key"),
-           modality="image"),
+           value=("attention.v_proj", "attention.attention.value"), modality="image"),
 )
 
 

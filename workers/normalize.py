@@ -4,7 +4,9 @@ Scaling q -> c·q, k -> k/c leaves every logit unchanged; translating every key 
 to all logits of a query, which softmax ignores. AttentionViz: c so mean norms match, v so centroids coincide
 ("scale+translate"). "fit" chooses c and v per head to maximise the fidelity of the picture instead: it tries a
 small grid of scales and translations and keeps the one whose 2D PCA picture, on a seeded sample of texts, puts
-each query's most-attended key among its nearest keys most often (workers.fidelity).
+each query's most-attended key among its nearest keys most often (workers.fidelity), among the candidates whose
+key cloud keeps a size within SPREAD_RATIO_LIMIT of the query cloud's (larger scales win fidelity by shrinking the
+keys to a dot, which no one can read).
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ import numpy as np
 NORMALIZATIONS: tuple[str, ...] = ("fit", "none", "scale", "scale+translate")
 DEFAULT_NORMALIZATION = "fit"
 TRANSLATIONS: tuple[str, ...] = ("none", "centroid", "equal-norm")
-SCALE_MULTIPLIERS: tuple[float, ...] = (1.0, 1.5, 2.0, 3.0)
+SCALE_MULTIPLIERS: tuple[float, ...] = (1.0, 1.25, 1.5, 2.0)
+SPREAD_RATIO_LIMIT = 2.0  # the fit keeps the key cloud within this factor of the query cloud's size
 FIT_SAMPLE_TEXTS = 48
 
 
@@ -46,7 +49,7 @@ def normalisation_params(method: str) -> dict:
     if method != "fit":
         return {}
     return {"translations": TRANSLATIONS, "multipliers": SCALE_MULTIPLIERS, "sample_texts": FIT_SAMPLE_TEXTS,
-            "score": "pca-2d top-1-in-3", "version": 1}
+            "score": "pca-2d top-1-in-3", "spread_ratio_limit": SPREAD_RATIO_LIMIT, "version": 2}
 
 
 def scale_factor(q: np.ndarray, k: np.ndarray) -> float:
@@ -94,11 +97,22 @@ def _pca_2d(points: np.ndarray) -> np.ndarray:
     return centred @ vt[:2].T
 
 
+def picture_layout(q_points: np.ndarray, k_points: np.ndarray) -> dict[str, float]:
+    """How the two clouds of a picture sit: key / query spread (RMS radius) and the centroid gap over the pooled
+    spread (0: centred on each other; above 1: side by side). q_points, k_points [n, dims]."""
+    spread_q = float(np.sqrt(((q_points - q_points.mean(axis=0)) ** 2).sum(axis=1).mean()))
+    spread_k = float(np.sqrt(((k_points - k_points.mean(axis=0)) ** 2).sum(axis=1).mean()))
+    pooled = np.sqrt((spread_q ** 2 + spread_k ** 2) / 2) or 1.0
+    return {"spread_ratio": spread_k / spread_q if spread_q else float("inf"),
+            "centroid_gap": float(np.linalg.norm(q_points.mean(axis=0) - k_points.mean(axis=0)) / pooled)}
+
+
 def fit_transform_for(q: np.ndarray, k: np.ndarray, text_id: np.ndarray, causal: bool,
                       sample_texts: int = FIT_SAMPLE_TEXTS) -> tuple[Transform, list[dict]]:
     """The grid transform with the most faithful 2D PCA picture on a sample of texts, and every candidate's score.
 
-    q, k [N, d]; text_id [N] sorted by text. Score: top-1-in-3; a tie keeps the earlier candidate of the grid.
+    q, k [N, d]; text_id [N] sorted by text. Score: top-1-in-3 among candidates whose clouds keep comparable sizes
+    (all candidates when none does); a tie keeps the earlier candidate of the grid.
     """
     from workers.fidelity import attention_groups, fidelity_of, sampled_text_rows
 
@@ -112,10 +126,14 @@ def fit_transform_for(q: np.ndarray, k: np.ndarray, text_id: np.ndarray, causal:
             q_t, k_t = transform.apply(q_sample, k_sample)
             picture = _pca_2d(np.vstack([q_t, k_t]).astype(np.float64))
             found = fidelity_of(groups, picture[:len(rows)], picture[len(rows):], causal, with_rank=False)
-            score = float(np.nan_to_num(found.top1_in_k, nan=-1.0))
-            scores.append({"translation": translation, "scale_multiplier": multiplier, "top1_in_k": found.top1_in_k})
-            if score > best_score:  # ties keep the earlier, simpler candidate
-                best, best_score = (translation, multiplier), score
+            layout = picture_layout(picture[:len(rows)], picture[len(rows):])
+            scores.append({"translation": translation, "scale_multiplier": multiplier, "top1_in_k": found.top1_in_k,
+                           **layout})
+    readable = [s for s in scores if 1 / SPREAD_RATIO_LIMIT <= s["spread_ratio"] <= SPREAD_RATIO_LIMIT] or scores
+    for score in readable:  # ties keep the earlier, simpler candidate
+        value = float(np.nan_to_num(score["top1_in_k"], nan=-1.0))
+        if value > best_score:
+            best, best_score = (score["translation"], score["scale_multiplier"]), value
     assert best is not None
     return candidate_transform(q.astype(np.float64), k.astype(np.float64), *best), scores
 

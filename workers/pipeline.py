@@ -78,10 +78,11 @@ class ViewKeys:
     q: str
     k: str
     coords: str
+    v: str = ""  # the head's value vectors (of its key head); "" in records written before values were kept
 
     def extracted(self, store: Store) -> bool:
-        """Whether the extraction this view reads (tokens table, its q and k) is stored."""
-        return all(store.has(key) for key in (self.tokens, self.q, self.k))
+        """Whether the extraction this view reads (tokens table, its q, k and v) is stored."""
+        return all(store.has(key) for key in (self.tokens, self.q, self.k, self.v) if key)
 
     def complete(self, store: Store) -> bool:
         """Whether everything this view reads is stored (cheap: presence only)."""
@@ -89,7 +90,7 @@ class ViewKeys:
 
     def intact(self, store: Store) -> bool:
         """Whether everything this view reads is stored and passes its checksum (damaged entries are removed)."""
-        return all([store.intact(key) for key in (self.tokens, self.q, self.k, self.coords)])
+        return all([store.intact(key) for key in (self.tokens, self.q, self.k, self.coords, self.v) if key])
 
 
 def validate(request: HeadRequest, spec: ModelSpec) -> None:
@@ -134,7 +135,7 @@ def extraction_params(model: str, corpus: Corpus | ImageCorpus) -> dict[str, Any
     source = model_source(model)
     return {"model": source.location if source.kind == "hub" else model, "revision": source.revision,
             "corpus": corpus.content_hash, "max_tokens": settings().max_tokens_per_text,
-            "max_total_tokens": settings().max_total_tokens}
+            "max_total_tokens": settings().max_total_tokens, "roles": "qkv"}
 
 
 def vector_key(base: dict[str, Any], role: str, layer: int, head: int) -> str:
@@ -152,7 +153,8 @@ def resolve(request: HeadRequest, base: dict[str, Any] | None = None) -> ViewKey
             "params": projection_params(request.method, request.preview)}
     kv_head = kv_head_for(request.head, spec.n_heads, spec.n_kv_heads)
     return ViewKeys(tokens=content_key("tokens", base), q=vector_key(base, "q", request.layer, request.head),
-                    k=vector_key(base, "k", request.layer, kv_head), coords=content_key("coords", view))
+                    k=vector_key(base, "k", request.layer, kv_head), coords=content_key("coords", view),
+                    v=vector_key(base, "v", request.layer, kv_head))
 
 
 def resolve_heads(template: HeadRequest) -> dict[tuple[int, int], ViewKeys]:
@@ -238,7 +240,7 @@ def ensure_head_view(request: HeadRequest, store: Store, progress: Progress = _n
 
 def fidelity_key(keys: ViewKeys) -> str:
     """Store key of a view's fidelity (it depends on its picture, hence on everything behind it)."""
-    return content_key("fidelity", {"coords": keys.coords, "version": 2})
+    return content_key("fidelity", {"coords": keys.coords, "version": 3})
 
 
 def ensure_view_fidelity(request: HeadRequest, store: Store) -> dict[str, dict]:

@@ -47,6 +47,13 @@ def register(app: Dash) -> None:
             return empty_figure(f"Text {style['text']} is not in this corpus"), aggregate
         attention = metrics.head_text_attention(jobs.stored_vector(keys["q"]), jobs.stored_vector(keys["k"]),
                                                 rows, causal)
+        weighting = ""
+        if style.get("weight") == "value":
+            if not keys.get("v"):
+                return empty_figure("This view was computed before value vectors were kept: reload the page"), \
+                    aggregate
+            norms = metrics.vector_norms(jobs.stored_vector(keys["v"])[rows])
+            attention, weighting = metrics.value_weighted(attention, norms), " · attention × ‖v‖, renormalised"
         if "row" in tokens:  # an image corpus: the image view
             return _image_view(style, tokens, rows, attention), aggregate
         words = [str(t) for t in tokens["token"][rows]]
@@ -55,7 +62,7 @@ def register(app: Dash) -> None:
             attention = metrics.renormalise_without(attention, drop)[~drop][:, ~drop]
             words = [w for w, d in zip(words, drop, strict=True) if not d]
         focus = _hovered_query(hover)
-        title = f"text {style['text']}: {tokens['texts'][style['text']]}"[:120]
+        title = f"text {style['text']}: {tokens['texts'][style['text']]}"[:120 - len(weighting)] + weighting
         return sentence_figure(words, attention, focus, title), aggregate
 
 

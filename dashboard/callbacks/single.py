@@ -169,7 +169,18 @@ def fidelity_text(found: dict[str, dict]) -> str:
 
     return (f"Fidelity: the most-attended key is among a query's 3 nearest keys for {share('picture')} of queries "
             f"in this picture; {share('normalised')} in the normalised vectors; {share('raw')} in the raw vectors "
-            f"(ρ: mean rank correlation of attention and closeness).{transform_text(found.get('transform'))}")
+            f"(ρ: mean rank correlation of attention and closeness).{transform_text(found.get('transform'))}"
+            f"{layout_text(found.get('layout'))}")
+
+
+def layout_text(layout: dict[str, float] | None) -> str:
+    """A warning when queries and keys sit apart in the picture (distances still rank keys, but no key is 'on' a
+    query)."""
+    if not layout or layout["centroid_gap"] <= 1.0:
+        return ""
+    return (f" Queries and keys sit side by side here (centroid gap {layout['centroid_gap']:.1f}× their spread): "
+            "compare a query's distances to the keys; the AttentionViz normalisation overlaps the clouds at a "
+            "large cost in fidelity.")
 
 
 def transform_text(transform: dict[str, Any] | None) -> str:

@@ -18,7 +18,8 @@ from workers.pipeline import HeadRequest
 CONTROL_FIELDS = {ids.VIEW_TABS: "view", ids.MODEL: "model", ids.CORPUS: "corpus", ids.LAYER: "layer",
                   ids.HEAD: "head", ids.METHOD: "method", ids.DIMS: "dims", ids.NORM: "norm", ids.COLOR: "color",
                   ids.SHOW: "show", ids.LABELS: "labels", ids.SEARCH: "search", ids.MATRIX_ORDER: "order",
-                  ids.MATRIX_KEEP: "keep", ids.MATRIX_TINT: "tint"}
+                  ids.MATRIX_KEEP: "keep", ids.MATRIX_TINT: "tint",
+                  ids.SENTENCE_WEIGHT: "weight"}
 CONTROL_PROPS = {ids.VIEW_TABS: "active_tab", ids.LABELS: "value"}
 STEPS = {ids.PREV_LAYER: ("layer", -1), ids.NEXT_LAYER: ("layer", 1), ids.PREV_HEAD: ("head", -1),
          ids.NEXT_HEAD: ("head", 1)}

@@ -165,8 +165,14 @@ def matrix_panel() -> html.Div:
 def sentence_panel() -> html.Div:
     """The sentence view: BertViz-style lines for the selected text, and the head's average by position."""
     return html.Div([
-        dbc.Switch(id=ids.HIDE_SPECIAL, label="hide special tokens (renormalise the rest)", value=False,
-                   className="small"),
+        html.Div([
+            dbc.Switch(id=ids.HIDE_SPECIAL, label="hide special tokens (renormalise the rest)", value=False,
+                       className="small me-4"),
+            html.Span("Lines show", className="small me-2"),
+            dbc.RadioItems(id=ids.SENTENCE_WEIGHT, inline=True, value="attention", className="small",
+                           options=[{"label": "attention", "value": "attention"},
+                                    {"label": "attention × value norm ‖v‖", "value": "value"}]),
+        ], className="d-flex align-items-center flex-wrap"),
         html.Div([
             dbc.Row([
                 dbc.Col(dcc.Graph(id=ids.SENTENCE_GRAPH, style={"height": "70vh"}, config=GRAPH_CONFIG,
