@@ -19,6 +19,21 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
+OVERLAP = "fit, clouds forced to overlap"
+OVERLAP_GAP = 0.5
+
+
+def overlapping_fit(q, k, text_id):
+    """The fit's most faithful grid candidate among those whose clouds overlap (centroid gap <= OVERLAP_GAP)."""
+    from workers.normalize import candidate_transform, fit_transform_for
+
+    _chosen, scores = fit_transform_for(q, k, text_id, causal=False)
+    allowed = [s for s in scores if s["centroid_gap"] <= OVERLAP_GAP and 0.5 <= s["spread_ratio"] <= 2.0]
+    best = max(allowed or scores, key=lambda s: s["top1_in_k"])
+    return candidate_transform(q.astype(np.float64), k.astype(np.float64), best["translation"],
+                               best["scale_multiplier"]).apply(q, k)
+
+
 def measure(q, k, text_id, norm: str, method: str) -> dict[str, float]:
     """Seconds to normalise and project, and the picture's fidelity, for one head."""
     from workers.fidelity import picture_fidelity
@@ -27,7 +42,7 @@ def measure(q, k, text_id, norm: str, method: str) -> dict[str, float]:
     from workers.project import Projector
 
     start = time.perf_counter()
-    q2, k2 = normalize(q, k, norm, text_id, causal=False)
+    q2, k2 = overlapping_fit(q, k, text_id) if norm == OVERLAP else normalize(q, k, norm, text_id, causal=False)
     normalised = time.perf_counter()
     coords = Projector(method, 2, **projection_params(method, False)).fit_transform(np.vstack([q2, k2]))
     seconds = time.perf_counter() - start
@@ -63,7 +78,7 @@ def main() -> None:
     store = Store(settings().cache_dir / "results")
     spec = read_spec("minilm")
     heads = [(layer, head) for layer in range(spec.n_layers) for head in range(spec.n_heads)]
-    plan = [(norm, "pca", heads) for norm in NORMALIZATIONS]
+    plan = [(norm, "pca", heads) for norm in (*NORMALIZATIONS, OVERLAP)]
     umap_heads = heads[::args.umap_every]
     plan += [(norm, "umap", umap_heads) for norm in ("scale+translate", "fit")]
     warm_up_umap()

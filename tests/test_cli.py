@@ -28,10 +28,10 @@ def test_export_umap_npz_then_csv_and_parquet(tmp_path):
                    "--method", "umap", "--out", str(out), cache=cache)
     assert done.returncode == 0, done.stderr
     data = np.load(out)
-    assert set(data.files) == {"q", "k", "q_norm", "k_norm", "coords", "text_id", "position", "token"}
+    assert set(data.files) == {"q", "k", "v", "q_norm", "k_norm", "coords", "text_id", "position", "token"}
     n = data["q"].shape[0]
     assert n >= 10_000
-    assert data["q"].dtype == np.float32 and data["q"].shape == (n, 32)
+    assert data["q"].dtype == np.float32 and data["q"].shape == data["v"].shape == (n, 32)
     assert data["coords"].shape == (2 * n, 2)
     assert data["text_id"].dtype.kind == "i" and data["token"].dtype.kind == "U"
     metrics = json.loads((tmp_path / "x.npz.metrics.json").read_text())  # beside the arrays: what the head does
@@ -41,6 +41,9 @@ def test_export_umap_npz_then_csv_and_parquet(tmp_path):
     assert metrics["summary"]["entropy"] == pytest.approx(summary.entropy)
     picture = picture_fidelity(data["q"], data["k"], data["coords"], data["text_id"], False)
     assert metrics["fidelity"]["picture"]["top1_in_k"] == pytest.approx(picture.top1_in_k)
+    assert metrics["fidelity"]["transform"]["translation"] in ("none", "centroid", "equal-norm")  # the fitted one
+    q_norm_again = data["q"] * metrics["fidelity"]["transform"]["scale"]
+    np.testing.assert_allclose(data["q_norm"], q_norm_again, rtol=1e-3, atol=1e-3)  # as the transform states
 
     for suffix in ("csv", "parquet"):
         table_path = tmp_path / f"x.{suffix}"

@@ -291,7 +291,7 @@ def export_metrics(request: HeadRequest, store: Store, notes: list[str]) -> dict
 
 
 def export_arrays(request: HeadRequest, store: Store, progress: Progress = _no_progress) -> dict[str, np.ndarray]:
-    """The export contract: q, k, q_norm, k_norm, coords, text_id, position, token (+ row, col for images)."""
+    """The export contract: q, k, v, q_norm, k_norm, coords, text_id, position, token (+ row, col for images)."""
     keys = ensure_head_view(request, store, progress)
     q, k = head_vectors(store, keys)
     tokens = store.get_arrays(keys.tokens)
@@ -301,6 +301,9 @@ def export_arrays(request: HeadRequest, store: Store, progress: Progress = _no_p
     out = {"q": q.astype(np.float32), "k": k.astype(np.float32), "q_norm": q_norm, "k_norm": k_norm,
            "coords": coords["coords"], "text_id": tokens["text_id"].astype(np.int64),
            "position": tokens["position"].astype(np.int64), "token": tokens["token"]}
+    values = store.get_arrays(keys.v) if keys.v else None
+    if values is not None:  # the head's value vectors (of its key head), float32 [N, d_head]
+        out["v"] = values["v"].astype(np.float32)
     for extra in ("row", "col"):
         if extra in tokens:
             out[extra] = tokens[extra].astype(np.int64)
