@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 from pathlib import Path
@@ -11,9 +12,10 @@ import diskcache
 from dash import Dash, DiskcacheManager
 
 from dashboard import jobs
-from dashboard.callbacks import downloads, headmap, health, matrix, sentence, single, upload, url
+from dashboard.callbacks import compare, downloads, headmap, health, matrix, sentence, single, upload, url
 from dashboard.jobs import LocalWorker
 from dashboard.layout.page import page
+from workers import local_queue
 from workers.config import settings
 
 ASSETS = Path(__file__).parent / "assets"
@@ -59,10 +61,14 @@ def create_app(cache_dir: str | Path | None = None, start_worker: bool = True) -
     health.register(app)
     upload.register(app)
     headmap.register(app)
+    compare.register(app)
     # A request may carry an upload as base64 (4/3 of its size); anything bigger is refused at the door.
     app.server.config["MAX_CONTENT_LENGTH"] = settings().max_upload_bytes * 4 // 3 + 2**20
     workers = settings().local_workers
     app.local_worker = LocalWorker(cache_dir, workers) if start_worker and not jobs.team_mode() else None
     if app.local_worker is not None:
+        dropped = local_queue.drop_bulk_jobs(jobs.store_for(str(cache_dir)))
+        if dropped:
+            logging.getLogger(__name__).info("dropped %d matrix jobs left queued by an earlier run", dropped)
         app.local_worker.start()
     return app

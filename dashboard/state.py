@@ -17,12 +17,13 @@ from workers.registry import registry
 from workers.summaries import SUMMARY_NAMES
 from workers.uploads import list_uploads
 
-VIEWS = ("single", "matrix", "sentence", "headmap")
+VIEWS = ("single", "matrix", "sentence", "headmap", "compare")
 COLORS = COLOR_MODES
 SHOWS = ("both", "queries", "keys")
 MAX_SEARCH = 64
 COMPUTE_FIELDS = ("model", "corpus", "layer", "head", "norm", "method", "dims")
-OPTIONAL = ("search", "text", "pos", "order", "keep", "tint", "weight")  # left out of the URL when unset
+OPTIONAL = ("search", "text", "pos", "order", "keep", "tint", "weight",  # left out of the URL when unset
+            "b_model", "b_corpus", "b_layer", "b_head")
 ORDERS = ("grid", *SUMMARY_NAMES, "fidelity", "fidelity_rank")  # matrix cells: layer x head, or ranked
 TINTS = ("none", *ORDERS[1:])  # matrix cells: a background colour by the same per-head values
 WEIGHTS = ("attention", "value")  # sentence view: lines by attention, or by attention × value-vector norm
@@ -51,6 +52,10 @@ class ViewState:
     keep: str = ""  # ranked matrix: only heads whose value is at least this number ("" = all)
     tint: str = "none"  # matrix: cell background coloured by a per-head value
     weight: str = "attention"  # sentence view: "value" weights attention by each token's value-vector norm
+    b_model: str = ""  # side by side: what picture B changes ("" / -1: the same as picture A)
+    b_corpus: str = ""
+    b_layer: int = -1
+    b_head: int = -1
 
     def to_query(self) -> str:
         """Canonical query string, starting with '?' (unset optional fields left out)."""
@@ -60,6 +65,18 @@ class ViewState:
     def request(self) -> dict[str, Any]:
         """What a worker computes (a HeadRequest dict)."""
         return {name: getattr(self, name) for name in COMPUTE_FIELDS}
+
+    def picture_b(self) -> ViewState:
+        """Picture B of the side-by-side view: this state with B's model, corpus, layer and head."""
+        model = self.b_model or self.model
+        spec = read_spec(model)
+        corpus = self.b_corpus or self.corpus
+        if corpus not in corpus_choices(spec.modality):
+            corpus = default_corpus(spec.modality)
+        layer = self.b_layer if self.b_layer >= 0 else self.layer
+        head = self.b_head if self.b_head >= 0 else self.head
+        return replace(self, model=model, corpus=corpus, layer=min(layer, spec.n_layers - 1),
+                       head=min(head, spec.n_heads - 1))
 
     def style(self) -> Style:
         """How the computed picture is drawn."""
@@ -178,7 +195,21 @@ def parse_query(search: str | None) -> tuple[ViewState, list[str]]:
         tint=_choice(params, "tint", TINTS, "none", notices),
         weight=_choice(params, "weight", WEIGHTS, "attention", notices),
     )
-    return state, notices
+    return _with_picture_b(state, params, notices), notices
+
+
+def _with_picture_b(state: ViewState, params: dict[str, list[str]], notices: list[str]) -> ViewState:
+    """The side-by-side fields (b_model, b_corpus, b_layer, b_head), checked against B's model."""
+    b_model = _choice(params, "b_model", ["", *model_choices()], "", notices)
+    try:
+        spec = read_spec(b_model or state.model)
+    except (ModelError, OSError, ValueError) as exc:
+        notices.append(f"Model {b_model!r} is unavailable ({str(exc).splitlines()[0][:120]}).")
+        b_model, spec = "", read_spec(state.model)
+    return replace(state, b_model=b_model,
+                   b_corpus=_choice(params, "b_corpus", ["", *corpus_choices(spec.modality)], "", notices),
+                   b_layer=_index(params, "b_layer", spec.n_layers, notices, default=-1),
+                   b_head=_index(params, "b_head", spec.n_heads, notices, default=-1))
 
 
 def with_controls(state: ViewState, **values: Any) -> ViewState:
@@ -192,5 +223,18 @@ def with_controls(state: ViewState, **values: Any) -> ViewState:
     if new.corpus != state.corpus or new.model != state.model:
         new = replace(new, text=-1, pos=-1)  # a selection belongs to one corpus
     keep = _threshold({"keep": [str(new.keep or "")]}, [])
-    return replace(new, layer=min(int(new.layer), spec.n_layers - 1), head=min(int(new.head), spec.n_heads - 1),
-                   dims=int(new.dims), labels=int(new.labels), search=str(new.search or "")[:MAX_SEARCH], keep=keep)
+    new = replace(new, layer=min(int(new.layer), spec.n_layers - 1), head=min(int(new.head), spec.n_heads - 1),
+                  dims=int(new.dims), labels=int(new.labels), search=str(new.search or "")[:MAX_SEARCH], keep=keep)
+    return _picture_b_controls(new)
+
+
+def _picture_b_controls(state: ViewState) -> ViewState:
+    """B's fields as differences from A ("" / -1 where B shows the same as A), clamped to B's model."""
+    b_model = "" if state.b_model in ("", state.model) else state.b_model
+    spec = read_spec(b_model or state.model)
+    b_corpus = "" if state.b_corpus in ("", state.corpus) else state.b_corpus
+    if b_corpus and b_corpus not in corpus_choices(spec.modality):
+        b_corpus = ""
+    b_layer = -1 if int(state.b_layer) in (-1, state.layer) else min(int(state.b_layer), spec.n_layers - 1)
+    b_head = -1 if int(state.b_head) in (-1, state.head) else min(int(state.b_head), spec.n_heads - 1)
+    return replace(state, b_model=b_model, b_corpus=b_corpus, b_layer=b_layer, b_head=b_head)

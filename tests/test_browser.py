@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import time
 
+import numpy as np
 import pytest
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
@@ -353,3 +354,24 @@ def test_head_map_places_every_head_and_related_heads_link_to_each_other(dash_du
     dash_duo.wait_for_text_to_equal("#view-heading", f"L{layer} H{head}", timeout=30)
     assert f"layer={layer}" in dash_duo.driver.current_url and f"head={head}" in dash_duo.driver.current_url
     wait_for_points(dash_duo)  # drawn: no background computation outlives the test
+
+
+def test_side_by_side_links_the_selection_across_two_heads(dash_duo, app):
+    dash_duo.start_server(app)
+    dash_duo.driver.get(dash_duo.server_url + "/?view=compare&layer=0&head=2&b_layer=2&b_head=5")
+    dash_duo.wait_for_text_to_equal("#view-heading", "Side by side", timeout=30)
+    wait_for_points(dash_duo, "compare-a-graph", timeout=240)
+    wait_for_points(dash_duo, "compare-b-graph", timeout=120)
+    dash_duo.wait_for_text_to_equal("#compare-b-title", "B · minilm · corpus default · L2 H5", timeout=30)
+    tokens = jobs.tokens_table(jobs.cached_keys(HeadRequest(layer=2, head=5), jobs.store())["tokens"])
+    index = int(np.flatnonzero((tokens["text_id"] == 3) & (tokens["position"] == 2))[0])  # a token of text 3
+    mouse_to_point(dash_duo, "compare-b-graph", 0, index, click=True)  # clicked in picture B
+    wait_until(lambda: "text=" in dash_duo.driver.current_url, timeout=30)
+    assert "pos=" in dash_duo.driver.current_url  # a token of picture B, selected in A's terms
+    for graph in ("compare-a-graph", "compare-b-graph"):  # both pictures outline the selected text
+        wait_until(lambda g=graph: any(name.startswith("selected text") for _t, name, _n in traces(dash_duo, g)),
+                   timeout=30)
+    dash_duo.select_dcc_dropdown("#b-head", "7")
+    wait_until(lambda: "b_head=7" in dash_duo.driver.current_url, timeout=20)
+    dash_duo.wait_for_text_to_equal("#compare-b-title", "B · minilm · corpus default · L2 H7", timeout=120)
+    wait_for_points(dash_duo, "compare-b-graph", timeout=120)

@@ -108,3 +108,34 @@ def test_an_opened_head_is_served_before_queued_matrix_cells(isolated_cache):
         assert finished[0] < min(finished[1:])  # one worker, and the opened head finished first
     finally:
         workers.stop()
+
+
+def test_matrix_jobs_left_by_an_earlier_run_are_dropped_at_start_and_an_open_matrix_resubmits(isolated_cache):
+    from dashboard import jobs
+    from dashboard.app import create_app
+
+    store = open_store(isolated_cache)
+    stale = [local_queue.submit(HeadRequest(layer=3, head=head, method="umap", preview=True).to_dict(), store,
+                                urgent=False) for head in range(12)]
+    opened = local_queue.submit(HeadRequest(layer=1, head=1).to_dict(), store)
+    app = create_app(cache_dir=isolated_cache)  # a new server run
+    try:
+        assert all(local_queue.job_status(j, store)["state"] == "dropped" for j in stale)
+        record = wait_until_done(opened, store)
+        assert record["state"] == "done"  # what someone opened is kept and served
+        submitted, _held = jobs.submit_limited("tab", [HeadRequest(layer=3, head=0, method="umap",
+                                                                   preview=True).to_dict()], store, urgent=False)
+        assert local_queue.job_status(submitted[0], store)["state"] in ("queued", "running", "done")  # again
+    finally:
+        app.local_worker.stop()
+
+
+def wait_until_done(job_id: str, store, timeout: float = 300) -> dict:
+    """Poll a local job until it is done or failed."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        record = local_queue.job_status(job_id, store)
+        if record["state"] in ("done", "error"):
+            return record
+        time.sleep(0.3)
+    raise AssertionError(f"job {job_id} not done in {timeout} s")

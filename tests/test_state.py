@@ -70,7 +70,8 @@ def test_changing_corpus_clears_the_selection():
 
 
 FIELDS = ["view", "model", "corpus", "layer", "head", "method", "dims", "norm", "color", "show", "labels",
-          "search", "text", "pos", "order", "keep", "tint", "weight", "unknown", ""]
+          "search", "text", "pos", "order", "keep", "tint", "weight", "b_model", "b_corpus", "b_layer", "b_head",
+          "unknown", ""]
 NASTY_VALUES = ["", "-1", "0", "5", "6", "11", "12", "99999999999999999999", "9" * 5000, "1e3", "0x1f", " 3 ",
                 "²", "٣", "3.0", "+2", "NaN", "inf", "<script>alert(1)</script>", "%3Cimg%20src%3Dx%3E",
                 "\x00", "%00", "%ZZ", "'\"`", "../../etc/passwd", "/etc/passwd", "umap", "matrix", "pca",

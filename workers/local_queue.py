@@ -69,6 +69,19 @@ def submit(request: dict[str, Any], store: Store, urgent: bool = True) -> str:
     return job_id
 
 
+def drop_bulk_jobs(store: Store) -> int:
+    """Empty the bulk queue (matrix cells of a previous server run: no page waits on them any more; an open
+    matrix resubmits what it still lacks) and mark those jobs dropped; returns how many were dropped."""
+    queue, dropped = _queue(store.directory), 0
+    while True:
+        try:
+            item = queue.popleft()
+        except IndexError:
+            return dropped
+        store.put_json(f"job:{item['job_id']}", _record("dropped", 0.0, "dropped when the server restarted"))
+        dropped += 1
+
+
 def job_status(job_id: str, store: Store) -> dict[str, Any]:
     """The job's record: state (queued|running|done|error), progress 0..1, message, error."""
     record = store.get_json(f"job:{job_id}") or _record("unknown", 0.0, "no such job")

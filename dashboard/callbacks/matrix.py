@@ -160,10 +160,11 @@ def register(app: Dash) -> None:
         """Redraw when more heads have finished (or the search changed); submit heads the job limit held back."""
         if not request or not style or style.get("view") != "matrix":
             return (no_update,) * 7
-        still_held = no_update
-        if held:  # the session's job limit held some heads back: submit as many as it now allows
-            still_held = jobs.submit_limited(client, pending_requests(request), jobs.store(), urgent=False)[1]
         done, total = finished_cells(request)
+        # every pending head again (queued ones are not queued twice): heads the session's job limit held back,
+        # and heads whose job was dropped (a server restart) or lost
+        pending = pending_requests(request) if len(done) < total else []
+        still_held = jobs.submit_limited(client, pending, jobs.store(), urgent=False)[1] if pending else no_update
         for cell in [cell for cell, keys in done.items() if _readable_coords(keys) is None]:  # damaged: again
             del done[cell]
             jobs.backend().submit(replace(_template(request), layer=cell[0], head=cell[1]).to_dict(), jobs.store(),

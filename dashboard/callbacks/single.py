@@ -16,7 +16,7 @@ from workers.models import read_spec
 from workers.pipeline import HeadRequest, ensure_view_fidelity
 
 PANELS = {"single": ids.SINGLE_PANEL, "matrix": ids.MATRIX_PANEL, "sentence": ids.SENTENCE_PANEL,
-          "headmap": ids.HEADMAP_PANEL}
+          "headmap": ids.HEADMAP_PANEL, "compare": ids.COMPARE_PANEL}
 
 
 def _style(data: dict[str, Any]) -> Style:
@@ -31,6 +31,9 @@ def heading_text(style: dict[str, Any]) -> tuple[str, str]:
     if style["view"] == "headmap":
         return (f"Head map · {spec.n_layers * spec.n_heads} heads",
                 f"{style['model']} · corpus {style['corpus']} · heads placed by how alike they attend")
+    if style["view"] == "compare":
+        return ("Side by side", f"{METHOD_LABELS[style['method']]} {style['dims']}D · normalisation {style['norm']} · "
+                                "clicking a token in either picture selects it in both")
     if style["view"] == "matrix":
         return (f"All heads · {spec.n_layers} layers x {spec.n_heads} heads",
                 f"{style['model']} · corpus {style['corpus']} · {METHOD_LABELS[style['method']]} 2D · "
@@ -51,7 +54,7 @@ def register(app: Dash) -> None:
         if not style:
             return (no_update,) * (4 + len(PANELS))
         title, sub = heading_text(style)
-        one_head = {"display": "block" if style["view"] in ("single", "sentence") else "none"}
+        one_head = {"display": "block" if style["view"] in ("single", "sentence", "compare") else "none"}
         return (title, sub, *[{"display": "block" if view == style["view"] else "none"} for view in PANELS],
                 one_head, one_head)
 

@@ -19,7 +19,9 @@ CONTROL_FIELDS = {ids.VIEW_TABS: "view", ids.MODEL: "model", ids.CORPUS: "corpus
                   ids.HEAD: "head", ids.METHOD: "method", ids.DIMS: "dims", ids.NORM: "norm", ids.COLOR: "color",
                   ids.SHOW: "show", ids.LABELS: "labels", ids.SEARCH: "search", ids.MATRIX_ORDER: "order",
                   ids.MATRIX_KEEP: "keep", ids.MATRIX_TINT: "tint",
-                  ids.SENTENCE_WEIGHT: "weight"}
+                  ids.SENTENCE_WEIGHT: "weight", ids.B_MODEL: "b_model", ids.B_CORPUS: "b_corpus",
+                  ids.B_LAYER: "b_layer", ids.B_HEAD: "b_head"}
+B_CONTROLS = {ids.B_MODEL, ids.B_CORPUS, ids.B_LAYER, ids.B_HEAD}
 CONTROL_PROPS = {ids.VIEW_TABS: "active_tab", ids.LABELS: "value"}
 STEPS = {ids.PREV_LAYER: ("layer", -1), ids.NEXT_LAYER: ("layer", 1), ids.PREV_HEAD: ("head", -1),
          ids.NEXT_HEAD: ("head", 1)}
@@ -95,11 +97,47 @@ def _head_map_point(state: ViewState, click: dict | None) -> ViewState:
     return replace(state, view="single", layer=cell[0], head=cell[1])
 
 
+def _keys_of(state: ViewState) -> dict[str, str] | None:
+    """Stored keys of a state's head (None when not computed yet)."""
+    return jobs.cached_keys(HeadRequest.from_dict(state.request()), jobs.store_for(jobs.cache_dir()))
+
+
+def _picture_b_token(state: ViewState, click: dict | None) -> ViewState:
+    """Select, in picture A's terms, the text and token clicked in picture B (the same text string)."""
+    from dashboard.linking import linked_token
+
+    index = clicked_token((click or {}).get("points", [{}])[0])
+    b_state = state.picture_b()
+    keys_a, keys_b = _keys_of(state), _keys_of(b_state)
+    if index is None or not keys_a or not keys_b:
+        return state
+    tokens_a, tokens_b = jobs.tokens_table(keys_a["tokens"]), jobs.tokens_table(keys_b["tokens"])
+    if not 0 <= index < len(tokens_b["token"]):
+        return state
+    text, pos = linked_token(tokens_b, int(tokens_b["text_id"][index]), int(tokens_b["position"][index]), tokens_a,
+                             b_state.model == state.model)
+    if text < 0:
+        return state
+    if (state.text, state.pos) == (text, pos):
+        return replace(state, text=-1, pos=-1)
+    return replace(state, text=text, pos=pos)
+
+
+def control_value(state: ViewState, field: str) -> Any:
+    """What a control shows: B's controls show picture B's effective model, corpus, layer and head."""
+    if field.startswith("b_"):
+        return getattr(state.picture_b(), field.removeprefix("b_"))
+    return getattr(state, field) if field != "labels" else bool(state.labels)
+
+
 def next_state(trigger: str | None, state: ViewState, values: list, single_click, matrix_click,
-               head_map_click=None) -> ViewState:
+               head_map_click=None, compare_clicks=(None, None)) -> ViewState:
     """The state after a control, step button, click or clear."""
     if trigger in CONTROL_FIELDS:
-        return with_controls(state, **dict(zip(CONTROL_FIELDS.values(), values, strict=True)))
+        controls = dict(zip(CONTROL_FIELDS.values(), values, strict=True))
+        if trigger not in B_CONTROLS:  # B's controls show B's effective values: only a change to one of them counts
+            controls = {k: v for k, v in controls.items() if not k.startswith("b_")}
+        return with_controls(state, **controls)
     if trigger in STEPS:
         return _step(state, *STEPS[trigger])
     if trigger == ids.SINGLE_GRAPH:
@@ -108,6 +146,10 @@ def next_state(trigger: str | None, state: ViewState, values: list, single_click
         return _matrix_cell(state, matrix_click)
     if trigger == ids.HEADMAP_GRAPH:
         return _head_map_point(state, head_map_click)
+    if trigger == ids.COMPARE_A_GRAPH:
+        return _selected_token(state, compare_clicks[0])
+    if trigger == ids.COMPARE_B_GRAPH:
+        return _picture_b_token(state, compare_clicks[1])
     if trigger == ids.CLEAR_SELECTION:
         return replace(state, text=-1, pos=-1)
     return state
@@ -121,36 +163,43 @@ def register(app: Dash) -> None:
     @app.callback(
         Output(ids.URL, "search"), *control_outputs,
         Output(ids.LAYER, "options"), Output(ids.HEAD, "options"), Output(ids.CORPUS, "options"),
+        Output(ids.B_LAYER, "options"), Output(ids.B_HEAD, "options"), Output(ids.B_CORPUS, "options"),
         Output(ids.VIEW_REQUEST, "data"), Output(ids.VIEW_STYLE, "data"), Output(ids.MATRIX_REQUEST, "data"),
-        Output(ids.NOTICES, "children"),
+        Output(ids.COMPARE_REQUEST, "data"), Output(ids.NOTICES, "children"),
         Input(ids.URL, "search"), *control_inputs, *[Input(b, "n_clicks") for b in STEPS],
         Input(ids.SINGLE_GRAPH, "clickData"), Input(ids.MATRIX_GRAPH, "clickData"),
-        Input(ids.HEADMAP_GRAPH, "clickData"), Input(ids.CLEAR_SELECTION, "n_clicks"),
+        Input(ids.HEADMAP_GRAPH, "clickData"), Input(ids.COMPARE_A_GRAPH, "clickData"),
+        Input(ids.COMPARE_B_GRAPH, "clickData"), Input(ids.CLEAR_SELECTION, "n_clicks"),
         State(ids.VIEW_REQUEST, "data"), State(ids.VIEW_STYLE, "data"), State(ids.MATRIX_REQUEST, "data"),
+        State(ids.COMPARE_REQUEST, "data"),
     )
     def sync(search: str | None, *args):
         """Controls, buttons or clicks -> new URL; URL changed (load, back, forward) -> controls."""
         values = list(args[: len(CONTROL_FIELDS)])
         clicks = len(CONTROL_FIELDS) + len(STEPS)
-        single_click, matrix_click, head_map_click = args[clicks: clicks + 3]
-        old_request, old_style, old_matrix = args[-3:]
+        single_click, matrix_click, head_map_click, a_click, b_click = args[clicks: clicks + 5]
+        old_request, old_style, old_matrix, old_compare = args[-4:]
         state, notices = parse_query(search)
         trigger = ctx.triggered_id if ctx.triggered_id != ids.URL else None
         if trigger is not None:
-            state, notices = next_state(trigger, state, values, single_click, matrix_click, head_map_click), []
+            state = next_state(trigger, state, values, single_click, matrix_click, head_map_click, (a_click, b_click))
+            notices = []
         query = state.to_query()
         spec = read_spec(state.model)
         request = state.request()
         style = {**state.__dict__, "query": query}
         matrix = {k: request[k] for k in ("model", "corpus", "norm", "method")} if state.view == "matrix" else None
+        picture_b = state.picture_b()
+        b_spec = read_spec(picture_b.model)
         return (query if trigger is not None and query != search else no_update,
-                *[getattr(state, field) if field != "labels" else bool(state.labels)
-                  for field in CONTROL_FIELDS.values()],
+                *[control_value(state, field) for field in CONTROL_FIELDS.values()],
                 range_options(spec.n_layers), range_options(spec.n_heads), corpus_options(spec.modality),
+                range_options(b_spec.n_layers), range_options(b_spec.n_heads), corpus_options(b_spec.modality),
                 # the matrix computes its own heads: the single view's head waits until a view shows it
                 _unless_same(request, old_request) if state.view not in ("matrix", "headmap") else no_update,
                 _unless_same(style, old_style),
                 _unless_same(matrix, old_matrix) if matrix is not None else no_update,
+                _unless_same(picture_b.request(), old_compare) if state.view == "compare" else no_update,
                 _notices(notices) if notices else html.Div())
 
     app.clientside_callback(

@@ -184,6 +184,34 @@ def sentence_panel() -> html.Div:
     ], id=ids.SENTENCE_PANEL, style={"display": "none"})
 
 
+def compare_panel() -> html.Div:
+    """Side by side: picture A (the controls on the left) and picture B (its own model, corpus, layer, head)."""
+    def b_field(label: str, control) -> html.Div:
+        return html.Div([html.Span(label, className="small me-1"), control], className="me-3",
+                        style={"minWidth": "9rem"})
+
+    return html.Div([
+        html.Div([html.Span("Picture B:", className="small fw-bold me-2"),
+                  b_field("model", dcc.Dropdown(id=ids.B_MODEL, clearable=False, searchable=False,
+                                                options=model_options(), style={"minWidth": "12rem"})),
+                  b_field("corpus", dcc.Dropdown(id=ids.B_CORPUS, clearable=False, searchable=False,
+                                                 style={"minWidth": "10rem"})),
+                  b_field("layer", dcc.Dropdown(id=ids.B_LAYER, clearable=False, searchable=False)),
+                  b_field("head", dcc.Dropdown(id=ids.B_HEAD, clearable=False, searchable=False))],
+                 className="d-flex align-items-center flex-wrap mb-1"),
+        html.Div(id=ids.COMPARE_STATUS, className="small text-muted mb-1"),
+        dcc.Store(id=ids.COMPARE_REQUEST), dcc.Store(id=ids.COMPARE_KEYS),
+        dbc.Row([
+            dbc.Col([html.Div(id=ids.COMPARE_A_TITLE, className="small fw-bold"),
+                     dcc.Graph(id=ids.COMPARE_A_GRAPH, style={"height": "64vh"}, config=GRAPH_CONFIG,
+                               figure=empty_figure("Preparing picture A…"))], md=6),
+            dbc.Col([html.Div(id=ids.COMPARE_B_TITLE, className="small fw-bold"),
+                     dcc.Graph(id=ids.COMPARE_B_GRAPH, style={"height": "64vh"}, config=GRAPH_CONFIG,
+                               figure=empty_figure("Preparing picture B…"))], md=6),
+        ]),
+    ], id=ids.COMPARE_PANEL, style={"display": "none"})
+
+
 def headmap_panel() -> html.Div:
     """The head map: one point per head, placed by how alike the heads attend."""
     return html.Div([
@@ -198,7 +226,8 @@ def view_panel() -> html.Div:
     """Tabs, heading, progress and the three views."""
     return html.Div([
         dbc.Tabs([dbc.Tab(label="Matrix (all heads)", tab_id="matrix"), dbc.Tab(label="Single head", tab_id="single"),
-                  dbc.Tab(label="Sentence", tab_id="sentence"), dbc.Tab(label="Head map", tab_id="headmap")],
+                  dbc.Tab(label="Sentence", tab_id="sentence"), dbc.Tab(label="Head map", tab_id="headmap"),
+                  dbc.Tab(label="Side by side", tab_id="compare")],
                  id=ids.VIEW_TABS, active_tab="single",
                  className="mb-2"),
         html.Div(id=ids.NOTICES),
@@ -213,7 +242,7 @@ def view_panel() -> html.Div:
         html.Div(id=ids.STATUS, className="small text-muted mb-1"),
         html.Div(id=ids.FIDELITY, className="small text-muted mb-1"),
         html.Div(id=ids.RELATED_HEADS, className="small text-muted mb-1"),
-        single_panel(), matrix_panel(), sentence_panel(), headmap_panel(),
+        single_panel(), matrix_panel(), sentence_panel(), headmap_panel(), compare_panel(),
     ])
 
 

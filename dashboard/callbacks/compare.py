@@ -1,0 +1,91 @@
+"""Side by side: picture A (the main controls) and picture B (its own model, corpus, layer, head), with the selected
+text and token linked across both."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from dash import Dash, Input, Output, State, no_update
+
+from dashboard import ids, jobs
+from dashboard.callbacks.single import _style
+from dashboard.figures.single import empty_figure, single_figure
+from dashboard.linking import linked_token
+from workers.models import read_spec
+from workers.pipeline import HeadRequest
+
+
+def picture_title(label: str, request: dict[str, Any]) -> str:
+    """'A · minilm · corpus default · L2 H5'."""
+    return f"{label} · {request['model']} · corpus {request['corpus']} · L{request['layer']} H{request['head']}"
+
+
+def linked_style(style: dict[str, Any], keys_a: dict | None, keys_b: dict, same_tokenizer: bool
+                 ) -> tuple[dict[str, Any], str]:
+    """B's style: A's selection carried over to B's tokens table (same text string, same token), and a note."""
+    if style["text"] < 0 or not keys_a:
+        return style, ""
+    text, pos = linked_token(jobs.tokens_table(keys_a["tokens"]), style["text"], style["pos"],
+                             jobs.tokens_table(keys_b["tokens"]), same_tokenizer)
+    if text < 0:
+        return {**style, "text": -1, "pos": -1}, "The selected text is not in picture B's corpus."
+    note = "" if style["pos"] < 0 or pos >= 0 else "The selected token is not in picture B's tokens of that text."
+    return {**style, "text": text, "pos": pos}, note
+
+
+def register(app: Dash) -> None:
+    """Callbacks of the side-by-side view."""
+
+    @app.callback(
+        Output(ids.COMPARE_KEYS, "data"), Input(ids.COMPARE_REQUEST, "data"), State(ids.CLIENT, "data"),
+        background=True, progress=[Output(ids.COMPARE_STATUS, "children")], prevent_initial_call=True,
+    )
+    def compute(set_progress, data: dict[str, Any] | None, client: str | None):
+        """Have the worker compute (or find) picture B."""
+        if not data:
+            return no_update
+        request, started = HeadRequest.from_dict(data), time.monotonic()
+
+        def progress(fraction: float, message: str) -> None:
+            set_progress((f"Picture B: {message} · {int(100 * fraction)}% · {time.monotonic() - started:.0f} s",))
+
+        try:
+            keys = jobs.run_request(request, jobs.store(), progress, client)
+        except Exception as exc:  # shown to the user, never a broken page
+            return {"error": str(exc), "request": data}
+        return {"keys": keys, "request": data, "causal": read_spec(request.model).causal}
+
+    @app.callback(Output(ids.COMPARE_A_GRAPH, "figure"), Output(ids.COMPARE_B_GRAPH, "figure"),
+                  Output(ids.COMPARE_A_TITLE, "children"), Output(ids.COMPARE_B_TITLE, "children"),
+                  Output(ids.COMPARE_STATUS, "children", allow_duplicate=True),
+                  Input(ids.SINGLE_KEYS, "data"), Input(ids.COMPARE_KEYS, "data"), Input(ids.VIEW_STYLE, "data"),
+                  State(ids.COMPARE_REQUEST, "data"), prevent_initial_call=True)
+    def draw(computed_a: dict | None, computed_b: dict | None, style: dict | None, wanted_b: dict | None):
+        """Both pictures under the same style, B's selection linked to A's."""
+        if not style or style.get("view") != "compare":
+            return (no_update,) * 5
+        figure_a, title_a = no_update, no_update
+        keys_a = computed_a.get("keys") if computed_a and computed_a.get("request") == _request_a(style) else None
+        if keys_a:
+            data = jobs.head_data(keys_a, computed_a["causal"])
+            figure_a = single_figure(data, _style(style), f"A|{sorted(computed_a['request'].items())}")[0]
+            title_a = picture_title("A", computed_a["request"])
+        if not computed_b or computed_b.get("request") != wanted_b:
+            return figure_a, no_update, title_a, no_update, no_update
+        if "error" in computed_b:
+            return figure_a, empty_figure(f"Could not compute picture B: {computed_b['error']}"), title_a, "", ""
+        same = computed_b["request"]["model"] == style["model"]
+        style_b, note = linked_style(style, keys_a, computed_b["keys"], same)
+        data_b = jobs.head_data(computed_b["keys"], computed_b["causal"])
+        figure_b = single_figure(data_b, _style(style_b), f"B|{sorted(computed_b['request'].items())}")[0]
+        status = note or "Click a token in either picture: the same text and token are selected in both."
+        return figure_a, figure_b, title_a, picture_title("B", computed_b["request"]), status
+
+
+def _request_a(style: dict[str, Any]) -> dict[str, Any]:
+    """Picture A's request from the view style (as the URL callback builds it)."""
+    from dashboard.state import COMPUTE_FIELDS
+
+    return {name: style[name] for name in COMPUTE_FIELDS}
+
