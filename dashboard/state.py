@@ -23,7 +23,7 @@ SHOWS = ("both", "queries", "keys")
 MAX_SEARCH = 64
 COMPUTE_FIELDS = ("model", "corpus", "layer", "head", "norm", "method", "dims")
 OPTIONAL = ("search", "text", "pos", "order", "keep", "tint", "weight",  # left out of the URL when unset
-            "b_model", "b_corpus", "b_layer", "b_head")
+            "b_model", "b_corpus", "b_layer", "b_head", "b_vectors")
 ORDERS = ("grid", *SUMMARY_NAMES, "fidelity", "fidelity_rank")  # matrix cells: layer x head, or ranked
 TINTS = ("none", *ORDERS[1:])  # matrix cells: a background colour by the same per-head values
 WEIGHTS = ("attention", "value")  # sentence view: lines by attention, or by attention × value-vector norm
@@ -56,6 +56,7 @@ class ViewState:
     b_corpus: str = ""
     b_layer: int = -1
     b_head: int = -1
+    b_vectors: str = ""  # "v": picture B shows the head's value vectors ("": queries and keys, as A)
 
     def to_query(self) -> str:
         """Canonical query string, starting with '?' (unset optional fields left out)."""
@@ -77,6 +78,10 @@ class ViewState:
         head = self.b_head if self.b_head >= 0 else self.head
         return replace(self, model=model, corpus=corpus, layer=min(layer, spec.n_layers - 1),
                        head=min(head, spec.n_heads - 1))
+
+    def request_b(self) -> dict[str, Any]:
+        """What a worker computes for picture B (a HeadRequest dict)."""
+        return {**self.picture_b().request(), "vectors": self.b_vectors or "qk"}
 
     def style(self) -> Style:
         """How the computed picture is drawn."""
@@ -209,7 +214,8 @@ def _with_picture_b(state: ViewState, params: dict[str, list[str]], notices: lis
     return replace(state, b_model=b_model,
                    b_corpus=_choice(params, "b_corpus", ["", *corpus_choices(spec.modality)], "", notices),
                    b_layer=_index(params, "b_layer", spec.n_layers, notices, default=-1),
-                   b_head=_index(params, "b_head", spec.n_heads, notices, default=-1))
+                   b_head=_index(params, "b_head", spec.n_heads, notices, default=-1),
+                   b_vectors=_choice(params, "b_vectors", ["", "v"], "", notices))
 
 
 def with_controls(state: ViewState, **values: Any) -> ViewState:
@@ -237,4 +243,5 @@ def _picture_b_controls(state: ViewState) -> ViewState:
         b_corpus = ""
     b_layer = -1 if int(state.b_layer) in (-1, state.layer) else min(int(state.b_layer), spec.n_layers - 1)
     b_head = -1 if int(state.b_head) in (-1, state.head) else min(int(state.b_head), spec.n_heads - 1)
-    return replace(state, b_model=b_model, b_corpus=b_corpus, b_layer=b_layer, b_head=b_head)
+    b_vectors = "v" if state.b_vectors == "v" else ""
+    return replace(state, b_model=b_model, b_corpus=b_corpus, b_layer=b_layer, b_head=b_head, b_vectors=b_vectors)

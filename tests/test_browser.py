@@ -375,3 +375,11 @@ def test_side_by_side_links_the_selection_across_two_heads(dash_duo, app):
     wait_until(lambda: "b_head=7" in dash_duo.driver.current_url, timeout=20)
     dash_duo.wait_for_text_to_equal("#compare-b-title", "B · minilm · corpus default · L2 H7", timeout=120)
     wait_for_points(dash_duo, "compare-b-graph", timeout=120)
+    dash_duo.driver.find_element(By.XPATH, "//label[contains(., 'value vectors')]").click()  # B: L2 H7's values
+    wait_until(lambda: "b_vectors=v" in dash_duo.driver.current_url, timeout=20)
+    dash_duo.wait_for_text_to_equal("#compare-b-title", "B · minilm · corpus default · L2 H7 · value vectors",
+                                    timeout=120)
+    drawn = wait_until(lambda: {name: n for _t, name, n in traces(dash_duo, "compare-b-graph") or []}, timeout=60)
+    assert drawn["value vectors"] == len(tokens["token"])  # one point per token
+    assert drawn["selected text (values)"] == int((tokens["text_id"] == int(
+        dash_duo.driver.current_url.split("text=")[1].split("&")[0])).sum())  # the selection carried over

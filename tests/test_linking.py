@@ -45,6 +45,14 @@ def test_picture_b_follows_a_until_set_and_round_trips_in_the_url():
     assert "b_model" not in changed.to_query()
 
 
+def test_picture_b_can_show_the_value_vectors():
+    state = with_controls(ViewState(view="compare", layer=1, head=3), b_vectors="v")
+    assert state.request_b()["vectors"] == "v" and state.request()["layer"] == 1
+    assert "vectors" not in state.request()  # picture A is always queries and keys
+    assert parse_query(state.to_query())[0] == state and "b_vectors=v" in state.to_query()
+    assert with_controls(state, b_vectors="qk").b_vectors == ""  # back to queries and keys, out of the URL
+
+
 def test_bad_picture_b_values_fall_back_with_a_notice():
     state, notices = parse_query("?view=compare&b_layer=99&b_model=gpt-17&b_corpus=/etc/passwd")
     assert (state.b_layer, state.b_model, state.b_corpus) == (-1, "", "")

@@ -114,3 +114,22 @@ def test_total_token_limit_keeps_the_first_texts_with_a_note(tmp_path, monkeypat
     assert "first 12 of 40 texts" in note and "QK_ATLAS_MAX_TOKENS" in note
     monkeypatch.setenv("QK_ATLAS_MAX_TOKENS", "100000")  # another limit is another extraction, not a stale one
     assert len(export_arrays(HeadRequest(corpus=str(path), layer=0, head=0), store)["notes"]) == 0
+
+
+def test_value_picture_embeds_the_heads_value_vectors_alone(tmp_path):
+    from tests.conftest import SENTENCES
+    from workers.project import Projector
+
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("\n".join(SENTENCES))
+    store = open_store(tmp_path / "cache")
+    request = HeadRequest(corpus=str(corpus), layer=3, head=4, vectors="v")
+    keys = ensure_head_view(request, store)
+    coords = store.get_arrays(keys.coords)["coords"]
+    values = store.get_arrays(keys.v)["v"].astype(np.float32)
+    assert coords.shape == (len(values), 2)  # one point per token: the value vectors, not 2N
+    np.testing.assert_allclose(coords, Projector("pca", 2).fit_transform(values), atol=1e-5)
+    assert keys.coords != resolve(HeadRequest(corpus=str(corpus), layer=3, head=4)).coords
+    assert resolve(HeadRequest(corpus=str(corpus), layer=3, head=4, vectors="v", norm="none")).coords == keys.coords
+    with pytest.raises(ValueError, match="unknown vectors"):
+        ensure_head_view(HeadRequest(corpus=str(corpus), vectors="o"), store)

@@ -42,6 +42,9 @@ def _no_progress(fraction: float, message: str) -> None:
     """Default progress sink."""
 
 
+VECTORS = ("qk", "v")
+
+
 @dataclass(frozen=True)
 class HeadRequest:
     """Everything that determines one head's picture."""
@@ -54,6 +57,7 @@ class HeadRequest:
     method: str = DEFAULT_METHOD
     dims: int = 2
     preview: bool = False  # faster, coarser UMAP / t-SNE for matrix cells (PCA has no preview)
+    vectors: str = "qk"  # "qk": queries and keys embedded together; "v": the head's value vectors on their own
 
     def __post_init__(self) -> None:
         """PCA previews are full PCA: one picture, one key."""
@@ -105,6 +109,8 @@ def validate(request: HeadRequest, spec: ModelSpec) -> None:
         raise ValueError(f"unknown projection {request.method!r}")
     if request.dims not in (2, 3):
         raise ValueError(f"dims must be 2 or 3, got {request.dims}")
+    if request.vectors not in VECTORS:
+        raise ValueError(f"unknown vectors {request.vectors!r}; choose one of {', '.join(VECTORS)}")
 
 
 def corpus_for(ref: str) -> Corpus | ImageCorpus:
@@ -152,9 +158,14 @@ def resolve(request: HeadRequest, base: dict[str, Any] | None = None) -> ViewKey
             "method": request.method, "dims": request.dims,
             "params": projection_params(request.method, request.preview)}
     kv_head = kv_head_for(request.head, spec.n_heads, spec.n_kv_heads)
+    values = vector_key(base, "v", request.layer, kv_head)
+    if request.vectors == "v":  # the value picture: v alone [N, dims], no normalisation
+        coords = content_key("vcoords", {**{k: v for k, v in view.items() if k not in ("norm", "norm_params")},
+                                         "v": values})
+    else:
+        coords = content_key("coords", view)
     return ViewKeys(tokens=content_key("tokens", base), q=vector_key(base, "q", request.layer, request.head),
-                    k=vector_key(base, "k", request.layer, kv_head), coords=content_key("coords", view),
-                    v=vector_key(base, "v", request.layer, kv_head))
+                    k=vector_key(base, "k", request.layer, kv_head), coords=coords, v=values)
 
 
 def resolve_heads(template: HeadRequest) -> dict[tuple[int, int], ViewKeys]:
@@ -227,11 +238,20 @@ def ensure_head_view(request: HeadRequest, store: Store, progress: Progress = _n
         progress(1.0, "cached")
         return keys
     keys = ensure_extraction(request, store, progress)
+    label = {"pca": "PCA", "umap": "UMAP", "tsne": "t-SNE"}[request.method] + (" preview" if request.preview else "")
+    projector = Projector(request.method, request.dims, **projection_params(request.method, request.preview))
+    if request.vectors == "v":
+        values = store.get_arrays(keys.v)
+        if values is None:
+            raise RuntimeError("the value vectors of this head are missing from the store")
+        progress(0.85, f"{label} projection of {len(values['v']):,} value vectors")
+        coords = projector.fit_transform(values["v"].astype(np.float32))
+        store.put_arrays(keys.coords, {"coords": coords.astype(np.float32)})
+        progress(1.0, "done")
+        return keys
     q, k = head_vectors(store, keys)
     q_norm, k_norm = normalize(q, k, request.norm, text_ids(store, keys), read_spec(request.model).causal)
-    label = {"pca": "PCA", "umap": "UMAP", "tsne": "t-SNE"}[request.method] + (" preview" if request.preview else "")
     progress(0.85, f"{label} projection of {2 * len(q):,} points")
-    projector = Projector(request.method, request.dims, **projection_params(request.method, request.preview))
     coords = projector.fit_transform(np.vstack([q_norm, k_norm]))
     store.put_arrays(keys.coords, {"coords": coords.astype(np.float32)})
     progress(1.0, "done")
@@ -247,6 +267,8 @@ def ensure_view_fidelity(request: HeadRequest, store: Store) -> dict[str, dict]:
     """Fidelity of a stored view (raw vectors, normalised vectors, picture), computed once and stored."""
     from workers.fidelity import view_fidelity
 
+    if request.vectors != "qk":
+        raise ValueError("fidelity measures pictures of queries and keys, not of value vectors")
     keys = resolve(request)
     key = fidelity_key(keys)
     found = store.get_json(key)

@@ -10,15 +10,16 @@ from dash import Dash, Input, Output, State, no_update
 
 from dashboard import ids, jobs
 from dashboard.callbacks.single import _style
-from dashboard.figures.single import empty_figure, single_figure
+from dashboard.figures.single import empty_figure, single_figure, values_figure
 from dashboard.linking import linked_token
 from workers.models import read_spec
 from workers.pipeline import HeadRequest
 
 
 def picture_title(label: str, request: dict[str, Any]) -> str:
-    """'A · minilm · corpus default · L2 H5'."""
-    return f"{label} · {request['model']} · corpus {request['corpus']} · L{request['layer']} H{request['head']}"
+    """'A · minilm · corpus default · L2 H5' (and ' · value vectors' for a value picture)."""
+    title = f"{label} · {request['model']} · corpus {request['corpus']} · L{request['layer']} H{request['head']}"
+    return title + (" · value vectors" if request.get("vectors") == "v" else "")
 
 
 def linked_style(style: dict[str, Any], keys_a: dict | None, keys_b: dict, same_tokenizer: bool
@@ -77,8 +78,15 @@ def register(app: Dash) -> None:
             return figure_a, empty_figure(f"Could not compute picture B: {computed_b['error']}"), title_a, "", ""
         same = computed_b["request"]["model"] == style["model"]
         style_b, note = linked_style(style, keys_a, computed_b["keys"], same)
-        data_b = jobs.head_data(computed_b["keys"], computed_b["causal"])
-        figure_b = single_figure(data_b, _style(style_b), f"B|{sorted(computed_b['request'].items())}")[0]
+        revision = f"B|{sorted(computed_b['request'].items())}"
+        if computed_b["request"].get("vectors") == "v":
+            keys_b = computed_b["keys"]
+            figure_b = values_figure(jobs.store().get_arrays(keys_b["coords"])["coords"],
+                                     jobs.tokens_table(keys_b["tokens"]), jobs.stored_vector(keys_b["v"]),
+                                     _style(style_b), revision)
+        else:
+            data_b = jobs.head_data(computed_b["keys"], computed_b["causal"])
+            figure_b = single_figure(data_b, _style(style_b), revision)[0]
         status = note or "Click a token in either picture: the same text and token are selected in both."
         return figure_a, figure_b, title_a, picture_title("B", computed_b["request"]), status
 

@@ -20,8 +20,8 @@ CONTROL_FIELDS = {ids.VIEW_TABS: "view", ids.MODEL: "model", ids.CORPUS: "corpus
                   ids.SHOW: "show", ids.LABELS: "labels", ids.SEARCH: "search", ids.MATRIX_ORDER: "order",
                   ids.MATRIX_KEEP: "keep", ids.MATRIX_TINT: "tint",
                   ids.SENTENCE_WEIGHT: "weight", ids.B_MODEL: "b_model", ids.B_CORPUS: "b_corpus",
-                  ids.B_LAYER: "b_layer", ids.B_HEAD: "b_head"}
-B_CONTROLS = {ids.B_MODEL, ids.B_CORPUS, ids.B_LAYER, ids.B_HEAD}
+                  ids.B_LAYER: "b_layer", ids.B_HEAD: "b_head", ids.B_VECTORS: "b_vectors"}
+B_CONTROLS = {ids.B_MODEL, ids.B_CORPUS, ids.B_LAYER, ids.B_HEAD, ids.B_VECTORS}
 CONTROL_PROPS = {ids.VIEW_TABS: "active_tab", ids.LABELS: "value"}
 STEPS = {ids.PREV_LAYER: ("layer", -1), ids.NEXT_LAYER: ("layer", 1), ids.PREV_HEAD: ("head", -1),
          ids.NEXT_HEAD: ("head", 1)}
@@ -125,6 +125,8 @@ def _picture_b_token(state: ViewState, click: dict | None) -> ViewState:
 
 def control_value(state: ViewState, field: str) -> Any:
     """What a control shows: B's controls show picture B's effective model, corpus, layer and head."""
+    if field == "b_vectors":
+        return state.b_vectors or "qk"
     if field.startswith("b_"):
         return getattr(state.picture_b(), field.removeprefix("b_"))
     return getattr(state, field) if field != "labels" else bool(state.labels)
@@ -199,7 +201,7 @@ def register(app: Dash) -> None:
                 _unless_same(request, old_request) if state.view not in ("matrix", "headmap") else no_update,
                 _unless_same(style, old_style),
                 _unless_same(matrix, old_matrix) if matrix is not None else no_update,
-                _unless_same(picture_b.request(), old_compare) if state.view == "compare" else no_update,
+                _unless_same(state.request_b(), old_compare) if state.view == "compare" else no_update,
                 _notices(notices) if notices else html.Div())
 
     app.clientside_callback(

@@ -281,3 +281,40 @@ def empty_figure(message: str) -> go.Figure:
     figure.update_yaxes(visible=False)
     figure.update_layout(plot_bgcolor="white", margin={"l": 10, "r": 10, "t": 10, "b": 10})
     return figure
+
+
+VALUE_COLOR = "#e6850e"  # orange: value vectors, a third kind of point
+
+
+def values_figure(coords: np.ndarray, tokens: dict[str, np.ndarray], values: np.ndarray, style: Style,
+                  uirevision: str) -> go.Figure:
+    """One head's value vectors embedded on their own: coords [N, dims], values [N, d_head]; colour modes as in the
+    single view ('vector norm' is the value norm); the selected text outlined and labelled."""
+    data = on_screen(HeadData(coords=np.vstack([coords, coords]), tokens=tokens, q=values, k=values, causal=False))
+    n = len(tokens["token"])
+    points = data.coords[n:]
+    size = 2.0 if points.shape[1] == 3 else 4.0
+    marker = _marker(style, "key", data, size, _shared_range(style, data))
+    if style.color == "role":
+        marker["color"] = VALUE_COLOR
+    position = tokens["position"].astype(np.uint16)
+    traces = [_scatter(points, name="value vectors", mode="markers", customdata=position, marker=marker,
+                       hovertemplate="value · position %{customdata}<extra></extra>")]
+    if style.text is not None:
+        rows = metrics.text_rows(tokens["text_id"], style.text)
+        traces.append(_scatter(
+            points[rows], name="selected text (values)", mode="markers+text", text=gl_text(tokens["token"][rows]),
+            textposition="top center", textfont={"size": 10, "color": "#222"}, customdata=rows.tolist(),
+            hovertext=hover_labels(tokens, rows), hovertemplate="%{hovertext}<br>value<extra></extra>",
+            marker={"size": 9, "color": VALUE_COLOR, "line": {"width": 1.5, "color": "#111"}, "opacity": 1.0}))
+    figure = go.Figure(traces)
+    axis = {"showticklabels": False, "showgrid": False, "zeroline": False, "title": None}
+    figure.update_layout(uirevision=uirevision, margin={"l": 10, "r": 10, "t": 10, "b": 10}, plot_bgcolor="white",
+                         legend={"orientation": "h", "y": 1.02, "x": 0, "itemsizing": "constant"},
+                         hoverlabel={"namelength": 0}, dragmode="pan", clickmode="event")
+    if points.shape[1] == 3:
+        figure.update_layout(scene={"xaxis": axis, "yaxis": axis, "zaxis": axis, "aspectmode": "data"})
+    else:
+        figure.update_xaxes(**axis)
+        figure.update_yaxes(**axis, scaleanchor="x", scaleratio=1)
+    return figure
