@@ -7,7 +7,6 @@ import time
 
 import numpy as np
 from PIL import Image
-from selenium.webdriver.common.action_chains import ActionChains
 
 TRACES = ("var gd = document.querySelector('#' + arguments[0] + ' .js-plotly-plot');"
           "return gd && gd._fullData ? gd._fullData.map(t => [t.type, t.name, (t.x || []).length]) : null;")
@@ -16,6 +15,25 @@ var gd = document.querySelector('#' + arguments[0] + ' .js-plotly-plot');
 var trace = gd._fullData[arguments[1]], i = arguments[2];
 var xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
 return [xa.l2p(trace.x[i]), ya.l2p(trace.y[i])];
+"""
+ISOLATED = """
+var gd = document.querySelector('#' + arguments[0] + ' .js-plotly-plot');
+var trace = gd._fullData[arguments[1]], candidates = arguments[2];
+var xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, xs = [], ys = [];
+gd._fullData.forEach(function (t) {
+  if (!t.x || t.visible !== true) return;
+  for (var i = 0; i < t.x.length; i++) { if (t.x[i] != null) { xs.push(xa.l2p(t.x[i])); ys.push(ya.l2p(t.y[i])); } }
+});
+var best = -1, bestGap = -1;
+candidates.forEach(function (c) {
+  var px = xa.l2p(trace.x[c]), py = ya.l2p(trace.y[c]), first = Infinity, second = Infinity;
+  for (var j = 0; j < xs.length; j++) {
+    var d = (xs[j] - px) * (xs[j] - px) + (ys[j] - py) * (ys[j] - py);
+    if (d < first) { second = first; first = d; } else if (d < second) { second = d; }
+  }
+  if (second > bestGap) { bestGap = second; best = c; }
+});
+return best;
 """
 HOVERED = """
 var gd = document.querySelector('#' + arguments[0] + ' .js-plotly-plot');
@@ -51,14 +69,44 @@ def wait_for_points(dash_duo, graph_id: str = "single-graph", trace_type: str = 
     return wait_until(drawn, timeout)
 
 
-def mouse_to_point(dash_duo, graph_id: str, trace: int, index: int, click: bool = False) -> None:
-    """Move the real mouse over one point of a 2D graph (and click it)."""
-    x, y = dash_duo.driver.execute_script(POINT_OFFSET, graph_id, trace, index)
-    drag = dash_duo.find_element(f"#{graph_id} .nsewdrag")
-    actions = ActionChains(dash_duo.driver).move_to_element_with_offset(drag, int(round(x)), int(round(y)))
+def isolated_point(dash_duo, graph_id: str, trace: int, candidates: list[int]) -> int:
+    """The candidate point (index into `trace`) farthest on screen from every other drawn point: hovering or
+    clicking it cannot pick a neighbour instead."""
+    return dash_duo.driver.execute_script(ISOLATED, graph_id, trace, [int(c) for c in candidates])
+
+
+ON_SCREEN = """
+var drag = document.querySelector('#' + arguments[0] + ' .nsewdrag');
+var gd = document.querySelector('#' + arguments[0] + ' .js-plotly-plot');
+var rect = drag.getBoundingClientRect(), x, y;
+if (arguments[1] === null) {  // a place in the plot area, in pixels from its top-left (negative: from the far side)
+  x = rect.left + (arguments[2] < 0 ? rect.width + arguments[2] : arguments[2]);
+  y = rect.top + (arguments[3] < 0 ? rect.height + arguments[3] : arguments[3]);
+} else {  // a point of a trace
+  var trace = gd._fullData[arguments[1]], i = arguments[2];
+  x = rect.left + gd._fullLayout.xaxis.l2p(trace.x[i]); y = rect.top + gd._fullLayout.yaxis.l2p(trace.y[i]);
+}
+if (y < 0 || y > window.innerHeight - 5) { window.scrollBy(0, y - window.innerHeight / 2); return null; }
+return [x, y];
+"""
+
+
+def mouse_to_point(dash_duo, graph_id: str, trace: int | None, index: int, click: bool = False,
+                   y: int = 0) -> None:
+    """Move the real mouse over one point of a 2D graph (and click it), in viewport coordinates, scrolled into view
+    first (an element partly out of view shifts element-relative offsets). trace=None: `index`, `y` are pixels
+    into the plot area instead (negative: from its right / bottom edge)."""
+    from selenium.webdriver.common.actions.action_builder import ActionBuilder
+
+    where = dash_duo.driver.execute_script(ON_SCREEN, graph_id, trace, index, y)
+    if where is None:  # scrolled: measure again
+        time.sleep(0.3)
+        where = dash_duo.driver.execute_script(ON_SCREEN, graph_id, trace, index, y)
+    builder = ActionBuilder(dash_duo.driver)
+    builder.pointer_action.move_to_location(int(round(where[0])), int(round(where[1])))
     if click:
-        actions = actions.pause(0.3).click()
-    actions.perform()
+        builder.pointer_action.pause(0.3).click()
+    builder.perform()
 
 
 def colour_pixels(png: bytes, hex_colour: str, tolerance: int = 40) -> int:

@@ -7,12 +7,19 @@ import time
 
 import numpy as np
 import pytest
-from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 
 from dashboard import jobs
 from dashboard.figures.single import KEY_COLOR, QUERY_COLOR
-from tests.browser_helpers import HOVERED, colour_pixels, mouse_to_point, traces, wait_for_points, wait_until
+from tests.browser_helpers import (
+    HOVERED,
+    colour_pixels,
+    isolated_point,
+    mouse_to_point,
+    traces,
+    wait_for_points,
+    wait_until,
+)
 from workers.pipeline import HeadRequest
 
 pytestmark = pytest.mark.browser
@@ -90,7 +97,8 @@ def test_hover_shows_the_sentence_and_click_selects_its_text(dash_duo, app):
     dash_duo.driver.get(dash_duo.server_url + "/?layer=0&head=0")
     wait_for_points(dash_duo)
     time.sleep(0.5)
-    mouse_to_point(dash_duo, "single-graph", 1, 2)  # a real mouse move over the third key
+    key = isolated_point(dash_duo, "single-graph", 1, list(range(0, 12_000, 40)))  # a key with no close neighbour
+    mouse_to_point(dash_duo, "single-graph", 1, key)  # a real mouse move over it
     curve, index, position = wait_until(lambda: dash_duo.driver.execute_script(HOVERED, "single-graph"), timeout=10)
     keys = jobs.cached_keys(HeadRequest(layer=0, head=0), jobs.store())
     token = str(jobs.tokens_table(keys["tokens"])["token"][index])
@@ -117,9 +125,7 @@ def test_hover_shows_the_sentence_and_click_selects_its_text(dash_duo, app):
     # select again, then a click on empty space (the plot's bottom-right corner) clears it too
     mouse_to_point(dash_duo, "single-graph", curve, index, click=True)
     wait_until(lambda: "text=" in dash_duo.driver.current_url, timeout=20)
-    drag = dash_duo.find_element("#single-graph .nsewdrag")
-    corner = (int(drag.rect["width"]) - 4, int(drag.rect["height"]) - 4)
-    ActionChains(dash_duo.driver).move_to_element_with_offset(drag, *corner).pause(0.3).click().perform()
+    mouse_to_point(dash_duo, "single-graph", None, -4, click=True, y=-4)  # the plot's bottom-right corner
     wait_until(lambda: "text=" not in dash_duo.driver.current_url, timeout=20)
 
 
@@ -143,7 +149,8 @@ def test_matrix_fills_in_and_a_click_opens_the_head(dash_duo, app):
     png = dash_duo.find_element("#matrix-graph").screenshot_as_png
     assert colour_pixels(png, QUERY_COLOR) > 2000 and colour_pixels(png, KEY_COLOR) > 2000
     cell = 30000 // 2000  # the 16th cell in layer-major order: L1 H3
-    mouse_to_point(dash_duo, "matrix-graph", 0, 30000, click=True)
+    point = isolated_point(dash_duo, "matrix-graph", 0, list(range(30000, 32000, 10)))  # one of its points
+    mouse_to_point(dash_duo, "matrix-graph", 0, point, click=True)
     dash_duo.wait_for_text_to_equal("#view-heading", f"L{cell // 12} H{cell % 12}", timeout=30)
     assert "view=single" in dash_duo.driver.current_url
 
@@ -246,8 +253,11 @@ def test_markup_in_the_corpus_is_shown_as_text_everywhere(dash_duo, isolated_cac
         dash_duo.driver.get(dash_duo.server_url + "/?corpus=markup&layer=0&head=0&labels=1&search=%3C&text=0&pos=1")
         dash_duo.wait_for_contains_text("#selection-summary", "<img src=x", timeout=90)  # literal, not an image
         wait_for_points(dash_duo)
-        mouse_to_point(dash_duo, "single-graph", 0, 1)  # hover the query of '<' (texts 0 and 2 share its place)
-        dash_duo.wait_for_contains_text("#hover-panel", "< (query, position 1)", timeout=20)
+        tokens = jobs.tokens_table(jobs.cached_keys(HeadRequest(corpus="markup"), jobs.store())["tokens"])
+        opening = [i for i in range(len(tokens["token"])) if tokens["token"][i] == "<" and tokens["text_id"][i] < 3]
+        query = isolated_point(dash_duo, "single-graph", 0, opening)  # a query of '<' with no close neighbour
+        mouse_to_point(dash_duo, "single-graph", 0, query)
+        dash_duo.wait_for_contains_text("#hover-panel", f"< (query, position {tokens['position'][query]})", timeout=20)
         assert "window" in dash_duo.find_element("#hover-panel").text
         time.sleep(1)
         labels = dash_duo.driver.execute_script(  # WebGL text is drawn as given: the raw characters, no entity

@@ -119,11 +119,11 @@ def test_streamed_heads_equal_the_bundle_in_float16(minilm, monkeypatch, spool_m
     tokens, heads = workers.extract.extract_heads(minilm, corpus, 2, 128, spool_memory_bytes=spool_memory_bytes)
     seen = set()
     for role, layer, head, vectors in heads:
-        expected = (bundle.q if role == "q" else bundle.k)[layer][head].astype(np.float16)
+        expected = {"q": bundle.q, "k": bundle.k, "v": bundle.v}[role][layer][head].astype(np.float16)
         assert vectors.dtype == np.float16
         np.testing.assert_array_equal(vectors, expected)
         seen.add((role, layer, head))
-    assert len(seen) == 2 * 6 * 12
+    assert len(seen) == 3 * 6 * 12  # q, k and v of every head
     np.testing.assert_array_equal(tokens["text_id"], bundle.tokens["text_id"])
 
 

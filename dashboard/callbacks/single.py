@@ -166,34 +166,31 @@ def overlay_patch(previous: int, overlays: list) -> Patch:
 
 
 def fidelity_text(found: dict[str, dict]) -> str:
-    """One line: the share of queries whose most-attended key is among their 3 nearest, at each stage."""
+    """Two short lines: the share of queries whose most-attended key is among their 3 nearest keys (and the rank
+    correlation ρ) at each stage, then what the normalisation chose and how the clouds sit."""
     def share(stage: str) -> str:
         return f"{100 * found[stage]['top1_in_k']:.0f}% (ρ {found[stage]['rank_correlation']:.2f})"
 
-    return (f"Fidelity: the most-attended key is among a query's 3 nearest keys for {share('picture')} of queries "
-            f"in this picture; {share('normalised')} in the normalised vectors; {share('raw')} in the raw vectors "
-            f"(ρ: mean rank correlation of attention and closeness).{transform_text(found.get('transform'))}"
-            f"{layout_text(found.get('layout'))}")
-
-
-def layout_text(layout: dict[str, float] | None) -> str:
-    """A warning when queries and keys sit apart in the picture (distances still rank keys, but no key is 'on' a
-    query)."""
-    if not layout or layout["centroid_gap"] <= 1.0:
-        return ""
-    return (f" Queries and keys sit side by side here (centroid gap {layout['centroid_gap']:.1f}× their spread): "
-            "compare a query's distances to the keys; the AttentionViz normalisation overlaps the clouds at a "
-            "large cost in fidelity.")
+    return (f"Fidelity, the most-attended key among a query's 3 nearest keys: {share('picture')} of queries in this "
+            f"picture, {share('normalised')} normalised, {share('raw')} raw (ρ: rank correlation of attention "
+            f"and closeness).{transform_text(found.get('transform'))}{layout_text(found.get('layout'))}")
 
 
 def transform_text(transform: dict[str, Any] | None) -> str:
-    """The normalisation's chosen translation and scale, as a sentence ('' when it is the identity)."""
+    """The normalisation's chosen translation and scale ('' when it is the identity)."""
     if not transform or (transform["translation"] == "none" and transform["scale"] == 1.0):
         return ""
-    moved = {"none": "keys not translated", "centroid": "keys translated onto the query centroid",
-             "equal-norm": "keys translated to make their norms equal"}[transform["translation"]]
-    return (f" Normalisation: {moved}; queries scaled by {transform['scale']:.2f} and keys by "
-            f"1/{transform['scale']:.2f} ({transform['scale_multiplier']:g}× the mean-norm rule).")
+    moved = {"none": "keys not moved", "centroid": "keys moved onto the query centroid",
+             "equal-norm": "keys moved to equal norms"}[transform["translation"]]
+    return (f" Normalisation: {moved}, queries scaled by {transform['scale']:.2f} and keys by its inverse "
+            f"({transform['scale_multiplier']:g}× the mean-norm rule).")
+
+
+def layout_text(layout: dict[str, float] | None) -> str:
+    """A note when queries and keys sit apart in the picture (distances still rank keys)."""
+    if not layout or layout["centroid_gap"] <= 1.0:
+        return ""
+    return f" Queries and keys sit side by side (gap {layout['centroid_gap']:.1f}× their spread)."
 
 
 def view_status(keys: dict[str, str]) -> str:
