@@ -133,6 +133,7 @@ def server_times(results: dict, directory: Path) -> None:
     from dashboard.callbacks.matrix import _figure, finished_cells
     from dashboard.figures.single import Style, single_figure
     from workers.models import read_spec
+    from workers.normalize import DEFAULT_NORMALIZATION
     from workers.pipeline import HeadRequest
 
     jobs.set_cache_dir(directory)
@@ -144,8 +145,9 @@ def server_times(results: dict, directory: Path) -> None:
         return pio.to_json(figure, validate=False)
 
     def whole_matrix() -> str:
-        done, total = finished_cells({"model": "minilm", "corpus": "default", "norm": "scale+translate",
-                                      "method": "pca"})
+        done, total = finished_cells({"model": "minilm", "corpus": "default", "norm": DEFAULT_NORMALIZATION,
+                                      "method": "pca"})  # the matrix the PCA step above computed
+        assert len(done) == total, f"only {len(done)} of {total} cells are stored"
         figure, _status = _figure(done, {}, read_spec("minilm"), "", total, "pca")
         return pio.to_json(figure, validate=False)
 
