@@ -243,9 +243,14 @@ def stored_vector(key: str) -> np.ndarray:
     return _arrays(key)["v"].astype(np.float32)
 
 
+def stored_coords(key: str) -> np.ndarray:
+    """A stored picture's coordinates [points, dims] (cached like every content-addressed array)."""
+    return _arrays(key)["coords"]
+
+
 def head_data(keys: dict[str, str], causal: bool) -> HeadData:
     """Everything the single and sentence views draw for one head."""
-    return HeadData(coords=_arrays(keys["coords"])["coords"], tokens=tokens_table(keys["tokens"]),
+    return HeadData(coords=stored_coords(keys["coords"]), tokens=tokens_table(keys["tokens"]),
                     q=stored_vector(keys["q"]), k=stored_vector(keys["k"]), causal=causal)
 
 

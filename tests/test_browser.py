@@ -305,17 +305,27 @@ def test_uploading_a_corpus_switches_the_view_to_it(dash_duo, app, tmp_path):
     dash_duo.wait_for_contains_text("#upload-notice", "huge.txt is 21.0 MB, over the limit of 20 MB", timeout=20)
 
 
+def choose_matrix_values(dash_duo, dropdown: str, label: str, in_url: str, in_status: str) -> None:
+    """Pick per-head values in a matrix dropdown; wait for the URL, the status line and every head's value."""
+    dash_duo.select_dcc_dropdown(dropdown, label)
+    wait_until(lambda: in_url in dash_duo.driver.current_url, timeout=20)
+    dash_duo.wait_for_contains_text("#matrix-status", in_status, timeout=30)
+    wait_until(lambda: "still being measured" not in dash_duo.find_element("#matrix-status").text, timeout=120)
+
+
+def matrix_layout(dash_duo, expression: str):
+    """A non-empty value computed from the matrix figure's layout (`expression` follows 'gd.layout.')."""
+    script = f"var gd = document.querySelector('#matrix-graph .js-plotly-plot'); return gd.layout.{expression};"
+    return wait_until(lambda: dash_duo.driver.execute_script(script), timeout=30)
+
+
 def test_matrix_ranked_by_previous_token_attention(dash_duo, app):
     dash_duo.start_server(app)
     dash_duo.driver.get(dash_duo.server_url + "/?view=matrix")
     dash_duo.wait_for_contains_text("#matrix-progress", "72/72 heads", timeout=120)
-    dash_duo.select_dcc_dropdown("#matrix-order", "attention to the previous token (ranked)")
-    wait_until(lambda: "order=prev_token" in dash_duo.driver.current_url, timeout=20)
-    dash_duo.wait_for_contains_text("#matrix-status", "ranked by attention to the previous token", timeout=30)
-    wait_until(lambda: "still being measured" not in dash_duo.find_element("#matrix-status").text, timeout=120)
-    labels = wait_until(lambda: dash_duo.driver.execute_script(
-        "var gd = document.querySelector('#matrix-graph .js-plotly-plot');"
-        "return gd.layout.annotations.map(a => a.text).filter(t => t.includes(' · '));"), timeout=30)
+    choose_matrix_values(dash_duo, "#matrix-order", "attention to the previous token (ranked)", "order=prev_token",
+                         "ranked by attention to the previous token")
+    labels = matrix_layout(dash_duo, "annotations.map(a => a.text).filter(t => t.includes(' · '))")
     values = [float(label.split(" · ")[1]) for label in labels]
     assert len(labels) == 72 and values == sorted(values, reverse=True)  # slot order = rank order
     layer, head = (int(n) for n in labels[0].split(" · ")[0][1:].split("H"))  # the top head, e.g. 'L0H2'
@@ -330,13 +340,9 @@ def test_matrix_ranked_by_previous_token_attention(dash_duo, app):
     dash_duo.wait_for_contains_text("#matrix-status", f"{expected} of 72 heads at or above {keep}", timeout=30)
     shown = sorted(tuple(int(n) for n in label.split(" · ")[0][1:].split("H")) for label in labels[:expected])
     wait_until(lambda: traces(dash_duo, "matrix-graph")[0][2] == expected * 2000, timeout=30)  # only those drawn
-    dash_duo.select_dcc_dropdown("#matrix-tint", "fidelity of the cell's picture: top-1-in-3")
-    wait_until(lambda: "tint=fidelity" in dash_duo.driver.current_url, timeout=20)
-    dash_duo.wait_for_contains_text("#matrix-status", "cell colour: fidelity of the cell's picture", timeout=30)
-    wait_until(lambda: "still being measured" not in dash_duo.find_element("#matrix-status").text, timeout=120)
-    fills = wait_until(lambda: dash_duo.driver.execute_script(
-        "var gd = document.querySelector('#matrix-graph .js-plotly-plot');"
-        "return gd.layout.shapes.map(s => s.fillcolor).filter(f => f.endsWith(',0.28)'));"), timeout=30)
+    choose_matrix_values(dash_duo, "#matrix-tint", "fidelity of the cell's picture: top-1-in-3", "tint=fidelity",
+                         "cell colour: fidelity of the cell's picture")
+    fills = matrix_layout(dash_duo, "shapes.map(s => s.fillcolor).filter(f => f.endsWith(',0.28)'))")
     assert len(fills) == expected and len(set(fills)) > 1  # every kept cell tinted by its own value
     assert dash_duo.driver.find_elements(By.CSS_SELECTOR, "#matrix-graph .colorbar")  # the scale is drawn
     mouse_to_point(dash_duo, "matrix-graph", 0, shown.index((layer, head)) * 2000 + 10, click=True)

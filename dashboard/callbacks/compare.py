@@ -61,13 +61,14 @@ def register(app: Dash) -> None:
                   Output(ids.COMPARE_A_TITLE, "children"), Output(ids.COMPARE_B_TITLE, "children"),
                   Output(ids.COMPARE_STATUS, "children", allow_duplicate=True),
                   Input(ids.SINGLE_KEYS, "data"), Input(ids.COMPARE_KEYS, "data"), Input(ids.VIEW_STYLE, "data"),
-                  State(ids.COMPARE_REQUEST, "data"), prevent_initial_call=True)
-    def draw(computed_a: dict | None, computed_b: dict | None, style: dict | None, wanted_b: dict | None):
+                  State(ids.VIEW_REQUEST, "data"), State(ids.COMPARE_REQUEST, "data"), prevent_initial_call=True)
+    def draw(computed_a: dict | None, computed_b: dict | None, style: dict | None, wanted_a: dict | None,
+             wanted_b: dict | None):
         """Both pictures under the same style, B's selection linked to A's."""
         if not style or style.get("view") != "compare":
             return (no_update,) * 5
         figure_a, title_a = no_update, no_update
-        keys_a = computed_a.get("keys") if computed_a and computed_a.get("request") == _request_a(style) else None
+        keys_a = computed_a.get("keys") if computed_a and computed_a.get("request") == wanted_a else None
         if keys_a:
             data = jobs.head_data(keys_a, computed_a["causal"])
             figure_a = single_figure(data, _style(style), f"A|{sorted(computed_a['request'].items())}")[0]
@@ -81,7 +82,7 @@ def register(app: Dash) -> None:
         revision = f"B|{sorted(computed_b['request'].items())}"
         if computed_b["request"].get("vectors") == "v":
             keys_b = computed_b["keys"]
-            figure_b = values_figure(jobs.store().get_arrays(keys_b["coords"])["coords"],
+            figure_b = values_figure(jobs.stored_coords(keys_b["coords"]),
                                      jobs.tokens_table(keys_b["tokens"]), jobs.stored_vector(keys_b["v"]),
                                      _style(style_b), revision)
         else:
@@ -89,11 +90,3 @@ def register(app: Dash) -> None:
             figure_b = single_figure(data_b, _style(style_b), revision)[0]
         status = note or "Click a token in either picture: the same text and token are selected in both."
         return figure_a, figure_b, title_a, picture_title("B", computed_b["request"]), status
-
-
-def _request_a(style: dict[str, Any]) -> dict[str, Any]:
-    """Picture A's request from the view style (as the URL callback builds it)."""
-    from dashboard.state import COMPUTE_FIELDS
-
-    return {name: style[name] for name in COMPUTE_FIELDS}
-

@@ -120,9 +120,10 @@ def ranking(values: dict[tuple[int, int], float] | None, n_heads: int) -> tuple[
     return ranked_slots(values, n_heads), labels
 
 
-def pending_requests(request: dict[str, Any]) -> list[dict[str, Any]]:
-    """Requests of the unfinished heads: with UMAP / t-SNE, every head's PCA first (a second for all heads)."""
-    done, _total = finished_cells(request)
+def pending_requests(request: dict[str, Any], done: dict | None = None) -> list[dict[str, Any]]:
+    """Requests of the unfinished heads: with UMAP / t-SNE, every head's PCA first (a second for all heads);
+    `done`: finished_cells(request) when the caller has it already."""
+    done = finished_cells(request)[0] if done is None else done
     template = _template(request)
     spec = read_spec(request["model"])
     cells = [(layer, head) for layer in range(spec.n_layers) for head in range(spec.n_heads)]
@@ -163,7 +164,7 @@ def register(app: Dash) -> None:
         done, total = finished_cells(request)
         # every pending head again (queued ones are not queued twice): heads the session's job limit held back,
         # and heads whose job was dropped (a server restart) or lost
-        pending = pending_requests(request) if len(done) < total else []
+        pending = pending_requests(request, done) if len(done) < total else []
         still_held = jobs.submit_limited(client, pending, jobs.store(), urgent=False)[1] if pending else no_update
         for cell in [cell for cell, keys in done.items() if _readable_coords(keys) is None]:  # damaged: again
             del done[cell]

@@ -52,12 +52,17 @@ def clicked_token(point: dict) -> int | None:
     return index if isinstance(index, int) else None
 
 
+def _keys_of(state: ViewState) -> dict[str, str] | None:
+    """Stored keys of a state's head (None when not computed yet)."""
+    return jobs.cached_keys(HeadRequest.from_dict(state.request()), jobs.store_for(jobs.cache_dir()))
+
+
 def _selected_token(state: ViewState, click: dict | None) -> ViewState:
     """Select the text and position of a clicked point."""
     index = clicked_token((click or {}).get("points", [{}])[0])
     if index is None:
         return state
-    keys = jobs.cached_keys(HeadRequest.from_dict(state.request()), jobs.store_for(jobs.cache_dir()))
+    keys = _keys_of(state)
     tokens = keys and jobs.tokens_table(keys["tokens"])
     if not tokens or not 0 <= index < len(tokens["token"]):
         return state
@@ -95,11 +100,6 @@ def _head_map_point(state: ViewState, click: dict | None) -> ViewState:
     if not (0 <= cell[0] < spec.n_layers and 0 <= cell[1] < spec.n_heads):
         return state
     return replace(state, view="single", layer=cell[0], head=cell[1])
-
-
-def _keys_of(state: ViewState) -> dict[str, str] | None:
-    """Stored keys of a state's head (None when not computed yet)."""
-    return jobs.cached_keys(HeadRequest.from_dict(state.request()), jobs.store_for(jobs.cache_dir()))
 
 
 def _picture_b_token(state: ViewState, click: dict | None) -> ViewState:

@@ -259,18 +259,23 @@ def single_figure(data: HeadData, style: Style, uirevision: str) -> tuple[go.Fig
     data = on_screen(data)
     overlays, counts = overlay_traces(data, style)
     figure = go.Figure(base_traces(data, style) + overlays)
+    _picture_layout(figure, uirevision, data.coords.shape[1])
+    return figure, counts
+
+
+def _picture_layout(figure: go.Figure, uirevision: str, dims: int) -> None:
+    """The layout every point picture shares: no axes, equal aspect, pan, click events, legend on top."""
     axis = {"showticklabels": False, "showgrid": False, "zeroline": False, "title": None}
     figure.update_layout(
         uirevision=uirevision, margin={"l": 10, "r": 10, "t": 10, "b": 10},
         legend={"orientation": "h", "y": 1.02, "x": 0, "itemsizing": "constant"},
         hoverlabel={"namelength": 0}, plot_bgcolor="white", dragmode="pan", clickmode="event",
     )
-    if data.coords.shape[1] == 3:
+    if dims == 3:
         figure.update_layout(scene={"xaxis": axis, "yaxis": axis, "zaxis": axis, "aspectmode": "data"})
     else:
         figure.update_xaxes(**axis)
         figure.update_yaxes(**axis, scaleanchor="x", scaleratio=1)
-    return figure, counts
 
 
 def empty_figure(message: str) -> go.Figure:
@@ -308,13 +313,5 @@ def values_figure(coords: np.ndarray, tokens: dict[str, np.ndarray], values: np.
             hovertext=hover_labels(tokens, rows), hovertemplate="%{hovertext}<br>value<extra></extra>",
             marker={"size": 9, "color": VALUE_COLOR, "line": {"width": 1.5, "color": "#111"}, "opacity": 1.0}))
     figure = go.Figure(traces)
-    axis = {"showticklabels": False, "showgrid": False, "zeroline": False, "title": None}
-    figure.update_layout(uirevision=uirevision, margin={"l": 10, "r": 10, "t": 10, "b": 10}, plot_bgcolor="white",
-                         legend={"orientation": "h", "y": 1.02, "x": 0, "itemsizing": "constant"},
-                         hoverlabel={"namelength": 0}, dragmode="pan", clickmode="event")
-    if points.shape[1] == 3:
-        figure.update_layout(scene={"xaxis": axis, "yaxis": axis, "zaxis": axis, "aspectmode": "data"})
-    else:
-        figure.update_xaxes(**axis)
-        figure.update_yaxes(**axis, scaleanchor="x", scaleratio=1)
+    _picture_layout(figure, uirevision, points.shape[1])
     return figure
