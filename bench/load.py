@@ -157,12 +157,12 @@ def prepare_store(cache_dir: Path) -> None:
 
 
 def start_server(cache_dir: Path) -> tuple[subprocess.Popen, str]:
-    """`qk-atlas serve` on a free port; returns the process and its URL once it answers."""
+    """`qk-atlas serve` on a free port (its log in `server_log(cache_dir)`); the process and its URL once it answers."""
     port = free_port()
     env = {**os.environ, "QK_ATLAS_CACHE_DIR": str(cache_dir), "QK_ATLAS_LOCAL_WORKERS": "1",
            "QK_ATLAS_WARM_UMAP": "0"}
     process = subprocess.Popen([sys.executable, "-m", "workers.cli", "serve", "--port", str(port)], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+                               stdout=subprocess.DEVNULL, stderr=server_log(cache_dir).open("wb"), cwd=ROOT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -173,6 +173,11 @@ def start_server(cache_dir: Path) -> tuple[subprocess.Popen, str]:
             time.sleep(0.3)
     process.kill()
     raise RuntimeError("the server did not start")
+
+
+def server_log(cache_dir: Path) -> Path:
+    """Where the server started by `start_server` writes its log (tracebacks of failed requests)."""
+    return cache_dir / "server.log"
 
 
 def percentile(values: list[float], share: float) -> float:

@@ -13,6 +13,7 @@ from dash import Dash, DiskcacheManager
 
 from dashboard import jobs
 from dashboard.callbacks import compare, downloads, headmap, health, matrix, sentence, single, upload, url
+from dashboard.figures import warm_default_template
 from dashboard.jobs import LocalWorker
 from dashboard.layout.page import page
 from workers import local_queue
@@ -43,6 +44,7 @@ def create_app(cache_dir: str | Path | None = None, start_worker: bool = True) -
     cache_dir = Path(cache_dir or settings().cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
     jobs.set_cache_dir(cache_dir)
+    warm_default_template()  # before any concurrent request draws a figure
     manager = background_manager(cache_dir)
     app = Dash(__name__, assets_folder=str(ASSETS), background_callback_manager=manager, title="qk-atlas",
                update_title=None)

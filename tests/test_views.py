@@ -276,3 +276,28 @@ def test_matrix_cells_coloured_by_fidelity_follow_the_values_on_one_colour_bar(t
     assert TINT_SCALE == "Viridis" and bar.marker.colorbar.title.text == "fidelity"
     untinted = {s.fillcolor for s in figure.layout.shapes if s.fillcolor and s.fillcolor not in fills.values()}
     assert untinted <= {"rgba(240,240,240,0.6)", "rgba(0,0,0,0)"}  # heads without a value keep the plain frame
+
+
+def test_the_default_plotly_template_is_built_before_requests_draw_figures():
+    """Plotly builds template objects lazily without a lock (plotly.py #3441); the app builds them all first."""
+    import plotly.io as pio
+    from _plotly_utils.basevalidators import CompoundArrayValidator, CompoundValidator
+    from plotly.basedatatypes import BasePlotlyType
+
+    from dashboard.figures import warm_default_template
+
+    assert warm_default_template() > 100
+
+    def unbuilt(node: object) -> list[str]:
+        if isinstance(node, BasePlotlyType):
+            cached = {**node._compound_props, **node._compound_array_props}
+            compound = [name for name in node._props or {}
+                        if isinstance(node._get_validator(name), (CompoundValidator, CompoundArrayValidator))]
+            return [name for name in compound if name not in cached] + [
+                missing for name in compound for missing in unbuilt(cached.get(name))]
+        if isinstance(node, (tuple, list)):
+            return [missing for item in node for missing in unbuilt(item)]
+        return []
+
+    template = pio.templates[pio.templates.default]
+    assert unbuilt(template.layout) == [] and unbuilt(template.data) == []

@@ -1,1 +1,22 @@
 """Plotly figure builders (pure: arrays in, figures out)."""
+
+
+def warm_default_template() -> int:
+    """Materialise every set property of Plotly's default template once, before requests arrive; how many.
+
+    Plotly builds a template's nested objects lazily, without a lock (plotly.py issue #3441): two requests
+    drawing the first figures of a fresh server at once can orphan each other's objects and one fails with
+    ValueError('Invalid value'). After this walk every later read only finds what is already built.
+    """
+    import plotly.io as pio
+    from plotly.basedatatypes import BasePlotlyType
+
+    def walk(node: object) -> int:
+        if isinstance(node, BasePlotlyType):
+            return sum(1 + walk(node[name]) for name in list(node._props or {}))
+        if isinstance(node, (tuple, list)):
+            return sum(walk(item) for item in node)
+        return 0
+
+    template = pio.templates[pio.templates.default]
+    return walk(template.layout) + walk(template.data)
