@@ -1,8 +1,10 @@
-"""The fitted normalisation against AttentionViz's centroid rule: fidelity of the picture, per head, MiniLM.
+"""Fidelity and time of every picture: normalisations x projections, and the attention layout, per MiniLM head.
 
-Usage: .venv/bin/python bench/normalisation.py [--umap-every 6] [--out bench/results/normalisation]
-PCA runs on every head of the bundled MiniLM over the default corpus; UMAP (200 epochs, the single view's
-setting) on every `--umap-every`-th head, after UMAP is compiled. Writes OUT.json and OUT.md (a Markdown table).
+Usage: .venv/bin/python bench/normalisation.py [--umap-every 4] [--tsne-every 8] [--out bench/results/normalisation]
+On the bundled MiniLM over the default corpus: PCA under every normalisation and the attention layout on every
+head; UMAP (200 epochs, the single view's setting) under every normalisation on every `--umap-every`-th head, and
+t-SNE (openTSNE, 500 iterations) on every `--tsne-every`-th head (their cost: about 9 and 25 s a head on 2 cores).
+UMAP is compiled first. Writes OUT.json and OUT.md (a Markdown table).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ def overlapping_fit(q, k, text_id):
 def measure(q, k, text_id, norm: str, method: str) -> dict[str, float]:
     """Seconds to normalise and project, and the picture's fidelity, for one head."""
     from workers.fidelity import picture_fidelity
+    from workers.layout import attention_layout
     from workers.normalize import normalize, picture_layout
     from workers.pipeline import projection_params
     from workers.project import Projector
@@ -44,7 +47,11 @@ def measure(q, k, text_id, norm: str, method: str) -> dict[str, float]:
     start = time.perf_counter()
     q2, k2 = overlapping_fit(q, k, text_id) if norm == OVERLAP else normalize(q, k, norm, text_id, causal=False)
     normalised = time.perf_counter()
-    coords = Projector(method, 2, **projection_params(method, False)).fit_transform(np.vstack([q2, k2]))
+    params = {name: value for name, value in projection_params(method, False).items() if name != "version"}
+    if method == "attention":
+        coords = attention_layout(q2, k2, text_id, False, 2, **params)
+    else:
+        coords = Projector(method, 2, **params).fit_transform(np.vstack([q2, k2]))
     seconds = time.perf_counter() - start
     found = picture_fidelity(q, k, coords, text_id, causal=False)
     return {"s_normalise": normalised - start, "s_total": seconds, "top1_in_3": found.top1_in_k,
@@ -65,22 +72,24 @@ def table(rows: list[dict]) -> str:
 def main() -> None:
     """Every normalisation under PCA on all heads, and the centroid rule against the fit under UMAP."""
     parser = argparse.ArgumentParser()
-    parser.add_argument("--umap-every", type=int, default=6)
+    parser.add_argument("--umap-every", type=int, default=4)
+    parser.add_argument("--tsne-every", type=int, default=8)
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "normalisation"))
     args = parser.parse_args()
     from workers.config import settings
     from workers.models import read_spec
     from workers.normalize import NORMALIZATIONS
-    from workers.pipeline import HeadRequest, ensure_extraction, head_vectors
+    from workers.pipeline import METHOD_NAMES, HeadRequest, ensure_extraction, head_vectors
     from workers.project import warm_up_umap
     from workers.store import Store
 
     store = Store(settings().cache_dir / "results")
     spec = read_spec("minilm")
     heads = [(layer, head) for layer in range(spec.n_layers) for head in range(spec.n_heads)]
-    plan = [(norm, "pca", heads) for norm in (*NORMALIZATIONS, OVERLAP)]
-    umap_heads = heads[::args.umap_every]
-    plan += [(norm, "umap", umap_heads) for norm in ("scale+translate", "fit")]
+    plan = [("fit", "attention", heads)]
+    plan += [(norm, "pca", heads) for norm in (*NORMALIZATIONS, OVERLAP)]
+    plan += [(norm, "umap", heads[::args.umap_every]) for norm in NORMALIZATIONS]
+    plan += [(norm, "tsne", heads[::args.tsne_every]) for norm in NORMALIZATIONS]
     warm_up_umap()
     per_head, rows = {}, []
     for norm, method, chosen in plan:
@@ -91,7 +100,7 @@ def main() -> None:
             found[f"L{layer}H{head}"] = measure(q, k, store.get_arrays(keys.tokens)["text_id"], norm, method)
         tops = {name: value["top1_in_3"] for name, value in found.items()}
         worst = min(tops, key=tops.get)
-        row = {"norm": norm, "method": method.upper(), "heads": len(chosen),
+        row = {"norm": norm, "method": METHOD_NAMES[method], "heads": len(chosen),
                "top1_mean": float(np.mean(list(tops.values()))), "top1_worst": tops[worst], "worst_head": worst,
                "rho_mean": float(np.mean([value["rank_correlation"] for value in found.values()])),
                "gap_median": float(np.median([value["centroid_gap"] for value in found.values()])),

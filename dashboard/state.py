@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlencode
 
 from dashboard.figures.single import COLOR_MODES, Style
 from workers.config import settings
-from workers.corpus import DEFAULT_CORPUS, DEFAULT_IMAGE_CORPUS
+from workers.corpus import DEFAULT_CORPUS, DEFAULT_IMAGE_CORPUS, REPEATED_CORPUS
 from workers.models import BUNDLED_ALIAS, ModelError, ModelSpec, read_spec
 from workers.normalize import DEFAULT_NORMALIZATION, NORMALIZATIONS
 from workers.project import DEFAULT_METHOD, METHODS
@@ -95,13 +95,13 @@ def model_choices() -> list[str]:
 
 
 def corpus_choices(modality: str = "text") -> list[str]:
-    """Corpora for a model's modality: the bundled one plus those named in QK_ATLAS_CORPORA."""
+    """Corpora for a model's modality: the bundled ones plus those named in QK_ATLAS_CORPORA and uploads."""
     configured = settings().corpora
     images = [name for name, path in configured.items() if Path(path).is_dir() or path.endswith(".npz")]
     if modality == "image":
         return [DEFAULT_IMAGE_CORPUS, *images]
     uploaded = [record["ref"] for record in list_uploads()]
-    return [DEFAULT_CORPUS, *[name for name in configured if name not in images], *uploaded]
+    return [DEFAULT_CORPUS, REPEATED_CORPUS, *[name for name in configured if name not in images], *uploaded]
 
 
 def default_corpus(modality: str) -> str:

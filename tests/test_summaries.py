@@ -73,3 +73,22 @@ def test_overlap_separates_apart_from_mixed_clouds():
     assert qk_overlap(cloud, cloud + 50.0) == 0.0  # apart: every query's nearest point is a query
     mixed = qk_overlap(rng.normal(size=(3000, 8)), rng.normal(size=(3000, 8)))
     assert 0.4 < mixed < 0.6
+
+
+def test_induction_targets_and_an_induction_head():
+    """'x a b c a b c': from the second a, b, c the targets are the first b, c and the second a."""
+    from workers.summaries import induction_targets
+
+    tokens = np.array(["x", "a", "b", "c", "a", "b", "c", "c"])
+    assert induction_targets(tokens).tolist() == [-1, -1, -1, -1, 2, 3, 4, -1]  # "c c": just before, no target
+    # a causal head whose query at i is the key at its target (or at itself where it has none)
+    text_id = np.zeros(len(tokens), dtype=int)
+    targets = induction_targets(tokens)
+    basis = np.eye(len(tokens))
+    q, k = basis[np.where(targets >= 0, targets, np.arange(len(tokens)))] * 8.0, basis * 8.0
+    is_special = np.zeros(len(tokens), dtype=bool)
+    summary = summarise_head(q, k, text_id, is_special, causal=True, tokens=tokens)
+    assert summary.induction > 0.99
+    uniform = summarise_head(np.zeros_like(q), k, text_id, is_special, causal=True, tokens=tokens)
+    assert uniform.induction == pytest.approx(np.mean([1 / 5, 1 / 6, 1 / 7]))  # queries 4, 5, 6 over i + 1 keys
+    assert np.isnan(summarise_head(q, k, text_id, is_special, causal=True).induction)  # no tokens: not measured

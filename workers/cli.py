@@ -10,6 +10,7 @@ import sys
 
 from workers.corpus import CorpusError
 from workers.models import ModelError
+from workers.project import DEFAULT_METHOD, METHODS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,7 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--corpus", default="default", help="'default' or a .txt/.csv/.jsonl file")
     export.add_argument("--layer", type=int, required=True)
     export.add_argument("--head", type=int, required=True)
-    export.add_argument("--method", choices=["pca", "umap", "tsne"], default="pca")
+    export.add_argument("--method", choices=list(METHODS), default=DEFAULT_METHOD,
+                        help="picture: pca (default), umap, tsne, or attention (UMAP over a graph of the head's "
+                             "attention: each query linked to the keys it attends to most)")
     export.add_argument("--dims", type=int, choices=[2, 3], default=2)
     export.add_argument("--norm", choices=["none", "scale", "scale+translate"], default="scale+translate")
     export.add_argument("--out", required=True, help="output file: .npz, .csv or .parquet")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 DEFAULT_CORPUS = "default"
 DEFAULT_IMAGE_CORPUS = "images"
+REPEATED_CORPUS = "repeated"  # the bundled sentences, each written twice in one text
 MAX_LINE_BYTES = 100_000  # a longer line is cut (a text is truncated to its first tokens anyway)
 BINARY_SNIFF_BYTES = 8192
 
@@ -188,7 +189,7 @@ def load_corpus_file(path: str | Path, max_texts: int | None = None) -> Corpus:
 
 def load_corpus(ref: str, max_texts: int | None = None, named: dict[str, str] | None = None
                 ) -> Corpus | ImageCorpus:
-    """`default`, `images`, a configured corpus name, or a path (text file, image folder, .npz) -> corpus."""
+    """`default`, `repeated`, `images`, a configured corpus name, or a path (text, image folder, .npz) -> corpus."""
     if named and ref in named:
         ref_path = named[ref]
         if Path(ref_path).is_dir() or ref_path.endswith(".npz"):
@@ -198,6 +199,9 @@ def load_corpus(ref: str, max_texts: int | None = None, named: dict[str, str] | 
         return load_image_corpus(ref, max_texts)
     if ref == DEFAULT_CORPUS:
         return make_corpus(DEFAULT_CORPUS, default_corpus_text().splitlines(), max_texts)
+    if ref == REPEATED_CORPUS:  # each bundled sentence twice: "A B C. A B C." shows induction heads at work
+        return make_corpus(REPEATED_CORPUS, [f"{line} {line}" for line in default_corpus_text().splitlines()
+                                             if line.strip()], max_texts)
     if named and ref in named:
         return replace(load_corpus_file(named[ref], max_texts), name=ref)
     return load_corpus_file(ref, max_texts)

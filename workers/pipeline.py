@@ -16,6 +16,7 @@ import numpy as np
 from workers.attention import kv_head_for
 from workers.config import settings
 from workers.corpus import DEFAULT_CORPUS, Corpus, ImageCorpus, load_corpus
+from workers.layout import NEIGHBOURS, STRUCTURE_WEIGHT, TOP_KEYS, attention_layout
 from workers.models import BUNDLED_ALIAS, ModelSpec, read_spec
 from workers.normalize import DEFAULT_NORMALIZATION, NORMALIZATIONS, normalisation_params, normalize
 from workers.project import DEFAULT_METHOD, METHODS, Projector
@@ -25,12 +26,16 @@ from workers.store import Store, content_key
 Progress = Callable[[float, str], None]
 STORED_VECTOR_DTYPE = np.float16  # q, k at rest: half the bytes; attention rebuilt from them within ~5e-4
 PROJECTION_PARAMS: dict[str, dict[str, Any]] = {
-    "pca": {}, "umap": {"n_neighbors": 15, "min_dist": 0.1, "n_epochs": 200}, "tsne": {}}
+    "pca": {}, "umap": {"n_neighbors": 15, "min_dist": 0.1, "n_epochs": 200}, "tsne": {},
+    "attention": {"n_epochs": 200, "top_keys": TOP_KEYS, "n_neighbors": NEIGHBOURS,
+                  "structure_weight": STRUCTURE_WEIGHT, "version": 1}}
 # Matrix cells: fewer optimisation steps (bench/umap_settings.py: UMAP 50 epochs is 3.4x faster than 200, the
 # most-attended key among the 3 nearest for 58% of queries instead of 67%, rank correlation unchanged).
 PREVIEW_PARAMS: dict[str, dict[str, Any]] = {
     "pca": {}, "umap": {"n_neighbors": 15, "min_dist": 0.1, "n_epochs": 50},
-    "tsne": {"early_exaggeration_iter": 125, "n_iter": 250}}
+    "tsne": {"early_exaggeration_iter": 125, "n_iter": 250},
+    "attention": {**PROJECTION_PARAMS["attention"], "n_epochs": 50}}
+METHOD_NAMES = {"pca": "PCA", "umap": "UMAP", "tsne": "t-SNE", "attention": "attention layout"}
 
 
 def projection_params(method: str, preview: bool) -> dict[str, Any]:
@@ -238,21 +243,28 @@ def ensure_head_view(request: HeadRequest, store: Store, progress: Progress = _n
         progress(1.0, "cached")
         return keys
     keys = ensure_extraction(request, store, progress)
-    label = {"pca": "PCA", "umap": "UMAP", "tsne": "t-SNE"}[request.method] + (" preview" if request.preview else "")
-    projector = Projector(request.method, request.dims, **projection_params(request.method, request.preview))
-    if request.vectors == "v":
+    label = METHOD_NAMES[request.method] + (" preview" if request.preview else "")
+    params = {name: value for name, value in projection_params(request.method, request.preview).items()
+              if name != "version"}
+    if request.vectors == "v":  # values attend to nothing: the attention layout falls back to UMAP for them
+        method = "umap" if request.method == "attention" else request.method
+        projector = Projector(method, request.dims, **projection_params(method, request.preview))
         values = store.get_arrays(keys.v)
         if values is None:
             raise RuntimeError("the value vectors of this head are missing from the store")
-        progress(0.85, f"{label} projection of {len(values['v']):,} value vectors")
+        progress(0.85, f"{METHOD_NAMES[method]} of {len(values['v']):,} value vectors")
         coords = projector.fit_transform(values["v"].astype(np.float32))
         store.put_arrays(keys.coords, {"coords": coords.astype(np.float32)})
         progress(1.0, "done")
         return keys
     q, k = head_vectors(store, keys)
-    q_norm, k_norm = normalize(q, k, request.norm, text_ids(store, keys), read_spec(request.model).causal)
-    progress(0.85, f"{label} projection of {2 * len(q):,} points")
-    coords = projector.fit_transform(np.vstack([q_norm, k_norm]))
+    text_id = text_ids(store, keys)
+    q_norm, k_norm = normalize(q, k, request.norm, text_id, spec.causal)
+    progress(0.85, f"{label} of {2 * len(q):,} points")
+    if request.method == "attention":
+        coords = attention_layout(q_norm, k_norm, text_id, spec.causal, request.dims, **params)
+    else:
+        coords = Projector(request.method, request.dims, **params).fit_transform(np.vstack([q_norm, k_norm]))
     store.put_arrays(keys.coords, {"coords": coords.astype(np.float32)})
     progress(1.0, "done")
     return keys
@@ -285,7 +297,7 @@ def ensure_view_fidelity(request: HeadRequest, store: Store) -> dict[str, dict]:
 
 def summary_key(keys: ViewKeys) -> str:
     """Store key of a head's summary (it depends on its q, k and tokens table only)."""
-    return content_key("summary", {"q": keys.q, "k": keys.k, "tokens": keys.tokens, "version": 1})
+    return content_key("summary", {"q": keys.q, "k": keys.k, "tokens": keys.tokens, "version": 2})
 
 
 def ensure_head_summary(request: HeadRequest, store: Store) -> dict[str, float]:
@@ -300,7 +312,8 @@ def ensure_head_summary(request: HeadRequest, store: Store) -> dict[str, float]:
     q, k = head_vectors(store, keys)
     tokens = store.get_arrays(keys.tokens)
     assert tokens is not None
-    summary = summarise_head(q, k, tokens["text_id"], tokens["is_special"], read_spec(request.model).causal)
+    summary = summarise_head(q, k, tokens["text_id"], tokens["is_special"], read_spec(request.model).causal,
+                             tokens=tokens["token"] if read_spec(request.model).modality == "text" else None)
     store.put_json(key, summary.to_dict())
     return summary.to_dict()
 

@@ -6,7 +6,8 @@ from typing import Any
 
 import numpy as np
 
-METHODS: tuple[str, ...] = ("pca", "umap", "tsne")
+POINT_METHODS: tuple[str, ...] = ("pca", "umap", "tsne")  # projections of points alone (this module)
+METHODS: tuple[str, ...] = (*POINT_METHODS, "attention")  # "attention": workers.layout, from the head's attention
 DEFAULT_METHOD = "pca"
 
 
@@ -29,8 +30,8 @@ class Projector:
 
     def _validate(self, points: np.ndarray) -> None:
         """Check method, dims and input shape."""
-        if self.method not in METHODS:
-            raise ValueError(f"unknown projection {self.method!r}; choose one of {', '.join(METHODS)}")
+        if self.method not in POINT_METHODS:
+            raise ValueError(f"unknown projection {self.method!r}; choose one of {', '.join(POINT_METHODS)}")
         if self.dims not in (2, 3):
             raise ValueError(f"dims must be 2 or 3, got {self.dims!r}")
         if points.ndim != 2 or points.shape[0] < self.dims + 2:
@@ -82,7 +83,11 @@ def _tsne(points: np.ndarray, dims: int, seed: int, perplexity: float = 30.0, ea
 
 
 def warm_up_umap() -> None:
-    """Compile umap-learn's numba code once in this process (small and >4,096-point paths)."""
+    """Compile umap-learn's numba code once in this process (small and >4,096-point paths, attention layout)."""
+    from workers.layout import attention_layout
+
     rng = np.random.default_rng(0)
     for n in (64, 4200):
         _umap(rng.normal(size=(n, 8)).astype(np.float32), 2, 0, n_epochs=5)
+    q, k = rng.normal(size=(2, 64, 8)).astype(np.float32)
+    attention_layout(q, k, np.repeat(np.arange(8), 8), causal=False, n_epochs=5)

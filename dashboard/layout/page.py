@@ -13,11 +13,13 @@ from workers.models import ModelError, read_spec
 from workers.normalize import NORMALIZATIONS
 from workers.uploads import list_uploads
 
-METHOD_LABELS = {"pca": "PCA", "umap": "UMAP", "tsne": "t-SNE"}
+METHOD_LABELS = {"pca": "PCA", "umap": "UMAP", "tsne": "t-SNE", "attention": "Attention layout"}
 ORDER_LABELS = {"grid": "layer x head", "prev_token": "attention to the previous token (ranked)",
                 "next_token": "attention to the next token (ranked)",
                 "first_token": "attention to the first token (ranked)",
-                "special": "attention to special tokens (ranked)", "entropy": "attention entropy (ranked)",
+                "special": "attention to special tokens (ranked)",
+                "induction": "induction: attention to the token after an earlier occurrence (ranked)",
+                "entropy": "attention entropy (ranked)",
                 "norm_ratio": "query / key norm ratio, log2 (ranked)", "qk_overlap": "query-key overlap (ranked)",
                 "fidelity": "fidelity of the cell's picture: top-1-in-3 (ranked)",
                 "fidelity_rank": "fidelity of the cell's picture: rank correlation (ranked)"}

@@ -1,0 +1,173 @@
+"""Train `tiny-gpt`: a small GPT-2 with a tokenizer built from the bundled corpus, shipped in the package.
+
+Run: `.venv/bin/python scripts/train_tiny_gpt.py [--steps 3000] [--out workers/data/tiny_gpt]` (seeded, CPU).
+
+What it learns from: the bundled corpus (640 sentences, about 15k tokens) as running text, plus sequences with
+repeated spans (a random token string or a corpus passage, then the same again), so that it has a reason to
+form previous-token heads and induction heads (attend from a repeated token to the token that followed its
+first occurrence, then copy it). Writes config.json, model.safetensors, the tokenizer files and
+`training.json` (settings, loss curve, wall time, the heads found) to --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from workers.tiny_gpt import (  # noqa: E402
+    BOS,
+    attention_maps,
+    induction_scores,
+    previous_token_scores,
+    repeated_random_tokens,
+)
+
+CORPUS = ROOT / "workers" / "data" / "default_corpus.txt"
+SETTINGS = {"seed": 0, "vocab_size": 2048, "n_positions": 256, "n_embd": 128, "n_layer": 3, "n_head": 4,
+            "n_inner": 512, "seq_len": 128, "batch_size": 32, "lr": 2e-3, "warmup": 200, "weight_decay": 0.05,
+            "mix": {"text": 0.4, "random repeated": 0.3, "text repeated": 0.3}}
+
+
+def build_tokenizer(lines: list[str], vocab_size: int, max_length: int):
+    """Byte-level BPE trained on the corpus; every encoding starts with BOS (as every training sequence does)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[BOS],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator(lines, trainer)
+    bos_id = tok.token_to_id(BOS)
+    tok.post_processor = processors.TemplateProcessing(single=f"{BOS} $A", pair=f"{BOS} $A {BOS} $B",
+                                                       special_tokens=[(BOS, bos_id)])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=BOS, eos_token=BOS, unk_token=BOS, pad_token=BOS,
+                                   model_max_length=max_length)
+
+
+class Batches:
+    """Seeded training sequences [batch, seq_len]: corpus windows, repeated random tokens, repeated passages."""
+
+    def __init__(self, stream: np.ndarray, vocab: int, bos: int, seq_len: int, mix: dict[str, float], seed: int):
+        self.stream, self.vocab, self.bos, self.seq_len = stream, vocab, bos, seq_len
+        self.kinds, self.weights = list(mix), list(mix.values())
+        self.rng = np.random.default_rng(seed)
+
+    def window(self, length: int) -> np.ndarray:
+        """A random stretch of the running corpus text [length]."""
+        start = self.rng.integers(0, len(self.stream) - length)
+        return self.stream[start:start + length]
+
+    def repeated(self, span: np.ndarray) -> np.ndarray:
+        """BOS, then `span` again and again, cut to seq_len [seq_len]."""
+        reps = math.ceil((self.seq_len - 1) / len(span))
+        return np.concatenate([[self.bos], np.tile(span, reps)])[:self.seq_len]
+
+    def sequence(self) -> np.ndarray:
+        """One training sequence [seq_len]."""
+        kind = self.rng.choice(len(self.kinds), p=self.weights)
+        if self.kinds[kind] == "text":
+            return np.concatenate([[self.bos], self.window(self.seq_len - 1)])
+        span_length = int(self.rng.integers(8, 48))
+        if self.kinds[kind] == "random repeated":
+            return self.repeated(self.rng.integers(1, self.vocab, span_length))
+        return self.repeated(self.window(span_length))
+
+    def next(self, batch_size: int) -> torch.Tensor:
+        """A batch [batch_size, seq_len] of token ids."""
+        return torch.from_numpy(np.stack([self.sequence() for _ in range(batch_size)]).astype(np.int64))
+
+
+def learning_rate(step: int, steps: int, peak: float, warmup: int) -> float:
+    """Linear warm-up, then cosine decay to a tenth of the peak."""
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    progress = (step - warmup) / max(1, steps - warmup)
+    return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def heads_found(model, tokenizer, texts: list[str]) -> dict[str, list]:
+    """Per-head previous-token score (corpus text) and induction score (repeated random tokens), rounded."""
+    prev = previous_token_scores(attention_maps(model, tokenizer(texts[:64])["input_ids"]))
+    sequences = repeated_random_tokens(tokenizer.vocab_size, tokenizer.bos_token_id, count=32, span=24, seed=1)
+    induction = induction_scores(attention_maps(model, sequences), span=24)
+    return {"previous_token": np.round(prev, 3).tolist(), "induction": np.round(induction, 3).tolist()}
+
+
+def main() -> None:
+    """Build the tokenizer, train, save model + tokenizer + training record."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--out", default=str(ROOT / "workers" / "data" / "tiny_gpt"))
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    settings = {**SETTINGS, "steps": args.steps}
+    random.seed(settings["seed"])
+    torch.manual_seed(settings["seed"])
+    torch.set_num_threads(args.threads)
+    started = time.perf_counter()
+
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    lines = [line.strip() for line in CORPUS.read_text(encoding="utf-8").splitlines() if line.strip()]
+    tokenizer = build_tokenizer(lines, settings["vocab_size"], settings["n_positions"])
+    stream = np.array([i for ids in tokenizer(lines)["input_ids"] for i in ids], dtype=np.int64)
+    config = GPT2Config(vocab_size=len(tokenizer), n_positions=settings["n_positions"], n_embd=settings["n_embd"],
+                        n_layer=settings["n_layer"], n_head=settings["n_head"], n_inner=settings["n_inner"],
+                        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=tokenizer.bos_token_id,
+                        eos_token_id=tokenizer.eos_token_id, tie_word_embeddings=True)
+    model = GPT2LMHeadModel(config)
+    model.set_attn_implementation("sdpa")  # fast for training; the saved model loads with eager attention
+    optimizer = torch.optim.AdamW(model.parameters(), lr=settings["lr"], weight_decay=settings["weight_decay"],
+                                  betas=(0.9, 0.95))
+    batches = Batches(stream, len(tokenizer), tokenizer.bos_token_id, settings["seq_len"], settings["mix"],
+                      settings["seed"])
+    losses = []
+    model.train()
+    for step in range(args.steps):
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(step, args.steps, settings["lr"], settings["warmup"])
+        ids = batches.next(settings["batch_size"])
+        loss = model(input_ids=ids, labels=ids).loss
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        losses.append(loss.item())
+        if step % 100 == 0 or step == args.steps - 1:
+            mean = sum(losses[-100:]) / len(losses[-100:])
+            print(f"step {step:5d}  loss {mean:.3f}  {time.perf_counter() - started:6.0f} s", flush=True)
+    train_seconds = time.perf_counter() - started
+    model.eval()
+    model.set_attn_implementation("eager")
+    found = heads_found(model, tokenizer, lines)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    record = {"settings": settings, "train_seconds": round(train_seconds, 1), "threads": args.threads,
+              "torch": torch.__version__, "final_loss": round(sum(losses[-100:]) / len(losses[-100:]), 3),
+              "loss_every_100": [round(sum(losses[i:i + 100]) / len(losses[i:i + 100]), 3)
+                                 for i in range(0, len(losses), 100)],
+              "heads": found}
+    (out / "training.json").write_text(json.dumps(record, indent=1) + "\n")
+    best_prev = max((s, f"L{la}H{h}") for la, row in enumerate(found["previous_token"]) for h, s in enumerate(row))
+    best_ind = max((s, f"L{la}H{h}") for la, row in enumerate(found["induction"]) for h, s in enumerate(row))
+    print(f"trained in {train_seconds:.0f} s; best previous-token head {best_prev[1]} {best_prev[0]:.2f}, "
+          f"best induction head {best_ind[1]} {best_ind[0]:.2f}; saved to {out}")
+
+
+if __name__ == "__main__":
+    main()

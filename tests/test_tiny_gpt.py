@@ -1,0 +1,94 @@
+"""The bundled tiny-gpt: it ships in the wheel, loads through the registry, and its own attention shows the
+previous-token and induction heads it was trained to form."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from workers.corpus import load_corpus
+from workers.models import load_model, read_spec
+from workers.registry import registry
+from workers.tiny_gpt import (
+    TINY_GPT_ALIAS,
+    attention_maps,
+    induction_scores,
+    previous_token_scores,
+    repeated_random_tokens,
+    tiny_gpt_path,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+SPAN = 24
+
+
+@pytest.fixture(scope="module")
+def tiny_gpt():
+    """tiny-gpt loaded the way every model is (registry alias, eager attention)."""
+    return load_model(TINY_GPT_ALIAS)
+
+
+def test_scores_on_constructed_attention():
+    """A head that attends only to the previous token scores 1 on it; one that copies after a repeat scores 1."""
+    n = 1 + 2 * SPAN
+    previous = np.eye(n, k=-1)
+    previous[0, 0] = 1.0
+    induction = np.eye(n)
+    queries = 1 + SPAN + np.arange(SPAN - 1)
+    induction[queries] = 0.0
+    induction[queries, queries - SPAN + 1] = 1.0
+    maps = [np.stack([previous, induction])[None]]  # [layers=1, heads=2, n, n]
+    assert np.allclose(previous_token_scores(maps), [[1.0, 0.0]])
+    assert np.allclose(induction_scores(maps, SPAN), [[0.0, 1.0]])
+
+
+def test_ships_small_and_loads_through_the_registry(tiny_gpt):
+    files = sorted(tiny_gpt_path().iterdir())
+    assert sum(f.stat().st_size for f in files) <= 20 * 2**20
+    source = registry()[TINY_GPT_ALIAS]
+    assert source.kind == "bundled" and source.revision.startswith("bundled-")
+    spec = read_spec(TINY_GPT_ALIAS)
+    assert (spec.family, spec.causal, spec.n_layers, spec.n_heads) == ("gpt2", True, 3, 4)
+    assert tiny_gpt.spec == spec
+    ids = tiny_gpt.tokenizer("The cat sat on the mat.")["input_ids"]
+    assert ids[0] == tiny_gpt.tokenizer.bos_token_id and len(ids) > 3
+
+
+def test_the_wheel_carries_the_weights_and_tokenizer(tmp_path):
+    """A clean install gets the model: the wheel holds every file of the folder."""
+    done = subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation",
+                           "-q", "-w", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    (wheel,) = tmp_path.glob("qk_atlas-*.whl")
+    inside = set(zipfile.ZipFile(wheel).namelist())
+    wanted = {f"workers/data/tiny_gpt/{name}" for name in ("config.json", "model.safetensors", "tokenizer.json",
+                                                              "tokenizer_config.json")}
+    assert wanted <= inside
+
+
+def test_a_previous_token_head_on_the_corpus(tiny_gpt):
+    texts = list(load_corpus("default").texts[:64])
+    scores = previous_token_scores(attention_maps(tiny_gpt.model, tiny_gpt.tokenizer(texts)["input_ids"]))
+    assert scores.shape == (3, 4)
+    assert scores.max() > 0.5, scores.round(2)
+
+
+def test_an_induction_head_on_repeated_random_tokens(tiny_gpt):
+    """From the second occurrence of a token, attention goes to the token after its first occurrence; the same
+    head does not do it when the second half is a fresh random string (the control)."""
+    tokenizer = tiny_gpt.tokenizer
+    repeated = repeated_random_tokens(len(tokenizer), tokenizer.bos_token_id, count=24, span=SPAN, seed=7)
+    scores = induction_scores(attention_maps(tiny_gpt.model, repeated), SPAN)
+    control_seqs = [seq[:1 + SPAN] + other[1 + SPAN:] for seq, other in
+                    zip(repeated, repeated_random_tokens(len(tokenizer), tokenizer.bos_token_id, 24, SPAN, seed=8),
+                        strict=True)]
+    control = induction_scores(attention_maps(tiny_gpt.model, control_seqs), SPAN)
+    layer, head = np.unravel_index(scores.argmax(), scores.shape)
+    assert layer >= 1, "an induction head needs a previous-token head below it"
+    assert scores[layer, head] > 0.3, scores.round(2)
+    assert scores[layer, head] > 5 * control[layer, head], (scores.round(2), control.round(2))
