@@ -92,3 +92,30 @@ def test_an_induction_head_on_repeated_random_tokens(tiny_gpt):
     assert layer >= 1, "an induction head needs a previous-token head below it"
     assert scores[layer, head] > 0.3, scores.round(2)
     assert scores[layer, head] > 5 * control[layer, head], (scores.round(2), control.round(2))
+
+
+def test_the_matrix_ranks_its_previous_token_and_induction_heads_first(tiny_gpt, tmp_path):
+    """In the dashboard's matrix, ordered by a summary, the heads the model's own attention shows come first:
+    by previous-token attention on the default corpus, by induction on the bundled 'repeated' corpus."""
+    from dashboard import jobs
+    from dashboard.callbacks.matrix import head_values
+    from dashboard.state import corpus_choices, model_choices
+    from workers.pipeline import HeadRequest, ensure_extraction
+
+    assert TINY_GPT_ALIAS in model_choices() and "repeated" in corpus_choices("text")
+    jobs.set_cache_dir(tmp_path / "cache")
+    texts = list(load_corpus("default").texts)
+    maps = attention_maps(tiny_gpt.model, tiny_gpt.tokenizer(texts)["input_ids"])
+    direct_prev = previous_token_scores(maps)
+    for corpus, order, direct in (("default", "prev_token", direct_prev), ("repeated", "induction", None)):
+        ensure_extraction(HeadRequest(model=TINY_GPT_ALIAS, corpus=corpus), jobs.store())
+        request = {"model": TINY_GPT_ALIAS, "corpus": corpus, "norm": "fit", "method": "pca"}
+        values, missing = head_values(request, order, budget_s=300)
+        assert missing == 0 and len(values) == 12
+        best = max(values, key=values.get)
+        if direct is not None:  # the summary is the same measure as the model's own attention gives
+            assert values[best] == pytest.approx(direct.max(), abs=2e-3)
+            assert best == np.unravel_index(direct.argmax(), direct.shape)
+        else:
+            layer_0 = max(value for (layer, _head), value in values.items() if layer == 0)
+            assert best[0] >= 1 and values[best] > 0.3 and values[best] > 5 * layer_0, values

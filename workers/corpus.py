@@ -12,7 +12,7 @@ from pathlib import Path
 
 DEFAULT_CORPUS = "default"
 DEFAULT_IMAGE_CORPUS = "images"
-REPEATED_CORPUS = "repeated"  # the bundled sentences, each written twice in one text
+REPEATED_CORPUS = "repeated"  # strings of random corpus words, each written twice (repeated_word_texts)
 MAX_LINE_BYTES = 100_000  # a longer line is cut (a text is truncated to its first tokens anyway)
 BINARY_SNIFF_BYTES = 8192
 
@@ -99,6 +99,22 @@ def make_corpus(name: str, texts: Iterable[str], max_texts: int | None = None, n
 def default_corpus_text() -> str:
     """The bundled corpus file's text (CC0, written for the project)."""
     return resources.files("workers").joinpath("data/default_corpus.txt").read_text(encoding="utf-8")
+
+
+def repeated_word_texts(count: int = 320, length: int = 10, seed: int = 0) -> list[str]:
+    """`count` texts, each a seeded string of `length` distinct words of the bundled corpus written twice
+    ("ferry spicy beyond … ferry spicy beyond …"): nothing but copying predicts the second half, so induction
+    heads show (attention from a repeated word to the word after its first occurrence)."""
+    import random
+    import re
+
+    words = sorted(set(re.findall(r"[a-z]+", default_corpus_text().lower())))
+    rng = random.Random(seed)
+    texts = []
+    for _ in range(count):
+        string = " ".join(rng.sample(words, length))
+        texts.append(f"{string} {string}")
+    return texts
 
 
 class _Lines:
@@ -199,9 +215,8 @@ def load_corpus(ref: str, max_texts: int | None = None, named: dict[str, str] | 
         return load_image_corpus(ref, max_texts)
     if ref == DEFAULT_CORPUS:
         return make_corpus(DEFAULT_CORPUS, default_corpus_text().splitlines(), max_texts)
-    if ref == REPEATED_CORPUS:  # each bundled sentence twice: "A B C. A B C." shows induction heads at work
-        return make_corpus(REPEATED_CORPUS, [f"{line} {line}" for line in default_corpus_text().splitlines()
-                                             if line.strip()], max_texts)
+    if ref == REPEATED_CORPUS:
+        return make_corpus(REPEATED_CORPUS, repeated_word_texts(), max_texts)
     if named and ref in named:
         return replace(load_corpus_file(named[ref], max_texts), name=ref)
     return load_corpus_file(ref, max_texts)
