@@ -96,3 +96,26 @@ def test_heads_table_summarises_every_head(tmp_path):
     assert table["entropy"].between(0, 1).all() and table["special"].between(0, 1).all()
     bad = run_cli("heads", "--out", str(tmp_path / "heads.xlsx"), cache=str(tmp_path / "cache"))
     assert bad.returncode == 2 and "use .csv or .parquet" in bad.stderr
+
+
+def test_export_attention_layout_of_a_head_pca_shows_poorly(tmp_path):
+    """`--method attention` exports the attention-driven picture: more faithful than PCA on L0H4 (the head PCA
+    shows worst), with the figures in FILE.metrics.json equal to a direct computation."""
+    from tests.conftest import SENTENCES
+
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("\n".join(SENTENCES * 3))
+    cache = str(tmp_path / "cache")
+    shares = {}
+    for method in ("pca", "attention"):
+        out = tmp_path / f"{method}.npz"
+        done = run_cli("export", "--corpus", str(corpus), "--layer", "0", "--head", "4", "--method", method,
+                       "--out", str(out), cache=cache)
+        assert done.returncode == 0, done.stderr
+        data = np.load(out)
+        metrics = json.loads((tmp_path / f"{method}.npz.metrics.json").read_text())
+        picture = picture_fidelity(data["q"], data["k"], data["coords"], data["text_id"], False)
+        assert metrics["request"]["method"] == method
+        assert metrics["fidelity"]["picture"]["top1_in_k"] == pytest.approx(picture.top1_in_k)
+        shares[method] = picture.top1_in_k
+    assert shares["attention"] >= 0.85 and shares["attention"] > shares["pca"] + 0.1, shares

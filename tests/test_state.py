@@ -7,10 +7,11 @@ import pytest
 from dashboard.state import ViewState, parse_query, with_controls
 
 
-def test_round_trip():
-    state = ViewState(layer=3, head=7, method="umap", dims=3, norm="none", color="position")
+@pytest.mark.parametrize("method", ["umap", "attention"])
+def test_round_trip(method):
+    state = ViewState(layer=3, head=7, method=method, dims=3, norm="none", color="position")
     parsed, notices = parse_query(state.to_query())
-    assert parsed == state and notices == []
+    assert parsed == state and notices == [] and f"method={method}" in state.to_query()
 
 
 def test_empty_query_gives_defaults():

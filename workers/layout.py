@@ -1,8 +1,8 @@
 """Attention-driven layout: UMAP's embedding step over a graph built from the head's own attention.
 
 Points are the head's queries and keys ([2N, d], normalised). Edges:
-- attention: each query to its TOP_KEYS most-attended keys in its text, weighted by attention relative to the
-  query's largest (so the most-attended key pulls hardest; keys below MIN_RELATIVE_ATTENTION add no edge);
+- attention: each query to its TOP_KEYS most-attended keys in its text, weighted by (attention / the query's
+  largest) ** SHARPNESS, so the most-attended key pulls hardest (keys below MIN_RELATIVE_ATTENTION add no edge);
 - structure: each query to its NEIGHBOURS nearest queries and each key to its nearest keys (Euclidean, UMAP's
   fuzzy memberships), scaled by STRUCTURE_WEIGHT, so that position, token and cluster structure stays visible.
 The graph is embedded by umap-learn's `simplicial_set_embedding` from a PCA start, seeded (single-threaded).
@@ -18,13 +18,16 @@ from workers.fidelity import grouped_attention
 TOP_KEYS = 3
 MIN_RELATIVE_ATTENTION = 0.05
 NEIGHBOURS = 10
-STRUCTURE_WEIGHT = 0.3
+STRUCTURE_WEIGHT = 0.2
+SHARPNESS = 4.0
+EPOCHS = 100  # from a PCA start, 50 to 200 epochs gave the same fidelity (bench/normalisation.py)
 MIN_DIST = 0.1
 
 
 def attention_edges(q: np.ndarray, k: np.ndarray, text_id: np.ndarray, causal: bool,
-                    top_keys: int = TOP_KEYS) -> sp.coo_matrix:
-    """[2N, 2N] edges query i -> key N + j for each query's top keys in its text, weight attention / its max."""
+                    top_keys: int = TOP_KEYS, sharpness: float = 1.0) -> sp.coo_matrix:
+    """[2N, 2N] edges query i -> key N + j for each query's top keys in its text, weight (attention / its max)
+    ** sharpness."""
     n = len(q)
     sources, targets, weights = [], [], []
     for rows, attention in grouped_attention(q, k, text_id, causal):  # rows [T, m], attention [T, m, m]
@@ -36,7 +39,7 @@ def attention_edges(q: np.ndarray, k: np.ndarray, text_id: np.ndarray, causal: b
         keep = relative >= MIN_RELATIVE_ATTENTION
         sources.append(query_rows[keep])
         targets.append(key_rows[keep] + n)
-        weights.append(relative[keep])
+        weights.append(relative[keep] ** sharpness)
     return sp.coo_matrix((np.concatenate(weights), (np.concatenate(sources), np.concatenate(targets))),
                          shape=(2 * n, 2 * n))
 
@@ -55,9 +58,9 @@ def neighbour_graph(points: np.ndarray, n_neighbors: int, seed: int) -> sp.coo_m
 
 def layout_graph(q: np.ndarray, k: np.ndarray, text_id: np.ndarray, causal: bool, seed: int = 0,
                  top_keys: int = TOP_KEYS, n_neighbors: int = NEIGHBOURS,
-                 structure_weight: float = STRUCTURE_WEIGHT) -> sp.csr_matrix:
+                 structure_weight: float = STRUCTURE_WEIGHT, sharpness: float = SHARPNESS) -> sp.csr_matrix:
     """The symmetric [2N, 2N] graph the layout embeds: attention edges plus weighted structure edges."""
-    attention = attention_edges(q, k, text_id, causal, top_keys).tocsr()
+    attention = attention_edges(q, k, text_id, causal, top_keys, sharpness).tocsr()
     attention = attention.maximum(attention.T)
     structure = sp.block_diag([neighbour_graph(q, n_neighbors, seed), neighbour_graph(k, n_neighbors, seed)])
     return (attention + structure_weight * structure.tocsr()).tocsr()
@@ -74,13 +77,13 @@ def pca_start(points: np.ndarray, dims: int) -> np.ndarray:
 
 
 def attention_layout(q: np.ndarray, k: np.ndarray, text_id: np.ndarray, causal: bool, dims: int = 2,
-                     seed: int = 0, n_epochs: int = 200, top_keys: int = TOP_KEYS, n_neighbors: int = NEIGHBOURS,
-                     structure_weight: float = STRUCTURE_WEIGHT) -> np.ndarray:
+                     seed: int = 0, n_epochs: int = EPOCHS, top_keys: int = TOP_KEYS, n_neighbors: int = NEIGHBOURS,
+                     structure_weight: float = STRUCTURE_WEIGHT, sharpness: float = SHARPNESS) -> np.ndarray:
     """Queries then keys placed so that a query lies near the keys it attends to: q, k [N, d] -> [2N, dims]."""
     from umap.umap_ import find_ab_params, simplicial_set_embedding
 
     points = np.vstack([q, k]).astype(np.float32)
-    graph = layout_graph(q, k, text_id, causal, seed, top_keys, n_neighbors, structure_weight)
+    graph = layout_graph(q, k, text_id, causal, seed, top_keys, n_neighbors, structure_weight, sharpness)
     a, b = find_ab_params(1.0, MIN_DIST)
     rng = np.random.default_rng(seed)
     start = pca_start(points, dims)

@@ -27,7 +27,7 @@ from workers.pipeline import (
 SAMPLE_TOKENS = 2000  # tokens drawn per head (each a query and a key); stated in the status line
 PREVIEW_NOTES = {"umap": "cells are UMAP previews (50 epochs; the opened head runs the full 200)",
                  "tsne": "cells are t-SNE previews (half the iterations; the opened head runs them all)",
-                 "attention": "cells are attention-layout previews (50 epochs; the opened head runs the full 200)"}
+                 "attention": "cells are attention-layout previews (50 epochs; the opened head runs 100)"}
 
 
 def _template(request: dict[str, Any]) -> HeadRequest:
