@@ -86,7 +86,7 @@ def main() -> None:
     store = Store(settings().cache_dir / "results")
     spec = read_spec("minilm")
     heads = [(layer, head) for layer in range(spec.n_layers) for head in range(spec.n_heads)]
-    plan = [("fit", "attention", heads)]
+    plan = [("fit", "attention", heads), ("scale+translate", "attention", heads)]
     plan += [(norm, "pca", heads) for norm in (*NORMALIZATIONS, OVERLAP)]
     plan += [(norm, "umap", heads[::args.umap_every]) for norm in NORMALIZATIONS]
     plan += [(norm, "tsne", heads[::args.tsne_every]) for norm in NORMALIZATIONS]

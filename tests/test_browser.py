@@ -399,3 +399,26 @@ def test_side_by_side_links_the_selection_across_two_heads(dash_duo, app):
     assert drawn["value vectors"] == len(tokens["token"])  # one point per token
     assert drawn["selected text (values)"] == int((tokens["text_id"] == int(
         dash_duo.driver.current_url.split("text=")[1].split("&")[0])).sum())  # the selection carried over
+
+
+def test_tiny_gpt_from_the_model_menu_and_the_attention_layout_from_the_projection_menu(dash_duo, app):
+    """The bundled causal model is one choice in the model menu; the attention layout one in the projection menu;
+    both land in the URL, and the view states how faithful the new picture is."""
+    dash_duo.start_server(app)
+    dash_duo.driver.get(dash_duo.server_url + "/?layer=1&head=3")
+    dash_duo.wait_for_text_to_equal("#view-heading", "L1 H3", timeout=30)
+    dash_duo.select_dcc_dropdown("#model-dropdown", "tiny-gpt (gpt2, 3x4)")
+    wait_until(lambda: "model=tiny-gpt" in dash_duo.driver.current_url, timeout=20)
+    dash_duo.wait_for_contains_text("#view-subheading", "tiny-gpt", timeout=30)
+    wait_for_points(dash_duo)
+    dash_duo.select_dcc_dropdown("#method-dropdown", "Attention layout")
+    wait_until(lambda: "method=attention" in dash_duo.driver.current_url, timeout=20)
+    dash_duo.wait_for_contains_text("#view-subheading", "Attention layout", timeout=30)
+    dash_duo.wait_for_contains_text("#view-status", "points", timeout=120)
+    data = wait_for_points(dash_duo)
+    assert data[0][2] == data[1][2] > 5_000
+    fidelity = dash_duo.wait_for_contains_text("#view-fidelity", "of queries in this picture", timeout=60) or \
+        dash_duo.find_element("#view-fidelity").text
+    picture_share = int(dash_duo.find_element("#view-fidelity").text.split("%")[0].split()[-1])
+    assert picture_share >= 85, fidelity
+    assert dash_duo.get_logs() == []

@@ -71,3 +71,16 @@ def test_previous_token_head_drawn_faithfully_scores_one():
 def test_picture_fidelity_reads_queries_then_keys():
     q, k, qp, kp, text_id = _random_case(seed=3)
     assert picture_fidelity(q, k, np.vstack([qp, kp]), text_id, False) == fidelity(q, k, qp, kp, text_id, False)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_several_pictures_at_once_match_one_at_a_time(causal):
+    from workers.fidelity import attention_groups, fidelity_of, top1_of_pictures
+
+    q, k, _qp, _kp, text_id = _random_case(7)
+    rng = np.random.default_rng(8)
+    pictures = rng.normal(size=(5, 2 * len(q), 2))
+    groups = attention_groups(q, k, text_id, causal)
+    together = top1_of_pictures(groups, pictures[:, :len(q)], pictures[:, len(q):], causal)
+    one_by_one = [fidelity_of(groups, p[:len(q)], p[len(q):], causal, with_rank=False).top1_in_k for p in pictures]
+    np.testing.assert_allclose(together, one_by_one)

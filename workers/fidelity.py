@@ -133,6 +133,21 @@ def fidelity_of(groups: AttentionGroups, q_points: np.ndarray, k_points: np.ndar
                     k=k_nearest, queries_top=int(len(counted_hits)), queries_rank=int(len(counted_rhos)))
 
 
+def top1_of_pictures(groups: AttentionGroups, q_points: np.ndarray, k_points: np.ndarray, causal: bool,
+                     k_nearest: int = TOP_K) -> np.ndarray:
+    """Top-1-in-k of several pictures of the same texts at once: q_points, k_points [C, N, p] -> [C]."""
+    pictures = q_points.shape[0]
+    hit_sum, counted = np.zeros(pictures), np.zeros(pictures)
+    for rows, attentions in groups:
+        hits, _ = text_fidelity(np.broadcast_to(attentions, (pictures, *attentions.shape)), q_points[:, rows],
+                                k_points[:, rows], causal, k_nearest, with_rank=False)
+        flat = hits.reshape(pictures, -1)
+        hit_sum += np.nansum(flat, axis=1)
+        counted += (~np.isnan(flat)).sum(axis=1)
+    with np.errstate(invalid="ignore"):
+        return np.where(counted > 0, hit_sum / np.maximum(counted, 1), np.nan)
+
+
 def fidelity(q: np.ndarray, k: np.ndarray, q_points: np.ndarray, k_points: np.ndarray, text_id: np.ndarray,
              causal: bool, k_nearest: int = TOP_K) -> Fidelity:
     """Fidelity of a picture: attention from raw q, k [N, d_head]; positions q_points, k_points [N, p]."""

@@ -75,9 +75,11 @@ def equal_norm_shift(k: np.ndarray, ridge: float = 1e-3) -> np.ndarray:
     return -np.linalg.solve(gram + penalty * np.eye(k.shape[1]), design.T @ (squared - squared.mean()))
 
 
-def candidate_transform(q: np.ndarray, k: np.ndarray, translation: str, multiplier: float) -> Transform:
-    """The transform for one grid point: scale = multiplier × mean-norm scale, then the named translation."""
-    scale = scale_factor(q, k) * multiplier
+def candidate_transform(q: np.ndarray, k: np.ndarray, translation: str, multiplier: float,
+                        base_scale: float | None = None) -> Transform:
+    """The transform for one grid point: scale = multiplier × mean-norm scale (`base_scale` when the caller has
+    it), then the named translation."""
+    scale = (scale_factor(q, k) if base_scale is None else base_scale) * multiplier
     k_scaled = k / scale
     if translation == "none":
         shift = np.zeros(k.shape[1])
@@ -115,21 +117,22 @@ def fit_transform_for(q: np.ndarray, k: np.ndarray, text_id: np.ndarray, causal:
     q, k [N, d]; text_id [N] sorted by text. Score: top-1-in-3 among candidates whose clouds keep comparable sizes
     (all candidates when none does); a tie keeps the earlier candidate of the grid.
     """
-    from workers.fidelity import attention_groups, fidelity_of, sampled_text_rows
+    from workers.fidelity import attention_groups, sampled_text_rows, top1_of_pictures
 
     rows = sampled_text_rows(text_id, sample_texts)
+    n = len(rows)
     q_sample, k_sample = q[rows].astype(np.float64), k[rows].astype(np.float64)
     groups = attention_groups(q_sample, k_sample, text_id[rows], causal)
-    best, best_score, scores = None, -np.inf, []
-    for translation in TRANSLATIONS:
-        for multiplier in SCALE_MULTIPLIERS:
-            transform = candidate_transform(q_sample, k_sample, translation, multiplier)
-            q_t, k_t = transform.apply(q_sample, k_sample)
-            picture = _pca_2d(np.vstack([q_t, k_t]).astype(np.float64))
-            found = fidelity_of(groups, picture[:len(rows)], picture[len(rows):], causal, with_rank=False)
-            layout = picture_layout(picture[:len(rows)], picture[len(rows):])
-            scores.append({"translation": translation, "scale_multiplier": multiplier, "top1_in_k": found.top1_in_k,
-                           **layout})
+    grid = [(translation, multiplier) for translation in TRANSLATIONS for multiplier in SCALE_MULTIPLIERS]
+    base_scale = scale_factor(q_sample, k_sample)
+    pictures = np.stack([_pca_2d(np.vstack(candidate_transform(q_sample, k_sample, *point, base_scale=base_scale)
+                                           .apply(q_sample, k_sample)).astype(np.float64))
+                         for point in grid])  # [C, 2n, 2]
+    tops = top1_of_pictures(groups, pictures[:, :n], pictures[:, n:], causal)  # all candidates at once
+    scores = [{"translation": translation, "scale_multiplier": multiplier, "top1_in_k": float(top),
+               **picture_layout(picture[:n], picture[n:])}
+              for (translation, multiplier), top, picture in zip(grid, tops, pictures, strict=True)]
+    best, best_score = None, -np.inf
     readable = [s for s in scores if 1 / SPREAD_RATIO_LIMIT <= s["spread_ratio"] <= SPREAD_RATIO_LIMIT] or scores
     for score in readable:  # ties keep the earlier, simpler candidate
         value = float(np.nan_to_num(score["top1_in_k"], nan=-1.0))
