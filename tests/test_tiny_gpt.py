@@ -119,3 +119,14 @@ def test_the_matrix_ranks_its_previous_token_and_induction_heads_first(tiny_gpt,
         else:
             layer_0 = max(value for (layer, _head), value in values.items() if layer == 0)
             assert best[0] >= 1 and values[best] > 0.3 and values[best] > 5 * layer_0, values
+
+
+def test_texts_longer_than_its_positions_are_cut_to_them(tiny_gpt):
+    """tiny-gpt has 256 positions: a longer text (and a larger token limit) is truncated, never an index error."""
+    from workers.corpus import make_corpus
+    from workers.extract import extract
+
+    long_text = " ".join(load_corpus("default").texts[:40])
+    bundle = extract(tiny_gpt, make_corpus("long", [long_text, "A short one."]), batch_size=2, max_tokens=1024)
+    lengths = np.bincount(bundle.tokens["text_id"])
+    assert lengths.tolist()[0] == 256 and lengths[1] < 10

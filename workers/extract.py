@@ -77,12 +77,20 @@ class QKBundle:
 
 # ---------------------------------------------------------------- batching
 
+def position_limit(loaded: LoadedModel) -> int:
+    """The most tokens the model takes in one text (its position embeddings); a very large number when unbounded."""
+    config = loaded.model.config
+    limits = [getattr(config, name, None) for name in ("max_position_embeddings", "n_positions")]
+    return min([int(limit) for limit in limits if isinstance(limit, int) and limit > 0] or [2**31])
+
+
 def text_batches(loaded: LoadedModel, corpus: Corpus, batch_size: int, max_tokens: int,
                  max_total_tokens: int | None = None) -> Batches:
     """Token ids per text (truncated to max_tokens), batches sorted by length, right padding.
 
     With max_total_tokens, only the first texts whose tokens fit in it are kept (at least one).
     """
+    max_tokens = min(max_tokens, position_limit(loaded))
     encoded = loaded.tokenizer(list(corpus.texts), truncation=True, max_length=max_tokens)
     ids = [list(x) for x in encoded["input_ids"]]
     if max_total_tokens is not None:
