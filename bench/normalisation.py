@@ -1,6 +1,7 @@
 """Fidelity and time of every picture: normalisations x projections, and the attention layout, per MiniLM head.
 
-Usage: .venv/bin/python bench/normalisation.py [--umap-every 4] [--tsne-every 8] [--out bench/results/normalisation]
+Usage: .venv/bin/python bench/normalisation.py [--umap-every 4] [--tsne-every 8] [--only pca ...]
+       [--out bench/results/normalisation]
 On the bundled MiniLM over the default corpus: PCA under every normalisation and the attention layout on every
 head; UMAP (200 epochs, the single view's setting) under every normalisation on every `--umap-every`-th head, and
 t-SNE (openTSNE, 500 iterations) on every `--tsne-every`-th head (their cost: about 9 and 25 s a head on 2 cores).
@@ -74,6 +75,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--umap-every", type=int, default=4)
     parser.add_argument("--tsne-every", type=int, default=8)
+    parser.add_argument("--only", nargs="*", choices=["attention", "pca", "umap", "tsne"],
+                        help="re-measure these projections only; the other rows are kept from OUT.json")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "normalisation"))
     args = parser.parse_args()
     from workers.config import settings
@@ -90,6 +93,10 @@ def main() -> None:
     plan += [(norm, "pca", heads) for norm in (*NORMALIZATIONS, OVERLAP)]
     plan += [(norm, "umap", heads[::args.umap_every]) for norm in NORMALIZATIONS]
     plan += [(norm, "tsne", heads[::args.tsne_every]) for norm in NORMALIZATIONS]
+    kept: dict = {"rows": [], "per_head": {}}
+    if args.only:
+        plan = [step for step in plan if step[1] in args.only]
+        kept = json.loads(Path(args.out + ".json").read_text())
     warm_up_umap()
     per_head, rows = {}, []
     for norm, method, chosen in plan:
@@ -110,6 +117,10 @@ def main() -> None:
         per_head[f"{norm} · {method}"] = found
         print(f"{norm:16s} {method:5s} top1 {row['top1_mean']:.3f} worst {row['top1_worst']:.3f} ({worst}) "
               f"rho {row['rho_mean']:.3f} {row['s_per_head']:.2f} s/head", flush=True)
+    if args.only:  # the re-measured rows take the place of their old ones, in the table's order
+        fresh = {(row["norm"], row["method"]): row for row in rows}
+        rows = [fresh.get((row["norm"], row["method"]), row) for row in kept["rows"]]
+        per_head = {**kept["per_head"], **per_head}
     Path(args.out + ".json").write_text(json.dumps({"rows": rows, "per_head": per_head}, indent=2) + "\n")
     Path(args.out + ".md").write_text(table(rows))
 

@@ -73,7 +73,8 @@ def bundle(minilm):
 
 @pytest.mark.parametrize(("layer", "head"), [(0, 4), (0, 8), (2, 5)])
 def test_faithful_on_minilm_where_pca_and_umap_are_not(bundle, layer, head):
-    """L0H4 and L0H8 are the heads the PCA and UMAP pictures show worst (bench/normalisation.py); L2H5 is easy."""
+    """L0H4 and L0H8 are among the heads the PCA and UMAP pictures show worst (bench/normalisation.py); L2H5 is
+    easy."""
     q, k, text_id = bundle.q[layer][head], bundle.k[layer][head], bundle.tokens["text_id"]
     q2, k2 = normalize(q, k, "fit", text_id)
     shares = {}

@@ -112,3 +112,17 @@ def test_fit_gives_a_more_faithful_pca_picture_than_the_centroid_rule(bundle, la
         coords = Projector("pca", 2).fit_transform(np.vstack([q2, k2]))
         shares[method] = fidelity(q, k, coords[:len(q)], coords[len(q):], text_id, causal=False).top1_in_k
     assert shares["fit"] > shares["scale+translate"]
+
+
+def test_shared_scale_and_equal_norm_shift_give_the_same_candidates(bundle):
+    """What the fit computes once for its 12 grid points equals computing each candidate on its own."""
+    q, k = bundle.q[1][3].astype(np.float64), bundle.k[1][3].astype(np.float64)
+    from workers.normalize import scale_factor
+
+    shared = {"base_scale": scale_factor(q, k), "unscaled_equal_norm": equal_norm_shift(k)}
+    for translation in TRANSLATIONS:
+        for multiplier in SCALE_MULTIPLIERS:
+            alone = candidate_transform(q, k, translation, multiplier)
+            together = candidate_transform(q, k, translation, multiplier, **shared)
+            assert together.scale == pytest.approx(alone.scale)
+            np.testing.assert_allclose(together.shift, alone.shift, rtol=1e-4, atol=1e-6)

@@ -76,9 +76,10 @@ def equal_norm_shift(k: np.ndarray, ridge: float = 1e-3) -> np.ndarray:
 
 
 def candidate_transform(q: np.ndarray, k: np.ndarray, translation: str, multiplier: float,
-                        base_scale: float | None = None) -> Transform:
-    """The transform for one grid point: scale = multiplier × mean-norm scale (`base_scale` when the caller has
-    it), then the named translation."""
+                        base_scale: float | None = None, unscaled_equal_norm: np.ndarray | None = None) -> Transform:
+    """The transform for one grid point: scale = multiplier × mean-norm scale, then the named translation.
+    A caller trying many grid points passes what they share: `base_scale` and `equal_norm_shift(k)` (the
+    equal-norm shift of k / s is exactly that divided by s: the objective only scales)."""
     scale = (scale_factor(q, k) if base_scale is None else base_scale) * multiplier
     k_scaled = k / scale
     if translation == "none":
@@ -86,7 +87,7 @@ def candidate_transform(q: np.ndarray, k: np.ndarray, translation: str, multipli
     elif translation == "centroid":
         shift = (q * scale).mean(axis=0) - k_scaled.mean(axis=0)
     elif translation == "equal-norm":
-        shift = equal_norm_shift(k_scaled)
+        shift = equal_norm_shift(k_scaled) if unscaled_equal_norm is None else unscaled_equal_norm / scale
     else:
         raise ValueError(f"unknown translation {translation!r}; choose one of {', '.join(TRANSLATIONS)}")
     return Transform(scale, shift.astype(np.float32), translation, multiplier)
@@ -124,8 +125,8 @@ def fit_transform_for(q: np.ndarray, k: np.ndarray, text_id: np.ndarray, causal:
     q_sample, k_sample = q[rows].astype(np.float64), k[rows].astype(np.float64)
     groups = attention_groups(q_sample, k_sample, text_id[rows], causal)
     grid = [(translation, multiplier) for translation in TRANSLATIONS for multiplier in SCALE_MULTIPLIERS]
-    base_scale = scale_factor(q_sample, k_sample)
-    pictures = np.stack([_pca_2d(np.vstack(candidate_transform(q_sample, k_sample, *point, base_scale=base_scale)
+    shared = {"base_scale": scale_factor(q_sample, k_sample), "unscaled_equal_norm": equal_norm_shift(k_sample)}
+    pictures = np.stack([_pca_2d(np.vstack(candidate_transform(q_sample, k_sample, *point, **shared)
                                            .apply(q_sample, k_sample)).astype(np.float64))
                          for point in grid])  # [C, 2n, 2]
     tops = top1_of_pictures(groups, pictures[:, :n], pictures[:, n:], causal)  # all candidates at once
