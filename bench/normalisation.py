@@ -42,13 +42,13 @@ def measure(q, k, text_id, norm: str, method: str) -> dict[str, float]:
     from workers.fidelity import picture_fidelity
     from workers.layout import attention_layout
     from workers.normalize import normalize, picture_layout
-    from workers.pipeline import projection_params
+    from workers.pipeline import estimator_params
     from workers.project import Projector
 
     start = time.perf_counter()
     q2, k2 = overlapping_fit(q, k, text_id) if norm == OVERLAP else normalize(q, k, norm, text_id, causal=False)
     normalised = time.perf_counter()
-    params = {name: value for name, value in projection_params(method, False).items() if name != "version"}
+    params = estimator_params(method, False)
     if method == "attention":
         coords = attention_layout(q2, k2, text_id, False, 2, **params)
     else:

@@ -39,7 +39,7 @@ def main() -> None:
     from workers.fidelity import picture_fidelity
     from workers.layout import attention_layout
     from workers.normalize import normalize
-    from workers.pipeline import HeadRequest, ensure_extraction, head_vectors, projection_params
+    from workers.pipeline import HeadRequest, ensure_extraction, estimator_params, head_vectors
     from workers.project import Projector, warm_up_umap
     from workers.store import Store
 
@@ -53,7 +53,7 @@ def main() -> None:
         text_id = store.get_arrays(keys.tokens)["text_id"]
         q2, k2 = normalize(q, k, "fit", text_id)
         pictures = {"PCA": Projector("pca", 2).fit_transform(np.vstack([q2, k2])),
-                    "UMAP": Projector("umap", 2, **projection_params("umap", False)).fit_transform(np.vstack([q2, k2])),
+                    "UMAP": Projector("umap", 2, **estimator_params("umap", False)).fit_transform(np.vstack([q2, k2])),
                     "attention layout": attention_layout(q2, k2, text_id, False)}
         n = len(q)
         for name, coords in pictures.items():

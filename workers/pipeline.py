@@ -25,14 +25,14 @@ from workers.store import Store, content_key
 
 Progress = Callable[[float, str], None]
 STORED_VECTOR_DTYPE = np.float16  # q, k at rest: half the bytes; attention rebuilt from them within ~5e-4
-PROJECTION_PARAMS: dict[str, dict[str, Any]] = {
-    "pca": {}, "umap": {"n_neighbors": 15, "min_dist": 0.1, "n_epochs": 200}, "tsne": {},
+PROJECTION_PARAMS: dict[str, dict[str, Any]] = {  # "version" only keys the store (PCA 2: duplicates not merged)
+    "pca": {"version": 2}, "umap": {"n_neighbors": 15, "min_dist": 0.1, "n_epochs": 200}, "tsne": {},
     "attention": {"n_epochs": EPOCHS, "top_keys": TOP_KEYS, "n_neighbors": NEIGHBOURS,
                   "structure_weight": STRUCTURE_WEIGHT, "sharpness": SHARPNESS, "version": 1}}
 # Matrix cells: fewer optimisation steps (bench/umap_settings.py: UMAP 50 epochs is 3.4x faster than 200, the
 # most-attended key among the 3 nearest for 58% of queries instead of 67%, rank correlation unchanged).
 PREVIEW_PARAMS: dict[str, dict[str, Any]] = {
-    "pca": {}, "umap": {"n_neighbors": 15, "min_dist": 0.1, "n_epochs": 50},
+    "pca": PROJECTION_PARAMS["pca"], "umap": {"n_neighbors": 15, "min_dist": 0.1, "n_epochs": 50},
     "tsne": {"early_exaggeration_iter": 125, "n_iter": 250},
     "attention": {**PROJECTION_PARAMS["attention"], "n_epochs": 50}}
 METHOD_NAMES = {"pca": "PCA", "umap": "UMAP", "tsne": "t-SNE", "attention": "attention layout"}
@@ -41,6 +41,11 @@ METHOD_NAMES = {"pca": "PCA", "umap": "UMAP", "tsne": "t-SNE", "attention": "att
 def projection_params(method: str, preview: bool) -> dict[str, Any]:
     """Projection parameters: full quality, or the faster preview the matrix draws."""
     return (PREVIEW_PARAMS if preview else PROJECTION_PARAMS)[method]
+
+
+def estimator_params(method: str, preview: bool) -> dict[str, Any]:
+    """The projection parameters the estimator takes: projection_params less the store-only "version"."""
+    return {name: value for name, value in projection_params(method, preview).items() if name != "version"}
 
 
 def _no_progress(fraction: float, message: str) -> None:
@@ -244,11 +249,10 @@ def ensure_head_view(request: HeadRequest, store: Store, progress: Progress = _n
         return keys
     keys = ensure_extraction(request, store, progress)
     label = METHOD_NAMES[request.method] + (" preview" if request.preview else "")
-    params = {name: value for name, value in projection_params(request.method, request.preview).items()
-              if name != "version"}
+    params = estimator_params(request.method, request.preview)
     if request.vectors == "v":  # values attend to nothing: the attention layout falls back to UMAP for them
         method = "umap" if request.method == "attention" else request.method
-        projector = Projector(method, request.dims, **projection_params(method, request.preview))
+        projector = Projector(method, request.dims, **estimator_params(method, request.preview))
         values = store.get_arrays(keys.v)
         if values is None:
             raise RuntimeError("the value vectors of this head are missing from the store")
