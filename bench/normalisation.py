@@ -77,6 +77,7 @@ def main() -> None:
     parser.add_argument("--tsne-every", type=int, default=8)
     parser.add_argument("--only", nargs="*", choices=["attention", "pca", "umap", "tsne"],
                         help="re-measure these projections only; the other rows are kept from OUT.json")
+    parser.add_argument("--norms", nargs="*", help="with --only: these normalisations only")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "normalisation"))
     args = parser.parse_args()
     from workers.config import settings
@@ -95,7 +96,7 @@ def main() -> None:
     plan += [(norm, "tsne", heads[::args.tsne_every]) for norm in NORMALIZATIONS]
     kept: dict = {"rows": [], "per_head": {}}
     if args.only:
-        plan = [step for step in plan if step[1] in args.only]
+        plan = [step for step in plan if step[1] in args.only and (not args.norms or step[0] in args.norms)]
         kept = json.loads(Path(args.out + ".json").read_text())
     warm_up_umap()
     per_head, rows = {}, []
