@@ -1,10 +1,12 @@
 """Fidelity and time of every picture: normalisations x projections, and the attention layout, per MiniLM head.
 
-Usage: .venv/bin/python bench/normalisation.py [--umap-every 4] [--tsne-every 8] [--only pca ...]
-       [--out bench/results/normalisation]
+Usage: .venv/bin/python bench/normalisation.py [--umap-every 4] [--tsne-every 8] [--only pca ...] [--norms ...]
+       [--resume] [--shard I/N | --merge] [--tsne-threads 2] [--out bench/results/normalisation]
 On the bundled MiniLM over the default corpus: PCA under every normalisation and the attention layout on every
 head; UMAP (200 epochs, the single view's setting) under every normalisation on every `--umap-every`-th head, and
-t-SNE (openTSNE, 500 iterations) on every `--tsne-every`-th head (their cost: about 9 and 25 s a head on 2 cores).
+t-SNE (openTSNE, 250 + 500 iterations) on every `--tsne-every`-th head (their cost: about 8 and 50 s a head on 2
+cores; 25k points a head). Long runs split: `--shard 0/2` and `--shard 1/2` side by side (each head saved as it
+ends; `--resume` carries on after a stop), then `--merge`.
 UMAP is compiled first. Writes OUT.json and OUT.md (a Markdown table).
 """
 
@@ -37,7 +39,7 @@ def overlapping_fit(q, k, text_id):
                                best["scale_multiplier"]).apply(q, k)
 
 
-def measure(q, k, text_id, norm: str, method: str) -> dict[str, float]:
+def measure(q, k, text_id, norm: str, method: str, extra: dict | None = None) -> dict[str, float]:
     """Seconds to normalise and project, and the picture's fidelity, for one head."""
     from workers.fidelity import picture_fidelity
     from workers.layout import attention_layout
@@ -48,7 +50,7 @@ def measure(q, k, text_id, norm: str, method: str) -> dict[str, float]:
     start = time.perf_counter()
     q2, k2 = overlapping_fit(q, k, text_id) if norm == OVERLAP else normalize(q, k, norm, text_id, causal=False)
     normalised = time.perf_counter()
-    params = estimator_params(method, False)
+    params = {**estimator_params(method, False), **(extra or {})}
     if method == "attention":
         coords = attention_layout(q2, k2, text_id, False, 2, **params)
     else:
@@ -70,20 +72,72 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def summarise(norm: str, method_name: str, found: dict[str, dict]) -> dict:
+    """One table row from the per-head results of one (normalisation, projection)."""
+    tops = {name: value["top1_in_3"] for name, value in found.items()}
+    worst = min(tops, key=tops.get)
+    return {"norm": norm, "method": method_name, "heads": len(found),
+            "top1_mean": float(np.mean(list(tops.values()))), "top1_worst": tops[worst], "worst_head": worst,
+            "rho_mean": float(np.mean([value["rank_correlation"] for value in found.values()])),
+            "gap_median": float(np.median([value["centroid_gap"] for value in found.values()])),
+            "s_per_head": float(np.mean([value["s_total"] for value in found.values()])),
+            "s_normalise_per_head": float(np.mean([value["s_normalise"] for value in found.values()]))}
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """'I/N' -> (I, N): this process measures the heads whose index is I modulo N."""
+    index, count = (int(part) for part in text.split("/"))
+    if not 0 <= index < count:
+        raise argparse.ArgumentTypeError(f"shard must be I/N with 0 <= I < N, got {text!r}")
+    return index, count
+
+
+def shard_files(out: str) -> list[Path]:
+    """Every shard file written next to OUT.json."""
+    base = Path(out)
+    return sorted(base.parent.glob(base.name + ".shard-*.json"))
+
+
+def load_results(out: str) -> dict[str, dict[str, dict]]:
+    """Per-head results kept in OUT.json, updated by every shard file beside it."""
+    results: dict[str, dict[str, dict]] = {}
+    for path in [Path(out + ".json"), *shard_files(out)]:
+        if path.exists():
+            for step, found in json.loads(path.read_text())["per_head"].items():
+                results.setdefault(step, {}).update(found)
+    return results
+
+
+def write_table(out: str, plan: list[tuple[str, str, list]], results: dict[str, dict[str, dict]]) -> None:
+    """Rows in the plan's order from whatever per-head results exist; OUT.json and OUT.md."""
+    from workers.pipeline import METHOD_NAMES
+
+    rows = [summarise(norm, METHOD_NAMES[method], results[f"{norm} · {method}"])
+            for norm, method, _heads in plan if results.get(f"{norm} · {method}")]
+    Path(out + ".json").write_text(json.dumps({"rows": rows, "per_head": results}, indent=2) + "\n")
+    Path(out + ".md").write_text(table(rows))
+
+
 def main() -> None:
-    """Every normalisation under PCA on all heads, and the centroid rule against the fit under UMAP."""
+    """Measure the planned (normalisation, projection, head) cells, then rebuild the table from every result."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--umap-every", type=int, default=4)
     parser.add_argument("--tsne-every", type=int, default=8)
     parser.add_argument("--only", nargs="*", choices=["attention", "pca", "umap", "tsne"],
-                        help="re-measure these projections only; the other rows are kept from OUT.json")
+                        help="measure these projections only; the other results are kept from OUT.json")
     parser.add_argument("--norms", nargs="*", help="with --only: these normalisations only")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the per-head results already in OUT.json and shard files; measure the rest")
+    parser.add_argument("--shard", type=parse_shard, help="I/N: measure every N-th head from the I-th, saving "
+                        "each head to OUT.shard-I-of-N.json as it ends; run N shards side by side, then --merge")
+    parser.add_argument("--merge", action="store_true", help="measure nothing: fold shard files into OUT")
+    parser.add_argument("--tsne-threads", type=int, default=2, help="openTSNE threads (the app uses 2)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "normalisation"))
     args = parser.parse_args()
     from workers.config import settings
     from workers.models import read_spec
     from workers.normalize import NORMALIZATIONS
-    from workers.pipeline import METHOD_NAMES, HeadRequest, ensure_extraction, head_vectors
+    from workers.pipeline import HeadRequest, ensure_extraction, head_vectors
     from workers.project import warm_up_umap
     from workers.store import Store
 
@@ -94,36 +148,36 @@ def main() -> None:
     plan += [(norm, "pca", heads) for norm in (*NORMALIZATIONS, OVERLAP)]
     plan += [(norm, "umap", heads[::args.umap_every]) for norm in NORMALIZATIONS]
     plan += [(norm, "tsne", heads[::args.tsne_every]) for norm in NORMALIZATIONS]
-    kept: dict = {"rows": [], "per_head": {}}
-    if args.only:
-        plan = [step for step in plan if step[1] in args.only and (not args.norms or step[0] in args.norms)]
-        kept = json.loads(Path(args.out + ".json").read_text())
+    keep = bool(args.only or args.resume or args.merge)
+    results = load_results(args.out) if keep else {}
+    if args.merge:
+        write_table(args.out, plan, results)
+        for path in shard_files(args.out):  # folded into OUT.json now
+            path.unlink()
+        return
+    todo = [step for step in plan if not args.only or (step[1] in args.only and (not args.norms or step[0] in args.norms))]
+    shard_path = Path(f"{args.out}.shard-{args.shard[0]}-of-{args.shard[1]}.json") if args.shard else None
+    shard_results: dict[str, dict[str, dict]] = {}
     warm_up_umap()
-    per_head, rows = {}, []
-    for norm, method, chosen in plan:
-        found = {}
+    for norm, method, chosen in todo:
+        step = f"{norm} · {method}"
         for layer, head in chosen:
+            name = f"L{layer}H{head}"
+            if args.shard and heads.index((layer, head)) % args.shard[1] != args.shard[0]:
+                continue
+            if args.resume and name in results.get(step, {}):
+                continue
             keys = ensure_extraction(HeadRequest(layer=layer, head=head), store)
             q, k = head_vectors(store, keys)
-            found[f"L{layer}H{head}"] = measure(q, k, store.get_arrays(keys.tokens)["text_id"], norm, method)
-        tops = {name: value["top1_in_3"] for name, value in found.items()}
-        worst = min(tops, key=tops.get)
-        row = {"norm": norm, "method": METHOD_NAMES[method], "heads": len(chosen),
-               "top1_mean": float(np.mean(list(tops.values()))), "top1_worst": tops[worst], "worst_head": worst,
-               "rho_mean": float(np.mean([value["rank_correlation"] for value in found.values()])),
-               "gap_median": float(np.median([value["centroid_gap"] for value in found.values()])),
-               "s_per_head": float(np.mean([value["s_total"] for value in found.values()])),
-               "s_normalise_per_head": float(np.mean([value["s_normalise"] for value in found.values()]))}
-        rows.append(row)
-        per_head[f"{norm} · {method}"] = found
-        print(f"{norm:16s} {method:5s} top1 {row['top1_mean']:.3f} worst {row['top1_worst']:.3f} ({worst}) "
-              f"rho {row['rho_mean']:.3f} {row['s_per_head']:.2f} s/head", flush=True)
-    if args.only:  # the re-measured rows take the place of their old ones, in the table's order
-        fresh = {(row["norm"], row["method"]): row for row in rows}
-        rows = [fresh.get((row["norm"], row["method"]), row) for row in kept["rows"]]
-        per_head = {**kept["per_head"], **per_head}
-    Path(args.out + ".json").write_text(json.dumps({"rows": rows, "per_head": per_head}, indent=2) + "\n")
-    Path(args.out + ".md").write_text(table(rows))
+            extra = {"n_jobs": args.tsne_threads} if method == "tsne" else {}
+            found = measure(q, k, store.get_arrays(keys.tokens)["text_id"], norm, method, extra)
+            results.setdefault(step, {})[name] = found
+            shard_results.setdefault(step, {})[name] = found
+            print(f"{step:28s} {name:5s} top1 {found['top1_in_3']:.3f} {found['s_total']:.2f} s", flush=True)
+            if shard_path:
+                shard_path.write_text(json.dumps({"per_head": shard_results}, indent=2) + "\n")
+    if not shard_path:
+        write_table(args.out, plan, results)
 
 
 if __name__ == "__main__":

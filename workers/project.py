@@ -73,13 +73,13 @@ def _umap(points: np.ndarray, dims: int, seed: int, n_neighbors: int = 15, min_d
 
 
 def _tsne(points: np.ndarray, dims: int, seed: int, perplexity: float = 30.0, early_exaggeration_iter: int = 250,
-          n_iter: int = 500) -> np.ndarray:
+          n_iter: int = 500, n_jobs: int = 2) -> np.ndarray:
     """openTSNE in 2D; scikit-learn's Barnes-Hut t-SNE in 3D (openTSNE's fast path is 2D only; iterations 2D only)."""
     perplexity = min(perplexity, max(2.0, (points.shape[0] - 1) / 3))
     if dims == 2:
         from openTSNE import TSNE
 
-        return np.asarray(TSNE(n_components=2, perplexity=perplexity, random_state=seed, n_jobs=2, n_iter=n_iter,
+        return np.asarray(TSNE(n_components=2, perplexity=perplexity, random_state=seed, n_jobs=n_jobs, n_iter=n_iter,
                                early_exaggeration_iter=early_exaggeration_iter).fit(points))
     from sklearn.manifold import TSNE as SkTSNE
 
