@@ -137,7 +137,7 @@ def main() -> None:
     from workers.config import settings
     from workers.models import read_spec
     from workers.normalize import NORMALIZATIONS
-    from workers.pipeline import HeadRequest, ensure_extraction, head_vectors
+    from workers.pipeline import HeadRequest, head_qk
     from workers.project import warm_up_umap
     from workers.store import Store
 
@@ -155,7 +155,8 @@ def main() -> None:
         for path in shard_files(args.out):  # folded into OUT.json now
             path.unlink()
         return
-    todo = [step for step in plan if not args.only or (step[1] in args.only and (not args.norms or step[0] in args.norms))]
+    todo = [step for step in plan
+            if not args.only or (step[1] in args.only and (not args.norms or step[0] in args.norms))]
     shard_path = Path(f"{args.out}.shard-{args.shard[0]}-of-{args.shard[1]}.json") if args.shard else None
     shard_results: dict[str, dict[str, dict]] = {}
     warm_up_umap()
@@ -167,10 +168,9 @@ def main() -> None:
                 continue
             if args.resume and name in results.get(step, {}):
                 continue
-            keys = ensure_extraction(HeadRequest(layer=layer, head=head), store)
-            q, k = head_vectors(store, keys)
+            q, k, text_id = head_qk(HeadRequest(layer=layer, head=head), store)
             extra = {"n_jobs": args.tsne_threads} if method == "tsne" else {}
-            found = measure(q, k, store.get_arrays(keys.tokens)["text_id"], norm, method, extra)
+            found = measure(q, k, text_id, norm, method, extra)
             results.setdefault(step, {})[name] = found
             shard_results.setdefault(step, {})[name] = found
             print(f"{step:28s} {name:5s} top1 {found['top1_in_3']:.3f} {found['s_total']:.2f} s", flush=True)

@@ -39,7 +39,7 @@ def main() -> None:
     from workers.fidelity import picture_fidelity
     from workers.layout import attention_layout
     from workers.normalize import normalize
-    from workers.pipeline import HeadRequest, ensure_extraction, estimator_params, head_vectors
+    from workers.pipeline import HeadRequest, estimator_params, head_qk
     from workers.project import Projector, warm_up_umap
     from workers.store import Store
 
@@ -48,9 +48,7 @@ def main() -> None:
     warm_up_umap()
     found: dict[str, list[tuple[float, float]]] = {"PCA": [], "UMAP": [], "attention layout": []}
     for layer, head in heads:
-        keys = ensure_extraction(HeadRequest(layer=layer, head=head), store)
-        q, k = head_vectors(store, keys)
-        text_id = store.get_arrays(keys.tokens)["text_id"]
+        q, k, text_id = head_qk(HeadRequest(layer=layer, head=head), store)
         q2, k2 = normalize(q, k, "fit", text_id)
         pictures = {"PCA": Projector("pca", 2).fit_transform(np.vstack([q2, k2])),
                     "UMAP": Projector("umap", 2, **estimator_params("umap", False)).fit_transform(np.vstack([q2, k2])),

@@ -36,7 +36,7 @@ def main() -> None:
     from workers.config import settings
     from workers.fidelity import picture_fidelity
     from workers.normalize import normalize
-    from workers.pipeline import HeadRequest, ensure_extraction, head_vectors
+    from workers.pipeline import HeadRequest, head_qk
     from workers.project import Projector, warm_up_umap
     from workers.store import Store
 
@@ -48,9 +48,7 @@ def main() -> None:
         for name, (method, params) in SETTINGS.items():
             seconds, tops, rhos = [], [], []
             for layer, head in heads:
-                keys = ensure_extraction(HeadRequest(layer=layer, head=head), store)
-                q, k = head_vectors(store, keys)
-                text_id = store.get_arrays(keys.tokens)["text_id"]
+                q, k, text_id = head_qk(HeadRequest(layer=layer, head=head), store)
                 qn, kn = normalize(q, k, norm)
                 start = time.perf_counter()
                 coords = Projector(method, 2, **params).fit_transform(np.vstack([qn, kn]))

@@ -78,17 +78,16 @@ def test_stored_vectors_rebuild_the_models_attention(tmp_path, minilm):
     from tests.conftest import SENTENCES
     from tests.test_extract import model_attentions
     from workers.attention import text_attention
-    from workers.pipeline import head_vectors
+    from workers.pipeline import head_qk
 
     path = tmp_path / "c.txt"
     path.write_text("\n".join(SENTENCES))
     store = open_store(tmp_path / "cache")
     expected = model_attentions(minilm, SENTENCES)
     for layer, head in [(0, 0), (3, 7), (5, 11)]:
-        keys = ensure_head_view(HeadRequest(corpus=str(path), layer=layer, head=head), store)
-        assert store.get_arrays(keys.q)["v"].dtype == np.float16
-        q, k = head_vectors(store, keys)
-        text_id = store.get_arrays(keys.tokens)["text_id"]
+        request = HeadRequest(corpus=str(path), layer=layer, head=head)
+        assert store.get_arrays(ensure_head_view(request, store).q)["v"].dtype == np.float16
+        q, k, text_id = head_qk(request, store)
         for text, theirs in enumerate(expected):
             rows = np.flatnonzero(text_id == text)
             mine = text_attention(q[None, rows], k[None, rows])[0]

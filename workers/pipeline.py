@@ -239,6 +239,13 @@ def text_ids(store: Store, keys: ViewKeys) -> np.ndarray:
     return tokens["text_id"]
 
 
+def head_qk(request: HeadRequest, store: Store) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Raw q, k float32 [token, d_head] and text_id [token] of one head, extracting its corpus first if needed."""
+    keys = ensure_extraction(request, store)
+    q, k = head_vectors(store, keys)
+    return q, k, text_ids(store, keys)
+
+
 def ensure_head_view(request: HeadRequest, store: Store, progress: Progress = _no_progress) -> ViewKeys:
     """Compute (or find) the coordinates of one head's joint q/k projection; returns its keys."""
     spec = read_spec(request.model)
@@ -248,30 +255,38 @@ def ensure_head_view(request: HeadRequest, store: Store, progress: Progress = _n
         progress(1.0, "cached")
         return keys
     keys = ensure_extraction(request, store, progress)
-    label = METHOD_NAMES[request.method] + (" preview" if request.preview else "")
-    params = estimator_params(request.method, request.preview)
-    if request.vectors == "v":  # values attend to nothing: the attention layout falls back to UMAP for them
-        method = "umap" if request.method == "attention" else request.method
-        projector = Projector(method, request.dims, **estimator_params(method, request.preview))
-        values = store.get_arrays(keys.v)
-        if values is None:
-            raise RuntimeError("the value vectors of this head are missing from the store")
-        progress(0.85, f"{METHOD_NAMES[method]} of {len(values['v']):,} value vectors")
-        coords = projector.fit_transform(values["v"].astype(np.float32))
-        store.put_arrays(keys.coords, {"coords": coords.astype(np.float32)})
-        progress(1.0, "done")
-        return keys
-    q, k = head_vectors(store, keys)
-    text_id = text_ids(store, keys)
-    q_norm, k_norm = normalize(q, k, request.norm, text_id, spec.causal)
-    progress(0.85, f"{label} of {2 * len(q):,} points")
-    if request.method == "attention":
-        coords = attention_layout(q_norm, k_norm, text_id, spec.causal, request.dims, **params)
-    else:
-        coords = Projector(request.method, request.dims, **params).fit_transform(np.vstack([q_norm, k_norm]))
+    coords = (project_values(request, keys, store, progress) if request.vectors == "v"
+              else project_queries_and_keys(request, keys, store, spec.causal, progress))
     store.put_arrays(keys.coords, {"coords": coords.astype(np.float32)})
     progress(1.0, "done")
     return keys
+
+
+def project_values(request: HeadRequest, keys: ViewKeys, store: Store, progress: Progress) -> np.ndarray:
+    """Picture of the head's stored value vectors [n, d] -> [n, dims]; the attention layout falls back to UMAP
+    (values attend to nothing)."""
+    method = "umap" if request.method == "attention" else request.method
+    values = store.get_arrays(keys.v)
+    if values is None:
+        raise RuntimeError("the value vectors of this head are missing from the store")
+    label = METHOD_NAMES[method] + (" preview" if request.preview else "")
+    progress(0.85, f"{label} of {len(values['v']):,} value vectors")
+    projector = Projector(method, request.dims, **estimator_params(method, request.preview))
+    return projector.fit_transform(values["v"].astype(np.float32))
+
+
+def project_queries_and_keys(request: HeadRequest, keys: ViewKeys, store: Store, causal: bool,
+                             progress: Progress) -> np.ndarray:
+    """Joint picture of the head's normalised queries [n, d] and keys [n, d] -> [2n, dims], queries first."""
+    q, k = head_vectors(store, keys)
+    text_id = text_ids(store, keys)
+    q_norm, k_norm = normalize(q, k, request.norm, text_id, causal)
+    params = estimator_params(request.method, request.preview)
+    label = METHOD_NAMES[request.method] + (" preview" if request.preview else "")
+    progress(0.85, f"{label} of {2 * len(q):,} points")
+    if request.method == "attention":
+        return attention_layout(q_norm, k_norm, text_id, causal, request.dims, **params)
+    return Projector(request.method, request.dims, **params).fit_transform(np.vstack([q_norm, k_norm]))
 
 
 def fidelity_key(keys: ViewKeys) -> str:
@@ -315,9 +330,11 @@ def ensure_head_summary(request: HeadRequest, store: Store) -> dict[str, float]:
         return found
     q, k = head_vectors(store, keys)
     tokens = store.get_arrays(keys.tokens)
-    assert tokens is not None
-    summary = summarise_head(q, k, tokens["text_id"], tokens["is_special"], read_spec(request.model).causal,
-                             tokens=tokens["token"] if read_spec(request.model).modality == "text" else None)
+    if tokens is None:
+        raise RuntimeError("the tokens of this head are missing from the store")
+    spec = read_spec(request.model)
+    summary = summarise_head(q, k, tokens["text_id"], tokens["is_special"], spec.causal,
+                             tokens=tokens["token"] if spec.modality == "text" else None)
     store.put_json(key, summary.to_dict())
     return summary.to_dict()
 
