@@ -36,6 +36,7 @@ def test_uniform_head():
     assert summary.first_token == pytest.approx(sum(m * (1 / m) for m in LENGTHS) / n)
     assert summary.special == pytest.approx(sum(m * (2 / m) for m in LENGTHS) / n)
     assert summary.prev_token == pytest.approx(np.mean([1 / m for m in LENGTHS for _ in range(m - 1)]))
+    assert np.isnan(summary.norm_ratio)  # zero queries: no ratio, rather than -inf on the colour scale
 
 
 @pytest.mark.parametrize("causal", [False, True])

@@ -92,8 +92,13 @@ def summarise_head(q: np.ndarray, k: np.ndarray, text_id: np.ndarray, is_special
         next_token=float(nxt / n_next) if n_next else float("nan"),
         first_token=float(first / n), special=float(special / n),
         induction=float(induction / n_induction) if n_induction else float("nan"), entropy=float(entropy / n),
-        norm_ratio=float(np.log2(np.linalg.norm(q, axis=1).mean() / np.linalg.norm(k, axis=1).mean())),
-        qk_overlap=qk_overlap(q, k, seed))
+        norm_ratio=norm_ratio(q, k), qk_overlap=qk_overlap(q, k, seed))
+
+
+def norm_ratio(q: np.ndarray, k: np.ndarray) -> float:
+    """log2(mean |q| / mean |k|) over q [n, d] and k [n, d]; NaN where either mean is 0 (no ratio to show)."""
+    q_mean, k_mean = np.linalg.norm(q, axis=1).mean(), np.linalg.norm(k, axis=1).mean()
+    return float(np.log2(q_mean / k_mean)) if q_mean > 0 and k_mean > 0 else float("nan")
 
 
 def qk_overlap(q: np.ndarray, k: np.ndarray, seed: int = 0, sample: int = OVERLAP_SAMPLE) -> float:
