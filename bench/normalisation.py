@@ -174,8 +174,10 @@ def main() -> None:
             results.setdefault(step, {})[name] = found
             shard_results.setdefault(step, {})[name] = found
             print(f"{step:28s} {name:5s} top1 {found['top1_in_3']:.3f} {found['s_total']:.2f} s", flush=True)
-            if shard_path:
-                shard_path.write_text(json.dumps({"per_head": shard_results}, indent=2) + "\n")
+            if shard_path:  # written aside and renamed, so a stop never leaves half a file
+                partial = shard_path.with_suffix(".partial")
+                partial.write_text(json.dumps({"per_head": shard_results}, indent=2) + "\n")
+                partial.replace(shard_path)
     if not shard_path:
         write_table(args.out, plan, results)
 
