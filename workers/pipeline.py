@@ -262,6 +262,11 @@ def ensure_head_view(request: HeadRequest, store: Store, progress: Progress = _n
     return keys
 
 
+def picture_label(method: str, preview: bool) -> str:
+    """The method's name in progress messages, e.g. "UMAP preview"."""
+    return METHOD_NAMES[method] + (" preview" if preview else "")
+
+
 def project_values(request: HeadRequest, keys: ViewKeys, store: Store, progress: Progress) -> np.ndarray:
     """Picture of the head's stored value vectors [n, d] -> [n, dims]; the attention layout falls back to UMAP
     (values attend to nothing)."""
@@ -269,8 +274,7 @@ def project_values(request: HeadRequest, keys: ViewKeys, store: Store, progress:
     values = store.get_arrays(keys.v)
     if values is None:
         raise RuntimeError("the value vectors of this head are missing from the store")
-    label = METHOD_NAMES[method] + (" preview" if request.preview else "")
-    progress(0.85, f"{label} of {len(values['v']):,} value vectors")
+    progress(0.85, f"{picture_label(method, request.preview)} of {len(values['v']):,} value vectors")
     projector = Projector(method, request.dims, **estimator_params(method, request.preview))
     return projector.fit_transform(values["v"].astype(np.float32))
 
@@ -282,8 +286,7 @@ def project_queries_and_keys(request: HeadRequest, keys: ViewKeys, store: Store,
     text_id = text_ids(store, keys)
     q_norm, k_norm = normalize(q, k, request.norm, text_id, causal)
     params = estimator_params(request.method, request.preview)
-    label = METHOD_NAMES[request.method] + (" preview" if request.preview else "")
-    progress(0.85, f"{label} of {2 * len(q):,} points")
+    progress(0.85, f"{picture_label(request.method, request.preview)} of {2 * len(q):,} points")
     if request.method == "attention":
         return attention_layout(q_norm, k_norm, text_id, causal, request.dims, **params)
     return Projector(request.method, request.dims, **params).fit_transform(np.vstack([q_norm, k_norm]))
