@@ -11,7 +11,7 @@ import dash_bootstrap_components as dbc  # noqa: F401  (registers the component 
 import diskcache
 from dash import Dash, DiskcacheManager
 
-from dashboard import jobs
+from dashboard import guard, jobs
 from dashboard.callbacks import compare, downloads, headmap, health, matrix, sentence, single, upload, url
 from dashboard.figures import warm_default_template
 from dashboard.jobs import LocalWorker
@@ -54,6 +54,7 @@ def create_app(cache_dir: str | Path | None = None, start_worker: bool = True) -
         import dash_auth
 
         dash_auth.BasicAuth(app, users, secret_key=os.environ.get("QK_ATLAS_SECRET_KEY") or secrets.token_hex(32))
+    guard.install(app.server, app.callback_map)  # after auth: refused values never reach a callback
     url.register(app)
     single.register(app)
     matrix.register(app)

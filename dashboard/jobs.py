@@ -158,6 +158,7 @@ def submit_limited(client: str | None, requests: list[dict[str, Any]], store: St
     """Submit requests for one browser session, at most QK_ATLAS_MAX_JOBS_PER_USER unfinished at once;
     (job ids submitted, how many were held back). A fairness limit: one user's matrix cannot fill the queue.
     urgent=False for bulk work (matrix cells): the workers serve opened heads first."""
+    refuse_unoffered(requests)
     if not client:
         return [backend().submit(r, store, urgent=urgent) for r in requests], 0
     limit, key = job_limit(), f"client:{client[:64]}"
@@ -174,6 +175,18 @@ def submit_limited(client: str | None, requests: list[dict[str, Any]], store: St
             active.append(job_id)
     store.put_json(key, {"jobs": active})
     return submitted, held
+
+
+def refuse_unoffered(requests: list[dict[str, Any]]) -> None:
+    """ValueError unless every request names a registry model and an offered corpus, by the URL's rules (checked
+    once per distinct picture setting: a matrix's requests differ only by layer and head)."""
+    from dashboard.state import request_problem
+
+    settings_ = {tuple(sorted({**r, "layer": 0, "head": 0}.items(), key=str)) for r in requests}
+    for fields in settings_:
+        problem = request_problem(dict(fields))
+        if problem is not None:
+            raise ValueError(f"refused request: {problem}")
 
 
 def job_limit() -> int:

@@ -203,6 +203,22 @@ def parse_query(search: str | None) -> tuple[ViewState, list[str]]:
     return _with_picture_b(state, params, notices), notices
 
 
+def request_problem(data: Any) -> str | None:
+    """What is wrong with a head request's fields (model, corpus, layer, head, norm, method, dims) by the URL's own
+    rules, or None: a model from the registry, a corpus the server offers (or an upload), never a path."""
+    if not isinstance(data, dict):
+        return "expected a record"
+    for name in COMPUTE_FIELDS:
+        expected = int if name in ("layer", "head", "dims") else str
+        if type(data.get(name)) is not expected:
+            return f"{name} must be {'an integer' if expected is int else 'text'}"
+    fields_ = {name: data[name] for name in COMPUTE_FIELDS}
+    state, notices = parse_query(urlencode(fields_))
+    if notices:
+        return notices[0]
+    return None if state.request() == fields_ else "the request is not in its canonical form"
+
+
 def _with_picture_b(state: ViewState, params: dict[str, list[str]], notices: list[str]) -> ViewState:
     """The side-by-side fields (b_model, b_corpus, b_layer, b_head), checked against B's model."""
     b_model = _choice(params, "b_model", ["", *model_choices()], "", notices)
@@ -218,20 +234,60 @@ def _with_picture_b(state: ViewState, params: dict[str, list[str]], notices: lis
                    b_vectors=_choice(params, "b_vectors", ["", "v"], "", notices))
 
 
-def with_controls(state: ViewState, **values: Any) -> ViewState:
-    """State with control values applied (None values ignored), clamped to the model's shape."""
+INT_CONTROLS = ("layer", "head", "dims", "labels", "b_layer", "b_head")  # every other control holds text
+
+
+def _typed_controls(values: dict[str, Any], notices: list[str]) -> dict[str, Any]:
+    """Control values of the right type (None values ignored); anything else is dropped with a notice.
+
+    Control values come from the browser (a callback is a plain POST anyone can replay): a list where a number is
+    expected, a number where a name is expected, or an unknown model never reaches the rest of the server.
+    """
     known = {f.name for f in fields(ViewState)}
-    clean = {k: v for k, v in values.items() if v is not None and k in known}
-    new = replace(state, **clean)
+    clean: dict[str, Any] = {}
+    for name, value in values.items():
+        if value is None or name not in known:
+            continue
+        if name in INT_CONTROLS:
+            value = _as_int(value)
+        if not isinstance(value, int if name in INT_CONTROLS else str):
+            notices.append(f"{name.capitalize()} {_shown(repr(value))} is not a valid value; left as it was.")
+            continue
+        offered = model_choices() + ([""] if name == "b_model" else [])
+        if name in ("model", "b_model") and value not in offered:
+            notices.append(f"Unknown {name} {_shown(value)}; left as it was.")
+            continue
+        clean[name] = value
+    return clean
+
+
+def _as_int(value: Any) -> Any:
+    """A control's integer (booleans of switches as 0 / 1, digit strings as numbers); other values unchanged."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit() and value.isascii() and len(value) <= 9:
+        return int(value)
+    return value
+
+
+def with_controls(state: ViewState, notices: list[str] | None = None, **values: Any) -> ViewState:
+    """State with control values applied (None values ignored), clamped to the model's shape, then made canonical
+    by the URL's own rules; what was refused or replaced is appended to `notices`."""
+    notices = [] if notices is None else notices
+    new = replace(state, **_typed_controls(values, notices))
     spec = read_spec(new.model)
-    if new.corpus not in corpus_choices(spec.modality):  # switching between text and image models
+    if new.corpus not in corpus_choices(spec.modality):
+        if new.model == state.model:  # not a switch between text and image models: a corpus nobody offered
+            notices.append(f"Unknown corpus {_shown(new.corpus)}; showing {default_corpus(spec.modality)!r}.")
         new = replace(new, corpus=default_corpus(spec.modality))
     if new.corpus != state.corpus or new.model != state.model:
         new = replace(new, text=-1, pos=-1)  # a selection belongs to one corpus
     keep = _threshold({"keep": [str(new.keep or "")]}, [])
-    new = replace(new, layer=min(int(new.layer), spec.n_layers - 1), head=min(int(new.head), spec.n_heads - 1),
-                  dims=int(new.dims), labels=int(new.labels), search=str(new.search or "")[:MAX_SEARCH], keep=keep)
-    return _picture_b_controls(new)
+    new = replace(new, layer=min(new.layer, spec.n_layers - 1), head=min(new.head, spec.n_heads - 1),
+                  search=new.search[:MAX_SEARCH], keep=keep)
+    canonical, replaced = parse_query(_picture_b_controls(new).to_query())
+    notices.extend(replaced)
+    return canonical
 
 
 def _picture_b_controls(state: ViewState) -> ViewState:
@@ -241,7 +297,7 @@ def _picture_b_controls(state: ViewState) -> ViewState:
     b_corpus = "" if state.b_corpus in ("", state.corpus) else state.b_corpus
     if b_corpus and b_corpus not in corpus_choices(spec.modality):
         b_corpus = ""
-    b_layer = -1 if int(state.b_layer) in (-1, state.layer) else min(int(state.b_layer), spec.n_layers - 1)
-    b_head = -1 if int(state.b_head) in (-1, state.head) else min(int(state.b_head), spec.n_heads - 1)
+    b_layer = -1 if state.b_layer in (-1, state.layer) else min(state.b_layer, spec.n_layers - 1)
+    b_head = -1 if state.b_head in (-1, state.head) else min(state.b_head, spec.n_heads - 1)
     b_vectors = "v" if state.b_vectors == "v" else ""
     return replace(state, b_model=b_model, b_corpus=b_corpus, b_layer=b_layer, b_head=b_head, b_vectors=b_vectors)

@@ -12,6 +12,8 @@ from workers.corpus import CorpusError
 from workers.models import ModelError
 from workers.project import DEFAULT_METHOD, METHODS
 
+UNLISTED_MODEL_COMMANDS = ("export", "heads")  # commands that may name a local folder or hub id
+
 
 def build_parser() -> argparse.ArgumentParser:
     """Argument parser for both subcommands."""
@@ -22,7 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8050)
     export = sub.add_parser("export", help="write one head's q, k and projection to .npz, .csv or .parquet")
     export.add_argument("--model", default="minilm",
-                        help="registry alias (minilm), local model folder or Hugging Face id")
+                        help="registry alias (minilm), local model folder or Hugging Face id (export and heads only; "
+                             "the dashboard offers registry models alone)")
     export.add_argument("--corpus", default="default", help="'default' or a .txt/.csv/.jsonl file")
     export.add_argument("--layer", type=int, required=True)
     export.add_argument("--head", type=int, required=True)
@@ -109,8 +112,12 @@ def serve(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `qk-atlas` console script."""
     args = build_parser().parse_args(argv)
-    # The command line is the user's own: local folders and hub ids are allowed beside the registry.
-    os.environ["QK_ATLAS_ALLOW_UNLISTED_MODELS"] = "1"
+    # export and heads are the user's own commands: local folders and hub ids are allowed beside the registry.
+    # serve answers anyone who reaches the page, so the server and its local workers take registry models only.
+    if args.command in UNLISTED_MODEL_COMMANDS:
+        os.environ["QK_ATLAS_ALLOW_UNLISTED_MODELS"] = "1"
+    else:
+        os.environ.pop("QK_ATLAS_ALLOW_UNLISTED_MODELS", None)
     try:
         return {"export": export, "heads": heads, "serve": serve}[args.command](args)
     except (CorpusError, ModelError, ValueError, OSError) as exc:

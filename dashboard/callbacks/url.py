@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from typing import Any
 
@@ -75,7 +76,7 @@ def _selected_token(state: ViewState, click: dict | None) -> ViewState:
 def _matrix_cell(state: ViewState, click: dict | None) -> ViewState:
     """Open the clicked matrix cell in the single view."""
     point = (click or {}).get("points", [{}])[0]
-    if not isinstance(point.get("x"), (int, float)) or not isinstance(point.get("y"), (int, float)):
+    if not all(isinstance(point.get(axis), (int, float)) and math.isfinite(point[axis]) for axis in ("x", "y")):
         return state
     spec = read_spec(state.model)
     layer, head = cell_at(point["x"], point["y"], spec.n_layers)  # the slot's row and column
@@ -133,13 +134,13 @@ def control_value(state: ViewState, field: str) -> Any:
 
 
 def next_state(trigger: str | None, state: ViewState, values: list, single_click, matrix_click,
-               head_map_click=None, compare_clicks=(None, None)) -> ViewState:
-    """The state after a control, step button, click or clear."""
+               head_map_click=None, compare_clicks=(None, None), notices: list[str] | None = None) -> ViewState:
+    """The state after a control, step button, click or clear (refused control values noted in `notices`)."""
     if trigger in CONTROL_FIELDS:
         controls = dict(zip(CONTROL_FIELDS.values(), values, strict=True))
         if trigger not in B_CONTROLS:  # B's controls show B's effective values: only a change to one of them counts
             controls = {k: v for k, v in controls.items() if not k.startswith("b_")}
-        return with_controls(state, **controls)
+        return with_controls(state, notices, **controls)
     if trigger in STEPS:
         return _step(state, *STEPS[trigger])
     if trigger == ids.SINGLE_GRAPH:
@@ -184,8 +185,9 @@ def register(app: Dash) -> None:
         state, notices = parse_query(search)
         trigger = ctx.triggered_id if ctx.triggered_id != ids.URL else None
         if trigger is not None:
-            state = next_state(trigger, state, values, single_click, matrix_click, head_map_click, (a_click, b_click))
             notices = []
+            state = next_state(trigger, state, values, single_click, matrix_click, head_map_click, (a_click, b_click),
+                               notices)
         query = state.to_query()
         spec = read_spec(state.model)
         request = state.request()
