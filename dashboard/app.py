@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import diskcache
 from dash import Dash, DiskcacheManager
 
 from dashboard import guard, jobs
+from dashboard.auth import ThrottledBasicAuth
 from dashboard.callbacks import compare, downloads, headmap, health, matrix, sentence, single, upload, url
 from dashboard.figures import warm_default_template
 from dashboard.jobs import LocalWorker
@@ -49,11 +49,11 @@ def create_app(cache_dir: str | Path | None = None, start_worker: bool = True) -
     app = Dash(__name__, assets_folder=str(ASSETS), background_callback_manager=manager, title="qk-atlas",
                update_title=None)
     app.layout = page
-    users = settings().auth_users
-    if users:  # optional access control (team deployments); off in the embedded default
-        import dash_auth
-
-        dash_auth.BasicAuth(app, users, secret_key=os.environ.get("QK_ATLAS_SECRET_KEY") or secrets.token_hex(32))
+    config = settings()
+    # one key for every web process behind a proxy (sessions signed by one are read by the others)
+    app.server.secret_key = config.secret_key or secrets.token_hex(32)
+    if config.auth_users:  # optional access control (team deployments); off in the embedded default
+        ThrottledBasicAuth(app, config.auth_users, secret_key=app.server.secret_key)
     guard.install(app.server, app.callback_map)  # after auth: refused values never reach a callback
     url.register(app)
     single.register(app)
@@ -66,8 +66,8 @@ def create_app(cache_dir: str | Path | None = None, start_worker: bool = True) -
     headmap.register(app)
     compare.register(app)
     # A request may carry an upload as base64 (4/3 of its size); anything bigger is refused at the door.
-    app.server.config["MAX_CONTENT_LENGTH"] = settings().max_upload_bytes * 4 // 3 + 2**20
-    workers = settings().local_workers
+    app.server.config["MAX_CONTENT_LENGTH"] = config.max_upload_bytes * 4 // 3 + 2**20
+    workers = config.local_workers
     app.local_worker = LocalWorker(cache_dir, workers) if start_worker and not jobs.team_mode() else None
     if app.local_worker is not None:
         dropped = local_queue.drop_bulk_jobs(jobs.store_for(str(cache_dir)))

@@ -35,7 +35,17 @@ def test_services_and_redis_is_private_with_a_password(compose):
     assert "--requirepass" in redis["command"]
     assert any(v.startswith("redis-data:") for v in redis["volumes"])
     url = services["worker"]["environment"]["QK_ATLAS_REDIS_URL"]
-    assert re.match(r"redis://:\$\{REDIS_PASSWORD[^}]*\}@redis:6379/\d", url)
+    assert re.match(r"redis://:\$\{REDIS_PASSWORD:\?[^}]*\}@redis:6379/\d", url)
+
+
+def test_compose_refuses_to_start_without_secrets_and_listens_on_loopback(compose):
+    """`${VAR:?message}` makes compose stop with the message when VAR is unset or empty: no default password."""
+    text = (ROOT / "docker-compose.yml").read_text()
+    assert "change-me" not in text
+    for name in ("REDIS_PASSWORD", "QK_ATLAS_SECRET_KEY"):
+        uses = re.findall(r"\$\{" + name + r"([^}]*)\}", text)
+        assert uses and all(use.startswith(":?") for use in uses), (name, uses)
+    assert compose["services"]["web"]["ports"] == ["${QK_ATLAS_BIND:-127.0.0.1}:${QK_ATLAS_PORT:-8050}:8050"]
 
 
 def test_commands_match_the_entry_points(compose):

@@ -2,7 +2,8 @@
 
 JSON only (no pickle), late acknowledgement and requeue when a worker process is lost, one task at a time per
 process; the model is loaded once per worker process (workers.pipeline caches it) and UMAP is compiled once per
-process in the background when QK_ATLAS_WARM_UMAP=1.
+process in the background when QK_ATLAS_WARM_UMAP=1 (compute workers only: the Dash callbacks service builds its
+Celery app with make_celery too, and never projects).
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ import os
 import threading
 
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import worker_init, worker_process_init
+
+from workers.config import settings
 
 EXTRACTION_QUEUE = "extraction"
 PROJECTION_QUEUE = "projection"
@@ -40,13 +43,23 @@ def redis_url() -> str:
     return url
 
 
-app = make_celery(os.environ.get("QK_ATLAS_REDIS_URL", "redis://127.0.0.1:6379/0"))
+app = make_celery(settings().redis_url or "redis://127.0.0.1:6379/0")  # settings refuse a placeholder password
+
+
+COMPUTE_APP = "qk_atlas"
+_serving: dict[str, str] = {}  # the app this worker serves, set in the main process before the pool forks
+
+
+@worker_init.connect
+def _remember_app(sender=None, **_kwargs) -> None:
+    """Note which Celery app this worker runs (its pool processes inherit the note)."""
+    _serving["app"] = getattr(getattr(sender, "app", None), "main", "") or ""
 
 
 @worker_process_init.connect
 def _warm_up_in_background(**_kwargs) -> None:
-    """Compile UMAP once per worker process, off the task path (a thread, so the process reports ready)."""
-    if os.environ.get("QK_ATLAS_WARM_UMAP", "1") != "0":
+    """Compile UMAP once per compute worker process, off the task path (a thread, so the process reports ready)."""
+    if _serving.get("app") == COMPUTE_APP and os.environ.get("QK_ATLAS_WARM_UMAP", "1") != "0":
         from workers.project import warm_up_umap
 
         threading.Thread(target=warm_up_umap, daemon=True, name="umap-warm-up").start()

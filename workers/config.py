@@ -33,6 +33,7 @@ class Settings:
     auth_users: dict[str, str]
     max_upload_bytes: int
     max_jobs_per_user: int
+    secret_key: str | None
 
 
 def _parse_corpora(raw: str) -> dict[str, str]:
@@ -51,7 +52,7 @@ def settings() -> Settings:
     default_cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "qk-atlas"
     return Settings(
         cache_dir=Path(os.environ.get("QK_ATLAS_CACHE_DIR", default_cache)),
-        redis_url=os.environ.get("QK_ATLAS_REDIS_URL") or None,
+        redis_url=_redis_url(),
         batch_size=_int_env("QK_ATLAS_BATCH_SIZE", 64),
         max_tokens_per_text=_int_env("QK_ATLAS_MAX_TOKENS_PER_TEXT", 128),
         max_total_tokens=_int_env("QK_ATLAS_MAX_TOKENS", 100_000),
@@ -61,7 +62,22 @@ def settings() -> Settings:
         auth_users=_auth_users(),
         max_upload_bytes=_int_env("QK_ATLAS_MAX_UPLOAD_BYTES", 20 * 10**6),
         max_jobs_per_user=max(1, _int_env("QK_ATLAS_MAX_JOBS_PER_USER", 300)),
+        secret_key=os.environ.get("QK_ATLAS_SECRET_KEY") or None,
     )
+
+
+PLACEHOLDER_PASSWORDS = ("change-me", "changeme", "password")
+
+
+def _redis_url() -> str | None:
+    """QK_ATLAS_REDIS_URL (None: embedded mode); a placeholder password is refused, never used."""
+    url = os.environ.get("QK_ATLAS_REDIS_URL") or None
+    if url is not None:
+        from urllib.parse import urlsplit
+
+        if (urlsplit(url).password or "").lower() in PLACEHOLDER_PASSWORDS:
+            raise ValueError("QK_ATLAS_REDIS_URL uses a placeholder Redis password: set REDIS_PASSWORD to a secret")
+    return url
 
 
 def _auth_users() -> dict[str, str]:
