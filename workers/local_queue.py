@@ -7,12 +7,16 @@ so two users asking for the same head share one computation.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import json
 import os
+import socket
 import sys
 import threading
 import time
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -98,11 +102,65 @@ def _record(state: str, progress: float, message: str, error: str | None = None)
     return {"state": state, "progress": progress, "message": message, "error": error, "updated": time.time()}
 
 
-def _heartbeat(store: Store, stop: threading.Event, status: dict[str, str], slot: int) -> None:
-    """Write this worker's heartbeat every second until stopped."""
+def _heartbeat(store: Store, stop: threading.Event, status: dict[str, str], slot: int,
+               owner_pid: int | None = None) -> None:
+    """Write this worker's heartbeat every second until stopped; end the process (even mid-job) once the server
+    that started it is gone, so a worker never outlives its server (its job is re-queued by the next server's)."""
     while not stop.is_set():
-        store.put_json(f"{HEARTBEAT_KEY}:{slot}", {"time": time.time(), "pid": os.getpid(), **status})
+        if not _owner_alive(owner_pid):
+            os._exit(0)
+        try:
+            store.put_json(f"{HEARTBEAT_KEY}:{slot}", {"time": time.time(), "pid": os.getpid(), **status})
+        except Exception:  # a full disk must not stop the heartbeat thread (the job reports the store error)
+            traceback.print_exc()
         stop.wait(1.0)
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process of this machine is running (a zombie, killed but not yet reaped, counts as gone)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True  # no /proc (not Linux): the signal check is all there is
+
+
+def _holder_gone(raw: Any) -> bool:
+    """Whether a lock record names a process of this machine that no longer runs."""
+    try:
+        holder = json.loads(raw)
+        return holder["host"] == socket.gethostname() and not process_alive(int(holder["pid"]))
+    except (TypeError, ValueError, KeyError):
+        return True  # not a record this code wrote
+
+
+@contextlib.contextmanager
+def lock_while_alive(store: Store, key: str, waiting: Any = None, poll_seconds: float = 0.2) -> Iterator[None]:
+    """A lock in the store that dies with its holder: it records the holder's host and pid, and a waiter that
+    finds the holder's process gone (killed mid-extraction) takes it over at once instead of waiting it out."""
+    mine = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "since": time.time()})
+    told = False
+    while not store.cache.add(key, mine):
+        with store.cache.transact():
+            held = store.cache.get(key)
+            if held is None or _holder_gone(held):
+                store.cache.set(key, mine)
+                break
+        if waiting is not None and not told:
+            waiting()
+            told = True
+        time.sleep(poll_seconds)
+    try:
+        yield
+    finally:
+        with store.cache.transact():
+            if store.cache.get(key) == mine:
+                store.cache.delete(key)
 
 
 def run_job(item: dict[str, Any], store: Store) -> None:
@@ -118,7 +176,8 @@ def run_job(item: dict[str, Any], store: Store) -> None:
         request = HeadRequest.from_dict(item["request"])
         # one worker extracts a corpus; the others wait on the lock, then find it stored
         tokens_key = resolve(request).tokens
-        with diskcache.Lock(store.cache, f"lock:{tokens_key}", expire=3600):
+        with lock_while_alive(store, f"lock:{tokens_key}", lambda: progress(0.0, "waiting for another worker's "
+                                                                                 "extraction of this corpus")):
             if not store.has(tokens_key):
                 store.cache.incr("stats:extractions", default=0)
             ensure_extraction(request, store, progress)
@@ -143,15 +202,7 @@ def _requeue_orphan(store: Store, slot: int) -> None:
 
 def _owner_alive(owner_pid: int | None) -> bool:
     """Whether the process that started this worker still exists."""
-    if owner_pid is None:
-        return True
-    try:
-        os.kill(owner_pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return owner_pid is None or process_alive(owner_pid)
 
 
 def run_worker(cache_dir: str | Path, owner_pid: int | None = None, warm_umap: bool = False, slot: int = 0) -> None:
@@ -167,7 +218,7 @@ def run_worker(cache_dir: str | Path, owner_pid: int | None = None, warm_umap: b
     queues = (_queue(cache_dir, urgent=True), _queue(cache_dir))
     _requeue_orphan(store, slot)
     status = {"activity": "idle"}
-    threading.Thread(target=_heartbeat, args=(store, stop, status, slot), daemon=True).start()
+    threading.Thread(target=_heartbeat, args=(store, stop, status, slot, owner_pid), daemon=True).start()
     try:
         _serve_queue(store, queues, status, owner_pid, warm_umap, slot)
     finally:
