@@ -189,6 +189,22 @@ def refuse_unoffered(requests: list[dict[str, Any]]) -> None:
             raise ValueError(f"refused request: {problem}")
 
 
+def space_problem(store: Store) -> str | None:
+    """One line when the store's disk has too little room for new work (QK_ATLAS_MIN_FREE_MB), else None."""
+    from workers.config import settings
+
+    return store.space_problem(settings().min_free_bytes)
+
+
+def refuse_when_full(store: Store) -> None:
+    """StoreError with the one line of space_problem, when there is one."""
+    from workers.store import StoreError
+
+    problem = space_problem(store)
+    if problem is not None:
+        raise StoreError(problem)
+
+
 def job_limit() -> int:
     """Unfinished jobs allowed per browser session."""
     from workers.config import settings
@@ -206,6 +222,7 @@ def run_request(request: HeadRequest, store: Store, progress: Any = None, client
     keys = intact_keys(request, store)
     if keys is not None:
         return keys
+    refuse_when_full(store)
     deadline = time.monotonic() + TIMEOUT_SECONDS
     while not (submitted := submit_limited(client, [request.to_dict()], store)[0]):
         if progress is not None:
@@ -230,6 +247,7 @@ def run_request(request: HeadRequest, store: Store, progress: Any = None, client
             return status["keys"]
         if status["state"] == "error":
             raise RuntimeError(status["error"])
+        refuse_when_full(store)  # the worker may not even be able to record its error
         if progress is not None:
             progress(status["progress"], status["message"])
         time.sleep(POLL_SECONDS)

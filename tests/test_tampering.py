@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from dashboard import ids
 from dashboard.app import create_app
-from dashboard.callbacks.url import CONTROL_FIELDS, control_value
+from dashboard.callbacks.url import CONTROL_FIELDS
 from dashboard.state import ViewState
+from tests.callback_requests import base_values, post, request_body
 from workers import local_queue
 from workers.pipeline import HeadRequest
 from workers.registry import registry
@@ -23,7 +22,6 @@ from workers.store import open_store
 MARKER = "TOP-SECRET-4f1c9"
 SENTENCES = ["The cat sat on the mat.", "Queries and keys meet in one picture.", "Why?",
              "She said \"hello\" and left; nobody answered.", "A ferry crossed the bay at dawn."]
-CLIENT = "fuzz-client"
 
 
 @pytest.fixture(scope="module")
@@ -55,49 +53,6 @@ def _store_variants(base: dict[str, Any], planted: dict[str, str]) -> list[dict[
     return variants + [{**base, "extra": 1}, {k: v for k, v in list(base.items())[1:]}]
 
 
-def _base_values(state: ViewState, keys: dict[str, str]) -> dict[tuple[str, str], Any]:
-    """A realistic, valid value for every (id, property) a callback reads: the page after one head was drawn."""
-    request = state.request()
-    values: dict[tuple[str, str], Any] = {
-        (ids.URL, "search"): state.to_query(), (ids.URL, "pathname"): "/",
-        (ids.VIEW_REQUEST, "data"): request, (ids.COMPUTE_REQUEST, "data"): {**request, "client": CLIENT},
-        (ids.MATRIX_REQUEST, "data"): {k: request[k] for k in ("model", "corpus", "norm", "method")},
-        (ids.COMPARE_REQUEST, "data"): state.request_b(),
-        (ids.VIEW_STYLE, "data"): {**asdict(state), "query": state.to_query()},
-        (ids.SINGLE_KEYS, "data"): {"keys": keys, "request": request, "causal": False},
-        (ids.COMPARE_KEYS, "data"): {"keys": keys, "request": state.request_b(), "causal": False},
-        (ids.SINGLE_DRAWN, "data"): None, (ids.MATRIX_DRAWN, "data"): None, (ids.MATRIX_DEFERRED, "data"): 0,
-        (ids.HEALTH_STATE, "data"): {"ok": True}, (ids.CLIENT, "data"): CLIENT,
-        (ids.UPLOAD, "contents"): None, (ids.UPLOAD, "filename"): "corpus.txt",
-        (ids.IMAGE_FORMAT, "value"): "png", (ids.HIDE_SPECIAL, "value"): False,
-    }
-    for cid, field in CONTROL_FIELDS.items():
-        values[(cid, "active_tab" if cid == ids.VIEW_TABS else "value")] = control_value(state, field)
-    return values
-
-
-def _default(cid: str, prop: str) -> Any:
-    """Base value of the inputs not listed in _base_values (buttons, intervals, click and hover data)."""
-    if prop in ("n_clicks", "n_intervals"):
-        return 1
-    if prop in ("clickData", "hoverData"):
-        return {"points": [{"curveNumber": 0, "pointNumber": 2, "x": 1.0, "y": 1.0, "customdata": 2}]}
-    raise KeyError(f"no base value for {cid}.{prop}")
-
-
-def _body(dep: dict, values: dict[tuple[str, str], Any], changed: str) -> dict[str, Any]:
-    """A callback request body, as the Dash renderer sends it."""
-    def entries(specs):
-        return [{"id": s["id"], "property": s["property"],
-                 "value": values.get((s["id"], s["property"]), None) if (s["id"], s["property"]) in values
-                 else _default(s["id"], s["property"])} for s in specs]
-
-    outputs = [dict(zip(("id", "property"), part.rsplit(".", 1), strict=True))
-               for part in dep["output"].strip(".").split("...")]
-    return {"output": dep["output"], "outputs": outputs if len(outputs) > 1 else outputs[0],
-            "inputs": entries(dep["inputs"]), "state": entries(dep.get("state", [])), "changedPropIds": [changed]}
-
-
 @pytest.fixture(scope="module")
 def served(planted, tmp_path_factory):
     """The embedded app with its real local worker, one head computed on a small offered corpus; unlisted models
@@ -121,25 +76,17 @@ def served(planted, tmp_path_factory):
         mp.undo()
 
 
-def _post(client, body: Any) -> Any:
-    """POST a callback request (raw text when the body is a string)."""
-    route = "/_dash-update-component"
-    if isinstance(body, str):
-        return client.post(route, data=body, content_type="application/json")
-    return client.post(route, json=body)
-
-
 def test_every_callback_survives_tampered_values(served, planted):
     app, state, keys, cache = served
     client = app.server.test_client()
     deps = [d for d in client.get("/_dash-dependencies").get_json() if not d.get("clientside_function")]
     assert len(deps) >= 15  # the app's own callbacks, not a hand list
-    base = _base_values(state, keys)
+    base = base_values(state, keys)
     secret_text = [MARKER, "launch code"]
     answered: dict[int, int] = {}
 
-    def check(body: Any, what: str) -> int:
-        response = _post(client, body)
+    def check(payload: Any, what: str) -> int:
+        response = post(client, payload)
         text = response.get_data(as_text=True)
         assert response.status_code < 500, f"{what}: HTTP {response.status_code}\n{text[-800:]}"
         assert not any(s in text for s in secret_text), f"{what}: the response holds the planted file's text"
@@ -149,17 +96,18 @@ def test_every_callback_survives_tampered_values(served, planted):
     for dep in deps:
         slots = [(s["id"], s["property"]) for s in [*dep["inputs"], *dep.get("state", [])]]
         trigger = f"{slots[0][0]}.{slots[0][1]}"
-        assert check(_body(dep, base, trigger), f"{dep['output']} untampered") in (200, 204), dep["output"]
+        untampered = request_body(dep, base, trigger)
+        assert check(untampered, f"{dep['output']} untampered") in (200, 204), dep["output"]
         for slot in slots:
             candidates = list(_tampered(planted))
             if isinstance(base.get(slot), dict):
                 candidates += _store_variants(base[slot], planted)
             for value in candidates:
-                body = _body(dep, {**base, slot: value}, f"{slot[0]}.{slot[1]}")
-                check(body, f"{dep['output']} {slot}={value!r:.60}")
-        for broken in ({**_body(dep, base, trigger), "inputs": 5}, {**_body(dep, base, trigger), "output": "x.y"},
-                       {**_body(dep, base, trigger), "changedPropIds": [[1]]}, [], "null",
-                       {**_body(dep, base, trigger), "outputs": [1, 2]}, "[" * 50_000 + "]" * 50_000):
+                check(request_body(dep, {**base, slot: value}, f"{slot[0]}.{slot[1]}"),
+                      f"{dep['output']} {slot}={value!r:.60}")
+        for broken in ({**untampered, "inputs": 5}, {**untampered, "output": "x.y"},
+                       {**untampered, "changedPropIds": [[1]]}, [], "null", {**untampered, "outputs": [1, 2]},
+                       "[" * 50_000 + "]" * 50_000):
             check(broken, f"{dep['output']} malformed body")
     assert answered.get(400, 0) > 500  # most tampered values were refused at the door
 
@@ -191,14 +139,13 @@ def test_control_values_of_the_wrong_kind_get_the_urls_notice_and_a_canonical_ur
     app, state, keys, _cache = served
     client = app.server.test_client()
     sync = next(d for d in client.get("/_dash-dependencies").get_json() if d["output"].startswith("..url.search"))
-    base = _base_values(state, keys)
+    base = base_values(state, keys)
     for field, value, words in (("layer", [1, 2], "not a valid value"), ("head", -5, "not in 0..11"),
                                 ("dims", 5, "Unknown dims"), ("method", "evil", "Unknown method"),
                                 ("corpus", planted["txt"], "Unknown corpus"), ("model", planted["model"],
                                                                                 "Unknown model")):
         cid = next(c for c, f in CONTROL_FIELDS.items() if f == field)
-        body = _body(sync, {**base, (cid, "value"): value}, f"{cid}.value")
-        response = _post(client, body)
+        response = post(client, request_body(sync, {**base, (cid, "value"): value}, f"{cid}.value"))
         assert response.status_code == 200, response.get_data(as_text=True)[-500:]
         out = response.get_json()["response"]
         url = out["url"]["search"] if "url" in out else state.to_query()

@@ -57,3 +57,62 @@ def test_requests_bigger_than_an_upload_can_be_are_refused_at_the_door(isolated_
     body = b'{"output": "x.y", "inputs": [], "padding": "' + b"x" * (2 * 2**20) + b'"}'
     answer = client.post("/_dash-update-component", data=body, content_type="application/json")
     assert answer.status_code == 413
+
+
+def test_uploads_past_the_quota_evict_the_oldest_first(isolated_cache, monkeypatch):
+    import time
+
+    monkeypatch.setenv("QK_ATLAS_UPLOADS_MAX_MB", "1")
+    refs = []
+    for number in range(3):  # about 0.4 MB each: the third pushes the total past 1 MB
+        refs.append(save_upload(f"text {number} of the upload, padded.\n".encode() * 12_000, f"part{number}.txt")[0])
+        time.sleep(0.01)
+    assert upload_path(refs[0]) is None and upload_path(refs[1]) and upload_path(refs[2])
+    assert [r["ref"] for r in list_uploads()] == [refs[2], refs[1]]
+    assert sum(r["bytes"] for r in list_uploads()) <= 10**6
+    with pytest.raises(CorpusError, match="over the upload limit"):  # one upload bigger than the whole quota
+        save_upload(b"x\n" * 600_000, "huge.txt")
+
+
+def test_uploads_expire_after_the_age_limit(isolated_cache, monkeypatch):
+    import json
+    import time
+
+    monkeypatch.setenv("QK_ATLAS_UPLOADS_MAX_AGE_DAYS", "2")
+    old, _ = save_upload(TEXTS, "old.txt")
+    sidecar = isolated_cache / "uploads" / f"{old}.json"
+    sidecar.write_text(json.dumps({**json.loads(sidecar.read_text()), "time": time.time() - 3 * 86400}))
+    assert upload_path(old) is None and list_uploads() == [] and old not in corpus_choices("text")
+    state, notices = parse_query(f"?corpus={old}")
+    assert state.corpus == "default" and "Unknown corpus" in notices[0]
+    fresh, _ = save_upload(b"Another text entirely.\n", "new.txt")  # saving evicts what has expired
+    assert not sidecar.exists() and not (isolated_cache / "uploads" / old).exists() and upload_path(fresh)
+
+
+def test_an_upload_is_listed_only_to_the_browser_that_made_it_and_opens_for_anyone_by_link(isolated_cache):
+    import base64
+
+    from dashboard import ids
+    from dashboard.app import create_app
+    from dashboard.state import ViewState
+    from tests.callback_requests import base_values, dependency, post, request_body
+
+    app = create_app(cache_dir=isolated_cache, start_worker=False)
+    alice, bob = app.server.test_client(), app.server.test_client()
+    upload = dependency(alice, f"..{ids.CORPUS}.value")
+    data_url = "data:text/plain;base64," + base64.b64encode(TEXTS).decode()
+    values = {**base_values(ViewState()), (ids.UPLOAD, "contents"): data_url, (ids.UPLOAD, "filename"): "notes.txt"}
+    answer = post(alice, request_body(upload, values, f"{ids.UPLOAD}.contents"))
+    assert answer.status_code == 200, answer.get_data(as_text=True)[-300:]
+    ref = answer.get_json()["response"][ids.CORPUS]["value"]
+    assert ref.startswith("upload-")
+
+    def offered(client, query: str) -> list[str]:
+        sync = dependency(client, "..url.search")
+        response = post(client, request_body(sync, {**base_values(ViewState()), (ids.URL, "search"): query},
+                                             "url.search"))
+        return [option["value"] for option in response.get_json()["response"][ids.CORPUS]["options"]]
+
+    assert ref in offered(alice, "?corpus=default")
+    assert ref not in offered(bob, "?corpus=default")  # another browser does not see it listed
+    assert ref in offered(bob, f"?corpus={ref}")  # but a shared link opens it

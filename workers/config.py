@@ -34,6 +34,9 @@ class Settings:
     max_upload_bytes: int
     max_jobs_per_user: int
     secret_key: str | None
+    min_free_bytes: int
+    uploads_max_bytes: int
+    uploads_max_age_days: int
 
 
 def _parse_corpora(raw: str) -> dict[str, str]:
@@ -63,6 +66,9 @@ def settings() -> Settings:
         max_upload_bytes=_int_env("QK_ATLAS_MAX_UPLOAD_BYTES", 20 * 10**6),
         max_jobs_per_user=max(1, _int_env("QK_ATLAS_MAX_JOBS_PER_USER", 300)),
         secret_key=os.environ.get("QK_ATLAS_SECRET_KEY") or None,
+        min_free_bytes=max(0, _int_env("QK_ATLAS_MIN_FREE_MB", 200)) * 10**6,
+        uploads_max_bytes=max(1, _int_env("QK_ATLAS_UPLOADS_MAX_MB", 500)) * 10**6,
+        uploads_max_age_days=max(1, _int_env("QK_ATLAS_UPLOADS_MAX_AGE_DAYS", 30)),
     )
 
 

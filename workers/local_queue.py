@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import json
 import os
 import socket
+import sqlite3
 import sys
 import threading
 import time
@@ -22,7 +24,7 @@ from typing import Any
 
 import diskcache
 
-from workers.store import Store, content_key
+from workers.store import Store, StoreError, content_key
 
 HEARTBEAT_KEY = "worker:heartbeat"
 CURRENT_KEY = "worker:current"  # the job a worker slot is running
@@ -185,7 +187,10 @@ def run_job(item: dict[str, Any], store: Store) -> None:
         store.put_json(job_key, {**_record("done", 1.0, "done"), "keys": keys.__dict__, "worker": os.getpid()})
     except Exception as exc:  # the worker must survive any single bad request
         traceback.print_exc()
-        store.put_json(job_key, _record("error", 1.0, "failed", f"{type(exc).__name__}: {exc}"))
+        try:
+            store.put_json(job_key, _record("error", 1.0, "failed", f"{type(exc).__name__}: {exc}"))
+        except STORE_ERRORS:  # a full disk: the dashboard sees the full disk itself (QK_ATLAS_MIN_FREE_MB)
+            traceback.print_exc()
 
 
 def _requeue_orphan(store: Store, slot: int) -> None:
@@ -216,13 +221,32 @@ def run_worker(cache_dir: str | Path, owner_pid: int | None = None, warm_umap: b
         return  # another worker already serves this cache directory
     store, stop = Store(cache_dir), threading.Event()
     queues = (_queue(cache_dir, urgent=True), _queue(cache_dir))
-    _requeue_orphan(store, slot)
     status = {"activity": "idle"}
+    _unless_store_fails(lambda: _requeue_orphan(store, slot), status)
     threading.Thread(target=_heartbeat, args=(store, stop, status, slot, owner_pid), daemon=True).start()
     try:
         _serve_queue(store, queues, status, owner_pid, warm_umap, slot)
     finally:
         stop.set()
+
+
+STORE_ERRORS = (StoreError, OSError, sqlite3.Error, diskcache.Timeout)  # what a full or failing disk raises
+STORE_RETRY_SECONDS = 5.0
+
+
+def _unless_store_fails(step: Any, status: dict[str, str]) -> Any:
+    """Run one bookkeeping step; when the store cannot be written (a full disk), say so in the heartbeat, wait,
+    and go on (None), instead of ending the process and being restarted every few seconds."""
+    try:
+        result = step()
+    except STORE_ERRORS as exc:
+        status["activity"] = f"waiting: the result store cannot be written ({type(exc).__name__})"
+        print(f"qk-atlas worker: the result store cannot be written: {exc}", file=sys.stderr, flush=True)
+        time.sleep(STORE_RETRY_SECONDS)
+        return None
+    if status["activity"].startswith("waiting: the result store"):
+        status["activity"] = "idle"
+    return result
 
 
 def _next_item(queues: tuple[diskcache.Deque, ...]) -> dict[str, Any] | None:
@@ -240,7 +264,7 @@ def _serve_queue(store: Store, queues: tuple[diskcache.Deque, ...], status: dict
     """Pop and run jobs, urgent ones first; compile UMAP once idle for a while, so no request pays for it."""
     idle_since = time.monotonic()
     while _owner_alive(owner_pid):
-        item = _next_item(queues)
+        item = _unless_store_fails(lambda: _next_item(queues), status)
         if item is None:
             # staggered by slot, so one worker stays free while another compiles
             if warm_umap and time.monotonic() - idle_since > WARM_AFTER_IDLE_SECONDS + WARM_STAGGER_SECONDS * slot:
@@ -252,9 +276,10 @@ def _serve_queue(store: Store, queues: tuple[diskcache.Deque, ...], status: dict
             time.sleep(0.05)
             continue
         status["activity"] = "busy"
-        store.put_json(f"{CURRENT_KEY}:{slot}", item)  # if this process dies, its successor re-queues the job
+        # if this process dies, its successor re-queues the job
+        _unless_store_fails(functools.partial(store.put_json, f"{CURRENT_KEY}:{slot}", item), status)
         run_job(item, store)
-        store.delete(f"{CURRENT_KEY}:{slot}")
+        _unless_store_fails(lambda: store.delete(f"{CURRENT_KEY}:{slot}"), status)
         status["activity"] = "idle"
         idle_since = time.monotonic()
 

@@ -6,6 +6,8 @@ import hashlib
 import io
 import json
 import logging
+import shutil
+import sqlite3
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -99,12 +101,30 @@ class Store:
         return self._get(key) is not None
 
     def _put(self, key: str, payload: bytes) -> None:
-        """Write a sealed payload; a full disk becomes a one-line StoreError."""
+        """Write a sealed payload; a full disk (a file write or SQLite's own) becomes a one-line StoreError."""
         try:
             self.cache.set(key, sealed(payload))
-        except OSError as exc:
-            raise StoreError(f"cannot write to the result store in {self.directory}: {exc.strerror or exc}"
-                             " (is the disk full? QK_ATLAS_CACHE_DIR sets where results go)") from exc
+        except (OSError, sqlite3.Error) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            raise StoreError(f"cannot write to the result store in {self.directory}: {reason} "
+                             f"({self.free_bytes() / 1e6:.0f} MB free there; QK_ATLAS_CACHE_DIR sets where results "
+                             "go)") from exc
+
+    def free_bytes(self) -> int:
+        """Bytes free on the store's filesystem."""
+        try:
+            return shutil.disk_usage(self.directory).free
+        except OSError:
+            return 0
+
+    def space_problem(self, min_free_bytes: int) -> str | None:
+        """One line when the store's filesystem has less than `min_free_bytes` free (no new work fits), else None."""
+        free = self.free_bytes()
+        if free >= min_free_bytes:
+            return None
+        return (f"The result store is full: {free / 1e6:.0f} MB free in {self.directory}, below the "
+                f"{min_free_bytes / 1e6:.0f} MB that new work needs (QK_ATLAS_MIN_FREE_MB). Views already computed "
+                "still show; free space or point QK_ATLAS_CACHE_DIR elsewhere.")
 
     def _get(self, key: str) -> bytes | None:
         """The payload under key if present and intact; a damaged entry is removed and gives None."""

@@ -146,6 +146,8 @@ def register(app: Dash) -> None:
         """Queue every unfinished head (the worker dedups; the session's job limit may hold some back)."""
         if not request:
             return True, no_update, no_update
+        if jobs.space_problem(jobs.store()) is not None:  # the draw callback says so; nothing is queued
+            return False, None, 0
         _submitted, held = jobs.submit_limited(client, pending_requests(request), jobs.store(), urgent=False)
         return False, None, held
 
@@ -165,7 +167,8 @@ def register(app: Dash) -> None:
         done, total = finished_cells(request)
         # every pending head again (queued ones are not queued twice): heads the session's job limit held back,
         # and heads whose job was dropped (a server restart) or lost
-        pending = pending_requests(request, done) if len(done) < total else []
+        full = jobs.space_problem(jobs.store())
+        pending = pending_requests(request, done) if len(done) < total and full is None else []
         still_held = jobs.submit_limited(client, pending, jobs.store(), urgent=False)[1] if pending else no_update
         for cell in [cell for cell, keys in done.items() if _readable_coords(keys) is None]:  # damaged: again
             del done[cell]
@@ -181,6 +184,7 @@ def register(app: Dash) -> None:
                      "request": request, "order": order, "summarised": len(values or {}),
                      "keep": style.get("keep", ""), "tint": tint, "tinted": len(tint_values or {})}
         finished = len(done) == total and not unsummarised and not untinted
+        signature["full"] = full
         if drawn == signature and ctx.triggered_id == ids.MATRIX_INTERVAL:
             return (no_update,) * 4 + (finished, no_update, still_held)
         spec = read_spec(request["model"])
@@ -198,6 +202,8 @@ def register(app: Dash) -> None:
             status += f" · cell colour: {TINT_LABELS[tint]} (scale on the right)"
             if untinted:
                 status += f" ({untinted} heads still being measured)"
+        if full is not None:
+            status = f"{full} · {status}"
         percent = int(100 * len(done) / max(total, 1))
         waiting = still_held if isinstance(still_held, int) else held
         if waiting:

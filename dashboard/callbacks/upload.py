@@ -9,6 +9,7 @@ import dash_bootstrap_components as dbc
 from dash import Dash, Input, Output, State, no_update
 
 from dashboard import ids
+from dashboard.session import browser_id
 from workers.corpus import CorpusError
 from workers.uploads import save_upload
 
@@ -26,7 +27,7 @@ def register(app: Dash) -> None:
         name = filename or "upload.txt"
         try:
             raw = base64.b64decode(contents.partition(",")[2], validate=True)
-            ref, texts = save_upload(raw, name)
+            ref, texts = save_upload(raw, name, owner=browser_id(create=True))
         except (CorpusError, binascii.Error, ValueError) as exc:
             return no_update, dbc.Alert(f"Upload refused: {str(exc)[:300]}", color="warning", dismissable=True,
                                         className="py-2 small")

@@ -197,8 +197,9 @@ def register(app: Dash) -> None:
         b_spec = read_spec(picture_b.model)
         return (query if trigger is not None and query != search else no_update,
                 *[control_value(state, field) for field in CONTROL_FIELDS.values()],
-                range_options(spec.n_layers), range_options(spec.n_heads), corpus_options(spec.modality),
-                range_options(b_spec.n_layers), range_options(b_spec.n_heads), corpus_options(b_spec.modality),
+                range_options(spec.n_layers), range_options(spec.n_heads), corpus_options(spec.modality, state.corpus),
+                range_options(b_spec.n_layers), range_options(b_spec.n_heads),
+                corpus_options(b_spec.modality, picture_b.corpus),
                 # the matrix computes its own heads: the single view's head waits until a view shows it
                 _unless_same(request, old_request) if state.view not in ("matrix", "headmap") else no_update,
                 _unless_same(style, old_style),

@@ -7,6 +7,7 @@ from dash import dcc, html
 
 from dashboard import ids
 from dashboard.figures.single import empty_figure
+from dashboard.session import browser_id
 from dashboard.state import COLORS, ViewState, corpus_choices, model_choices
 from workers.config import settings
 from workers.models import ModelError, read_spec
@@ -54,11 +55,14 @@ def model_options() -> list[dict]:
     return out
 
 
-def corpus_options(modality: str) -> list[dict]:
-    """Corpus dropdown entries for a model's modality (uploads labelled by their file name)."""
+def corpus_options(modality: str, current: str = "") -> list[dict]:
+    """Corpus dropdown entries for a model's modality: the bundled and configured corpora, this browser's uploads
+    and the one shown (an upload opened from a shared link), uploads labelled by their file name."""
     uploads = {record["ref"]: record for record in list_uploads()}
+    mine = {record["ref"] for record in list_uploads(browser_id())}
     return [{"label": f"{uploads[name]['name']} (uploaded, {uploads[name]['texts']:,} texts)" if name in uploads
-             else name, "value": name} for name in corpus_choices(modality)]
+             else name, "value": name} for name in corpus_choices(modality)
+            if name not in uploads or name in mine or name == current]
 
 
 def range_options(count: int) -> list[dict]:
@@ -80,7 +84,7 @@ def controls(state: ViewState) -> dbc.Card:
     spec = read_spec(state.model)
     return dbc.Card(dbc.CardBody([
         _field("Model", _dropdown(ids.MODEL, model_options(), state.model)),
-        _field("Corpus", _dropdown(ids.CORPUS, corpus_options(spec.modality), state.corpus)),
+        _field("Corpus", _dropdown(ids.CORPUS, corpus_options(spec.modality, state.corpus), state.corpus)),
         html.Div(**{"id": ids.UPLOAD_BOX, "data-limit": str(settings().max_upload_bytes)}, children=dcc.Upload(
                    id=ids.UPLOAD, max_size=settings().max_upload_bytes, multiple=False,
                    accept=".txt,.csv,.jsonl", className="small text-muted border rounded p-1 mb-2 text-center",
