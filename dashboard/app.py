@@ -36,6 +36,10 @@ def background_manager(cache_dir: Path):
     # Dash's callback tasks run on their own queue, so cancelling one never touches a compute worker.
     celery_app.conf.task_default_queue = DASH_QUEUE
     celery_app.conf.task_routes = {}
+    # A callback task is cheap and its page asks again (the health check's retry), so it is acknowledged on
+    # receipt: a Redis outage then leaves no unacknowledged message for kombu to restore on a dead connection.
+    celery_app.conf.task_acks_late = False
+    celery_app.conf.task_reject_on_worker_lost = False
     return CeleryManager(celery_app)
 
 

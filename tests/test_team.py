@@ -298,3 +298,91 @@ def test_redis_restart_mid_job_and_the_job_still_completes(tmp_path, monkeypatch
         team.stop()
         server.terminate()
         server.wait(10)
+
+
+def _kill_tree(pid: int) -> None:
+    """SIGKILL a process and its children at once (a whole worker lost: its container gone, say)."""
+    children = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _parent_of(p) == pid]
+    for victim in [pid, *children]:
+        try:
+            os.kill(victim, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def _parent_of(proc: Path) -> int | None:
+    """The parent pid of a /proc entry (None when it is gone)."""
+    try:
+        return int(proc.joinpath("stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def test_a_whole_worker_lost_mid_job_is_sent_again_within_seconds_and_says_so(team):
+    """Not a child process but the whole worker: its message stays unacknowledged in Redis for the visibility
+    timeout (900 s); the lost heartbeat gets the job to the other worker within seconds instead."""
+    from workers import team_jobs
+
+    team.start("w1")
+    team.start("w2")
+    store = open_store()
+    request = HeadRequest(layer=4, head=2, method="umap")  # UMAP compiles inside the task: a long job
+    job_id = team_jobs.submit(request.to_dict(), store)
+    running = wait_until(lambda: _umap_running(team_jobs.job_status(job_id)), 300, what="UMAP started")
+    lost, survivor = running["worker"].split("@")[0], ({"w1", "w2"} - {running["worker"].split("@")[0]}).pop()
+    _kill_tree(team.workers[lost].pid)
+    killed = time.monotonic()
+    waiting = wait_until(lambda: "stopped responding" in (s := team_jobs.job_status(job_id, store))["message"] and s,
+                         45, interval=0.5, what="the job marked as waiting for a worker")
+    assert waiting["state"] == "queued" and lost in waiting["message"]  # said in words, not stale progress
+    wait_until(lambda: team_jobs.job_status(job_id, store).get("worker", "").startswith(survivor), 45,
+               interval=0.5, what="the other worker running it")
+    assert time.monotonic() - killed < 60
+    statuses = wait_for_jobs([job_id], timeout=600)
+    assert statuses[job_id]["worker"].startswith(survivor) and resolve(request).intact(store)
+
+
+@pytest.mark.browser
+def test_redis_gone_for_20_s_mid_view_leaves_every_worker_alive_and_the_page_recovers(dash_duo, tmp_path,
+                                                                                       monkeypatch):
+    """Redis stops for 20 s while the Dash callback worker waits on a UMAP job; no process is restarted by hand:
+    the callbacks worker and the compute worker reconnect, and the open page draws the view once it is done."""
+    from tests.browser_helpers import wait_for_points
+
+    port = free_port()
+    url = f"redis://127.0.0.1:{port}/0"
+    (tmp_path / "redis").mkdir()
+    command = [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--appendonly", "yes",
+               "--dir", str(tmp_path / "redis"), "--save", ""]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+    wait_until(lambda: _pings(redis.Redis(port=port)), 10, what="redis ping")
+    monkeypatch.setenv("QK_ATLAS_REDIS_URL", url)
+    monkeypatch.setenv("QK_ATLAS_CACHE_DIR", str(tmp_path / "shared"))
+    team = Team(url, tmp_path / "shared", tmp_path)
+    try:
+        team.start("w1")
+        log = open(tmp_path / "callbacks.log", "w")
+        callbacks = [sys.executable, "-m", "celery", "-A", "dashboard.celery_callbacks", "worker", "-Q", "dash",
+                     "-c", "2", "-n", "callbacks@%h", "-l", "info"]  # with gossip and mingle, as compose runs it
+        team.workers["callbacks"] = subprocess.Popen(callbacks, env=team.env, stdout=log, stderr=subprocess.STDOUT)
+        wait_until(lambda: "ready" in (tmp_path / "callbacks.log").read_text(), 60, what="callback worker ready")
+        from dashboard.app import create_app
+        from workers import team_jobs
+
+        dash_duo.start_server(create_app(cache_dir=tmp_path / "shared"))
+        dash_duo.driver.get(dash_duo.server_url + "/?layer=2&head=9&method=umap")
+        job_id = team_jobs.job_id_for(HeadRequest(layer=2, head=9, method="umap").to_dict())
+        wait_until(lambda: _umap_running(team_jobs.job_status(job_id)), 300, what="UMAP started")
+        server.terminate()
+        server.wait(10)
+        dash_duo.wait_for_contains_text("#backend-health", "unreachable", timeout=30)
+        time.sleep(20)
+        server = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+        wait_until(lambda: _pings(redis.Redis(port=port)), 10, what="redis back")
+        assert wait_for_points(dash_duo, timeout=300)[0][2] >= 10_000  # the page recovered by itself
+        assert all(process.poll() is None for process in team.workers.values())  # nobody was restarted
+        assert "Unrecoverable" not in (tmp_path / "callbacks.log").read_text()
+    finally:
+        team.stop()
+        server.terminate()
+        server.wait(10)

@@ -8,6 +8,7 @@ Celery app with make_celery too, and never projects).
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 
@@ -33,6 +34,34 @@ def make_celery(url: str, name: str = "qk_atlas") -> Celery:
         task_routes={"qk.extract": {"queue": EXTRACTION_QUEUE}, "qk.head": {"queue": PROJECTION_QUEUE}},
     )
     return app
+
+
+def _restore_unacked_tolerating_a_lost_connection() -> None:
+    """Keep a worker alive when Redis goes away while it holds unacknowledged messages.
+
+    On a lost connection kombu's Redis QoS restores the unacknowledged messages through that connection; when its
+    client is already gone this raises AttributeError ('NoneType' object has no attribute 'hostname'), which
+    Celery treats as unrecoverable and the worker exits. The messages stay in Redis's unacked index, from which
+    kombu restores them after the visibility timeout (and team_jobs sends a job whose heartbeat stopped sooner).
+    """
+    from kombu.transport import redis as kombu_redis
+
+    original = kombu_redis.QoS.restore_unacked
+    if getattr(original, "tolerates_lost_connection", False):
+        return
+
+    def restore_unacked(self, client=None):
+        try:
+            return original(self, client)
+        except AttributeError as exc:
+            logging.getLogger(__name__).warning("unacknowledged messages left in Redis for later restore: %s", exc)
+            return None
+
+    restore_unacked.tolerates_lost_connection = True
+    kombu_redis.QoS.restore_unacked = restore_unacked
+
+
+_restore_unacked_tolerating_a_lost_connection()
 
 
 def redis_url() -> str:

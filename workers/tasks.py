@@ -14,7 +14,7 @@ from workers.store import open_store
 @app.task(name="qk.extract", bind=True)
 def extract(self, request: dict, job_id: str) -> dict:
     """Run the model over the corpus once (locked per corpus and model) unless it is stored."""
-    with team_jobs.extraction_lock(request):
+    with team_jobs.alive(job_id), team_jobs.extraction_lock(request):
         keys = ensure_extraction(HeadRequest.from_dict(request), open_store(), team_jobs.reporter(self, job_id))
     return {"keys": keys.__dict__}
 
@@ -25,7 +25,8 @@ def head(self, request: dict) -> dict:
     team_jobs.count_computation(self.request.id)
     head_request, store = HeadRequest.from_dict(request), open_store()
     report = team_jobs.reporter(self, self.request.id)
-    with team_jobs.extraction_lock(request):  # one worker extracts a corpus; the others wait, then reuse it
-        ensure_extraction(head_request, store, report)
-    keys = ensure_head_view(head_request, store, report)
+    with team_jobs.alive(self.request.id):
+        with team_jobs.extraction_lock(request):  # one worker extracts a corpus; the others wait, then reuse it
+            ensure_extraction(head_request, store, report)
+        keys = ensure_head_view(head_request, store, report)
     return {"keys": keys.__dict__, "worker": self.request.hostname, "pid": os.getpid(), "host": socket.gethostname()}
