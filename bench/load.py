@@ -119,8 +119,11 @@ class ViewChain:
         tally.add("hover", seconds)
         if not panel.get("hover-panel.children"):
             raise RuntimeError("no sentence for the hovered token")
-        if select:
-            values = {**values, "view-style.data": {**style, "text": random.randrange(600), "pos": 1},
+        if select:  # a click: the URL callback writes the selection into the style, then the draw patches
+            query = f"?layer={layer}&head={head}&text={random.randrange(600)}&pos=1"
+            selected, seconds = self.client.call(self.url, "url.search", {"url.search": query})
+            tally.add("select (url)", seconds)
+            values = {**values, "view-style.data": selected["view-style.data"],
                       "single-drawn.data": drawn["single-drawn.data"]}
             patched, seconds = self.client.call(self.draw, "view-style.data", values)
             tally.add("select (patch)", seconds)

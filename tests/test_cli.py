@@ -119,3 +119,22 @@ def test_export_attention_layout_of_a_head_pca_shows_poorly(tmp_path):
         assert metrics["fidelity"]["picture"]["top1_in_k"] == pytest.approx(picture.top1_in_k)
         shares[method] = picture.top1_in_k
     assert shares["attention"] >= 0.85 and shares["attention"] > shares["pca"] + 0.1, shares
+
+
+def test_only_export_and_heads_allow_unlisted_models(monkeypatch, tmp_path):
+    from workers.cli import allow_unlisted_models_for
+    from workers.models import ModelError
+    from workers.registry import model_source
+
+    folder = tmp_path / "outsider"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"model_type": "bert"}')
+    monkeypatch.setenv("QK_ATLAS_ALLOW_UNLISTED_MODELS", "1")  # what an operator's environment may say
+    allow_unlisted_models_for("serve")
+    assert "QK_ATLAS_ALLOW_UNLISTED_MODELS" not in os.environ
+    with pytest.raises(ModelError, match="not in the registry"):
+        model_source(str(folder))
+    for command in ("export", "heads"):
+        allow_unlisted_models_for(command)
+        assert model_source(str(folder)).kind == "local"
+    monkeypatch.delenv("QK_ATLAS_ALLOW_UNLISTED_MODELS")

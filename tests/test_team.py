@@ -66,6 +66,15 @@ class Team:
         self.workers[name] = subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         wait_until(lambda: "ready" in (self.log_dir / f"{name}.log").read_text(), 60, what=f"worker {name} ready")
 
+    def start_callbacks(self, concurrency: int = 2, quiet: bool = True) -> None:
+        """Start the Dash callbacks worker (queue 'dash'); quiet=False keeps gossip and mingle on, as compose does."""
+        log = open(self.log_dir / "callbacks.log", "w")
+        command = [sys.executable, "-m", "celery", "-A", "dashboard.celery_callbacks", "worker", "-Q", "dash",
+                   "-c", str(concurrency), "-n", "callbacks@%h", "-l", "info",
+                   *(["--without-gossip", "--without-mingle"] if quiet else [])]
+        self.workers["callbacks"] = subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        wait_until(lambda: "ready" in (self.log_dir / "callbacks.log").read_text(), 60, what="callback worker ready")
+
     def stop(self) -> None:
         """Stop every worker."""
         for process in self.workers.values():
@@ -180,11 +189,7 @@ def _umap_running(status: dict) -> dict | None:
 def team_app(team, monkeypatch):
     """The dashboard in team mode: a compute worker, a Dash-callback worker, and the app under CeleryManager."""
     team.start("w1")
-    log = open(team.log_dir / "callbacks.log", "w")
-    command = [sys.executable, "-m", "celery", "-A", "dashboard.celery_callbacks", "worker", "-Q", "dash", "-c", "2",
-               "-n", "callbacks@%h", "--without-gossip", "--without-mingle", "-l", "info"]
-    team.workers["callbacks"] = subprocess.Popen(command, env=team.env, stdout=log, stderr=subprocess.STDOUT)
-    wait_until(lambda: "ready" in (team.log_dir / "callbacks.log").read_text(), 60, what="callback worker ready")
+    team.start_callbacks()
     from dashboard.app import create_app
 
     app = create_app(cache_dir=team.cache_dir)
@@ -242,10 +247,7 @@ def test_redis_down_at_start_shows_a_banner_and_the_app_recovers(dash_duo, tmp_p
     team = Team(url, tmp_path / "shared", tmp_path)
     try:
         team.start("w1")
-        log = open(tmp_path / "callbacks.log", "w")
-        command = [sys.executable, "-m", "celery", "-A", "dashboard.celery_callbacks", "worker", "-Q", "dash",
-                   "-c", "1", "-n", "callbacks@%h", "--without-gossip", "--without-mingle", "-l", "info"]
-        team.workers["callbacks"] = subprocess.Popen(command, env=team.env, stdout=log, stderr=subprocess.STDOUT)
+        team.start_callbacks(concurrency=1)
         wait_until(lambda: not [e for e in dash_duo.driver.find_elements("css selector", "#backend-health")
                                 if e.is_displayed()], 60, what="banner gone")
         dash_duo.wait_for_text_to_equal("#view-heading", "L1 H4", timeout=30)
@@ -361,11 +363,7 @@ def test_redis_gone_for_20_s_mid_view_leaves_every_worker_alive_and_the_page_rec
     team = Team(url, tmp_path / "shared", tmp_path)
     try:
         team.start("w1")
-        log = open(tmp_path / "callbacks.log", "w")
-        callbacks = [sys.executable, "-m", "celery", "-A", "dashboard.celery_callbacks", "worker", "-Q", "dash",
-                     "-c", "2", "-n", "callbacks@%h", "-l", "info"]  # with gossip and mingle, as compose runs it
-        team.workers["callbacks"] = subprocess.Popen(callbacks, env=team.env, stdout=log, stderr=subprocess.STDOUT)
-        wait_until(lambda: "ready" in (tmp_path / "callbacks.log").read_text(), 60, what="callback worker ready")
+        team.start_callbacks(quiet=False)  # with gossip and mingle, as compose runs it
         from dashboard.app import create_app
         from workers import team_jobs
 
@@ -386,3 +384,29 @@ def test_redis_gone_for_20_s_mid_view_leaves_every_worker_alive_and_the_page_rec
         team.stop()
         server.terminate()
         server.wait(10)
+
+
+def _children(pid: int) -> list[int]:
+    """Pids of a process's children (a Celery worker's pool processes)."""
+    return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _parent_of(p) == pid]
+
+
+def _maps_numba(pid: int) -> bool:
+    """Whether a process has loaded llvmlite (numba's compiler, which UMAP's compilation loads)."""
+    try:
+        return "llvmlite" in Path(f"/proc/{pid}/maps").read_text()
+    except OSError:
+        return False
+
+
+def test_only_compute_workers_compile_umap(team):
+    """QK_ATLAS_WARM_UMAP=1 for both services, as compose's shared environment may say: the compute worker's pool
+    process compiles UMAP (loads numba's compiler), the Dash callbacks worker's pool processes never do."""
+    team.env["QK_ATLAS_WARM_UMAP"] = "1"
+    team.start("w1")
+    team.start_callbacks()
+    compute_pool = wait_until(lambda: _children(team.workers["w1"].pid), 30, what="compute pool process")
+    wait_until(lambda: any(_maps_numba(pid) for pid in compute_pool), 120, what="the compute worker compiling UMAP")
+    callback_pool = _children(team.workers["callbacks"].pid)
+    assert len(callback_pool) == 2 and not any(_maps_numba(pid) for pid in [team.workers["callbacks"].pid,
+                                                                             *callback_pool])

@@ -109,15 +109,19 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `qk-atlas` console script."""
-    args = build_parser().parse_args(argv)
-    # export and heads are the user's own commands: local folders and hub ids are allowed beside the registry.
-    # serve answers anyone who reaches the page, so the server and its local workers take registry models only.
-    if args.command in UNLISTED_MODEL_COMMANDS:
+def allow_unlisted_models_for(command: str) -> None:
+    """export and heads are the user's own commands: local folders and hub ids are allowed beside the registry.
+    serve answers anyone who reaches the page, so the server and its local workers take registry models only."""
+    if command in UNLISTED_MODEL_COMMANDS:
         os.environ["QK_ATLAS_ALLOW_UNLISTED_MODELS"] = "1"
     else:
         os.environ.pop("QK_ATLAS_ALLOW_UNLISTED_MODELS", None)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `qk-atlas` console script."""
+    args = build_parser().parse_args(argv)
+    allow_unlisted_models_for(args.command)
     try:
         return {"export": export, "heads": heads, "serve": serve}[args.command](args)
     except (CorpusError, ModelError, ValueError, OSError) as exc:

@@ -188,6 +188,8 @@ def register(app: Dash) -> None:
             notices = []
             state = next_state(trigger, state, values, single_click, matrix_click, head_map_click, (a_click, b_click),
                                notices)
+            state, replaced = parse_query(state.to_query())  # what goes back to the browser is always canonical
+            notices += replaced
         query = state.to_query()
         spec = read_spec(state.model)
         request = state.request()
