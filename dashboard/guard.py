@@ -264,10 +264,19 @@ def payload_problem(body: Any, callback_map: dict[str, dict]) -> str | None:
     for item in items:
         if problem is not None:
             break
-        rule = RULES.get((item["id"], item["property"]))
-        problem = "no rule for this input" if rule is None else rule(item.get("value"))
-        problem = problem and f"{item['id']}.{item['property']}: {problem}"
+        problem = _checked(item)
     return problem
+
+
+def _checked(item: dict[str, Any]) -> str | None:
+    """What is wrong with one input or state value by its rule; a rule that cannot decide refuses (fails closed)."""
+    rule = RULES.get((item["id"], item["property"]))
+    try:
+        problem = "no rule for this input" if rule is None else rule(item.get("value"))
+    except Exception as exc:  # e.g. a configured corpus file removed since the page was drawn
+        log.exception("checking %s.%s failed", item["id"], item["property"])
+        problem = f"cannot be checked now ({type(exc).__name__})"
+    return problem and f"{item['id']}.{item['property']}: {problem}"
 
 
 def install(server: Flask, callback_map: dict[str, dict]) -> None:

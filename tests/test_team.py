@@ -377,6 +377,8 @@ def test_redis_gone_for_20_s_mid_view_leaves_every_worker_alive_and_the_page_rec
         time.sleep(20)
         server = subprocess.Popen(command, stdout=subprocess.DEVNULL)
         wait_until(lambda: _pings(redis.Redis(port=port)), 10, what="redis back")
+        wait_until(lambda: not [e for e in dash_duo.driver.find_elements("css selector", "#backend-health")
+                                if e.is_displayed()], 15, what="the banner gone within seconds of Redis returning")
         assert wait_for_points(dash_duo, timeout=300)[0][2] >= 10_000  # the page recovered by itself
         assert all(process.poll() is None for process in team.workers.values())  # nobody was restarted
         assert "Unrecoverable" not in (tmp_path / "callbacks.log").read_text()

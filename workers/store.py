@@ -106,8 +106,8 @@ class Store:
             self.cache.set(key, sealed(payload))
         except (OSError, sqlite3.Error) as exc:
             reason = getattr(exc, "strerror", None) or str(exc)
-            raise StoreError(f"cannot write to the result store in {self.directory}: {reason} "
-                             f"({self.free_bytes() / 1e6:.0f} MB free there; QK_ATLAS_CACHE_DIR sets where results "
+            raise StoreError(f"cannot write to the result store in {self.directory}: {reason} (is the disk full? "
+                             f"{self.free_bytes() / 1e6:.0f} MB free there; QK_ATLAS_CACHE_DIR sets where results "
                              "go)") from exc
 
     def free_bytes(self) -> int:
