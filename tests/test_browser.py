@@ -293,7 +293,10 @@ def test_uploading_a_corpus_switches_the_view_to_it(dash_duo, app, tmp_path):
     upload.send_keys(str(path))
     dash_duo.wait_for_contains_text("#upload-notice", "Uploaded my corpus.txt: 30 texts", timeout=20)
     wait_until(lambda: "corpus=upload-" in dash_duo.driver.current_url, timeout=20)
-    dash_duo.wait_for_contains_text("#view-status", "from 30 texts", timeout=120)
+    try:
+        dash_duo.wait_for_contains_text("#view-status", "from 30 texts", timeout=120)
+    except Exception as exc:  # say what the page and the workers were doing
+        raise AssertionError(f"the uploaded corpus's view did not come: {_worker_report(dash_duo)}") from exc
     assert wait_for_points(dash_duo)[0][2] == 30 * 12  # every token of the uploaded texts, none of the default
     shared = dash_duo.driver.current_url
     dash_duo.driver.get(shared)  # the link opens the same corpus
@@ -303,6 +306,18 @@ def test_uploading_a_corpus_switches_the_view_to_it(dash_duo, app, tmp_path):
     huge.write_bytes(b"a line of text\n" * 1_400_000)  # 21 MB: the box refuses it before any byte is sent
     dash_duo.find_element("#corpus-upload input[type=file]").send_keys(str(huge))
     dash_duo.wait_for_contains_text("#upload-notice", "huge.txt is 21.0 MB, over the limit of 20 MB", timeout=20)
+
+
+def _worker_report(dash_duo) -> str:
+    """The page's progress line, every job record and the local workers' heartbeats (for a failure message)."""
+    from workers import local_queue
+
+    store = jobs.store()
+    records = {str(k): store.get_json(k) for k in store.cache.iterkeys() if str(k).startswith(("job:", "lock:"))
+               and not str(k).startswith("lock:")}
+    locks = {str(k): store.cache.get(k) for k in store.cache.iterkeys() if str(k).startswith("lock:")}
+    return (f"progress {dash_duo.find_element('#progress-text').text!r}; url {dash_duo.driver.current_url}; "
+            f"jobs {records}; locks {locks}; heartbeats {local_queue._beats(store)}")
 
 
 def choose_matrix_values(dash_duo, dropdown: str, label: str, in_url: str, in_status: str) -> None:

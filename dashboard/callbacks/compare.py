@@ -9,7 +9,7 @@ from typing import Any
 from dash import Dash, Input, Output, State, no_update
 
 from dashboard import ids, jobs
-from dashboard.callbacks.single import _style
+from dashboard.callbacks.single import _style, only_changes
 from dashboard.figures.single import empty_figure, single_figure, values_figure
 from dashboard.linking import linked_token
 from workers.models import read_spec
@@ -48,8 +48,10 @@ def register(app: Dash) -> None:
             return no_update
         request, started = HeadRequest.from_dict(data), time.monotonic()
 
+        send = only_changes(set_progress)
+
         def progress(fraction: float, message: str) -> None:
-            set_progress((f"Picture B: {message} · {int(100 * fraction)}% · {time.monotonic() - started:.0f} s",))
+            send((f"Picture B: {message} · {int(100 * fraction)}% · {time.monotonic() - started:.0f} s",))
 
         try:
             keys = jobs.run_request(request, jobs.store(), progress, client)

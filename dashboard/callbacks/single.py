@@ -91,8 +91,10 @@ def register(app: Dash) -> None:
         request = HeadRequest.from_dict(data)
         started = time.monotonic()
 
+        send = only_changes(set_progress)
+
         def progress(fraction: float, message: str) -> None:
-            set_progress((max(3, int(100 * fraction)), f"{message} · {time.monotonic() - started:.0f} s"))
+            send((max(3, int(100 * fraction)), f"{message} · {time.monotonic() - started:.0f} s"))
 
         try:
             keys = jobs.run_request(request, jobs.store(), progress, client)
@@ -154,6 +156,18 @@ def register(app: Dash) -> None:
         pieces = [html.Mark(w) if i == position else html.Span(w) for i, w in enumerate(words)]
         spaced = [p for piece in pieces for p in (piece, " ")]
         return [html.Strong(f"{html_lib.unescape(words[position])} ({role}position {position}): "), *spaced]
+
+
+def only_changes(set_progress: Any) -> Any:
+    """set_progress that writes only a value different from the last one (the job is polled ten times a second,
+    the shown value changes about once a second): fewer writes to the background-callback cache."""
+    last: list[Any] = [None]
+
+    def send(value: Any) -> None:
+        if value != last[0]:
+            last[0] = value
+            set_progress(value)
+    return send
 
 
 def overlay_patch(previous: int, overlays: list) -> Patch:
