@@ -38,12 +38,12 @@ def test_two_local_workers_share_the_matrix_and_extract_once(isolated_cache):
 RECOVERY_SECONDS = 30  # a killed worker never wedges a view for longer than this
 
 
-@pytest.mark.parametrize("stage, started", [
-    ("extraction", lambda message: "forward pass" in message),
-    ("projection", lambda message: "UMAP" in message),  # UMAP compiles inside the job: a long one
+@pytest.mark.parametrize("stage, method, started", [
+    ("extraction", "pca", lambda message: "forward pass" in message),
+    ("projection", "umap", lambda message: "UMAP" in message),  # UMAP compiles inside the job: a long one
 ])
 def test_a_local_worker_killed_at_any_stage_is_replaced_and_its_job_resumes_within_seconds(isolated_cache, stage,
-                                                                                             started):
+                                                                                             method, started):
     """One local worker, SIGKILLed while it extracts (holding the corpus's extraction lock) or projects: its
     successor takes the job over (the lock dies with its holder) within RECOVERY_SECONDS, and finishes it."""
     from tests.browser_helpers import wait_until
@@ -53,7 +53,7 @@ def test_a_local_worker_killed_at_any_stage_is_replaced_and_its_job_resumes_with
     workers.start()
     try:
         store = open_store(isolated_cache)
-        request = HeadRequest(layer=1, head=6, method="umap")
+        request = HeadRequest(layer=1, head=6, method=method)
         job_id = local_queue.submit(request.to_dict(), store)
         wait_until(lambda: started(local_queue.job_status(job_id, store)["message"]), 300, interval=0.05,
                    what=f"{stage} started")
