@@ -15,13 +15,14 @@ import json
 import logging
 import math
 import re
+import time
 from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, jsonify, request
 
 from dashboard import ids
-from dashboard.state import COMPUTE_FIELDS, parse_query, request_problem
+from dashboard.state import COMPUTE_FIELDS, PARSE_CACHE_SECONDS, config_stamp, parse_query, request_problem
 
 Check = Callable[[Any], "str | None"]  # a value -> what is wrong with it, or None
 UPDATE_ROUTE = "_dash-update-component"
@@ -261,14 +262,33 @@ def payload_problem(body: Any, callback_map: dict[str, dict]) -> str | None:
     if _slots(items) != expected:
         return "inputs do not match the callback"
     problem = _outputs_problem(body.get("outputs"), declared.get("output"))
+    stamp = (config_stamp(), int(time.monotonic() // PARSE_CACHE_SECONDS))
     for item in items:
         if problem is not None:
             break
-        problem = _checked(item)
+        problem = _checked(item, stamp)
     return problem
 
 
-def _checked(item: dict[str, Any]) -> str | None:
+_verdicts: dict[tuple, str | None] = {}
+
+
+def _checked(item: dict[str, Any], stamp: tuple) -> str | None:
+    """_verdict; a record (a store) is remembered under the same settings `stamp` for PARSE_CACHE_SECONDS, since a
+    page sends the same stores with every request."""
+    value = item.get("value")
+    size = _json_size(value) if isinstance(value, dict) else None
+    if size is None or size > 4 * MAX_TEXT:
+        return _verdict(item)
+    key = (item["id"], item["property"], json.dumps(value, sort_keys=True), stamp)
+    if key not in _verdicts:
+        if len(_verdicts) >= 4096:
+            _verdicts.clear()
+        _verdicts[key] = _verdict(item)
+    return _verdicts[key]
+
+
+def _verdict(item: dict[str, Any]) -> str | None:
     """What is wrong with one input or state value by its rule; a rule that cannot decide refuses (fails closed)."""
     rule = RULES.get((item["id"], item["property"]))
     try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -174,7 +176,34 @@ def _search(params: dict[str, list[str]], notices: list[str]) -> str:
     return value[:MAX_SEARCH]
 
 
+PARSE_CACHE_SECONDS = 2.0  # a parsed query is reused this long (the guard checks every store of every request)
+_parsed: dict[tuple, tuple[ViewState, tuple[str, ...]]] = {}
+
+
+def config_stamp() -> tuple:
+    """What parsing depends on besides the query: every QK_ATLAS_* setting and the uploads folder's last change."""
+    try:
+        uploads = (settings().cache_dir / "uploads").stat().st_mtime_ns
+    except OSError:
+        uploads = 0
+    return tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("QK_ATLAS_"))), uploads
+
+
 def parse_query(search: str | None) -> tuple[ViewState, list[str]]:
+    """URL query string -> (valid state, notices about anything that was replaced by a default); the same query
+    under the same settings within PARSE_CACHE_SECONDS is answered from memory (reading the registry and the
+    uploads takes milliseconds, and every callback request checks several stores)."""
+    key = (search or "", config_stamp(), int(time.monotonic() // PARSE_CACHE_SECONDS))
+    found = _parsed.get(key)
+    if found is None:
+        state, notices = _parse_query(search)
+        if len(_parsed) >= 4096:
+            _parsed.clear()
+        _parsed[key] = found = (state, tuple(notices))
+    return found[0], list(found[1])
+
+
+def _parse_query(search: str | None) -> tuple[ViewState, list[str]]:
     """URL query string -> (valid state, notices about anything that was replaced by a default)."""
     params = parse_qs((search or "").lstrip("?"), keep_blank_values=True)
     notices: list[str] = []
