@@ -19,3 +19,18 @@ def test_readme_normalisation_table_is_the_bench_output():
     quoted = readme.split("<!-- normalisation.md -->\n", 1)[1].split("<!-- /normalisation.md -->", 1)[0]
     assert quoted == (ROOT / "bench" / "results" / "normalisation.md").read_text()
     assert "| fit | PCA | 72 |" in quoted and "| scale+translate | PCA | 72 |" in quoted
+
+
+def test_readme_load_table_is_the_bench_output():
+    import json
+
+    readme = (ROOT / "README.md").read_text()
+    table = readme.split("**Load** (bench:", 1)[1].split("**Limits**", 1)[0]
+    measured = json.loads((ROOT / "bench" / "results" / "load.json").read_text())
+    for run in measured["runs"]:
+        row = f"| {run['views']:,} | {run['requests_per_s']} | **{run['errors']}** | " \
+              f"{run['request_p50_ms']:.0f} / **{run['request_p95_ms']:.0f} ms** | " \
+              f"{run['view_p50_ms']:,.0f} / {run['view_p95_ms']:,.0f} ms |"
+        assert row in table, row
+    memory = measured["memory"]
+    assert f"{memory['rss_before_mb']} → {memory['rss_after_mb']} MB (**+{memory['growth_mb']} MB**)" in table
