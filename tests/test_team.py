@@ -258,6 +258,21 @@ def test_redis_down_at_start_shows_a_banner_and_the_app_recovers(dash_duo, tmp_p
         server.wait(10)
 
 
+def persistent_redis(tmp_path: Path, monkeypatch) -> tuple[list[str], subprocess.Popen, str, int]:
+    """A redis-server with an append-only file (as in compose) on a free port, and team-mode settings pointing at
+    it; (its command line, to start it again, the process, its URL, its port)."""
+    port = free_port()
+    url = f"redis://127.0.0.1:{port}/0"
+    (tmp_path / "redis").mkdir()
+    command = [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--appendonly", "yes",
+               "--dir", str(tmp_path / "redis"), "--save", ""]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+    wait_until(lambda: _pings(redis.Redis(port=port)), 10, what="redis ping")
+    monkeypatch.setenv("QK_ATLAS_REDIS_URL", url)
+    monkeypatch.setenv("QK_ATLAS_CACHE_DIR", str(tmp_path / "shared"))
+    return command, server, url, port
+
+
 def test_redis_restart_mid_job_and_the_job_still_completes(tmp_path, monkeypatch):
     """Redis stops while a worker is inside UMAP and comes back (append-only file, as in compose): the job
     completes, its result is served, and the dashboard's poller waited instead of failing."""
@@ -266,16 +281,7 @@ def test_redis_restart_mid_job_and_the_job_still_completes(tmp_path, monkeypatch
     from dashboard import jobs
     from workers import team_jobs
 
-    port = free_port()
-    url = f"redis://127.0.0.1:{port}/0"
-    redis_dir = tmp_path / "redis"
-    redis_dir.mkdir()
-    command = [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--appendonly", "yes",
-               "--dir", str(redis_dir), "--save", ""]
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-    wait_until(lambda: _pings(redis.Redis(port=port)), 10, what="redis ping")
-    monkeypatch.setenv("QK_ATLAS_REDIS_URL", url)
-    monkeypatch.setenv("QK_ATLAS_CACHE_DIR", str(tmp_path / "shared"))
+    command, server, url, port = persistent_redis(tmp_path, monkeypatch)
     team = Team(url, tmp_path / "shared", tmp_path)
     try:
         team.start("w1")
@@ -304,8 +310,7 @@ def test_redis_restart_mid_job_and_the_job_still_completes(tmp_path, monkeypatch
 
 def _kill_tree(pid: int) -> None:
     """SIGKILL a process and its children at once (a whole worker lost: its container gone, say)."""
-    children = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _parent_of(p) == pid]
-    for victim in [pid, *children]:
+    for victim in [pid, *_children(pid)]:
         try:
             os.kill(victim, signal.SIGKILL)
         except ProcessLookupError:
@@ -351,15 +356,7 @@ def test_redis_gone_for_20_s_mid_view_leaves_every_worker_alive_and_the_page_rec
     the callbacks worker and the compute worker reconnect, and the open page draws the view once it is done."""
     from tests.browser_helpers import wait_for_points
 
-    port = free_port()
-    url = f"redis://127.0.0.1:{port}/0"
-    (tmp_path / "redis").mkdir()
-    command = [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--appendonly", "yes",
-               "--dir", str(tmp_path / "redis"), "--save", ""]
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-    wait_until(lambda: _pings(redis.Redis(port=port)), 10, what="redis ping")
-    monkeypatch.setenv("QK_ATLAS_REDIS_URL", url)
-    monkeypatch.setenv("QK_ATLAS_CACHE_DIR", str(tmp_path / "shared"))
+    command, server, url, port = persistent_redis(tmp_path, monkeypatch)
     team = Team(url, tmp_path / "shared", tmp_path)
     try:
         team.start("w1")

@@ -97,7 +97,12 @@ def _all_uploads() -> list[dict[str, Any]]:
 def list_uploads(owner: str | None = None) -> list[dict[str, Any]]:
     """Live (not expired) uploads, newest first; only those `owner` made when an owner is given."""
     live = [record for record in _all_uploads() if not _expired(record)]
-    return live if owner is None else [record for record in live if owner and owner in record.get("owners", [])]
+    return live if owner is None else [record for record in live if owned_by(record, owner)]
+
+
+def owned_by(record: dict[str, Any], owner: str) -> bool:
+    """Whether the browser `owner` uploaded this corpus (an empty owner owns nothing)."""
+    return bool(owner) and owner in record.get("owners", [])
 
 
 def evict_uploads(keep: str = "") -> list[str]:

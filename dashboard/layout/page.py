@@ -12,7 +12,7 @@ from dashboard.state import COLORS, ViewState, corpus_choices, model_choices
 from workers.config import settings
 from workers.models import ModelError, read_spec
 from workers.normalize import NORMALIZATIONS
-from workers.uploads import list_uploads
+from workers.uploads import list_uploads, owned_by
 
 METHOD_LABELS = {"pca": "PCA", "umap": "UMAP", "tsne": "t-SNE", "attention": "Attention layout"}
 ORDER_LABELS = {"grid": "layer x head", "prev_token": "attention to the previous token (ranked)",
@@ -58,8 +58,9 @@ def model_options() -> list[dict]:
 def corpus_options(modality: str, current: str = "") -> list[dict]:
     """Corpus dropdown entries for a model's modality: the bundled and configured corpora, this browser's uploads
     and the one shown (an upload opened from a shared link), uploads labelled by their file name."""
-    uploads = {record["ref"]: record for record in list_uploads()}
-    mine = {record["ref"] for record in list_uploads(browser_id())}
+    uploads = {record["ref"]: record for record in list_uploads()}  # the folder read once per menu
+    owner = browser_id()
+    mine = {ref for ref, record in uploads.items() if owned_by(record, owner)}
     return [{"label": f"{uploads[name]['name']} (uploaded, {uploads[name]['texts']:,} texts)" if name in uploads
              else name, "value": name} for name in corpus_choices(modality)
             if name not in uploads or name in mine or name == current]
