@@ -7,8 +7,7 @@ import secrets
 from pathlib import Path
 
 import dash_bootstrap_components as dbc  # noqa: F401  (registers the component library)
-import diskcache
-from dash import Dash, DiskcacheManager
+from dash import Dash
 
 from dashboard import guard, jobs
 from dashboard.auth import ThrottledBasicAuth
@@ -20,27 +19,6 @@ from workers import local_queue
 from workers.config import settings
 
 ASSETS = Path(__file__).parent / "assets"
-DASH_QUEUE = "dash"
-
-
-def background_manager(cache_dir: Path):
-    """DiskcacheManager embedded; CeleryManager (queue 'dash', its own workers) when QK_ATLAS_REDIS_URL is set."""
-    redis_url = settings().redis_url
-    if redis_url is None:
-        return DiskcacheManager(diskcache.Cache(str(cache_dir / "dash-callbacks")))
-    from dash import CeleryManager
-
-    from workers.celery_app import make_celery
-
-    celery_app = make_celery(redis_url, name="qk_atlas_dash")
-    # Dash's callback tasks run on their own queue, so cancelling one never touches a compute worker.
-    celery_app.conf.task_default_queue = DASH_QUEUE
-    celery_app.conf.task_routes = {}
-    # A callback task is cheap and its page asks again (the health check's retry), so it is acknowledged on
-    # receipt: a Redis outage then leaves no unacknowledged message for kombu to restore on a dead connection.
-    celery_app.conf.task_acks_late = False
-    celery_app.conf.task_reject_on_worker_lost = False
-    return CeleryManager(celery_app)
 
 
 def create_app(cache_dir: str | Path | None = None, start_worker: bool = True) -> Dash:
@@ -49,9 +27,7 @@ def create_app(cache_dir: str | Path | None = None, start_worker: bool = True) -
     cache_dir.mkdir(parents=True, exist_ok=True)
     jobs.set_cache_dir(cache_dir)
     warm_default_template()  # before any concurrent request draws a figure
-    manager = background_manager(cache_dir)
-    app = Dash(__name__, assets_folder=str(ASSETS), background_callback_manager=manager, title="qk-atlas",
-               update_title=None)
+    app = Dash(__name__, assets_folder=str(ASSETS), title="qk-atlas", update_title=None)
     app.layout = page
     config = settings()
     # one key for every web process behind a proxy (sessions signed by one are read by the others)

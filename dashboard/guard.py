@@ -46,6 +46,11 @@ def _finite_scalar(value: Any) -> bool:
     return isinstance(value, float) and math.isfinite(value)
 
 
+def _time_stamp(value: Any) -> bool:
+    """A finite number (seconds since the epoch; only ever compared or shown)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def control(value: Any) -> str | None:
     """A control's value: any small JSON value. Its meaning is checked where it is read: by the URL's own parser,
     which replaces a wrong one (a list where a number belongs, an unknown name) with a visible notice."""
@@ -106,7 +111,7 @@ def _with_only(value: Any, required: tuple[str, ...], allowed: tuple[str, ...] =
 
 def _retry_and_client(value: dict) -> str | None:
     """The health check's retry stamp and the tab's id that travel with a request."""
-    if "retry" in value and not (_finite_scalar(value["retry"]) and not isinstance(value["retry"], str)):
+    if "retry" in value and not _time_stamp(value["retry"]):
         return "malformed retry stamp"
     return client_id(value["client"]) if value.get("client") is not None else None
 
@@ -114,13 +119,6 @@ def _retry_and_client(value: dict) -> str | None:
 def view_request(value: Any) -> str | None:
     """The single view's request: exactly the fields the URL callback writes, valid by the URL's rules."""
     return _with_only(value, COMPUTE_FIELDS) or request_problem(value)
-
-
-def compute_request(value: Any) -> str | None:
-    """A view request with the tab's id and, after the backend came back, a retry stamp."""
-    problem = _with_only(value, COMPUTE_FIELDS, ("client", "retry"))
-    fields = {name: value[name] for name in COMPUTE_FIELDS} if problem is None else None
-    return problem or _retry_and_client(value) or request_problem(fields)
 
 
 def compare_request(value: Any) -> str | None:
@@ -179,6 +177,16 @@ def _keys_problem(value: dict) -> str | None:
     return None
 
 
+def job_record(request_check: Check) -> Check:
+    """A view being computed: its request and when the page asked for it (a time stamp, only shown as seconds)."""
+    def check(value: Any) -> str | None:
+        problem = _with_only(value, ("request", "started"))
+        if problem is None and not _time_stamp(value["started"]):
+            problem = "malformed time stamp"
+        return problem or request_check(value["request"])
+    return check
+
+
 def single_drawn(value: Any) -> str | None:
     """What the single view last drew: the base traces' signature and how many overlay traces follow."""
     problem = _with_only(value, ("base", "overlays"))
@@ -212,12 +220,13 @@ RULES: dict[tuple[str, str], Check] = {
     **{(cid, "n_clicks"): optional(count) for cid in BUTTONS},
     **{(cid, prop): optional(event) for cid in GRAPHS for prop in ("clickData", "hoverData")},
     **{(cid, "n_intervals"): optional(count) for cid in (ids.MATRIX_INTERVAL, ids.HEADMAP_INTERVAL,
-                                                          ids.HEALTH_INTERVAL)},
+                                                          ids.HEALTH_INTERVAL, ids.SINGLE_POLL, ids.COMPARE_POLL)},
     (ids.UPLOAD, "contents"): optional(text(10**12)),  # the size limit is the request's (MAX_CONTENT_LENGTH)
     (ids.UPLOAD, "filename"): optional(text(255)),
     (ids.CLIENT, "data"): optional(client_id),
     (ids.VIEW_REQUEST, "data"): optional(view_request),
-    (ids.COMPUTE_REQUEST, "data"): optional(compute_request),
+    (ids.SINGLE_JOB, "data"): optional(job_record(view_request)),
+    (ids.COMPARE_JOB, "data"): optional(job_record(compare_request)),
     (ids.MATRIX_REQUEST, "data"): optional(matrix_request),
     (ids.COMPARE_REQUEST, "data"): optional(compare_request),
     (ids.VIEW_STYLE, "data"): optional(view_style),

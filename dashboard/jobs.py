@@ -212,44 +212,58 @@ def job_limit() -> int:
     return settings().max_jobs_per_user
 
 
-def run_request(request: HeadRequest, store: Store, progress: Any = None, client: str | None = None
-                ) -> dict[str, str]:
-    """Keys of the finished view, submitting to the worker and reporting (fraction, message) until done.
-
-    A stored view is checked (checksums) before it is served; a damaged one is removed and computed again.
-    Over the session's job limit, it waits (saying so) until earlier jobs finish.
-    """
+def follow(request: HeadRequest, store: Store, client: str | None = None, submit: bool = False) -> dict[str, Any]:
+    """One look at a view: {"state": "done", "keys"}, {"state": "error", "error"} or {"state": "waiting",
+    "progress" 0..1, "message"}. A stored view is checked (checksums) first; a job that is neither queued nor
+    running is submitted (submit=True: always, unless stored), within the session's job limit."""
     keys = intact_keys(request, store)
     if keys is not None:
-        return keys
-    refuse_when_full(store)
-    deadline = time.monotonic() + TIMEOUT_SECONDS
-    while not (submitted := submit_limited(client, [request.to_dict()], store)[0]):
-        if progress is not None:
-            progress(0.0, f"waiting: this session already has {job_limit()} unfinished jobs "
-                          "(QK_ATLAS_MAX_JOBS_PER_USER); this one starts as they finish")
-        if time.monotonic() > deadline:
-            raise TimeoutError("earlier jobs of this session did not finish in time")
-        time.sleep(1.0)
-    job_id = submitted[0]
-    view = resolve(request)
+        return {"state": "done", "keys": keys}
+    problem = space_problem(store)  # the worker may not even be able to record its error
+    if problem is not None:
+        return {"state": "error", "error": problem}
+    try:
+        status = None if submit else backend().job_status(local_queue.job_id_for(request.to_dict()), store)
+        if status is None or status["state"] not in ("queued", "running", "error"):
+            submitted = submit_limited(client, [request.to_dict()], store)[0]
+            if not submitted:
+                return _waiting(0.0, f"waiting: this session already has {job_limit()} unfinished jobs "
+                                     "(QK_ATLAS_MAX_JOBS_PER_USER); this one starts as they finish")
+            status = backend().job_status(submitted[0], store)
+    except ValueError as exc:  # a request the server does not offer
+        return {"state": "error", "error": str(exc)}
+    except Exception:  # the backend went away: wait for it (a worker may still store the result)
+        problem = backend_problem()
+        if problem is None:
+            raise
+        return _waiting(0.0, problem)
+    if status["state"] == "error":
+        return {"state": "error", "error": str(status["error"])}
+    if status["state"] == "done":  # finished since the first look
+        keys = intact_keys(request, store)
+        return {"state": "done", "keys": keys} if keys is not None else _waiting(0.99, "storing the result")
+    return _waiting(status["progress"], status["message"])
+
+
+def _waiting(progress: float, message: str) -> dict[str, Any]:
+    """A look at a view that is not finished."""
+    return {"state": "waiting", "progress": float(progress), "message": message}
+
+
+def run_request(request: HeadRequest, store: Store, progress: Any = None, client: str | None = None
+                ) -> dict[str, str]:
+    """Keys of the finished view, submitting it and reporting (fraction, message) until done (the command line's
+    and the tests' blocking form of `follow`)."""
+    deadline, submit = time.monotonic() + TIMEOUT_SECONDS, True
     while time.monotonic() < deadline:
-        try:
-            status = backend().job_status(job_id, store)
-        except Exception:  # the backend went away mid-job: wait for it (the store may get the result anyway)
-            problem = backend_problem()
-            if problem is None:
-                raise
-            status = {"state": "waiting", "progress": 0.0, "message": problem}
-            if view.complete(store) and view.intact(store):
-                return view.__dict__
-        if status["state"] == "done":
-            return status["keys"]
-        if status["state"] == "error":
-            raise RuntimeError(status["error"])
-        refuse_when_full(store)  # the worker may not even be able to record its error
+        seen = follow(request, store, client, submit)
+        if seen["state"] == "done":
+            return seen["keys"]
+        if seen["state"] == "error":
+            raise RuntimeError(seen["error"])
         if progress is not None:
-            progress(status["progress"], status["message"])
+            progress(seen["progress"], seen["message"])
+        submit = False
         time.sleep(POLL_SECONDS)
     raise TimeoutError(f"no result after {TIMEOUT_SECONDS:.0f} s; is the worker running?")
 

@@ -17,7 +17,8 @@ def base_values(state: ViewState, keys: dict[str, str] | None = None) -> dict[tu
     request = state.request()
     values: dict[tuple[str, str], Any] = {
         (ids.URL, "search"): state.to_query(), (ids.URL, "pathname"): "/",
-        (ids.VIEW_REQUEST, "data"): request, (ids.COMPUTE_REQUEST, "data"): {**request, "client": CLIENT},
+        (ids.VIEW_REQUEST, "data"): request, (ids.SINGLE_JOB, "data"): {"request": request, "started": 1.8e9},
+        (ids.COMPARE_JOB, "data"): {"request": state.request_b(), "started": 1.8e9},
         (ids.MATRIX_REQUEST, "data"): {k: request[k] for k in ("model", "corpus", "norm", "method")},
         (ids.COMPARE_REQUEST, "data"): state.request_b(),
         (ids.VIEW_STYLE, "data"): {**asdict(state), "query": state.to_query()},

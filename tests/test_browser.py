@@ -32,16 +32,6 @@ def app(isolated_cache):
     app = create_app(cache_dir=isolated_cache)
     yield app
     app.local_worker.stop()
-    stop_background_callbacks()
-
-
-def stop_background_callbacks() -> None:
-    """End background-callback processes still waiting on a job (their worker is gone once the test ends)."""
-    import multiprocess
-
-    for process in multiprocess.active_children():
-        process.terminate()
-        process.join(5)
 
 
 def test_url_opens_the_chosen_head_and_webgl_draws_its_points(dash_duo, app):
@@ -193,7 +183,6 @@ def vit_app(isolated_cache, minilm, tmp_path, monkeypatch):
     app = create_app(cache_dir=isolated_cache)
     yield app
     app.local_worker.stop()
-    stop_background_callbacks()
 
 
 def test_image_view_shows_the_patch_attention(dash_duo, vit_app):

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dashboard.app import DASH_QUEUE
 from workers.celery_app import EXTRACTION_QUEUE, PROJECTION_QUEUE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,7 +28,7 @@ def _flag(command: list[str], flag: str) -> str:
 
 def test_services_and_redis_is_private_with_a_password(compose):
     services = compose["services"]
-    assert {"redis", "worker", "callbacks", "web"} <= set(services)
+    assert {"redis", "worker", "web"} <= set(services)
     redis = services["redis"]
     assert "ports" not in redis  # never published on the host
     assert "--requirepass" in redis["command"]
@@ -50,20 +49,16 @@ def test_compose_refuses_to_start_without_secrets_and_listens_on_loopback(compos
 
 def test_commands_match_the_entry_points(compose):
     services = compose["services"]
-    worker, callbacks, web = (services[name]["command"] for name in ("worker", "callbacks", "web"))
+    worker, web = (services[name]["command"] for name in ("worker", "web"))
     assert worker[:4] == ["celery", "-A", "workers.celery_app", "worker"]
     assert set(_flag(worker, "-Q").split(",")) == {EXTRACTION_QUEUE, PROJECTION_QUEUE}
-    assert callbacks[:4] == ["celery", "-A", "dashboard.celery_callbacks", "worker"]
-    assert _flag(callbacks, "-Q") == DASH_QUEUE
     assert web[0] == "gunicorn" and web[-1] == "dashboard.wsgi:server"
     assert "replicas" in services["worker"]["deploy"] and "--concurrency" in worker
 
 
 def test_entry_point_modules_import_in_team_mode(tmp_path):
-    code = ("import dashboard.wsgi as w, dashboard.celery_callbacks as c, workers.celery_app as a, workers.tasks;"
-            "from dash import CeleryManager;"
-            "assert isinstance(w.app._background_manager, CeleryManager);"
-            "assert c.app.conf.task_default_queue == 'dash';"
+    code = ("import dashboard.wsgi as w, workers.celery_app as a, workers.tasks;"
+            "assert w.app._background_manager is None;"  # the page polls jobs; no callback runs in a worker
             "assert a.app.conf.task_serializer == 'json' and a.app.conf.accept_content == ['json'];"
             "assert a.app.conf.task_acks_late and a.app.conf.task_reject_on_worker_lost;"
             "assert {'qk.extract', 'qk.head'} <= set(a.app.tasks);"
@@ -75,7 +70,7 @@ def test_entry_point_modules_import_in_team_mode(tmp_path):
 
 def test_environment_is_documented_and_shared_volume_matches(compose):
     readme = (ROOT / "README.md").read_text()
-    for service in ("worker", "web", "callbacks"):
+    for service in ("worker", "web"):
         environment = compose["services"][service]["environment"]
         for name in environment:
             if name.startswith("QK_ATLAS_"):

@@ -58,22 +58,15 @@ class Team:
         self.env = {**os.environ, "QK_ATLAS_REDIS_URL": url, "QK_ATLAS_CACHE_DIR": str(cache_dir),
                     "QK_ATLAS_WARM_UMAP": "0"}
 
-    def start(self, name: str) -> None:
-        """Start one worker (one process, both queues) and wait until it answers."""
+    def start(self, name: str, quiet: bool = True) -> None:
+        """Start one worker (one process, both queues) and wait until it answers; quiet=False keeps gossip and mingle
+        on, as compose runs it."""
         log = open(self.log_dir / f"{name}.log", "w")
         command = [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker", "-Q", "extraction,projection",
-                   "-c", "1", "-n", f"{name}@%h", "-P", "prefork", "--without-gossip", "--without-mingle", "-l", "info"]
+                   "-c", "1", "-n", f"{name}@%h", "-P", "prefork", "-l", "info",
+                   *(["--without-gossip", "--without-mingle"] if quiet else [])]
         self.workers[name] = subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         wait_until(lambda: "ready" in (self.log_dir / f"{name}.log").read_text(), 60, what=f"worker {name} ready")
-
-    def start_callbacks(self, concurrency: int = 2, quiet: bool = True) -> None:
-        """Start the Dash callbacks worker (queue 'dash'); quiet=False keeps gossip and mingle on, as compose does."""
-        log = open(self.log_dir / "callbacks.log", "w")
-        command = [sys.executable, "-m", "celery", "-A", "dashboard.celery_callbacks", "worker", "-Q", "dash",
-                   "-c", str(concurrency), "-n", "callbacks@%h", "-l", "info",
-                   *(["--without-gossip", "--without-mingle"] if quiet else [])]
-        self.workers["callbacks"] = subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT)
-        wait_until(lambda: "ready" in (self.log_dir / "callbacks.log").read_text(), 60, what="callback worker ready")
 
     def stop(self) -> None:
         """Stop every worker."""
@@ -187,9 +180,8 @@ def _umap_running(status: dict) -> dict | None:
 
 @pytest.fixture
 def team_app(team, monkeypatch):
-    """The dashboard in team mode: a compute worker, a Dash-callback worker, and the app under CeleryManager."""
+    """The dashboard in team mode: a compute worker and the app, which only submits jobs and reads the store."""
     team.start("w1")
-    team.start_callbacks()
     from dashboard.app import create_app
 
     app = create_app(cache_dir=team.cache_dir)
@@ -218,7 +210,7 @@ def test_retriggering_in_the_browser_never_kills_a_busy_worker(dash_duo, team_ap
     dash_duo.driver.get(dash_duo.server_url + "/?layer=3&head=4&method=umap")
     job_id = team_jobs.job_id_for(request.to_dict())
     running = wait_until(lambda: _umap_running(team_jobs.job_status(job_id)), 300, what="UMAP started")
-    for _ in range(3):  # re-trigger the background callback while the worker is busy: Dash cancels its poller
+    for _ in range(3):  # re-trigger the view while the worker is busy
         dash_duo.find_element("#next-head").click()
         time.sleep(0.5)
     statuses = wait_for_jobs([job_id], timeout=600)
@@ -247,7 +239,6 @@ def test_redis_down_at_start_shows_a_banner_and_the_app_recovers(dash_duo, tmp_p
     team = Team(url, tmp_path / "shared", tmp_path)
     try:
         team.start("w1")
-        team.start_callbacks(concurrency=1)
         wait_until(lambda: not [e for e in dash_duo.driver.find_elements("css selector", "#backend-health")
                                 if e.is_displayed()], 60, what="banner gone")
         dash_duo.wait_for_text_to_equal("#view-heading", "L1 H4", timeout=30)
@@ -352,15 +343,14 @@ def test_a_whole_worker_lost_mid_job_is_sent_again_within_seconds_and_says_so(te
 @pytest.mark.browser
 def test_redis_gone_for_20_s_mid_view_leaves_every_worker_alive_and_the_page_recovers(dash_duo, tmp_path,
                                                                                        monkeypatch):
-    """Redis stops for 20 s while the Dash callback worker waits on a UMAP job; no process is restarted by hand:
-    the callbacks worker and the compute worker reconnect, and the open page draws the view once it is done."""
+    """Redis stops for 20 s while an open page waits on a UMAP job; no process is restarted by hand: the compute
+    worker reconnects, and the open page draws the view once it is done."""
     from tests.browser_helpers import wait_for_points
 
     command, server, url, port = persistent_redis(tmp_path, monkeypatch)
     team = Team(url, tmp_path / "shared", tmp_path)
     try:
-        team.start("w1")
-        team.start_callbacks(quiet=False)  # with gossip and mingle, as compose runs it
+        team.start("w1", quiet=False)  # with gossip and mingle, as compose runs it
         from dashboard.app import create_app
         from workers import team_jobs
 
@@ -378,7 +368,7 @@ def test_redis_gone_for_20_s_mid_view_leaves_every_worker_alive_and_the_page_rec
                                 if e.is_displayed()], 15, what="the banner gone within seconds of Redis returning")
         assert wait_for_points(dash_duo, timeout=300)[0][2] >= 10_000  # the page recovered by itself
         assert all(process.poll() is None for process in team.workers.values())  # nobody was restarted
-        assert "Unrecoverable" not in (tmp_path / "callbacks.log").read_text()
+        assert "Unrecoverable" not in (tmp_path / "w1.log").read_text()
     finally:
         team.stop()
         server.terminate()
@@ -398,14 +388,10 @@ def _maps_numba(pid: int) -> bool:
         return False
 
 
-def test_only_compute_workers_compile_umap(team):
-    """QK_ATLAS_WARM_UMAP=1 for both services, as compose's shared environment may say: the compute worker's pool
-    process compiles UMAP (loads numba's compiler), the Dash callbacks worker's pool processes never do."""
+def test_compute_workers_compile_umap_in_their_pool_process(team):
+    """QK_ATLAS_WARM_UMAP=1, as compose sets it: the worker's pool process compiles UMAP (loads numba's compiler)
+    off the task path, so the first UMAP job does not pay for it."""
     team.env["QK_ATLAS_WARM_UMAP"] = "1"
     team.start("w1")
-    team.start_callbacks()
     compute_pool = wait_until(lambda: _children(team.workers["w1"].pid), 30, what="compute pool process")
     wait_until(lambda: any(_maps_numba(pid) for pid in compute_pool), 120, what="the compute worker compiling UMAP")
-    callback_pool = _children(team.workers["callbacks"].pid)
-    assert len(callback_pool) == 2 and not any(_maps_numba(pid) for pid in [team.workers["callbacks"].pid,
-                                                                             *callback_pool])

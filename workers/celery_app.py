@@ -2,8 +2,7 @@
 
 JSON only (no pickle), late acknowledgement and requeue when a worker process is lost, one task at a time per
 process; the model is loaded once per worker process (workers.pipeline caches it) and UMAP is compiled once per
-process in the background when QK_ATLAS_WARM_UMAP=1 (compute workers only: the Dash callbacks service builds its
-Celery app with make_celery too, and never projects).
+process in the background unless QK_ATLAS_WARM_UMAP=0.
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ import os
 import threading
 
 from celery import Celery
-from celery.signals import worker_init, worker_process_init
+from celery.signals import worker_process_init
 
 from workers.config import settings
 
@@ -21,9 +20,9 @@ EXTRACTION_QUEUE = "extraction"
 PROJECTION_QUEUE = "projection"
 
 
-def make_celery(url: str, name: str = "qk_atlas") -> Celery:
+def make_celery(url: str) -> Celery:
     """A Celery app on Redis `url` configured for safe, deduplicated, JSON-only work."""
-    app = Celery(name, broker=url, backend=url, include=["workers.tasks"] if name == "qk_atlas" else [])
+    app = Celery("qk_atlas", broker=url, backend=url, include=["workers.tasks"])
     app.conf.update(
         task_serializer="json", result_serializer="json", accept_content=["json"],
         task_acks_late=True, task_reject_on_worker_lost=True, worker_prefetch_multiplier=1,
@@ -75,20 +74,10 @@ def redis_url() -> str:
 app = make_celery(settings().redis_url or "redis://127.0.0.1:6379/0")  # settings refuse a placeholder password
 
 
-COMPUTE_APP = "qk_atlas"
-_serving: dict[str, str] = {}  # the app this worker serves, set in the main process before the pool forks
-
-
-@worker_init.connect
-def _remember_app(sender=None, **_kwargs) -> None:
-    """Note which Celery app this worker runs (its pool processes inherit the note)."""
-    _serving["app"] = getattr(getattr(sender, "app", None), "main", "") or ""
-
-
 @worker_process_init.connect
 def _warm_up_in_background(**_kwargs) -> None:
-    """Compile UMAP once per compute worker process, off the task path (a thread, so the process reports ready)."""
-    if _serving.get("app") == COMPUTE_APP and os.environ.get("QK_ATLAS_WARM_UMAP", "1") != "0":
+    """Compile UMAP once per worker process, off the task path (a thread, so the process reports ready)."""
+    if os.environ.get("QK_ATLAS_WARM_UMAP", "1") != "0":
         from workers.project import warm_up_umap
 
         threading.Thread(target=warm_up_umap, daemon=True, name="umap-warm-up").start()

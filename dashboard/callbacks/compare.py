@@ -3,17 +3,15 @@ text and token linked across both."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
-from dash import Dash, Input, Output, State, no_update
+from dash import Dash, Input, Output, State, ctx, no_update
 
 from dashboard import ids, jobs
-from dashboard.callbacks.single import _style, only_changes
+from dashboard.callbacks.follow import look
+from dashboard.callbacks.single import _style
 from dashboard.figures.single import empty_figure, single_figure, values_figure
 from dashboard.linking import linked_token
-from workers.models import read_spec
-from workers.pipeline import HeadRequest
 
 
 def picture_title(label: str, request: dict[str, Any]) -> str:
@@ -38,26 +36,18 @@ def linked_style(style: dict[str, Any], keys_a: dict | None, keys_b: dict, same_
 def register(app: Dash) -> None:
     """Callbacks of the side-by-side view."""
 
-    @app.callback(
-        Output(ids.COMPARE_KEYS, "data"), Input(ids.COMPARE_REQUEST, "data"), State(ids.CLIENT, "data"),
-        background=True, progress=[Output(ids.COMPARE_STATUS, "children")], prevent_initial_call=True,
-    )
-    def compute(set_progress, data: dict[str, Any] | None, client: str | None):
-        """Have the worker compute (or find) picture B."""
+    @app.callback(Output(ids.COMPARE_KEYS, "data"), Output(ids.COMPARE_STATUS, "children"),
+                  Output(ids.COMPARE_JOB, "data"), Output(ids.COMPARE_POLL, "disabled"),
+                  Input(ids.COMPARE_REQUEST, "data"), Input(ids.COMPARE_POLL, "n_intervals"),
+                  State(ids.COMPARE_JOB, "data"), State(ids.CLIENT, "data"), prevent_initial_call=True)
+    def follow_b(data: dict[str, Any] | None, _tick: int | None, job: dict[str, Any] | None, client: str | None):
+        """Have the workers compute (or find) picture B, its progress in the status line."""
         if not data:
-            return no_update
-        request, started = HeadRequest.from_dict(data), time.monotonic()
-
-        send = only_changes(set_progress)
-
-        def progress(fraction: float, message: str) -> None:
-            send((f"Picture B: {message} · {int(100 * fraction)}% · {time.monotonic() - started:.0f} s",))
-
-        try:
-            keys = jobs.run_request(request, jobs.store(), progress, client)
-        except Exception as exc:  # shown to the user, never a broken page
-            return {"error": str(exc), "request": data}
-        return {"keys": keys, "request": data, "causal": read_spec(request.model).causal}
+            return no_update, no_update, no_update, no_update
+        seen = look(data, job, client, asked=ctx.triggered_id == ids.COMPARE_REQUEST)
+        if seen.waiting:
+            return no_update, f"Picture B: {seen.message} · {seen.percent}%", seen.job, False
+        return seen.computed, no_update, None, True
 
     @app.callback(Output(ids.COMPARE_A_GRAPH, "figure"), Output(ids.COMPARE_B_GRAPH, "figure"),
                   Output(ids.COMPARE_A_TITLE, "children"), Output(ids.COMPARE_B_TITLE, "children"),

@@ -14,21 +14,15 @@ def register(app: Dash) -> None:
     """Health polling (every 3 s)."""
 
     @app.callback(Output(ids.HEALTH, "children"), Output(ids.HEALTH, "is_open"), Output(ids.HEALTH_STATE, "data"),
-                  Output(ids.COMPUTE_REQUEST, "data", allow_duplicate=True),
                   Output(ids.MATRIX_REQUEST, "data", allow_duplicate=True),
                   Input(ids.HEALTH_INTERVAL, "n_intervals"), State(ids.HEALTH_STATE, "data"),
-                  State(ids.VIEW_REQUEST, "data"), State(ids.SINGLE_KEYS, "data"), State(ids.MATRIX_REQUEST, "data"),
-                  State(ids.CLIENT, "data"), prevent_initial_call=True)
-    def check(_tick, health: dict[str, Any] | None, wanted: dict | None, computed: dict | None, matrix: dict | None,
-              client: str | None):
-        """Show the problem; when the backend comes back, ask again for whatever the page still waits for."""
+                  State(ids.MATRIX_REQUEST, "data"), prevent_initial_call=True)
+    def check(_tick, health: dict[str, Any] | None, matrix: dict | None):
+        """Show the problem; when the backend comes back, ask the matrix again (an open view polls by itself)."""
         problem = jobs.backend_problem()
         was_ok = (health or {}).get("ok", True)
         if problem is not None:
-            return problem, True, {"ok": False}, no_update, no_update
+            return problem, True, {"ok": False}, no_update
         if was_ok:
-            return no_update, no_update, no_update, no_update, no_update
-        retry = time.time()
-        waiting = wanted is not None and (computed or {}).get("request") != wanted
-        return ("", False, {"ok": True}, {**wanted, "retry": retry, "client": client} if waiting else no_update,
-                {**matrix, "retry": retry} if matrix else no_update)
+            return no_update, no_update, no_update, no_update
+        return "", False, {"ok": True}, {**matrix, "retry": time.time()} if matrix else no_update

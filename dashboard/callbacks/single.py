@@ -1,14 +1,14 @@
-"""Single-head view: heading, computing the head in the background, drawing it, hover panel, selection line."""
+"""Single-head view: heading, following the head's job, drawing it, hover panel, selection line."""
 
 from __future__ import annotations
 
 import html as html_lib
-import time
 from typing import Any
 
-from dash import Dash, Input, Output, Patch, State, html, no_update
+from dash import Dash, Input, Output, Patch, State, ctx, html, no_update
 
 from dashboard import ids, jobs
+from dashboard.callbacks.follow import look
 from dashboard.callbacks.url import clicked_token
 from dashboard.figures.single import Style, base_signature, empty_figure, on_screen, overlay_traces, single_figure
 from dashboard.layout.page import METHOD_LABELS
@@ -58,49 +58,22 @@ def register(app: Dash) -> None:
         return (title, sub, *[{"display": "block" if view == style["view"] else "none"} for view in PANELS],
                 one_head, one_head)
 
-    @app.callback(Output(ids.SINGLE_KEYS, "data", allow_duplicate=True),
-                  Output(ids.STATUS, "children", allow_duplicate=True), Output(ids.COMPUTE_REQUEST, "data"),
-                  Input(ids.VIEW_REQUEST, "data"), State(ids.CLIENT, "data"), prevent_initial_call=True)
-    def cached(data: dict[str, Any] | None, client: str | None):
-        """A stored (and intact) view is served at once; anything else goes to the background computation."""
+    @app.callback(Output(ids.SINGLE_KEYS, "data"), Output(ids.STATUS, "children"), Output(ids.SINGLE_JOB, "data"),
+                  Output(ids.SINGLE_POLL, "disabled"), Output(ids.PROGRESS_WRAP, "style"),
+                  Output(ids.PROGRESS, "value"), Output(ids.PROGRESS_TEXT, "children"),
+                  Input(ids.VIEW_REQUEST, "data"), Input(ids.SINGLE_POLL, "n_intervals"),
+                  State(ids.SINGLE_JOB, "data"), State(ids.CLIENT, "data"), prevent_initial_call=True)
+    def follow_view(data: dict[str, Any] | None, _tick: int | None, job: dict[str, Any] | None, client: str | None):
+        """A stored (and intact) view is served at once; anything else is submitted to the workers and looked at
+        every POLL_MS until it is done, its progress shown."""
         if not data:
-            return no_update, no_update, no_update
-        request = HeadRequest.from_dict(data)
-        try:
-            keys = jobs.intact_keys(request, jobs.store())
-        except Exception:  # an unreadable corpus or model: the background callback reports it
-            keys = None
-        if keys is None:
-            return no_update, no_update, {**data, "client": client}
-        return {"keys": keys, "request": data, "causal": read_spec(request.model).causal}, view_status(keys), no_update
-
-    @app.callback(
-        Output(ids.SINGLE_KEYS, "data"), Output(ids.STATUS, "children"),
-        Input(ids.COMPUTE_REQUEST, "data"),
-        background=True,
-        progress=[Output(ids.PROGRESS, "value"), Output(ids.PROGRESS_TEXT, "children")],
-        running=[(Output(ids.PROGRESS_WRAP, "style"), {"display": "block"}, {"display": "none"})],
-        prevent_initial_call=True,
-    )
-    def compute(set_progress, data: dict[str, Any] | None):
-        """Have the worker compute (or find) the head; the keys of its arrays go to a store."""
-        if not data:
-            return no_update, no_update
-        client = data.get("client")
-        data = {k: v for k, v in data.items() if k not in ("retry", "client")}  # retry: the backend came back
-        request = HeadRequest.from_dict(data)
-        started = time.monotonic()
-
-        send = only_changes(set_progress)
-
-        def progress(fraction: float, message: str) -> None:
-            send((max(3, int(100 * fraction)), f"{message} · {time.monotonic() - started:.0f} s"))
-
-        try:
-            keys = jobs.run_request(request, jobs.store(), progress, client)
-        except Exception as exc:  # shown to the user, never a broken page
-            return {"error": str(exc), "request": data}, f"Error: {exc}"
-        return {"keys": keys, "request": data, "causal": read_spec(request.model).causal}, view_status(keys)
+            return (no_update,) * 7
+        seen = look(data, job, client, asked=ctx.triggered_id == ids.VIEW_REQUEST)
+        if seen.waiting:
+            return no_update, no_update, seen.job, False, {"display": "block"}, seen.percent, seen.message
+        computed = seen.computed
+        status = f"Error: {computed['error']}" if "error" in computed else view_status(computed["keys"])
+        return computed, status, None, True, {"display": "none"}, 100, ""
 
     @app.callback(Output(ids.SINGLE_GRAPH, "figure"), Output(ids.SELECTION, "children"),
                   Output(ids.SEARCH_COUNT, "children"), Output(ids.SINGLE_DRAWN, "data"),
@@ -156,18 +129,6 @@ def register(app: Dash) -> None:
         pieces = [html.Mark(w) if i == position else html.Span(w) for i, w in enumerate(words)]
         spaced = [p for piece in pieces for p in (piece, " ")]
         return [html.Strong(f"{html_lib.unescape(words[position])} ({role}position {position}): "), *spaced]
-
-
-def only_changes(set_progress: Any) -> Any:
-    """set_progress that writes only a value different from the last one (the job is polled ten times a second,
-    the shown value changes about once a second): fewer writes to the background-callback cache."""
-    last: list[Any] = [None]
-
-    def send(value: Any) -> None:
-        if value != last[0]:
-            last[0] = value
-            set_progress(value)
-    return send
 
 
 def overlay_patch(previous: int, overlays: list) -> Patch:

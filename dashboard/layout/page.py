@@ -14,6 +14,8 @@ from workers.models import ModelError, read_spec
 from workers.normalize import NORMALIZATIONS
 from workers.uploads import list_uploads, owned_by
 
+POLL_MS = 500  # how often an open page looks at a view that is being computed
+
 METHOD_LABELS = {"pca": "PCA", "umap": "UMAP", "tsne": "t-SNE", "attention": "Attention layout"}
 ORDER_LABELS = {"grid": "layer x head", "prev_token": "attention to the previous token (ranked)",
                 "next_token": "attention to the next token (ranked)",
@@ -210,7 +212,8 @@ def compare_panel() -> html.Div:
                                           {"label": "value vectors", "value": "v"}])],
                  className="d-flex align-items-center flex-wrap mb-1"),
         html.Div(id=ids.COMPARE_STATUS, className="small text-muted mb-1"),
-        dcc.Store(id=ids.COMPARE_REQUEST), dcc.Store(id=ids.COMPARE_KEYS),
+        dcc.Store(id=ids.COMPARE_REQUEST), dcc.Store(id=ids.COMPARE_KEYS), dcc.Store(id=ids.COMPARE_JOB),
+        dcc.Interval(id=ids.COMPARE_POLL, interval=POLL_MS, disabled=True),
         dbc.Row([
             dbc.Col([html.Div(id=ids.COMPARE_A_TITLE, className="small fw-bold"),
                      dcc.Graph(id=ids.COMPARE_A_GRAPH, style={"height": "64vh"}, config=GRAPH_CONFIG,
@@ -261,7 +264,8 @@ def page() -> html.Div:
     state = ViewState()
     return html.Div([
         dcc.Location(id=ids.URL, refresh=False),
-        dcc.Store(id=ids.VIEW_REQUEST), dcc.Store(id=ids.COMPUTE_REQUEST), dcc.Store(id=ids.VIEW_STYLE),
+        dcc.Store(id=ids.VIEW_REQUEST), dcc.Store(id=ids.SINGLE_JOB), dcc.Store(id=ids.VIEW_STYLE),
+        dcc.Interval(id=ids.SINGLE_POLL, interval=POLL_MS, disabled=True),
         dcc.Store(id=ids.MATRIX_REQUEST), dcc.Store(id=ids.MATRIX_DEFERRED),
         dcc.Store(id=ids.CLIENT, storage_type="session"),
         dcc.Store(id=ids.SINGLE_KEYS), dcc.Store(id=ids.SINGLE_DRAWN), dcc.Store(id=ids.URL_CANONICAL),
