@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode
 
 from dashboard.figures.single import COLOR_MODES, Style
+from workers.choices import DEFAULT_COLOUR, DEFAULT_DIMS, DIMS, values
 from workers.config import settings
 from workers.corpus import DEFAULT_CORPUS, DEFAULT_IMAGE_CORPUS, REPEATED_CORPUS
 from workers.models import BUNDLED_ALIAS, ModelError, ModelSpec, read_spec
@@ -42,9 +43,9 @@ class ViewState:
     layer: int = 0
     head: int = 0
     method: str = DEFAULT_METHOD
-    dims: int = 2
+    dims: int = DEFAULT_DIMS
     norm: str = DEFAULT_NORMALIZATION
-    color: str = "role"
+    color: str = DEFAULT_COLOUR
     show: str = "both"
     labels: int = 0
     search: str = ""
@@ -216,9 +217,9 @@ def _parse_query(search: str | None) -> tuple[ViewState, list[str]]:
         layer=_index(params, "layer", spec.n_layers, notices),
         head=_index(params, "head", spec.n_heads, notices),
         method=_choice(params, "method", METHODS, DEFAULT_METHOD, notices),
-        dims=int(_choice(params, "dims", ("2", "3"), "2", notices)),
+        dims=int(_choice(params, "dims", values(DIMS), str(DEFAULT_DIMS), notices)),
         norm=_choice(params, "norm", NORMALIZATIONS, DEFAULT_NORMALIZATION, notices),
-        color=_choice(params, "color", list(COLORS), "role", notices),
+        color=_choice(params, "color", list(COLORS), DEFAULT_COLOUR, notices),
         show=_choice(params, "show", SHOWS, "both", notices),
         labels=int(_choice(params, "labels", ("0", "1"), "0", notices)),
         search=_search(params, notices),

@@ -4,28 +4,86 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from workers.choices import DEFAULT_NORMALISATION
 from workers.fidelity import picture_fidelity
+from workers.normalize import transform_for
+from workers.pipeline import HeadRequest
 from workers.summaries import summarise_head
 
+ROOT = Path(__file__).resolve().parents[1]
 
-def run_cli(*args: str, cache: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "QK_ATLAS_CACHE_DIR": cache}
+
+def run_cli(*args: str, cache: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "QK_ATLAS_CACHE_DIR": cache, "PYTHONPATH": str(ROOT)}
     return subprocess.run([sys.executable, "-m", "workers.cli", *args], capture_output=True, text=True, env=env,
-                          timeout=600)
+                          timeout=600, cwd=cwd)
+
+
+def readme_examples() -> list[list[str]]:
+    """Every `qk-atlas ...` line of the README's bash blocks, as arguments (optional [--flag value] left out)."""
+    blocks = re.findall(r"```bash\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
+    lines = [line.strip() for block in blocks for line in block.splitlines() if line.startswith("qk-atlas ")]
+    return [shlex.split(re.sub(r"\[[^\]]*\]", "", line))[1:] for line in lines]
+
+
+def test_the_readme_command_line_examples_run(tmp_path, minilm):
+    """Each example, run as written from a working folder (a user's /models/... folders and notes.txt made
+    there): exit 0, the named file written, and export's metrics stating the request the flags asked for, with
+    the defaults of the table of choices where a flag is left out."""
+    from tests.conftest import SENTENCES
+    from tests.tiny_models import save
+    from workers.cli import build_parser
+
+    examples = readme_examples()
+    assert {e[0] for e in examples} == {"serve", "export", "heads"} and len(examples) >= 5
+    folders = {f"/models/my-{kind}": str(save(kind, tmp_path / kind, minilm.tokenizer)) for kind in ("gpt2", "vit")}
+    (tmp_path / "notes.txt").write_text("\n".join(SENTENCES))
+    for example in examples:
+        args = [folders.get(arg, arg) for arg in example]
+        parsed = build_parser().parse_args(args)
+        if parsed.command == "serve":  # serving is the browser tests' part; here: the flags parse as written
+            assert (parsed.host, parsed.port) == ("127.0.0.1", 8050)
+            continue
+        if example[1:3] == ["--model", "minilm"] and "umap" in example:
+            continue  # the UMAP export example is run and checked by the next test
+        done = run_cli(*args, cache=str(tmp_path / "cache"), cwd=tmp_path)
+        assert done.returncode == 0, (example, done.stderr[-2000:])
+        assert (tmp_path / parsed.out).stat().st_size > 0, example
+        if parsed.command == "export":
+            request = json.loads((tmp_path / f"{parsed.out}.metrics.json").read_text())["request"]
+            assert request == {**HeadRequest(model=parsed.model, corpus=parsed.corpus, layer=parsed.layer,
+                                             head=parsed.head).to_dict(),
+                               "norm": DEFAULT_NORMALISATION, "method": parsed.method, "dims": parsed.dims}, example
+
+
+def test_export_without_flags_is_the_dashboards_default_picture(tmp_path):
+    """The same defaults from one table: the command line's request is the dashboard's default view's."""
+    from dashboard.state import ViewState
+    from workers.cli import build_parser
+
+    parsed = build_parser().parse_args(["export", "--layer", "2", "--head", "5", "--out", "x.npz"])
+    from_cli = {"model": parsed.model, "corpus": parsed.corpus, "layer": parsed.layer, "head": parsed.head,
+                "norm": parsed.norm, "method": parsed.method, "dims": parsed.dims}
+    assert from_cli == ViewState(layer=2, head=5).request()
+    assert from_cli["norm"] == "fit" == DEFAULT_NORMALISATION
 
 
 def test_export_umap_npz_then_csv_and_parquet(tmp_path):
     cache = str(tmp_path / "cache")
     out = tmp_path / "x.npz"
-    done = run_cli("export", "--model", "minilm", "--corpus", "default", "--layer", "2", "--head", "5",
-                   "--method", "umap", "--out", str(out), cache=cache)
+    example = next(e for e in readme_examples() if e[0] == "export" and "umap" in e)  # the README's, as written
+    assert example[-2:] == ["--out", "x.npz"]
+    done = run_cli(*example, cache=cache, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     data = np.load(out)
     assert set(data.files) == {"q", "k", "v", "q_norm", "k_norm", "coords", "text_id", "position", "token"}
@@ -41,9 +99,12 @@ def test_export_umap_npz_then_csv_and_parquet(tmp_path):
     assert metrics["summary"]["entropy"] == pytest.approx(summary.entropy)
     picture = picture_fidelity(data["q"], data["k"], data["coords"], data["text_id"], False)
     assert metrics["fidelity"]["picture"]["top1_in_k"] == pytest.approx(picture.top1_in_k)
-    assert metrics["fidelity"]["transform"]["translation"] in ("none", "centroid", "equal-norm")  # the fitted one
-    q_norm_again = data["q"] * metrics["fidelity"]["transform"]["scale"]
+    assert metrics["request"]["norm"] == "fit"  # no --norm: the dashboard's default
+    fitted = transform_for(data["q"], data["k"], "fit", data["text_id"], False)  # the fit, computed again here
+    assert metrics["fidelity"]["transform"] == fitted.describe()
+    q_norm_again, k_norm_again = fitted.apply(data["q"], data["k"])
     np.testing.assert_allclose(data["q_norm"], q_norm_again, rtol=1e-3, atol=1e-3)  # as the transform states
+    np.testing.assert_allclose(data["k_norm"], k_norm_again, rtol=1e-3, atol=1e-3)
 
     for suffix in ("csv", "parquet"):
         table_path = tmp_path / f"x.{suffix}"

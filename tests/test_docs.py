@@ -34,3 +34,10 @@ def test_readme_load_table_is_the_bench_output():
         assert row in table, row
     memory = measured["memory"]
     assert f"{memory['rss_before_mb']} → {memory['rss_after_mb']} MB (**+{memory['growth_mb']} MB**)" in table
+
+
+def test_readme_table_of_choices_is_the_table_the_code_reads():
+    """Values, labels, defaults and preview notes in the README are workers.choices' own (one fact, one place)."""
+    from workers.choices import markdown_table
+
+    assert markdown_table() in (ROOT / "README.md").read_text()

@@ -8,9 +8,9 @@ import json
 import os
 import sys
 
+from workers.choices import DEFAULT_DIMS, DEFAULT_METHOD, DEFAULT_NORMALISATION, DIMS, METHODS, NORMALISATIONS, values
 from workers.corpus import CorpusError
 from workers.models import ModelError
-from workers.project import DEFAULT_METHOD, METHODS
 
 UNLISTED_MODEL_COMMANDS = ("export", "heads")  # commands that may name a local folder or hub id
 
@@ -29,11 +29,11 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--corpus", default="default", help="'default' or a .txt/.csv/.jsonl file")
     export.add_argument("--layer", type=int, required=True)
     export.add_argument("--head", type=int, required=True)
-    export.add_argument("--method", choices=list(METHODS), default=DEFAULT_METHOD,
-                        help="picture: pca (default), umap, tsne, or attention (UMAP over a graph of the head's "
-                             "attention: each query linked to the keys it attends to most)")
-    export.add_argument("--dims", type=int, choices=[2, 3], default=2)
-    export.add_argument("--norm", choices=["none", "scale", "scale+translate"], default="scale+translate")
+    export.add_argument("--method", choices=values(METHODS), default=DEFAULT_METHOD,
+                        help=_choices_help(METHODS, DEFAULT_METHOD))
+    export.add_argument("--dims", type=int, choices=[int(d) for d in values(DIMS)], default=DEFAULT_DIMS)
+    export.add_argument("--norm", choices=values(NORMALISATIONS), default=DEFAULT_NORMALISATION,
+                        help=_choices_help(NORMALISATIONS, DEFAULT_NORMALISATION))
     export.add_argument("--out", required=True, help="output file: .npz, .csv or .parquet")
     heads = sub.add_parser("heads", help="one row per head: summary numbers (attention to previous / next / first / "
                                          "special tokens, entropy, norm ratio, q-k overlap) as .csv or .parquet")
@@ -41,6 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
     heads.add_argument("--corpus", default="default", help="'default' or a .txt/.csv/.jsonl file")
     heads.add_argument("--out", required=True, help="output file: .csv or .parquet")
     return parser
+
+
+def _choices_help(table, default: str) -> str:
+    """--help text of a flag: each value and what it does (the table of choices' own words)."""
+    return "; ".join(f"{c.value}{' (default)' if c.value == default else ''}: {c.help}"
+                     for c in table).replace("%", "%%")
 
 
 def _progress(fraction: float, message: str) -> None:

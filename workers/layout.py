@@ -13,14 +13,14 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from workers.choices import LAYOUT_EPOCHS as EPOCHS
+from workers.choices import LAYOUT_NEIGHBOURS as NEIGHBOURS
+from workers.choices import LAYOUT_SHARPNESS as SHARPNESS
+from workers.choices import LAYOUT_STRUCTURE_WEIGHT as STRUCTURE_WEIGHT
+from workers.choices import LAYOUT_TOP_KEYS as TOP_KEYS
 from workers.fidelity import grouped_attention
 
-TOP_KEYS = 3
 MIN_RELATIVE_ATTENTION = 0.05
-NEIGHBOURS = 10
-STRUCTURE_WEIGHT = 0.2
-SHARPNESS = 4.0
-EPOCHS = 100  # from a PCA start, 50 to 200 epochs gave the same fidelity (bench/normalisation.py)
 MIN_DIST = 0.1
 
 

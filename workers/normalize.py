@@ -15,12 +15,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-NORMALIZATIONS: tuple[str, ...] = ("fit", "none", "scale", "scale+translate")
-DEFAULT_NORMALIZATION = "fit"
-TRANSLATIONS: tuple[str, ...] = ("none", "centroid", "equal-norm")
-SCALE_MULTIPLIERS: tuple[float, ...] = (1.0, 1.25, 1.5, 2.0)
-SPREAD_RATIO_LIMIT = 2.0  # the fit keeps the key cloud within this factor of the query cloud's size
-FIT_SAMPLE_TEXTS = 48
+from workers.choices import DEFAULT_NORMALISATION, FIT_SAMPLE_TEXTS, NORMALISATIONS, params_of, values
+from workers.choices import FIT_SCALE_MULTIPLIERS as SCALE_MULTIPLIERS
+from workers.choices import FIT_SPREAD_RATIO_LIMIT as SPREAD_RATIO_LIMIT
+from workers.choices import FIT_TRANSLATIONS as TRANSLATIONS
+
+NORMALIZATIONS: tuple[str, ...] = values(NORMALISATIONS)
+DEFAULT_NORMALIZATION = DEFAULT_NORMALISATION
 
 
 @dataclass(frozen=True)
@@ -46,10 +47,7 @@ class Transform:
 
 def normalisation_params(method: str) -> dict:
     """What, beside its name, determines a normalisation's output (part of the picture's store key)."""
-    if method != "fit":
-        return {}
-    return {"translations": TRANSLATIONS, "multipliers": SCALE_MULTIPLIERS, "sample_texts": FIT_SAMPLE_TEXTS,
-            "score": "pca-2d top-1-in-3", "spread_ratio_limit": SPREAD_RATIO_LIMIT, "version": 2}
+    return params_of(NORMALISATIONS, method)
 
 
 def scale_factor(q: np.ndarray, k: np.ndarray) -> float:

@@ -14,9 +14,11 @@ from typing import Any
 import numpy as np
 
 from workers.attention import kv_head_for
+from workers.choices import METHODS as METHOD_CHOICES
+from workers.choices import params_of
 from workers.config import settings
 from workers.corpus import DEFAULT_CORPUS, Corpus, ImageCorpus, load_corpus
-from workers.layout import EPOCHS, NEIGHBOURS, SHARPNESS, STRUCTURE_WEIGHT, TOP_KEYS, attention_layout
+from workers.layout import attention_layout
 from workers.models import BUNDLED_ALIAS, ModelSpec, read_spec
 from workers.normalize import DEFAULT_NORMALIZATION, NORMALIZATIONS, normalisation_params, normalize
 from workers.project import DEFAULT_METHOD, METHODS, Projector
@@ -25,17 +27,10 @@ from workers.store import Store, content_key
 
 Progress = Callable[[float, str], None]
 STORED_VECTOR_DTYPE = np.float16  # q, k at rest: half the bytes; attention rebuilt from them within ~5e-4
-PROJECTION_PARAMS: dict[str, dict[str, Any]] = {  # "version" only keys the store (PCA 2: duplicates not merged)
-    "pca": {"version": 2}, "umap": {"n_neighbors": 15, "min_dist": 0.1, "n_epochs": 200}, "tsne": {},
-    "attention": {"n_epochs": EPOCHS, "top_keys": TOP_KEYS, "n_neighbors": NEIGHBOURS,
-                  "structure_weight": STRUCTURE_WEIGHT, "sharpness": SHARPNESS, "version": 1}}
-# Matrix cells: fewer optimisation steps (bench/umap_settings.py: UMAP 50 epochs is 3.4x faster than 200, the
-# most-attended key among the 3 nearest for 58% of queries instead of 67%, rank correlation unchanged).
-PREVIEW_PARAMS: dict[str, dict[str, Any]] = {
-    "pca": PROJECTION_PARAMS["pca"], "umap": {"n_neighbors": 15, "min_dist": 0.1, "n_epochs": 50},
-    "tsne": {"early_exaggeration_iter": 125, "n_iter": 250},
-    "attention": {**PROJECTION_PARAMS["attention"], "n_epochs": 50}}
-METHOD_NAMES = {"pca": "PCA", "umap": "UMAP", "tsne": "t-SNE", "attention": "attention layout"}
+PROJECTION_PARAMS: dict[str, dict[str, Any]] = {c.value: params_of(METHOD_CHOICES, c.value) for c in METHOD_CHOICES}
+PREVIEW_PARAMS: dict[str, dict[str, Any]] = {c.value: params_of(METHOD_CHOICES, c.value, preview=True)
+                                             for c in METHOD_CHOICES}
+METHOD_NAMES = {c.value: c.name for c in METHOD_CHOICES}
 
 
 def projection_params(method: str, preview: bool) -> dict[str, Any]:

@@ -6,9 +6,11 @@ from typing import Any
 
 import numpy as np
 
-POINT_METHODS: tuple[str, ...] = ("pca", "umap", "tsne")  # projections of points alone (this module)
-METHODS: tuple[str, ...] = (*POINT_METHODS, "attention")  # "attention": workers.layout, from the head's attention
-DEFAULT_METHOD = "pca"
+from workers.choices import DEFAULT_METHOD, values
+from workers.choices import METHODS as METHOD_CHOICES
+
+METHODS: tuple[str, ...] = values(METHOD_CHOICES)  # "attention": workers.layout, from the head's attention
+POINT_METHODS: tuple[str, ...] = tuple(m for m in METHODS if m != "attention")  # points alone (this module)
 
 
 class Projector:

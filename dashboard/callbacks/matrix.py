@@ -14,6 +14,7 @@ from dashboard import ids, jobs
 from dashboard.figures.matrix import matrix_figure, ranked_slots
 from dashboard.layout.page import ORDER_LABELS, TINT_LABELS
 from workers import metrics
+from workers.choices import METHODS
 from workers.models import read_spec
 from workers.pipeline import (
     HeadRequest,
@@ -25,9 +26,7 @@ from workers.pipeline import (
 )
 
 SAMPLE_TOKENS = 2000  # tokens drawn per head (each a query and a key); stated in the status line
-PREVIEW_NOTES = {"umap": "cells are UMAP previews (50 epochs; the opened head runs the full 200)",
-                 "tsne": "cells are t-SNE previews (half the iterations; the opened head runs them all)",
-                 "attention": "cells are attention-layout previews (50 epochs; the opened head runs 100)"}
+PREVIEW_NOTES = {choice.value: choice.preview_note for choice in METHODS if choice.preview_note}
 
 
 def _template(request: dict[str, Any]) -> HeadRequest:

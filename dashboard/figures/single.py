@@ -13,6 +13,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from workers import metrics
+from workers.choices import COLOURS
 
 QUERY_COLOR = "#1b9e77"  # green, as AttentionViz draws queries
 KEY_COLOR = "#d6257c"  # magenta-pink for keys
@@ -23,18 +24,7 @@ LINE_THRESHOLD = 0.1  # attention lines below this weight are not drawn
 LINE_BINS = (0.1, 0.25, 0.5, 0.75, 1.01)
 LABEL_SAMPLE = 1000
 
-COLOR_MODES = {
-    "role": "query / key",
-    "position": "normalised position",
-    "position_mod5": "position mod 5",
-    "kind": "special / punctuation",
-    "norm": "vector norm",
-    "token_length": "token length (characters)",
-    "frequency": "corpus frequency (log10)",
-    "text_length": "text length (tokens)",
-    "row": "patch row (images)",
-    "col": "patch column (images)",
-}
+COLOR_MODES = {choice.value: choice.label for choice in COLOURS}
 CATEGORIES = {"position_mod5": ["0", "1", "2", "3", "4"], "kind": ["ordinary", "special", "punctuation"]}
 
 

@@ -9,14 +9,14 @@ from dashboard import ids
 from dashboard.figures.single import empty_figure
 from dashboard.session import browser_id
 from dashboard.state import COLORS, ViewState, corpus_choices, model_choices
+from workers.choices import DIMS, METHODS, NORMALISATIONS
 from workers.config import settings
 from workers.models import ModelError, read_spec
-from workers.normalize import NORMALIZATIONS
 from workers.uploads import list_uploads, owned_by
 
 POLL_MS = 500  # how often an open page looks at a view that is being computed
 
-METHOD_LABELS = {"pca": "PCA", "umap": "UMAP", "tsne": "t-SNE", "attention": "Attention layout"}
+METHOD_LABELS = {choice.value: choice.label for choice in METHODS}
 ORDER_LABELS = {"grid": "layer x head", "prev_token": "attention to the previous token (ranked)",
                 "next_token": "attention to the next token (ranked)",
                 "first_token": "attention to the first token (ranked)",
@@ -28,8 +28,6 @@ ORDER_LABELS = {"grid": "layer x head", "prev_token": "attention to the previous
                 "fidelity_rank": "fidelity of the cell's picture: rank correlation (ranked)"}
 TINT_LABELS = {"none": "nothing", **{value: label.removesuffix(" (ranked)") for value, label in ORDER_LABELS.items()
                                      if value != "grid"}}
-NORM_LABELS = {"fit": "fitted for fidelity (default)", "none": "none (raw q, k)", "scale": "scale",
-               "scale+translate": "scale + translate (AttentionViz)"}
 GRAPH_CONFIG = {"scrollZoom": True, "displaylogo": False,
                 "toImageButtonOptions": {"format": "png", "filename": "qk-atlas", "scale": 2}}
 
@@ -103,10 +101,10 @@ def controls(state: ViewState) -> dbc.Card:
         ], className="g-2"),
         _field("Projection", _dropdown(ids.METHOD, [{"label": v, "value": k} for k, v in METHOD_LABELS.items()],
                                        state.method)),
-        _field("Dimensions", dbc.RadioItems(id=ids.DIMS, options=[{"label": "2D", "value": 2},
-                                                                   {"label": "3D", "value": 3}],
+        _field("Dimensions", dbc.RadioItems(id=ids.DIMS, options=[{"label": c.label, "value": int(c.value)}
+                                                                   for c in DIMS],
                                             value=state.dims, inline=True)),
-        _field("Normalisation", _dropdown(ids.NORM, [{"label": NORM_LABELS[n], "value": n} for n in NORMALIZATIONS],
+        _field("Normalisation", _dropdown(ids.NORM, [{"label": c.label, "value": c.value} for c in NORMALISATIONS],
                                           state.norm)),
         _field("Colour", _dropdown(ids.COLOR, [{"label": v, "value": k} for k, v in COLORS.items()], state.color)),
         _field("Show", dbc.RadioItems(id=ids.SHOW, options=[{"label": s, "value": s}
