@@ -27,7 +27,8 @@ MAX_SEARCH = 64
 COMPUTE_FIELDS = ("model", "corpus", "layer", "head", "norm", "method", "dims")
 OPTIONAL = ("search", "text", "pos", "order", "keep", "tint", "weight",  # left out of the URL when unset
             "b_model", "b_corpus", "b_layer", "b_head", "b_vectors")
-ORDERS = ("grid", *SUMMARY_NAMES, "fidelity", "fidelity_rank")  # matrix cells: layer x head, or ranked
+# matrix cells: layer x head, or ranked
+ORDERS = ("grid", *SUMMARY_NAMES, "fidelity", "fidelity_rank", "fidelity_non_sink", "fidelity_baseline")
 TINTS = ("none", *ORDERS[1:])  # matrix cells: a background colour by the same per-head values
 WEIGHTS = ("attention", "value")  # sentence view: lines by attention, or by attention × value-vector norm
 UNSET = ("", -1, "grid", "none", "attention")  # optional fields at these values stay out of the URL

@@ -155,6 +155,21 @@ def test_heads_table_summarises_every_head(tmp_path):
     assert len(table) == 72 and list(table[["layer", "head"]].iloc[13]) == [1, 1]
     assert {"prev_token", "next_token", "first_token", "special", "entropy", "norm_ratio", "qk_overlap"} <= set(table)
     assert table["entropy"].between(0, 1).all() and table["special"].between(0, 1).all()
+    # each head's default picture: its fidelity beside the no-picture baseline, as a direct computation finds
+    from workers.pipeline import head_vectors, resolve
+    from workers.store import open_store
+
+    store = open_store(tmp_path / "cache")
+    keys = resolve(HeadRequest(corpus=str(corpus), layer=1, head=1))
+    q, k = head_vectors(store, keys)
+    tokens, coords = store.get_arrays(keys.tokens), store.get_arrays(keys.coords)["coords"]
+    direct = picture_fidelity(q, k, coords, tokens["text_id"], False, sinks=tokens["is_special"])
+    row = table.iloc[13]
+    for column, value in (("fidelity_top1_in_3", direct.top1_in_k), ("baseline_top1_in_3", direct.baseline),
+                          ("fidelity_top1_in_3_non_sink", direct.top1_in_k_non_sink),
+                          ("non_sink_share", direct.non_sink_share), ("baseline_non_sink", direct.baseline_non_sink),
+                          ("fidelity_rank_correlation", direct.rank_correlation)):
+        assert row[column] == pytest.approx(value, nan_ok=True), column
     bad = run_cli("heads", "--out", str(tmp_path / "heads.xlsx"), cache=str(tmp_path / "cache"))
     assert bad.returncode == 2 and "use .csv or .parquet" in bad.stderr
 

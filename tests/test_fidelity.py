@@ -7,7 +7,7 @@ import pytest
 from scipy.stats import spearmanr
 
 from workers.attention import text_attention
-from workers.fidelity import fidelity, picture_fidelity
+from workers.fidelity import fidelity, picture_fidelity, sink_keys
 
 
 def _random_case(seed: int, lengths=(5, 9, 2, 14, 4), d: int = 6, dims: int = 2):
@@ -47,6 +47,44 @@ def test_matches_direct_computation(causal, dims):
     assert result.rank_correlation == pytest.approx(rho, abs=1e-9)
     assert (result.queries_top, result.queries_rank) == (n_top, n_rho)
     assert 0 < result.top1_in_k < 1  # a random picture is neither perfect nor useless on this case
+
+
+def _direct_sinks(q, k, qp, kp, text_id, causal, sinks, k_nearest=3):
+    """Loop over every counted query: is its most-attended key a sink, the previous token, among the nearest?"""
+    rows_hit, rows_sink, rows_previous = [], [], []
+    for text in np.unique(text_id):
+        rows = np.flatnonzero(text_id == text)
+        attention = text_attention(q[None, rows], k[None, rows], causal)[0]
+        for i in range(len(rows)):
+            candidates = np.arange(i + 1) if causal else np.arange(len(rows))
+            if len(candidates) <= k_nearest:
+                continue
+            target = candidates[np.argmax(attention[i, candidates])]
+            distance = np.linalg.norm(qp[rows[i]] - kp[rows[candidates]], axis=1)
+            rows_hit.append(target in candidates[np.argsort(distance, kind="stable")[:k_nearest]])
+            rows_sink.append(bool(sinks[rows[target]]))
+            rows_previous.append(target == i - 1)
+    hit, sink, previous = (np.array(x) for x in (rows_hit, rows_sink, rows_previous))
+    return {"top1_in_k_non_sink": hit[~sink].mean(), "non_sink_share": (~sink).mean(),
+            "baseline": (sink | previous).mean(), "baseline_non_sink": previous[~sink].mean()}
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_non_sink_share_and_the_no_picture_baseline_match_a_direct_loop(causal):
+    """Sinks: random 'special' tokens (plus each text's first token when causal), their keys made attractive so
+    that many queries attend to one; every figure equals the per-query loop's."""
+    q, k, qp, kp, text_id = _random_case(seed=3 + causal, lengths=(6, 11, 3, 17, 9, 12), dims=2)
+    special = np.random.default_rng(7).random(len(q)) < 0.15
+    k = k + 2.5 * special[:, None] * q.mean(axis=0)  # sinks: keys that many queries attend to
+    sinks = sink_keys(text_id, special, causal)
+    assert sinks[0] == causal or special[0]
+    result = fidelity(q, k, qp, kp, text_id, causal, sinks=sinks)
+    expected = _direct_sinks(q, k, qp, kp, text_id, causal, sinks)
+    for name, value in expected.items():
+        assert getattr(result, name) == pytest.approx(value, abs=1e-12), name
+    assert 0 < result.non_sink_share < 1 and 0 < result.baseline < 1
+    without = fidelity(q, k, qp, kp, text_id, causal)  # no sinks named: every query is a non-sink query
+    assert without.non_sink_share == 1.0 and without.top1_in_k_non_sink == without.top1_in_k
 
 
 def test_previous_token_head_drawn_faithfully_scores_one():

@@ -162,7 +162,7 @@ def test_matrix_shows_pca_until_the_slower_projection_finishes(tmp_path):
 def test_view_fidelity_is_computed_once_and_matches_a_direct_computation(tmp_path, monkeypatch):
     import workers.fidelity
     from dashboard.callbacks.single import fidelity_text
-    from workers.fidelity import fidelity, picture_fidelity
+    from workers.fidelity import fidelity, picture_fidelity, sink_keys
     from workers.normalize import normalize
     from workers.pipeline import HeadRequest, ensure_head_view, ensure_view_fidelity, head_vectors
     from workers.store import open_store
@@ -174,16 +174,24 @@ def test_view_fidelity_is_computed_once_and_matches_a_direct_computation(tmp_pat
     keys = ensure_head_view(request, store)
     found = ensure_view_fidelity(request, store)
     q, k = head_vectors(store, keys)
-    text_id = store.get_arrays(keys.tokens)["text_id"]
+    tokens = store.get_arrays(keys.tokens)
+    text_id, sinks = tokens["text_id"], tokens["is_special"]  # [CLS] and [SEP]: MiniLM's sinks
     coords = store.get_arrays(keys.coords)["coords"]
-    assert found["raw"] == fidelity(q, k, q, k, text_id, False).to_dict()
+    assert (sink_keys(text_id, sinks, False) == sinks).all()
+    assert found["raw"] == fidelity(q, k, q, k, text_id, False, sinks=sinks).to_dict()
     assert request.norm == "fit"  # the default
-    assert found["normalised"] == fidelity(q, k, *normalize(q, k, "fit", text_id), text_id, False).to_dict()
-    assert found["picture"] == picture_fidelity(q, k, coords, text_id, False).to_dict()
+    normalised = normalize(q, k, "fit", text_id)
+    assert found["normalised"] == fidelity(q, k, *normalised, text_id, False, sinks=sinks).to_dict()
+    assert found["picture"] == picture_fidelity(q, k, coords, text_id, False, sinks=sinks).to_dict()
+    assert 0 < found["picture"]["non_sink_share"] < 1 and 0 < found["picture"]["baseline"] < 1
     monkeypatch.setattr(workers.fidelity, "view_fidelity", lambda *a, **kw: (_ for _ in ()).throw(AssertionError))
     assert ensure_view_fidelity(request, store) == found  # stored: not computed again
     line = fidelity_text(found)
-    assert f"{100 * found['picture']['top1_in_k']:.0f}% (ρ {found['picture']['rank_correlation']:.2f})" in line
+    picture = found["picture"]
+    assert f"for {100 * picture['top1_in_k']:.0f}% of queries in this picture" in line
+    assert f"already gets {100 * picture['baseline']:.0f}%" in line  # the no-picture guess, beside it
+    assert f"for them the picture gets {100 * picture['top1_in_k_non_sink']:.0f}%" in line
+    assert f"closeness: {picture['rank_correlation']:.2f}" in line
     assert f"queries scaled by {found['transform']['scale']:.2f}" in line  # the fitted scale is shown
 
 

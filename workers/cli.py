@@ -29,18 +29,25 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--corpus", default="default", help="'default' or a .txt/.csv/.jsonl file")
     export.add_argument("--layer", type=int, required=True)
     export.add_argument("--head", type=int, required=True)
-    export.add_argument("--method", choices=values(METHODS), default=DEFAULT_METHOD,
-                        help=_choices_help(METHODS, DEFAULT_METHOD))
+    _picture_flags(export)
     export.add_argument("--dims", type=int, choices=[int(d) for d in values(DIMS)], default=DEFAULT_DIMS)
-    export.add_argument("--norm", choices=values(NORMALISATIONS), default=DEFAULT_NORMALISATION,
-                        help=_choices_help(NORMALISATIONS, DEFAULT_NORMALISATION))
     export.add_argument("--out", required=True, help="output file: .npz, .csv or .parquet")
     heads = sub.add_parser("heads", help="one row per head: summary numbers (attention to previous / next / first / "
-                                         "special tokens, entropy, norm ratio, q-k overlap) as .csv or .parquet")
+                                         "special tokens, entropy, norm ratio, q-k overlap) and the fidelity of "
+                                         "its 2D picture beside the no-picture baseline, as .csv or .parquet")
     heads.add_argument("--model", default="minilm", help="registry alias, local model folder or Hugging Face id")
     heads.add_argument("--corpus", default="default", help="'default' or a .txt/.csv/.jsonl file")
+    _picture_flags(heads)
     heads.add_argument("--out", required=True, help="output file: .csv or .parquet")
     return parser
+
+
+def _picture_flags(parser: argparse.ArgumentParser) -> None:
+    """--method and --norm, from the table of choices (the dashboard's defaults)."""
+    parser.add_argument("--method", choices=values(METHODS), default=DEFAULT_METHOD,
+                        help=_choices_help(METHODS, DEFAULT_METHOD))
+    parser.add_argument("--norm", choices=values(NORMALISATIONS), default=DEFAULT_NORMALISATION,
+                        help=_choices_help(NORMALISATIONS, DEFAULT_NORMALISATION))
 
 
 def _choices_help(table, default: str) -> str:
@@ -86,7 +93,13 @@ def heads(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from workers.models import read_spec
-    from workers.pipeline import HeadRequest, ensure_extraction, ensure_head_summary
+    from workers.pipeline import (
+        HeadRequest,
+        ensure_extraction,
+        ensure_head_summary,
+        ensure_head_view,
+        ensure_view_fidelity,
+    )
     from workers.store import open_store
 
     out = Path(args.out)
@@ -97,14 +110,25 @@ def heads(args: argparse.Namespace) -> int:
     rows = []
     cells = [(layer, head) for layer in range(spec.n_layers) for head in range(spec.n_heads)]
     for done, (layer, head) in enumerate(cells, start=1):
-        summary = ensure_head_summary(HeadRequest(model=args.model, corpus=args.corpus, layer=layer, head=head), store)
-        rows.append({"layer": layer, "head": head, **summary})
-        _progress(done / len(cells), f"head summaries {done}/{len(cells)}")
+        request = HeadRequest(model=args.model, corpus=args.corpus, layer=layer, head=head, norm=args.norm,
+                              method=args.method)
+        summary = ensure_head_summary(request, store)
+        ensure_head_view(request, store)
+        picture = ensure_view_fidelity(request, store)["picture"]
+        rows.append({"layer": layer, "head": head, **summary, **fidelity_columns(picture)})
+        _progress(done / len(cells), f"head summaries and pictures {done}/{len(cells)}")
     frame = pd.DataFrame(rows)
     out.parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(out, index=False) if out.suffix.lower() == ".csv" else frame.to_parquet(out, index=False)
     print(f"\nwrote {out} ({len(frame)} heads)", file=sys.stderr)
     return 0
+
+
+def fidelity_columns(picture: dict[str, float]) -> dict[str, float]:
+    """The picture's fidelity as `heads` columns, each beside its no-picture baseline."""
+    return {"fidelity_top1_in_3": picture["top1_in_k"], "baseline_top1_in_3": picture["baseline"],
+            "non_sink_share": picture["non_sink_share"], "fidelity_top1_in_3_non_sink": picture["top1_in_k_non_sink"],
+            "baseline_non_sink": picture["baseline_non_sink"], "fidelity_rank_correlation": picture["rank_correlation"]}
 
 
 def serve(args: argparse.Namespace) -> int:

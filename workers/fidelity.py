@@ -8,6 +8,12 @@ or their 2D/3D projection):
   (negated distance) over the query's candidate keys.
 Queries with no more than k candidates (the first tokens under a causal mask) are left out of top-1-in-k, where
 they would hit by construction; queries with fewer than 3 candidates are left out of the rank correlation.
+
+Most queries of most heads attend most to a sink (a special token such as [CLS] or [SEP]; in causal models the
+first token), which a guess without any picture finds. So beside the share over all queries, the same share over
+the queries whose most-attended key is not a sink, how many those are, and the no-picture baseline: the share of
+queries whose most-attended key is a sink of their text or the previous token (over all queries, and over the
+non-sink ones, where it is the previous token alone).
 """
 
 from __future__ import annotations
@@ -24,17 +30,30 @@ TOP_K = 3
 
 @dataclass(frozen=True)
 class Fidelity:
-    """One picture's fidelity: top-1-in-k share, mean rank correlation, and how many queries each counts."""
+    """One picture's fidelity: top-1-in-k share, mean rank correlation, how many queries each counts, the same share
+    over non-sink queries, and the no-picture baseline beside each."""
 
     top1_in_k: float
     rank_correlation: float
     k: int
     queries_top: int
     queries_rank: int
+    top1_in_k_non_sink: float  # over the queries whose most-attended key is not a sink
+    non_sink_share: float  # their share of the queries counted in top1_in_k
+    baseline: float  # no picture: the most-attended key is a sink or the previous token
+    baseline_non_sink: float  # no picture, non-sink queries: the most-attended key is the previous token
 
     def to_dict(self) -> dict[str, float | int]:
         """JSON-friendly form."""
         return asdict(self)
+
+
+def sink_keys(text_id: np.ndarray, is_special: np.ndarray | None, causal: bool) -> np.ndarray:
+    """bool [N]: the keys that act as attention sinks: special tokens, and in causal models each text's first token."""
+    sinks = np.zeros(len(text_id), dtype=bool) if is_special is None else np.asarray(is_special, dtype=bool).copy()
+    if causal and len(text_id):
+        sinks[np.r_[0, np.flatnonzero(np.diff(text_id)) + 1]] = True
+    return sinks
 
 
 def text_boundaries(text_id: np.ndarray) -> list[np.ndarray]:
@@ -92,8 +111,8 @@ def _distances(q_points: np.ndarray, k_points: np.ndarray) -> np.ndarray:
 
 
 def text_fidelity(attention: np.ndarray, q_points: np.ndarray, k_points: np.ndarray, causal: bool,
-                  k: int = TOP_K, with_rank: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """Per query: top-1-in-k hit (float, nan when not counted) and Spearman rho, each [..., m].
+                  k: int = TOP_K, with_rank: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per query: top-1-in-k hit (float, nan when not counted), Spearman rho and the most-attended key, each [..., m].
 
     attention [..., m, m]; q_points, k_points [..., m, p] (the picture's positions of the texts' queries and keys);
     leading axes stand for texts of equal length. with_rank=False leaves rho nan (top-1-in-k alone is cheaper).
@@ -106,8 +125,8 @@ def text_fidelity(attention: np.ndarray, q_points: np.ndarray, k_points: np.ndar
     closer = (distance < target_distance).sum(axis=-1)  # keys strictly nearer than the most-attended one
     hits = np.where(allowed.sum(axis=-1) > k, (closer < k).astype(float), np.nan)
     if not with_rank:
-        return hits, np.full(hits.shape, np.nan)
-    return hits, _row_spearman(attention, -distance, allowed)
+        return hits, np.full(hits.shape, np.nan), target
+    return hits, _row_spearman(attention, -distance, allowed), target
 
 
 AttentionGroups = list[tuple[np.ndarray, np.ndarray]]
@@ -118,19 +137,31 @@ def attention_groups(q: np.ndarray, k: np.ndarray, text_id: np.ndarray, causal: 
     return list(grouped_attention(q, k, text_id, causal))
 
 
+def _mean(values: np.ndarray) -> float:
+    """Mean, nan for no values."""
+    return float(values.mean()) if len(values) else float("nan")
+
+
 def fidelity_of(groups: AttentionGroups, q_points: np.ndarray, k_points: np.ndarray, causal: bool,
-                k_nearest: int = TOP_K, with_rank: bool = True) -> Fidelity:
-    """Fidelity of positions q_points, k_points [N, p] given the attention of every text (attention_groups)."""
-    hits, rhos = [], []
+                k_nearest: int = TOP_K, with_rank: bool = True, sinks: np.ndarray | None = None) -> Fidelity:
+    """Fidelity of positions q_points, k_points [N, p] given the attention of every text (attention_groups);
+    sinks bool [N] (sink_keys; None: no key is a sink)."""
+    sinks = np.zeros(len(q_points), dtype=bool) if sinks is None else sinks
+    hits, rhos, to_sink, to_previous = [], [], [], []
     for rows, attentions in groups:
-        hit, rho = text_fidelity(attentions, q_points[rows], k_points[rows], causal, k_nearest, with_rank)
+        hit, rho, target = text_fidelity(attentions, q_points[rows], k_points[rows], causal, k_nearest, with_rank)
         hits.append(hit.ravel())
         rhos.append(rho.ravel())
+        to_sink.append(np.take_along_axis(sinks[rows], target, axis=-1).ravel())
+        to_previous.append((target == np.arange(rows.shape[-1]) - 1).ravel())
     hit_all, rho_all = np.concatenate(hits), np.concatenate(rhos)
-    counted_hits, counted_rhos = hit_all[~np.isnan(hit_all)], rho_all[~np.isnan(rho_all)]
-    return Fidelity(top1_in_k=float(counted_hits.mean()) if len(counted_hits) else float("nan"),
-                    rank_correlation=float(counted_rhos.mean()) if len(counted_rhos) else float("nan"),
-                    k=k_nearest, queries_top=int(len(counted_hits)), queries_rank=int(len(counted_rhos)))
+    counted = ~np.isnan(hit_all)
+    sink_all, previous_all = np.concatenate(to_sink)[counted], np.concatenate(to_previous)[counted]
+    counted_hits, counted_rhos = hit_all[counted], rho_all[~np.isnan(rho_all)]
+    return Fidelity(top1_in_k=_mean(counted_hits), rank_correlation=_mean(counted_rhos),
+                    k=k_nearest, queries_top=int(len(counted_hits)), queries_rank=int(len(counted_rhos)),
+                    top1_in_k_non_sink=_mean(counted_hits[~sink_all]), non_sink_share=_mean(~sink_all),
+                    baseline=_mean(sink_all | previous_all), baseline_non_sink=_mean(previous_all[~sink_all]))
 
 
 def top1_of_pictures(groups: AttentionGroups, q_points: np.ndarray, k_points: np.ndarray, causal: bool,
@@ -139,7 +170,7 @@ def top1_of_pictures(groups: AttentionGroups, q_points: np.ndarray, k_points: np
     pictures = q_points.shape[0]
     hit_sum, counted = np.zeros(pictures), np.zeros(pictures)
     for rows, attentions in groups:
-        hits, _ = text_fidelity(np.broadcast_to(attentions, (pictures, *attentions.shape)), q_points[:, rows],
+        hits, _, _ = text_fidelity(np.broadcast_to(attentions, (pictures, *attentions.shape)), q_points[:, rows],
                                 k_points[:, rows], causal, k_nearest, with_rank=False)
         flat = hits.reshape(pictures, -1)
         hit_sum += np.nansum(flat, axis=1)
@@ -149,29 +180,29 @@ def top1_of_pictures(groups: AttentionGroups, q_points: np.ndarray, k_points: np
 
 
 def fidelity(q: np.ndarray, k: np.ndarray, q_points: np.ndarray, k_points: np.ndarray, text_id: np.ndarray,
-             causal: bool, k_nearest: int = TOP_K) -> Fidelity:
+             causal: bool, k_nearest: int = TOP_K, sinks: np.ndarray | None = None) -> Fidelity:
     """Fidelity of a picture: attention from raw q, k [N, d_head]; positions q_points, k_points [N, p]."""
-    return fidelity_of(attention_groups(q, k, text_id, causal), q_points, k_points, causal, k_nearest)
+    return fidelity_of(attention_groups(q, k, text_id, causal), q_points, k_points, causal, k_nearest, sinks=sinks)
 
 
 def picture_fidelity(q: np.ndarray, k: np.ndarray, coords: np.ndarray, text_id: np.ndarray, causal: bool,
-                     k_nearest: int = TOP_K) -> Fidelity:
+                     k_nearest: int = TOP_K, sinks: np.ndarray | None = None) -> Fidelity:
     """Fidelity of a stored picture: coords [2N, dims], queries then keys."""
     n = len(q)
-    return fidelity(q, k, coords[:n], coords[n:], text_id, causal, k_nearest)
+    return fidelity(q, k, coords[:n], coords[n:], text_id, causal, k_nearest, sinks)
 
 
 def view_fidelity(q: np.ndarray, k: np.ndarray, coords: np.ndarray, text_id: np.ndarray, causal: bool,
-                  norm: str) -> dict[str, dict]:
+                  norm: str, sinks: np.ndarray | None = None) -> dict[str, dict]:
     """Fidelity of a view at each stage: raw q, k [N, d]; after its normalisation; its picture coords [2N, dims];
-    and the normalisation's translation and scale."""
+    and the normalisation's translation and scale; sinks bool [N] (sink_keys)."""
     from workers.normalize import picture_layout, transform_for
 
     transform = transform_for(q, k, norm, text_id, causal)
     q_norm, k_norm = transform.apply(q, k)
     groups = attention_groups(q, k, text_id, causal)
     n = len(q)
-    return {"raw": fidelity_of(groups, q, k, causal).to_dict(),
-            "normalised": fidelity_of(groups, q_norm, k_norm, causal).to_dict(),
-            "picture": fidelity_of(groups, coords[:n], coords[n:], causal).to_dict(),
+    return {"raw": fidelity_of(groups, q, k, causal, sinks=sinks).to_dict(),
+            "normalised": fidelity_of(groups, q_norm, k_norm, causal, sinks=sinks).to_dict(),
+            "picture": fidelity_of(groups, coords[:n], coords[n:], causal, sinks=sinks).to_dict(),
             "transform": transform.describe(), "layout": picture_layout(coords[:n], coords[n:])}

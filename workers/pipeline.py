@@ -289,12 +289,12 @@ def project_queries_and_keys(request: HeadRequest, keys: ViewKeys, store: Store,
 
 def fidelity_key(keys: ViewKeys) -> str:
     """Store key of a view's fidelity (it depends on its picture, hence on everything behind it)."""
-    return content_key("fidelity", {"coords": keys.coords, "version": 3})
+    return content_key("fidelity", {"coords": keys.coords, "version": 4})
 
 
 def ensure_view_fidelity(request: HeadRequest, store: Store) -> dict[str, dict]:
     """Fidelity of a stored view (raw vectors, normalised vectors, picture), computed once and stored."""
-    from workers.fidelity import view_fidelity
+    from workers.fidelity import sink_keys, view_fidelity
 
     if request.vectors != "qk":
         raise ValueError("fidelity measures pictures of queries and keys, not of value vectors")
@@ -307,7 +307,9 @@ def ensure_view_fidelity(request: HeadRequest, store: Store) -> dict[str, dict]:
     tokens, coords = store.get_arrays(keys.tokens), store.get_arrays(keys.coords)
     if tokens is None or coords is None:
         raise RuntimeError("this view is not stored yet")
-    result = view_fidelity(q, k, coords["coords"], tokens["text_id"], read_spec(request.model).causal, request.norm)
+    causal = read_spec(request.model).causal
+    result = view_fidelity(q, k, coords["coords"], tokens["text_id"], causal, request.norm,
+                           sink_keys(tokens["text_id"], tokens["is_special"], causal))
     store.put_json(key, result)
     return result
 

@@ -76,7 +76,8 @@ def provisional_cells(request: dict[str, Any], done: dict) -> dict[tuple[int, in
 
 
 SUMMARY_BUDGET_S = 0.8  # summaries computed per poll while ranking (about 0.2 s a head)
-FIDELITY_ORDERS = {"fidelity": "top1_in_k", "fidelity_rank": "rank_correlation"}
+FIDELITY_ORDERS = {"fidelity": "top1_in_k", "fidelity_rank": "rank_correlation",
+                   "fidelity_non_sink": "top1_in_k_non_sink", "fidelity_baseline": "baseline"}
 
 
 def head_values(request: dict[str, Any], order: str, budget_s: float = SUMMARY_BUDGET_S
@@ -100,6 +101,8 @@ def head_values(request: dict[str, Any], order: str, budget_s: float = SUMMARY_B
             value = None if found is None else found[order]
         if value is None:
             missing += 1
+            continue
+        if not np.isfinite(value):  # e.g. no query of this head attends most to a non-sink key
             continue
         values[cell] = float(value)
     return values, missing

@@ -111,7 +111,7 @@ def register(app: Dash) -> None:
             found = ensure_view_fidelity(HeadRequest.from_dict(computed["request"]), jobs.store())
         except Exception as exc:  # a line of text, never a broken page
             return f"Fidelity not available: {exc}"
-        return fidelity_text(found)
+        return fidelity_text(found, bool(computed.get("causal")))
 
     @app.callback(Output(ids.HOVER_PANEL, "children"), Input(ids.SINGLE_GRAPH, "hoverData"),
                   State(ids.SINGLE_KEYS, "data"), prevent_initial_call=True)
@@ -140,15 +140,25 @@ def overlay_patch(previous: int, overlays: list) -> Patch:
     return patch
 
 
-def fidelity_text(found: dict[str, dict]) -> str:
-    """Two short lines: the share of queries whose most-attended key is among their 3 nearest keys (and the rank
-    correlation ρ) at each stage, then what the normalisation chose and how the clouds sit."""
-    def share(stage: str) -> str:
-        return f"{100 * found[stage]['top1_in_k']:.0f}% (ρ {found[stage]['rank_correlation']:.2f})"
+def _percent(value: float) -> str:
+    """'59%', or 'n/a' for a share of no queries."""
+    return "n/a" if value != value else f"{100 * value:.0f}%"
 
-    return (f"Fidelity, the most-attended key among a query's 3 nearest keys: {share('picture')} of queries in this "
-            f"picture, {share('normalised')} normalised, {share('raw')} raw (ρ: rank correlation of attention "
-            f"and closeness).{transform_text(found.get('transform'))}{layout_text(found.get('layout'))}")
+
+def fidelity_text(found: dict[str, dict], causal: bool = False) -> str:
+    """In words: how often a query's most-attended key is among its 3 nearest keys in this picture (and before
+    it), how much of that a guess without a picture already gets, the same on the queries that do not attend most
+    to a sink, the rank correlation, then what the normalisation chose and how the clouds sit."""
+    picture = found["picture"]
+    sink = "the first token or a special token" if causal else "a special token such as [CLS] or [SEP]"
+    return (f"Fidelity: for {_percent(picture['top1_in_k'])} of queries in this picture, the key they attend to most "
+            f"is among their 3 nearest keys (normalised vectors {_percent(found['normalised']['top1_in_k'])}, raw "
+            f"{_percent(found['raw']['top1_in_k'])}); a guess without any picture (a sink or the previous token) "
+            f"already gets {_percent(picture['baseline'])}. {_percent(picture['non_sink_share'])} of queries attend "
+            f"most to a key other than {sink}: for them the picture gets {_percent(picture['top1_in_k_non_sink'])}, "
+            f"the previous token alone {_percent(picture['baseline_non_sink'])}. Rank correlation of attention and "
+            f"closeness: {picture['rank_correlation']:.2f}."
+            f"{transform_text(found.get('transform'))}{layout_text(found.get('layout'))}")
 
 
 def transform_text(transform: dict[str, Any] | None) -> str:

@@ -25,7 +25,11 @@ ORDER_LABELS = {"grid": "layer x head", "prev_token": "attention to the previous
                 "entropy": "attention entropy (ranked)",
                 "norm_ratio": "query / key norm ratio, log2 (ranked)", "qk_overlap": "query-key overlap (ranked)",
                 "fidelity": "fidelity of the cell's picture: top-1-in-3 (ranked)",
-                "fidelity_rank": "fidelity of the cell's picture: rank correlation (ranked)"}
+                "fidelity_rank": "fidelity of the cell's picture: rank correlation (ranked)",
+                "fidelity_non_sink": "fidelity of the cell's picture on queries not attending most to a sink: "
+                                     "top-1-in-3 (ranked)",
+                "fidelity_baseline": "no-picture baseline: most-attended key is a sink or the previous token "
+                                     "(ranked)"}
 TINT_LABELS = {"none": "nothing", **{value: label.removesuffix(" (ranked)") for value, label in ORDER_LABELS.items()
                                      if value != "grid"}}
 GRAPH_CONFIG = {"scrollZoom": True, "displaylogo": False,
