@@ -1,13 +1,16 @@
 """Fidelity and time of every picture: normalisations x projections, and the attention layout, per MiniLM head.
 
-Usage: .venv/bin/python bench/normalisation.py [--umap-every 4] [--tsne-every 8] [--only pca ...] [--norms ...]
-       [--resume] [--shard I/N | --merge] [--tsne-threads 2] [--out bench/results/normalisation]
-On the bundled MiniLM over the default corpus: PCA under every normalisation and the attention layout on every
-head; UMAP (200 epochs, the single view's setting) under every normalisation on every `--umap-every`-th head, and
-t-SNE (openTSNE, 250 + 500 iterations) on every `--tsne-every`-th head (their cost: about 8 and 50 s a head on 2
-cores; 25k points a head). Long runs split: `--shard 0/2` and `--shard 1/2` side by side (each head saved as it
-ends; `--resume` carries on after a stop), then `--merge`.
-UMAP is compiled first. Writes OUT.json and OUT.md (a Markdown table).
+Usage: .venv/bin/python bench/normalisation.py [--corpus default|unseen] [--umap-every 4] [--tsne-every 8]
+       [--only pca ...] [--norms ...] [--resume] [--shard I/N | --merge] [--tsne-threads 2] [--out OUT]
+On the bundled MiniLM over the default corpus, or over `unseen`: 640 sentences of Python's own reference
+documentation (the standard library's pydoc_data: technical prose that no choice here was tuned on). PCA under
+every normalisation and the attention layout on every head; UMAP (200 epochs, the single view's setting) under
+every normalisation on every `--umap-every`-th head, and t-SNE (openTSNE, 250 + 500 iterations) on every
+`--tsne-every`-th head (their cost: about 8 and 50 s a head on 2 cores; 25k points a head). Long runs split:
+`--shard 0/2` and `--shard 1/2` side by side (each head saved as it ends; `--resume` carries on after a stop),
+then `--merge`. UMAP is compiled first. Writes OUT.json and OUT.md, a Markdown table (OUT: bench/results/
+normalisation, or normalisation_unseen). Every fidelity figure stands beside the no-picture baseline (a sink or
+the previous token), over all queries and over the queries whose most-attended key is not a sink ([CLS], [SEP]).
 """
 
 from __future__ import annotations
@@ -22,6 +25,25 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+
+UNSEEN_TEXTS = 640
+
+
+def unseen_corpus(path: Path) -> Path:
+    """Write the second corpus: UNSEEN_TEXTS prose sentences of Python's reference documentation (seeded sample)."""
+    import random
+    import re
+    from pydoc_data.topics import topics
+
+    text = re.sub(r"\s+", " ", " ".join(topics[name] for name in sorted(topics)))
+    sentences = re.split(r"(?<=[.!?])\s+(?=[A-Z])", text)
+    prose = [s for s in sentences if 60 <= len(s) <= 220 and re.match(r"^[A-Z][a-z]", s)
+             and not re.search(r"[=_{}\[\]<>*`|\\#@~^]|\.\.\.|\(\)|::", s) and s.count("(") == s.count(")")]
+    random.Random(0).shuffle(prose)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(prose[:UNSEEN_TEXTS]) + "\n")
+    return path
 
 
 OVERLAP = "fit, clouds forced to overlap"
@@ -39,8 +61,9 @@ def overlapping_fit(q, k, text_id):
                                best["scale_multiplier"]).apply(q, k)
 
 
-def measure(q, k, text_id, norm: str, method: str, extra: dict | None = None) -> dict[str, float]:
-    """Seconds to normalise and project, and the picture's fidelity, for one head."""
+def measure(q, k, text_id, sinks, norm: str, method: str, extra: dict | None = None) -> dict[str, float]:
+    """Seconds to normalise and project, and the picture's fidelity beside the no-picture baseline, for one head
+    (sinks bool [N]: the keys that are sinks)."""
     from workers.fidelity import picture_fidelity
     from workers.layout import attention_layout
     from workers.normalize import normalize, picture_layout
@@ -56,20 +79,36 @@ def measure(q, k, text_id, norm: str, method: str, extra: dict | None = None) ->
     else:
         coords = Projector(method, 2, **params).fit_transform(np.vstack([q2, k2]))
     seconds = time.perf_counter() - start
-    found = picture_fidelity(q, k, coords, text_id, causal=False)
+    found = picture_fidelity(q, k, coords, text_id, causal=False, sinks=sinks)
     return {"s_normalise": normalised - start, "s_total": seconds, "top1_in_3": found.top1_in_k,
-            "rank_correlation": found.rank_correlation, **picture_layout(coords[:len(q)], coords[len(q):])}
+            "rank_correlation": found.rank_correlation, "top1_in_3_non_sink": found.top1_in_k_non_sink,
+            "non_sink_share": found.non_sink_share, "baseline": found.baseline,
+            "baseline_non_sink": found.baseline_non_sink, **picture_layout(coords[:len(q)], coords[len(q):])}
+
+
+def _figure(value: float, digits: int = 3) -> str:
+    """A table figure, '—' where a row's per-head results predate the measure."""
+    return "—" if value != value else f"{value:.{digits}f}"
 
 
 def table(rows: list[dict]) -> str:
     """Markdown table of the aggregated rows."""
-    lines = ["| normalisation | projection | heads | top-1-in-3 mean | worst head | rank correlation | "
-             "centroid gap / spread | s / head |", "|---|---|---|---|---|---|---|---|"]
+    lines = ["| normalisation | projection | heads | top-1-in-3 mean | no-picture baseline | non-sink queries | "
+             "non-sink top-1-in-3 | non-sink baseline | worst head | rank correlation | centroid gap / spread | "
+             "s / head |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         lines.append(f"| {row['norm']} | {row['method']} | {row['heads']} | {row['top1_mean']:.3f} | "
+                     f"{_figure(row['baseline_mean'])} | {_figure(row['non_sink_share_mean'])} | "
+                     f"{_figure(row['top1_non_sink_mean'])} | {_figure(row['baseline_non_sink_mean'])} | "
                      f"{row['top1_worst']:.3f} ({row['worst_head']}) | {row['rho_mean']:.3f} | "
                      f"{row['gap_median']:.2f} | {row['s_per_head']:.2f} |")
     return "\n".join(lines) + "\n"
+
+
+def _mean_of(found: dict[str, dict], name: str) -> float:
+    """Mean over heads of one figure (nan where no head has it; heads whose share is undefined left out)."""
+    values = [value[name] for value in found.values() if name in value and value[name] == value[name]]
+    return float(np.mean(values)) if len(values) == len(found) else float("nan")
 
 
 def summarise(norm: str, method_name: str, found: dict[str, dict]) -> dict:
@@ -81,7 +120,10 @@ def summarise(norm: str, method_name: str, found: dict[str, dict]) -> dict:
             "rho_mean": float(np.mean([value["rank_correlation"] for value in found.values()])),
             "gap_median": float(np.median([value["centroid_gap"] for value in found.values()])),
             "s_per_head": float(np.mean([value["s_total"] for value in found.values()])),
-            "s_normalise_per_head": float(np.mean([value["s_normalise"] for value in found.values()]))}
+            "s_normalise_per_head": float(np.mean([value["s_normalise"] for value in found.values()])),
+            "baseline_mean": _mean_of(found, "baseline"), "non_sink_share_mean": _mean_of(found, "non_sink_share"),
+            "top1_non_sink_mean": _mean_of(found, "top1_in_3_non_sink"),
+            "baseline_non_sink_mean": _mean_of(found, "baseline_non_sink")}
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -132,12 +174,16 @@ def main() -> None:
                         "each head to OUT.shard-I-of-N.json as it ends; run N shards side by side, then --merge")
     parser.add_argument("--merge", action="store_true", help="measure nothing: fold shard files into OUT")
     parser.add_argument("--tsne-threads", type=int, default=2, help="openTSNE threads (the app uses 2)")
-    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "normalisation"))
+    parser.add_argument("--corpus", choices=["default", "unseen"], default="default")
+    parser.add_argument("--out", help="default: bench/results/normalisation (_unseen for the second corpus)")
     args = parser.parse_args()
+    args.out = args.out or str(ROOT / "bench" / "results" / ("normalisation" + ("_unseen" if args.corpus == "unseen"
+                                                                                  else "")))
+    corpus = "default" if args.corpus == "default" else str(unseen_corpus(ROOT / "bench" / "results" / "unseen.txt"))
     from workers.config import settings
     from workers.models import read_spec
     from workers.normalize import NORMALIZATIONS
-    from workers.pipeline import HeadRequest, head_qk
+    from workers.pipeline import HeadRequest, head_qk, resolve
     from workers.project import warm_up_umap
     from workers.store import Store
 
@@ -168,9 +214,11 @@ def main() -> None:
                 continue
             if args.resume and name in results.get(step, {}):
                 continue
-            q, k, text_id = head_qk(HeadRequest(layer=layer, head=head), store)
+            request = HeadRequest(corpus=corpus, layer=layer, head=head)
+            q, k, text_id = head_qk(request, store)
+            sinks = store.get_arrays(resolve(request).tokens)["is_special"]  # [CLS], [SEP]
             extra = {"n_jobs": args.tsne_threads} if method == "tsne" else {}
-            found = measure(q, k, text_id, norm, method, extra)
+            found = measure(q, k, text_id, sinks, norm, method, extra)
             results.setdefault(step, {})[name] = found
             shard_results.setdefault(step, {})[name] = found
             print(f"{step:28s} {name:5s} top1 {found['top1_in_3']:.3f} {found['s_total']:.2f} s", flush=True)
