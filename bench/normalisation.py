@@ -181,6 +181,7 @@ def main() -> None:
                                                                                   else "")))
     corpus = "default" if args.corpus == "default" else str(unseen_corpus(ROOT / "bench" / "results" / "unseen.txt"))
     from workers.config import settings
+    from workers.fidelity import sink_keys
     from workers.models import read_spec
     from workers.normalize import NORMALIZATIONS
     from workers.pipeline import HeadRequest, head_qk, resolve
@@ -216,7 +217,7 @@ def main() -> None:
                 continue
             request = HeadRequest(corpus=corpus, layer=layer, head=head)
             q, k, text_id = head_qk(request, store)
-            sinks = store.get_arrays(resolve(request).tokens)["is_special"]  # [CLS], [SEP]
+            sinks = sink_keys(text_id, store.get_arrays(resolve(request).tokens)["is_special"], causal=False)
             extra = {"n_jobs": args.tsne_threads} if method == "tsne" else {}
             found = measure(q, k, text_id, sinks, norm, method, extra)
             results.setdefault(step, {})[name] = found

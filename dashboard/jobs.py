@@ -196,15 +196,6 @@ def space_problem(store: Store) -> str | None:
     return store.space_problem(settings().min_free_bytes)
 
 
-def refuse_when_full(store: Store) -> None:
-    """StoreError with the one line of space_problem, when there is one."""
-    from workers.store import StoreError
-
-    problem = space_problem(store)
-    if problem is not None:
-        raise StoreError(problem)
-
-
 def job_limit() -> int:
     """Unfinished jobs allowed per browser session."""
     from workers.config import settings

@@ -52,8 +52,8 @@ class Style:
 
 
 def available_colors(tokens: dict[str, np.ndarray]) -> list[str]:
-    """Colour modes that apply to this tokens table (patch row / column only for images)."""
-    return [m for m in COLOR_MODES if m not in ("row", "col") or m in tokens]
+    """Colour modes that apply to this tokens table (an image-only mode, patch row / column, where it has one)."""
+    return [c.value for c in COLOURS if c.modality != "image" or c.value in tokens]
 
 
 def color_values(mode: str, role: str, data: HeadData) -> np.ndarray | None:
