@@ -65,6 +65,7 @@ def measure(q, k, text_id, sinks, norm: str, method: str, extra: dict | None = N
     """Seconds to normalise and project, and the picture's fidelity beside the no-picture baseline, for one head
     (sinks bool [N]: the keys that are sinks)."""
     from workers.fidelity import picture_fidelity
+    from workers.fitted import fitted_layout
     from workers.layout import attention_layout
     from workers.normalize import normalize, picture_layout
     from workers.pipeline import estimator_params
@@ -73,9 +74,11 @@ def measure(q, k, text_id, sinks, norm: str, method: str, extra: dict | None = N
     start = time.perf_counter()
     q2, k2 = overlapping_fit(q, k, text_id) if norm == OVERLAP else normalize(q, k, norm, text_id, causal=False)
     normalised = time.perf_counter()
-    params = {**estimator_params(method, False), **(extra or {})}
+    params = {**estimator_params(method.removesuffix("-preview"), method.endswith("-preview")), **(extra or {})}
     if method == "attention":
         coords = attention_layout(q2, k2, text_id, False, 2, **params)
+    elif method.startswith("fitted"):
+        coords = fitted_layout(q2, k2, text_id, False, sinks, 2, **params)
     else:
         coords = Projector(method, 2, **params).fit_transform(np.vstack([q2, k2]))
     seconds = time.perf_counter() - start
@@ -154,7 +157,9 @@ def write_table(out: str, plan: list[tuple[str, str, list]], results: dict[str, 
     """Rows in the plan's order from whatever per-head results exist; OUT.json and OUT.md."""
     from workers.pipeline import METHOD_NAMES
 
-    rows = [summarise(norm, METHOD_NAMES[method], results[f"{norm} · {method}"])
+    names = {**METHOD_NAMES, "fitted-preview": METHOD_NAMES["fitted"] + " (matrix preview: 20 steps)"}
+    rows = [summarise("any (attention unchanged)" if method.startswith("fitted") else norm, names[method],
+                      results[f"{norm} · {method}"])
             for norm, method, _heads in plan if results.get(f"{norm} · {method}")]
     Path(out + ".json").write_text(json.dumps({"rows": rows, "per_head": results}, indent=2) + "\n")
     Path(out + ".md").write_text(table(rows))
@@ -165,7 +170,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--umap-every", type=int, default=4)
     parser.add_argument("--tsne-every", type=int, default=8)
-    parser.add_argument("--only", nargs="*", choices=["attention", "pca", "umap", "tsne"],
+    parser.add_argument("--only", nargs="*", choices=["attention", "fitted", "fitted-preview", "pca", "umap",
+                                                        "tsne"],
                         help="measure these projections only; the other results are kept from OUT.json")
     parser.add_argument("--norms", nargs="*", help="with --only: these normalisations only")
     parser.add_argument("--resume", action="store_true",
@@ -191,7 +197,8 @@ def main() -> None:
     store = Store(settings().cache_dir / "results")
     spec = read_spec("minilm")
     heads = [(layer, head) for layer in range(spec.n_layers) for head in range(spec.n_heads)]
-    plan = [("fit", "attention", heads), ("scale+translate", "attention", heads)]
+    plan = [("none", "fitted", heads), ("none", "fitted-preview", heads), ("fit", "attention", heads),
+            ("scale+translate", "attention", heads)]
     plan += [(norm, "pca", heads) for norm in (*NORMALIZATIONS, OVERLAP)]
     plan += [(norm, "umap", heads[::args.umap_every]) for norm in NORMALIZATIONS]
     plan += [(norm, "tsne", heads[::args.tsne_every]) for norm in NORMALIZATIONS]

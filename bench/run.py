@@ -4,7 +4,8 @@ Every figure is measured in this run, against its baseline where it has one:
   extraction / plain eager forward pass (same batches); projection seconds per head for PCA, UMAP and t-SNE at
   about 2k, 10k and 20k points; a complete matrix from a cold store with PCA and with UMAP (UMAP on one layer,
   12 heads, unless --full-umap); server time for a cached single view and a cached matrix; bytes on the wire per
-  point; time from navigation to a drawn matrix in headless Chromium.
+  point; time from navigation to a drawn matrix in headless Chromium; the picture fitted to attention (the default)
+  per head, and its embedded matrix (PCA stand-ins, then the previews).
 """
 
 from __future__ import annotations
@@ -75,6 +76,17 @@ def projections(results: dict, store) -> None:
                                           ("tsne", "tsne", {}), ("tsne preview", "tsne", PREVIEW_PARAMS["tsne"]))}
     results["projection_s_per_head"] = rows
     results["umap_compile_s"] = round(compile_s, 1)
+    from workers.fidelity import sink_keys
+    from workers.fitted import fitted_layout
+    from workers.pipeline import estimator_params, text_ids
+
+    q_raw, k_raw = head_vectors(store, keys)
+    text_id = text_ids(store, keys)
+    sinks = sink_keys(text_id, store.get_arrays(keys.tokens)["is_special"], causal=False)
+    results["fitted_s_per_head"] = {
+        "points": 2 * len(q_raw), **{label: round(timed(lambda p=preview: fitted_layout(
+            q_raw, k_raw, text_id, False, sinks, 2, **estimator_params("fitted", p)))[0], 2)
+            for label, preview in (("full", False), ("preview", True))}}
 
 
 def matrix(results: dict, method: str, layers: range, directory: Path) -> None:
@@ -92,24 +104,25 @@ def matrix(results: dict, method: str, layers: range, directory: Path) -> None:
                                    "estimated_72_heads_s": round(extraction_s + heads_s * 6 / len(layers), 1)}
 
 
-def umap_matrix_embedded(results: dict, directory: Path, workers: int = 2) -> None:
-    """The embedded UMAP matrix as the dashboard asks for it: cold store, local workers (UMAP compiled while idle,
-    model not loaded), PCA for every head first, then every head's UMAP preview; seconds until all are drawn."""
+def matrix_embedded(results: dict, directory: Path, method: str, workers: int = 2) -> None:
+    """The embedded matrix of `method` as the dashboard asks for it: cold store, local workers (UMAP compiled while
+    idle, model not loaded), PCA for every head first, then every head's preview; seconds until all are drawn."""
     from dashboard.jobs import LocalWorker
     from workers import local_queue
     from workers.pipeline import HeadRequest
     from workers.store import open_store
 
-    os.environ["QK_ATLAS_WARM_UMAP"] = "1"
+    os.environ["QK_ATLAS_WARM_UMAP"] = "1" if method == "umap" else "0"
     store = open_store(directory)
     pool = LocalWorker(directory, count=workers)
     pool.start()
     try:
-        time.sleep(75)  # idle workers compile UMAP (staggered), as they do after the app starts
+        if method == "umap":
+            time.sleep(75)  # idle workers compile UMAP (staggered), as they do after the app starts
         started = time.perf_counter()
         cells = [(layer, head) for layer in range(6) for head in range(12)]
-        pca = [local_queue.submit(HeadRequest(layer=la, head=h).to_dict(), store) for la, h in cells]
-        umap = [local_queue.submit(HeadRequest(layer=la, head=h, method="umap", preview=True).to_dict(), store)
+        pca = [local_queue.submit(HeadRequest(layer=la, head=h, method="pca").to_dict(), store) for la, h in cells]
+        umap = [local_queue.submit(HeadRequest(layer=la, head=h, method=method, preview=True).to_dict(), store)
                 for la, h in cells]
         pca_s = None
         while not all(local_queue.job_status(i, store)["state"] == "done" for i in umap):
@@ -120,9 +133,8 @@ def umap_matrix_embedded(results: dict, directory: Path, workers: int = 2) -> No
     finally:
         pool.stop()
         os.environ["QK_ATLAS_WARM_UMAP"] = "0"
-    results["umap_matrix_embedded"] = {"workers": workers, "heads": len(cells), "seconds": round(seconds, 1),
-                                       "all_cells_pca_s": round(pca_s or seconds, 1),
-                                       "setting": "UMAP preview, 50 epochs"}
+    results[f"{method}_matrix_embedded"] = {"workers": workers, "heads": len(cells), "seconds": round(seconds, 1),
+                                            "all_cells_pca_s": round(pca_s or seconds, 1)}
 
 
 def server_times(results: dict, directory: Path) -> None:
@@ -137,7 +149,7 @@ def server_times(results: dict, directory: Path) -> None:
     from workers.pipeline import HeadRequest
 
     jobs.set_cache_dir(directory)
-    request = HeadRequest(layer=2, head=5)
+    request = HeadRequest(layer=2, head=5, method="pca")  # computed by the PCA matrix step
 
     def single() -> str:
         keys = jobs.cached_keys(request, jobs.store())
@@ -185,8 +197,8 @@ def browser(results: dict, directory: Path) -> None:
              " gd._fullData[0].x.length >= arguments[1]);")
     try:
         out = {}
-        for name, query, graph, points in (("matrix", "?view=matrix", "matrix-graph", 72 * 2000),
-                                           ("single", "?layer=2&head=5", "single-graph", 10000)):
+        for name, query, graph, points in (("matrix", "?view=matrix&method=pca", "matrix-graph", 72 * 2000),
+                                           ("single", "?layer=2&head=5&method=pca", "single-graph", 10000)):
             driver.get(f"http://127.0.0.1:{port}/{query}")  # warm the browser cache (plotly.js)
             time.sleep(3)
             start = time.perf_counter()
@@ -215,6 +227,13 @@ def table(results: dict) -> list[tuple[str, object, object]]:
     rows.append((f"UMAP matrix embedded, {embedded['workers']} local workers, 50-epoch previews, cold store (s)",
                  embedded["seconds"], TARGETS["umap_matrix_s"]))
     rows.append(("  of which: every cell drawn (PCA stand-ins) (s)", embedded["all_cells_pca_s"], ""))
+    fitted = results["fitted_s_per_head"]
+    rows.append((f"picture fitted to attention per head, {fitted['points']:,} points (s)", fitted["full"], ""))
+    rows.append(("  its matrix preview (20 steps) per head (s)", fitted["preview"], ""))
+    embedded = results["fitted_matrix_embedded"]
+    rows.append((f"fitted matrix embedded (default), {embedded['workers']} local workers, previews, cold store (s)",
+                 embedded["seconds"], ""))
+    rows.append(("  of which: every cell drawn (PCA stand-ins) (s)", embedded["all_cells_pca_s"], ""))
     umap = results["umap_matrix"]
     label = "full UMAP (200 epochs), one process" + ("" if umap["heads"] == 72 else f", {umap['heads']} heads x 6")
     rows.append((f"{label} (s, estimate)", umap["estimated_72_heads_s"], ""))
@@ -230,27 +249,40 @@ def table(results: dict) -> list[tuple[str, object, object]]:
     return rows
 
 
+STEPS = ("extraction", "projections", "pca-matrix", "umap-matrix", "umap-embedded", "fitted-embedded", "server",
+         "browser")
+
+
 def main() -> None:
-    """Run every measurement, print the table, write JSON."""
+    """Run every measurement (or those --only names), print the table, write JSON."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--full-umap", action="store_true", help="time all 72 UMAP heads (about 8 minutes)")
     parser.add_argument("--no-browser", action="store_true")
     parser.add_argument("--out", default="bench/results/bench.json")
+    parser.add_argument("--only", nargs="*", choices=list(STEPS), help="run these steps alone; the other figures are "
+                        "kept from OUT (server and browser need the pca-matrix step in the same run)")
     args = parser.parse_args()
     os.environ.setdefault("QK_ATLAS_WARM_UMAP", "0")
     results: dict = {"machine": f"{platform.machine()}, {os.cpu_count()} cores"}
+    if args.only:
+        results = {**json.loads(Path(args.out).read_text()), **results}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         from workers.store import Store
 
-        steps = [lambda: extraction(results), lambda: projections(results, Store(root / "projections")),
-                 lambda: matrix(results, "pca", range(6), root / "matrix"),
-                 lambda: matrix(results, "umap", range(6) if args.full_umap else range(1), root / "umap"),
-                 lambda: umap_matrix_embedded(results, root / "embedded"),
-                 lambda: server_times(results, root / "matrix")]
+        steps = {"extraction": lambda: extraction(results),
+                 "projections": lambda: projections(results, Store(root / "projections")),
+                 "pca-matrix": lambda: matrix(results, "pca", range(6), root / "matrix"),
+                 "umap-matrix": lambda: matrix(results, "umap", range(6) if args.full_umap else range(1),
+                                               root / "umap"),
+                 "umap-embedded": lambda: matrix_embedded(results, root / "embedded", "umap"),
+                 "fitted-embedded": lambda: matrix_embedded(results, root / "fitted", "fitted"),
+                 "server": lambda: server_times(results, root / "matrix")}
         if not args.no_browser:
-            steps.append(lambda: browser(results, root / "matrix"))
-        for step in steps:
+            steps["browser"] = lambda: browser(results, root / "matrix")
+        for name, step in steps.items():
+            if args.only and name not in args.only:
+                continue
             step()
             save(results, args.out)  # partial results survive a failure later on
     rows = table(results)

@@ -10,12 +10,12 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode
 
 from dashboard.figures.single import COLOR_MODES, Style
-from workers.choices import DEFAULT_COLOUR, DEFAULT_DIMS, DIMS, values
+from workers.choices import DEFAULT_COLOUR, DEFAULT_DIMS, DEFAULT_METHOD, DIMS, values
 from workers.config import settings
 from workers.corpus import DEFAULT_CORPUS, DEFAULT_IMAGE_CORPUS, REPEATED_CORPUS
 from workers.models import BUNDLED_ALIAS, ModelError, ModelSpec, read_spec
 from workers.normalize import DEFAULT_NORMALIZATION, NORMALIZATIONS
-from workers.project import DEFAULT_METHOD, METHODS
+from workers.project import METHODS
 from workers.registry import registry
 from workers.summaries import SUMMARY_NAMES
 from workers.uploads import list_uploads

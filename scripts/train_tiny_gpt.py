@@ -1,11 +1,14 @@
 """Train `tiny-gpt`: a small GPT-2 with a tokenizer built from the bundled corpus, shipped in the package.
 
-Run: `.venv/bin/python scripts/train_tiny_gpt.py [--steps 3000] [--out workers/data/tiny_gpt]` (seeded, CPU).
+Run: `.venv/bin/python scripts/train_tiny_gpt.py [--steps 5000] [--out workers/data/tiny_gpt]` (seeded, CPU);
+`--remeasure` recomputes the heads of the saved model into its training.json.
 
 What it learns from: the bundled corpus (640 sentences, about 15k tokens) as running text, plus sequences with
-repeated spans (a random token string or a corpus passage, then the same again), so that it has a reason to
-form previous-token heads and induction heads (attend from a repeated token to the token that followed its
-first occurrence, then copy it). Writes config.json, model.safetensors, the tokenizer files and
+repeated spans (a random token string, a corpus passage, or distinct corpus words in random order, then the same
+again), so that it has a reason to form previous-token heads and induction heads (attend from a repeated token to
+the token that followed its first occurrence, then copy it). Its position embeddings start as sinusoids (scaled to
+the token embeddings' size) and are then learned: in sinusoids a shift by one position is the same rotation at
+every position, so one query/key map can point every position at the one before it, at position 5 as at 120. Writes config.json, model.safetensors, the tokenizer files and
 `training.json` (settings, loss curve, wall time, the heads found) to --out.
 """
 
@@ -27,16 +30,23 @@ sys.path.insert(0, str(ROOT))
 
 from workers.tiny_gpt import (  # noqa: E402
     BOS,
+    POSITION_BANDS,
     attention_maps,
+    corpus_windows,
     induction_scores,
+    induction_scores_by_span,
+    previous_token_by_band,
     previous_token_scores,
+    repeated_corpus_words,
     repeated_random_tokens,
+    words_of,
 )
 
 CORPUS = ROOT / "workers" / "data" / "default_corpus.txt"
 SETTINGS = {"seed": 0, "vocab_size": 2048, "n_positions": 256, "n_embd": 128, "n_layer": 3, "n_head": 4,
             "n_inner": 512, "seq_len": 128, "batch_size": 32, "lr": 2e-3, "warmup": 200, "weight_decay": 0.05,
-            "mix": {"text": 0.4, "random repeated": 0.3, "text repeated": 0.3}}
+            "positions": "learned, started as sinusoids", "position_scale": 0.04, "words_per_span": [4, 24],
+            "mix": {"text": 0.35, "random repeated": 0.2, "text repeated": 0.2, "words repeated": 0.25}}
 
 
 def build_tokenizer(lines: list[str], vocab_size: int, max_length: int):
@@ -60,8 +70,10 @@ def build_tokenizer(lines: list[str], vocab_size: int, max_length: int):
 class Batches:
     """Seeded training sequences [batch, seq_len]: corpus windows, repeated random tokens, repeated passages."""
 
-    def __init__(self, stream: np.ndarray, vocab: int, bos: int, seq_len: int, mix: dict[str, float], seed: int):
-        self.stream, self.vocab, self.bos, self.seq_len = stream, vocab, bos, seq_len
+    def __init__(self, stream: np.ndarray, words: list[list[int]], vocab: int, bos: int, seq_len: int,
+                 mix: dict[str, float], words_per_span: list[int], seed: int):
+        self.stream, self.words, self.vocab, self.bos, self.seq_len = stream, words, vocab, bos, seq_len
+        self.words_per_span = words_per_span
         self.kinds, self.weights = list(mix), list(mix.values())
         self.rng = np.random.default_rng(seed)
 
@@ -80,6 +92,10 @@ class Batches:
         kind = self.rng.choice(len(self.kinds), p=self.weights)
         if self.kinds[kind] == "text":
             return np.concatenate([[self.bos], self.window(self.seq_len - 1)])
+        if self.kinds[kind] == "words repeated":
+            low, high = self.words_per_span
+            chosen = self.rng.choice(len(self.words), size=int(self.rng.integers(low, high + 1)), replace=False)
+            return self.repeated(np.concatenate([self.words[i] for i in chosen]))
         span_length = int(self.rng.integers(8, 48))
         if self.kinds[kind] == "random repeated":
             return self.repeated(self.rng.integers(1, self.vocab, span_length))
@@ -88,6 +104,20 @@ class Batches:
     def next(self, batch_size: int) -> torch.Tensor:
         """A batch [batch_size, seq_len] of token ids."""
         return torch.from_numpy(np.stack([self.sequence() for _ in range(batch_size)]).astype(np.int64))
+
+
+def sinusoids(positions: int, width: int) -> torch.Tensor:
+    """Sinusoidal position codes [positions, width]: shifting by one position is one rotation for every position."""
+    position = torch.arange(positions, dtype=torch.float32)[:, None]
+    frequency = torch.exp(-math.log(10000.0) * torch.arange(0, width, 2, dtype=torch.float32) / width)
+    codes = torch.zeros(positions, width)
+    codes[:, 0::2], codes[:, 1::2] = torch.sin(position * frequency), torch.cos(position * frequency)
+    return codes
+
+
+def corpus_words(lines: list[str], tokenizer) -> list[list[int]]:
+    """Each distinct corpus word, spaced, as token ids [words][tokens], sorted by word."""
+    return [tokenizer(" " + word, add_special_tokens=False)["input_ids"] for word in words_of(lines)]
 
 
 def learning_rate(step: int, steps: int, peak: float, warmup: int) -> float:
@@ -99,20 +129,58 @@ def learning_rate(step: int, steps: int, peak: float, warmup: int) -> float:
 
 
 def heads_found(model, tokenizer, texts: list[str]) -> dict[str, list]:
-    """Per-head previous-token score (corpus text) and induction score (repeated random tokens), rounded."""
+    """Per-head scores from the model's own attention, rounded [layers][heads]: previous-token attention over the
+    first 64 corpus texts and by position band over 24 windows of 128 tokens of running corpus text; induction on
+    repeated random tokens and on 20 distinct corpus words written twice."""
     prev = previous_token_scores(attention_maps(model, tokenizer(texts[:64])["input_ids"]))
+    stream = [i for ids in tokenizer(texts, add_special_tokens=False)["input_ids"] for i in ids]
+    bands = previous_token_by_band(attention_maps(model, corpus_windows(stream, tokenizer.bos_token_id, 24, 128, 7)))
     sequences = repeated_random_tokens(tokenizer.vocab_size, tokenizer.bos_token_id, count=32, span=24, seed=1)
     induction = induction_scores(attention_maps(model, sequences), span=24)
-    return {"previous_token": np.round(prev, 3).tolist(), "induction": np.round(induction, 3).tolist()}
+    word_sequences, spans = repeated_corpus_words(tokenizer, words_of(texts), count=32, n_words=20, seed=3)
+    words = induction_scores_by_span(attention_maps(model, word_sequences), spans)
+    return {"previous_token": np.round(prev, 3).tolist(),
+            "previous_token_by_band": {f"{first}-{last}": np.round(band, 3).tolist()
+                                       for (first, last), band in zip(POSITION_BANDS, bands, strict=True)},
+            "induction": np.round(induction, 3).tolist(), "induction_corpus_words": np.round(words, 3).tolist()}
+
+
+def remeasure(folder: Path, lines: list[str]) -> None:
+    """Recompute the heads of a saved model into its training.json (the training record otherwise kept)."""
+    from transformers import AutoTokenizer, GPT2LMHeadModel
+
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = GPT2LMHeadModel.from_pretrained(folder, attn_implementation="eager").eval()
+    record = json.loads((folder / "training.json").read_text())
+    record["heads"] = heads_found(model, tokenizer, lines)
+    (folder / "training.json").write_text(json.dumps(record, indent=1) + "\n")
+    report(record["heads"])
+
+
+def report(found: dict) -> None:
+    """One line: the best previous-token head (its weakest band) and the best induction heads."""
+    bands = np.array(list(found["previous_token_by_band"].values()))  # [bands, layers, heads]
+    weakest = bands.min(axis=0)
+    layer, head = np.unravel_index(weakest.argmax(), weakest.shape)
+    words = np.array(found["induction_corpus_words"])
+    w_layer, w_head = np.unravel_index(words.argmax(), words.shape)
+    print(f"previous-token head L{layer}H{head}: {weakest[layer, head]:.2f} at its weakest band "
+          f"({', '.join(f'{b[layer, head]:.2f}' for b in bands)}); induction on repeated corpus words: "
+          f"L{w_layer}H{w_head} {words.max():.2f}")
 
 
 def main() -> None:
     """Build the tokenizer, train, save model + tokenizer + training record."""
     parser = argparse.ArgumentParser()
-    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--steps", type=int, default=5000)
     parser.add_argument("--out", default=str(ROOT / "workers" / "data" / "tiny_gpt"))
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--remeasure", action="store_true", help="train nothing: recompute the heads in --out")
     args = parser.parse_args()
+    if args.remeasure:
+        remeasure(Path(args.out), [line.strip() for line in CORPUS.read_text(encoding="utf-8").splitlines()
+                                   if line.strip()])
+        return
     settings = {**SETTINGS, "steps": args.steps}
     random.seed(settings["seed"])
     torch.manual_seed(settings["seed"])
@@ -129,11 +197,14 @@ def main() -> None:
                         resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=tokenizer.bos_token_id,
                         eos_token_id=tokenizer.eos_token_id, tie_word_embeddings=True)
     model = GPT2LMHeadModel(config)
+    with torch.no_grad():  # sinusoids: one query/key map can point every position at the one before it
+        model.transformer.wpe.weight.copy_(settings["position_scale"]
+                                           * sinusoids(settings["n_positions"], settings["n_embd"]))
     model.set_attn_implementation("sdpa")  # fast for training; the saved model loads with eager attention
-    optimizer = torch.optim.AdamW(model.parameters(), lr=settings["lr"], weight_decay=settings["weight_decay"],
-                                  betas=(0.9, 0.95))
-    batches = Batches(stream, len(tokenizer), tokenizer.bos_token_id, settings["seq_len"], settings["mix"],
-                      settings["seed"])
+    optimizer = torch.optim.AdamW(model.parameters(), lr=settings["lr"],
+                                  weight_decay=settings["weight_decay"], betas=(0.9, 0.95))
+    batches = Batches(stream, corpus_words(lines, tokenizer), len(tokenizer), tokenizer.bos_token_id,
+                      settings["seq_len"], settings["mix"], settings["words_per_span"], settings["seed"])
     losses = []
     model.train()
     for step in range(args.steps):
@@ -163,10 +234,8 @@ def main() -> None:
                                  for i in range(0, len(losses), 100)],
               "heads": found}
     (out / "training.json").write_text(json.dumps(record, indent=1) + "\n")
-    best_prev = max((s, f"L{la}H{h}") for la, row in enumerate(found["previous_token"]) for h, s in enumerate(row))
-    best_ind = max((s, f"L{la}H{h}") for la, row in enumerate(found["induction"]) for h, s in enumerate(row))
-    print(f"trained in {train_seconds:.0f} s; best previous-token head {best_prev[1]} {best_prev[0]:.2f}, "
-          f"best induction head {best_ind[1]} {best_ind[0]:.2f}; saved to {out}")
+    print(f"trained in {train_seconds:.0f} s; saved to {out}")
+    report(found)
 
 
 if __name__ == "__main__":

@@ -130,7 +130,7 @@ def test_search_highlights_and_counts(dash_duo, app):
 
 def test_matrix_fills_in_and_a_click_opens_the_head(dash_duo, app):
     dash_duo.start_server(app)
-    dash_duo.driver.get(dash_duo.server_url + "/?view=matrix")
+    dash_duo.driver.get(dash_duo.server_url + "/?view=matrix&method=pca")
     dash_duo.wait_for_text_to_equal("#view-heading", "All heads · 6 layers x 12 heads", timeout=30)
     dash_duo.wait_for_contains_text("#matrix-progress", "72/72 heads", timeout=120)
     data = wait_for_points(dash_duo, "matrix-graph")
@@ -325,7 +325,7 @@ def matrix_layout(dash_duo, expression: str):
 
 def test_matrix_ranked_by_previous_token_attention(dash_duo, app):
     dash_duo.start_server(app)
-    dash_duo.driver.get(dash_duo.server_url + "/?view=matrix")
+    dash_duo.driver.get(dash_duo.server_url + "/?view=matrix&method=pca")
     dash_duo.wait_for_contains_text("#matrix-progress", "72/72 heads", timeout=120)
     choose_matrix_values(dash_duo, "#matrix-order", "attention to the previous token (ranked)", "order=prev_token",
                          "ranked by attention to the previous token")

@@ -14,11 +14,25 @@ def test_readme_performance_table_is_the_bench_output():
     assert "| UMAP matrix embedded" in quoted
 
 
-def test_readme_normalisation_table_is_the_bench_output():
-    readme = (ROOT / "README.md").read_text()
-    quoted = readme.split("<!-- normalisation.md -->\n", 1)[1].split("<!-- /normalisation.md -->", 1)[0]
-    assert quoted == (ROOT / "bench" / "results" / "normalisation.md").read_text()
-    assert "| fit | PCA | 72 |" in quoted and "| scale+translate | PCA | 72 |" in quoted
+def quoted_tables(readme: str) -> dict[str, str]:
+    """Every `<!-- NAME.md -->` ... `<!-- /NAME.md -->` block of the README, by NAME.md."""
+    blocks = {}
+    for part in readme.split("<!-- ")[1:]:
+        name = part.split(" -->", 1)[0]
+        if name.endswith(".md") and not name.startswith("/"):
+            blocks[name] = part.split(" -->\n", 1)[1].split(f"<!-- /{name} -->", 1)[0]
+    return blocks
+
+
+def test_every_quoted_bench_table_is_the_bench_output():
+    """Each table the README quotes from bench/results is that file, as the bench wrote it."""
+    blocks = quoted_tables((ROOT / "README.md").read_text())
+    assert {"bench.md", "normalisation.md", "normalisation_unseen.md", "picture_candidates.md",
+            "picture_candidates_unseen.md"} <= set(blocks)
+    for name, quoted in blocks.items():
+        assert quoted == (ROOT / "bench" / "results" / name).read_text(), name
+    assert "| fit | PCA | 72 |" in blocks["normalisation.md"]
+    assert "| any (attention unchanged) | picture fitted to attention | 72 |" in blocks["normalisation_unseen.md"]
 
 
 def test_readme_load_table_is_the_bench_output():
@@ -41,3 +55,24 @@ def test_readme_table_of_choices_is_the_table_the_code_reads():
     from workers.choices import markdown_table
 
     assert markdown_table() in (ROOT / "README.md").read_text()
+
+
+def test_readme_tiny_gpt_figures_are_its_training_record():
+    """The tiny-gpt section states what training.json records: time, steps, and the heads' scores."""
+    import json
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("### The bundled tiny-gpt", 1)[1].split("## The method", 1)[0]
+    record = json.loads((ROOT / "workers" / "data" / "tiny_gpt" / "training.json").read_text())
+    heads = record["heads"]
+    assert f"**{record['train_seconds']:,.0f} s on this 2-core machine**" in section
+    assert f"{record['settings']['steps']:,} AdamW steps" in section
+    assert f"→ {record['final_loss']} over the last 100" in section
+    assert "0.8 at every band" in section
+    for band, scores in heads["previous_token_by_band"].items():
+        first, last = band.split("-")
+        assert f"{scores[0][2]:.3g} at {'positions ' if first == '1' else ''}{first}–{last}" in section, band
+    assert "0.488 over the first 64 corpus texts" in section and round(heads["previous_token"][0][2], 3) == 0.488
+    for layer, head, key in ((1, 0, "induction"), (1, 1, "induction"), (1, 2, "induction"),
+                             (1, 0, "induction_corpus_words"), (1, 1, "induction_corpus_words")):
+        assert f"{heads[key][layer][head]:.3g} (L{layer}H{head})" in section, (key, layer, head)

@@ -15,12 +15,17 @@ from workers.corpus import load_corpus
 from workers.models import load_model, read_spec
 from workers.registry import registry
 from workers.tiny_gpt import (
+    POSITION_BANDS,
     TINY_GPT_ALIAS,
     attention_maps,
     induction_scores,
+    induction_scores_by_span,
+    previous_token_by_band,
     previous_token_scores,
+    repeated_corpus_words,
     repeated_random_tokens,
     tiny_gpt_path,
+    words_of,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,6 +50,29 @@ def test_scores_on_constructed_attention():
     maps = [np.stack([previous, induction])[None]]  # [layers=1, heads=2, n, n]
     assert np.allclose(previous_token_scores(maps), [[1.0, 0.0]])
     assert np.allclose(induction_scores(maps, SPAN), [[0.0, 1.0]])
+
+
+def test_band_and_span_scores_on_constructed_attention():
+    """Previous-token attention by position band, and induction over spans of different lengths, on maps with
+    known answers."""
+    n = 128
+    previous = np.eye(n, k=-1)
+    previous[0, 0] = 1.0
+    uniform = np.tril(np.ones((n, n))) / np.arange(1, n + 1)[:, None]
+    bands = previous_token_by_band([np.stack([previous, uniform])[None]])
+    assert bands.shape == (len(POSITION_BANDS), 1, 2)
+    np.testing.assert_allclose(bands[:, 0, 0], 1.0)
+    for (first, last), band in zip(POSITION_BANDS, bands[:, 0, 1], strict=True):
+        assert band == pytest.approx(np.mean(1 / np.arange(first + 1, last + 2)))
+    maps, spans = [], [5, 9]
+    for span in spans:
+        size = 1 + 2 * span
+        copy = np.eye(size)
+        queries = 1 + span + np.arange(span - 1)
+        copy[queries] = 0.0
+        copy[queries, queries - span + 1] = 1.0
+        maps.append(np.stack([copy, np.eye(size)])[None])
+    np.testing.assert_allclose(induction_scores_by_span(maps, spans), [[1.0, 0.0]])
 
 
 def test_ships_small_and_loads_through_the_registry(tiny_gpt):
@@ -72,10 +100,14 @@ def test_the_wheel_carries_the_weights_and_tokenizer(tmp_path):
 
 
 def test_a_previous_token_head_on_the_corpus(tiny_gpt):
+    """One head of layer 0 (below the induction heads that need it) gives the previous token far more attention
+    than any head above it."""
     texts = list(load_corpus("default").texts[:64])
     scores = previous_token_scores(attention_maps(tiny_gpt.model, tiny_gpt.tokenizer(texts)["input_ids"]))
     assert scores.shape == (3, 4)
-    assert scores.max() > 0.5, scores.round(2)
+    layer, head = np.unravel_index(scores.argmax(), scores.shape)
+    assert layer == 0 and scores[0, head] > 0.45, scores.round(2)
+    assert scores[0, head] > 2.5 * scores[1:].max(), scores.round(2)
 
 
 def test_an_induction_head_on_repeated_random_tokens(tiny_gpt):
@@ -92,6 +124,26 @@ def test_an_induction_head_on_repeated_random_tokens(tiny_gpt):
     assert layer >= 1, "an induction head needs a previous-token head below it"
     assert scores[layer, head] > 0.3, scores.round(2)
     assert scores[layer, head] > 5 * control[layer, head], (scores.round(2), control.round(2))
+
+
+def test_an_induction_head_on_repeated_corpus_words(tiny_gpt):
+    """Twenty distinct corpus words written twice: from each token of the second copy, at least 0.6 of the
+    attention goes to the token after its first occurrence, in a head above layer 0; with the second copy's words
+    shuffled (the control) the same positions get far less."""
+    tokenizer = tiny_gpt.tokenizer
+    words = words_of(list(load_corpus("default").texts))
+    sequences, spans = repeated_corpus_words(tokenizer, words, count=16, n_words=20, seed=5)
+    scores = induction_scores_by_span(attention_maps(tiny_gpt.model, sequences), spans)
+    rng = np.random.default_rng(6)
+    controls = []
+    for sequence, span in zip(sequences, spans, strict=True):
+        shuffled = " " + " ".join(rng.permutation(tokenizer.decode(sequence[1:1 + span]).split()))
+        second = tokenizer(shuffled, add_special_tokens=False)["input_ids"][:span]
+        controls.append(sequence[:1 + span] + second + [sequence[1]] * (span - len(second)))
+    control = induction_scores_by_span(attention_maps(tiny_gpt.model, controls), spans)
+    layer, head = np.unravel_index(scores.argmax(), scores.shape)
+    assert layer >= 1 and scores[layer, head] >= 0.6, scores.round(2)
+    assert scores[layer, head] > 3 * control[layer, head], (scores.round(2), control.round(2))
 
 
 def test_the_matrix_ranks_its_previous_token_and_induction_heads_first(tiny_gpt, tmp_path):

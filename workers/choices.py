@@ -33,6 +33,12 @@ LAYOUT_STRUCTURE_WEIGHT = 0.2
 LAYOUT_SHARPNESS = 4.0
 LAYOUT_EPOCHS = 100  # from a PCA start, 50 to 200 epochs gave the same fidelity (bench/normalisation.py)
 
+# The picture fitted to attention (workers.fitted): distance reproduces each query's attention.
+FITTED_ITERATIONS = 60  # L-BFGS steps (bench/normalisation.py: 30 lose about 0.01 top-1-in-3, 0.02 rank correlation)
+FITTED_TAU = 0.1  # softmax temperature over squared distances, keys' RMS radius 1
+FITTED_ANCHOR = 0.1  # how strongly non-sink keys keep the shape of their principal components
+FITTED_GAP_WEIGHT = 1.0  # how strongly the query and key clouds are centred on each other
+
 # The fitted normalisation (workers.normalize): a small grid of translations and scales, scored on a sample.
 FIT_TRANSLATIONS: tuple[str, ...] = ("none", "centroid", "equal-norm")
 FIT_SCALE_MULTIPLIERS: tuple[float, ...] = (1.0, 1.25, 1.5, 2.0)
@@ -70,6 +76,13 @@ METHODS: tuple[Choice, ...] = (
            preview={"n_epochs": 50, "top_keys": LAYOUT_TOP_KEYS, "n_neighbors": LAYOUT_NEIGHBOURS,
                     "structure_weight": LAYOUT_STRUCTURE_WEIGHT, "sharpness": LAYOUT_SHARPNESS, "version": 1},
            preview_note="cells are attention-layout previews (50 epochs; the opened head runs 100)"),
+    Choice("fitted", "Fitted to attention (default)", "picture fitted to attention",
+           "queries and keys placed so that a softmax over distances reproduces each query's attention",
+           params={"iterations": FITTED_ITERATIONS, "tau": FITTED_TAU, "anchor": FITTED_ANCHOR,
+                   "gap_weight": FITTED_GAP_WEIGHT, "version": 1},
+           preview={"iterations": 20, "tau": FITTED_TAU, "anchor": FITTED_ANCHOR, "gap_weight": FITTED_GAP_WEIGHT,
+                    "version": 1},
+           preview_note="cells are previews of the fitted picture (20 steps; the opened head runs 60)"),
 )
 
 DIMS: tuple[Choice, ...] = (
@@ -91,7 +104,7 @@ COLOURS: tuple[Choice, ...] = (
 )
 
 DEFAULT_NORMALISATION = "fit"
-DEFAULT_METHOD = "pca"
+DEFAULT_METHOD = "fitted"
 DEFAULT_DIMS = 2
 DEFAULT_COLOUR = "role"
 

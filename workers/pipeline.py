@@ -14,14 +14,16 @@ from typing import Any
 import numpy as np
 
 from workers.attention import kv_head_for
+from workers.choices import DEFAULT_METHOD, params_of
 from workers.choices import METHODS as METHOD_CHOICES
-from workers.choices import params_of
 from workers.config import settings
 from workers.corpus import DEFAULT_CORPUS, Corpus, ImageCorpus, load_corpus
+from workers.fidelity import sink_keys
+from workers.fitted import fitted_layout
 from workers.layout import attention_layout
 from workers.models import BUNDLED_ALIAS, ModelSpec, read_spec
 from workers.normalize import DEFAULT_NORMALIZATION, NORMALIZATIONS, normalisation_params, normalize
-from workers.project import DEFAULT_METHOD, METHODS, Projector
+from workers.project import ATTENTION_METHODS, METHODS, Projector
 from workers.registry import model_source
 from workers.store import Store, content_key
 
@@ -265,7 +267,7 @@ def picture_label(method: str, preview: bool) -> str:
 def project_values(request: HeadRequest, keys: ViewKeys, store: Store, progress: Progress) -> np.ndarray:
     """Picture of the head's stored value vectors [n, d] -> [n, dims]; the attention layout falls back to UMAP
     (values attend to nothing)."""
-    method = "umap" if request.method == "attention" else request.method
+    method = "umap" if request.method in ATTENTION_METHODS else request.method
     values = store.get_arrays(keys.v)
     if values is None:
         raise RuntimeError("the value vectors of this head are missing from the store")
@@ -284,6 +286,9 @@ def project_queries_and_keys(request: HeadRequest, keys: ViewKeys, store: Store,
     progress(0.85, f"{picture_label(request.method, request.preview)} of {2 * len(q):,} points")
     if request.method == "attention":
         return attention_layout(q_norm, k_norm, text_id, causal, request.dims, **params)
+    if request.method == "fitted":
+        sinks = sink_keys(text_id, store.get_arrays(keys.tokens)["is_special"], causal)
+        return fitted_layout(q_norm, k_norm, text_id, causal, sinks, request.dims, **params)
     return Projector(request.method, request.dims, **params).fit_transform(np.vstack([q_norm, k_norm]))
 
 

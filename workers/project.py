@@ -6,17 +6,18 @@ from typing import Any
 
 import numpy as np
 
-from workers.choices import DEFAULT_METHOD, values
 from workers.choices import METHODS as METHOD_CHOICES
+from workers.choices import values
 
-METHODS: tuple[str, ...] = values(METHOD_CHOICES)  # "attention": workers.layout, from the head's attention
-POINT_METHODS: tuple[str, ...] = tuple(m for m in METHODS if m != "attention")  # points alone (this module)
+METHODS: tuple[str, ...] = values(METHOD_CHOICES)  # "attention": workers.layout; "fitted": workers.fitted
+ATTENTION_METHODS: tuple[str, ...] = ("attention", "fitted")  # placed from the head's attention, not points alone
+POINT_METHODS: tuple[str, ...] = tuple(m for m in METHODS if m not in ATTENTION_METHODS)  # points alone (this module)
 
 
 class Projector:
     """Estimator in the scikit-learn manner: parameters in __init__, validation at fit, result in `embedding_`."""
 
-    def __init__(self, method: str = DEFAULT_METHOD, dims: int = 2, random_state: int = 0, **params: Any):
+    def __init__(self, method: str, dims: int = 2, random_state: int = 0, **params: Any):
         self.method = method
         self.dims = dims
         self.random_state = random_state

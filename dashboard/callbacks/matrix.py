@@ -27,6 +27,7 @@ from workers.pipeline import (
 
 SAMPLE_TOKENS = 2000  # tokens drawn per head (each a query and a key); stated in the status line
 PREVIEW_NOTES = {choice.value: choice.preview_note for choice in METHODS if choice.preview_note}
+METHOD_NAMES = {choice.value: choice.name for choice in METHODS}
 
 
 def _template(request: dict[str, Any]) -> HeadRequest:
@@ -234,7 +235,7 @@ def _figure(done: dict[tuple[int, int], dict], provisional: dict[tuple[int, int]
     if method in PREVIEW_NOTES:
         status += f" · {PREVIEW_NOTES[method]}"
     if provisional:
-        status += f" · {len(provisional)} cells show PCA (dashed) until their {method.upper()} finishes"
+        status += f" · {len(provisional)} cells show PCA (dashed) until their {METHOD_NAMES[method]} finishes"
     if matches is not None:
         shown = int(np.isin(sample, matches).sum())
         status += f" · {len(matches):,} tokens match {search!r}, {shown:,} of them in the sample"

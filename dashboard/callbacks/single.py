@@ -14,6 +14,7 @@ from dashboard.figures.single import Style, base_signature, empty_figure, on_scr
 from dashboard.layout.page import METHOD_LABELS
 from workers.models import read_spec
 from workers.pipeline import HeadRequest, ensure_view_fidelity
+from workers.project import ATTENTION_METHODS
 
 PANELS = {"single": ids.SINGLE_PANEL, "matrix": ids.MATRIX_PANEL, "sentence": ids.SENTENCE_PANEL,
           "headmap": ids.HEADMAP_PANEL, "compare": ids.COMPARE_PANEL}
@@ -111,7 +112,7 @@ def register(app: Dash) -> None:
             found = ensure_view_fidelity(HeadRequest.from_dict(computed["request"]), jobs.store())
         except Exception as exc:  # a line of text, never a broken page
             return f"Fidelity not available: {exc}"
-        return fidelity_text(found, bool(computed.get("causal")))
+        return fidelity_text(found, bool(computed.get("causal")), computed["request"].get("method", ""))
 
     @app.callback(Output(ids.HOVER_PANEL, "children"), Input(ids.SINGLE_GRAPH, "hoverData"),
                   State(ids.SINGLE_KEYS, "data"), prevent_initial_call=True)
@@ -145,10 +146,11 @@ def _percent(value: float) -> str:
     return "n/a" if value != value else f"{100 * value:.0f}%"
 
 
-def fidelity_text(found: dict[str, dict], causal: bool = False) -> str:
+def fidelity_text(found: dict[str, dict], causal: bool = False, method: str = "") -> str:
     """In words: how often a query's most-attended key is among its 3 nearest keys in this picture (and before
     it), how much of that a guess without a picture already gets, the same on the queries that do not attend most
-    to a sink, the rank correlation, then what the normalisation chose and how the clouds sit."""
+    to a sink, the rank correlation, then what the normalisation chose (or, for a picture placed from attention,
+    that it reproduces attention and ignores the normalisation) and how the clouds sit."""
     picture = found["picture"]
     sink = "the first token or a special token" if causal else "a special token such as [CLS] or [SEP]"
     return (f"Fidelity: for {_percent(picture['top1_in_k'])} of queries in this picture, the key they attend to most "
@@ -158,7 +160,14 @@ def fidelity_text(found: dict[str, dict], causal: bool = False) -> str:
             f"most to a key other than {sink}: for them the picture gets {_percent(picture['top1_in_k_non_sink'])}, "
             f"the previous token alone {_percent(picture['baseline_non_sink'])}. Rank correlation of attention and "
             f"closeness: {picture['rank_correlation']:.2f}."
-            f"{transform_text(found.get('transform'))}{layout_text(found.get('layout'))}")
+            f"{from_attention_text() if method in ATTENTION_METHODS else transform_text(found.get('transform'))}"
+            f"{layout_text(found.get('layout'))}")
+
+
+def from_attention_text() -> str:
+    """What the fidelity of a picture placed from the head's attention means."""
+    return (" This picture is placed from the head's attention itself, so these figures say how much of the "
+            "attention it reproduces; the normalisation does not change it.")
 
 
 def transform_text(transform: dict[str, Any] | None) -> str:
