@@ -8,8 +8,9 @@ repeated spans (a random token string, a corpus passage, or distinct corpus word
 again), so that it has a reason to form previous-token heads and induction heads (attend from a repeated token to
 the token that followed its first occurrence, then copy it). Its position embeddings start as sinusoids (scaled to
 the token embeddings' size) and are then learned: in sinusoids a shift by one position is the same rotation at
-every position, so one query/key map can point every position at the one before it, at position 5 as at 120. Writes config.json, model.safetensors, the tokenizer files and
-`training.json` (settings, loss curve, wall time, the heads found) to --out.
+every position, so one query/key map can point every position at the one before it, at position 5 as at 120.
+Writes config.json, model.safetensors, the tokenizer files and `training.json` (settings, loss curve, wall time,
+the heads found) to --out.
 """
 
 from __future__ import annotations

@@ -281,14 +281,14 @@ def project_queries_and_keys(request: HeadRequest, keys: ViewKeys, store: Store,
     """Joint picture of the head's normalised queries [n, d] and keys [n, d] -> [2n, dims], queries first."""
     q, k = head_vectors(store, keys)
     text_id = text_ids(store, keys)
-    q_norm, k_norm = normalize(q, k, request.norm, text_id, causal)
     params = estimator_params(request.method, request.preview)
     progress(0.85, f"{picture_label(request.method, request.preview)} of {2 * len(q):,} points")
+    if request.method == "fitted":  # from attention, which no normalisation changes: skip it
+        sinks = sink_keys(text_id, store.get_arrays(keys.tokens)["is_special"], causal)
+        return fitted_layout(q, k, text_id, causal, sinks, request.dims, **params)
+    q_norm, k_norm = normalize(q, k, request.norm, text_id, causal)
     if request.method == "attention":
         return attention_layout(q_norm, k_norm, text_id, causal, request.dims, **params)
-    if request.method == "fitted":
-        sinks = sink_keys(text_id, store.get_arrays(keys.tokens)["is_special"], causal)
-        return fitted_layout(q_norm, k_norm, text_id, causal, sinks, request.dims, **params)
     return Projector(request.method, request.dims, **params).fit_transform(np.vstack([q_norm, k_norm]))
 
 
