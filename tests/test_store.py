@@ -53,7 +53,7 @@ def test_a_damaged_view_is_recomputed(tmp_path, monkeypatch):
     corpus = tmp_path / "c.txt"
     corpus.write_text(SMALL_CORPUS)
     store = open_store(tmp_path / "cache")
-    request = HeadRequest(corpus=str(corpus), layer=1, head=2)
+    request = HeadRequest(corpus=str(corpus), layer=1, head=2, method="pca")
     keys = ensure_head_view(request, store)
     coords = store.get_arrays(keys.coords)["coords"]
     calls = []

@@ -217,7 +217,7 @@ def test_matrix_ranked_by_a_summary_places_and_labels_heads_and_a_click_opens_th
     jobs.set_cache_dir(tmp_path / "cache")
     store = jobs.store()
     for head in range(12):
-        ensure_head_view(HeadRequest(corpus=str(corpus), layer=0, head=head), store)
+        ensure_head_view(HeadRequest(corpus=str(corpus), layer=0, head=head, method="pca"), store)
     request = {"model": "minilm", "corpus": str(corpus), "norm": "fit", "method": "pca"}
     values, missing = head_values(request, "prev_token", budget_s=0)
     assert values == {} and missing == 72  # nothing summarised yet, and no time given
@@ -263,7 +263,7 @@ def test_matrix_cells_coloured_by_fidelity_follow_the_values_on_one_colour_bar(t
     corpus.write_text("\n".join(SENTENCES * 4))
     jobs.set_cache_dir(tmp_path / "cache")
     for head in range(6):
-        ensure_head_view(HeadRequest(corpus=str(corpus), layer=1, head=head), jobs.store())
+        ensure_head_view(HeadRequest(corpus=str(corpus), layer=1, head=head, method="pca"), jobs.store())
     request = {"model": "minilm", "corpus": str(corpus), "norm": "fit", "method": "pca"}
     values, _missing = head_values(request, "fidelity", budget_s=120)
     assert set(values) == {(1, head) for head in range(6)}

@@ -23,7 +23,7 @@ from workers.fitted import fitted_layout
 from workers.layout import attention_layout
 from workers.models import BUNDLED_ALIAS, ModelSpec, read_spec
 from workers.normalize import DEFAULT_NORMALIZATION, NORMALIZATIONS, normalisation_params, normalize
-from workers.project import ATTENTION_METHODS, METHODS, Projector
+from workers.project import METHODS, Projector
 from workers.registry import model_source
 from workers.store import Store, content_key
 
@@ -264,10 +264,13 @@ def picture_label(method: str, preview: bool) -> str:
     return METHOD_NAMES[method] + (" preview" if preview else "")
 
 
+VALUE_STAND_INS = {"attention": "umap", "fitted": "pca"}  # values attend to nothing: the pictures from attention
+
+
 def project_values(request: HeadRequest, keys: ViewKeys, store: Store, progress: Progress) -> np.ndarray:
-    """Picture of the head's stored value vectors [n, d] -> [n, dims]; the attention layout falls back to UMAP
-    (values attend to nothing)."""
-    method = "umap" if request.method in ATTENTION_METHODS else request.method
+    """Picture of the head's stored value vectors [n, d] -> [n, dims]; the pictures from attention stand in as
+    VALUE_STAND_INS says (values attend to nothing)."""
+    method = VALUE_STAND_INS.get(request.method, request.method)
     values = store.get_arrays(keys.v)
     if values is None:
         raise RuntimeError("the value vectors of this head are missing from the store")
