@@ -18,17 +18,14 @@ from scipy.optimize import minimize
 
 from workers.choices import FITTED_ANCHOR, FITTED_GAP_WEIGHT, FITTED_ITERATIONS, FITTED_TAU
 from workers.fidelity import AttentionGroups, attention_groups
+from workers.layout import pca_start
 
 START_ON_TOP = 0.7
 
 
 def key_start(k: np.ndarray, dims: int) -> np.ndarray:
-    """Keys' top principal components scaled to unit RMS radius, k [N, d] -> [N, dims] float64."""
-    centred = k.astype(np.float64) - k.astype(np.float64).mean(axis=0)
-    _, vectors = np.linalg.eigh(centred.T @ centred)
-    start = centred @ vectors[:, ::-1][:, :dims]
-    if start.shape[1] < dims:
-        start = np.hstack([start, np.zeros((len(start), dims - start.shape[1]))])
+    """Keys' top principal components (layout.pca_start) scaled to unit RMS radius, k [N, d] -> [N, dims] float64."""
+    start = pca_start(k, dims).astype(np.float64)
     radius = float(np.sqrt((start ** 2).sum(axis=1).mean()))
     return start / radius if radius > 0 else start
 

@@ -17,6 +17,7 @@ from workers import metrics
 from workers.choices import METHODS
 from workers.models import read_spec
 from workers.pipeline import (
+    METHOD_NAMES,
     HeadRequest,
     ensure_head_summary,
     ensure_view_fidelity,
@@ -27,7 +28,6 @@ from workers.pipeline import (
 
 SAMPLE_TOKENS = 2000  # tokens drawn per head (each a query and a key); stated in the status line
 PREVIEW_NOTES = {choice.value: choice.preview_note for choice in METHODS if choice.preview_note}
-METHOD_NAMES = {choice.value: choice.name for choice in METHODS}
 
 
 def _template(request: dict[str, Any]) -> HeadRequest:
