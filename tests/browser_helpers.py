@@ -53,6 +53,17 @@ def wait_until(check, timeout: float = 120.0, interval: float = 0.2, what: str =
     raise AssertionError(f"{what} not met within {timeout} s")
 
 
+VISIBLE = """
+var e = document.querySelector(arguments[0]);
+return !!(e && e.getClientRects().length > 0 && getComputedStyle(e).visibility !== 'hidden');
+"""
+
+
+def is_visible(dash_duo, selector: str) -> bool:
+    """Whether the element is on the page and shown, read in one script call (no stale element references)."""
+    return bool(dash_duo.driver.execute_script(VISIBLE, selector))
+
+
 def traces(dash_duo, graph_id: str) -> list | None:
     """[type, name, points] per trace of a graph."""
     return dash_duo.driver.execute_script(TRACES, graph_id)

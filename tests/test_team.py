@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.browser_helpers import wait_until
+from tests.browser_helpers import is_visible, wait_until
 from workers.pipeline import HeadRequest, resolve
 from workers.store import open_store
 
@@ -239,8 +239,7 @@ def test_redis_down_at_start_shows_a_banner_and_the_app_recovers(dash_duo, tmp_p
     team = Team(url, tmp_path / "shared", tmp_path)
     try:
         team.start("w1")
-        wait_until(lambda: not [e for e in dash_duo.driver.find_elements("css selector", "#backend-health")
-                                if e.is_displayed()], 60, what="banner gone")
+        wait_until(lambda: not is_visible(dash_duo, "#backend-health"), 60, what="banner gone")
         dash_duo.wait_for_text_to_equal("#view-heading", "L1 H4", timeout=30)
         assert wait_for_points(dash_duo, timeout=180)[0][2] >= 10_000  # the view the page waited for is drawn
     finally:
@@ -364,8 +363,8 @@ def test_redis_gone_for_20_s_mid_view_leaves_every_worker_alive_and_the_page_rec
         time.sleep(20)
         server = subprocess.Popen(command, stdout=subprocess.DEVNULL)
         wait_until(lambda: _pings(redis.Redis(port=port)), 10, what="redis back")
-        wait_until(lambda: not [e for e in dash_duo.driver.find_elements("css selector", "#backend-health")
-                                if e.is_displayed()], 15, what="the banner gone within seconds of Redis returning")
+        wait_until(lambda: not is_visible(dash_duo, "#backend-health"), 15,
+                   what="the banner gone within seconds of Redis returning")
         assert wait_for_points(dash_duo, timeout=300)[0][2] >= 10_000  # the page recovered by itself
         assert all(process.poll() is None for process in team.workers.values())  # nobody was restarted
         assert "Unrecoverable" not in (tmp_path / "w1.log").read_text()
