@@ -153,13 +153,28 @@ def load_results(out: str) -> dict[str, dict[str, dict]]:
     return results
 
 
+HEAD_FIGURES = ("baseline", "non_sink_share", "baseline_non_sink")  # from attention alone: the same in every picture
+
+
+def with_head_figures(results: dict[str, dict[str, dict]]) -> dict[str, dict[str, dict]]:
+    """Per-head results where each head also carries the figures that do not depend on the picture (the no-picture
+    baseline, the non-sink share), taken from any step that measured that head, for steps measured before them."""
+    known: dict[str, dict[str, float]] = {}
+    for found in results.values():
+        for head, value in found.items():
+            known.setdefault(head, {}).update({name: value[name] for name in HEAD_FIGURES if name in value})
+    return {step: {head: {**known.get(head, {}), **value} for head, value in found.items()}
+            for step, found in results.items()}
+
+
 def write_table(out: str, plan: list[tuple[str, str, list]], results: dict[str, dict[str, dict]]) -> None:
     """Rows in the plan's order from whatever per-head results exist; OUT.json and OUT.md."""
     from workers.pipeline import METHOD_NAMES
 
     names = {**METHOD_NAMES, "fitted-preview": METHOD_NAMES["fitted"] + " (matrix preview: 20 steps)"}
+    completed = with_head_figures(results)
     rows = [summarise("any (attention unchanged)" if method.startswith("fitted") else norm, names[method],
-                      results[f"{norm} · {method}"])
+                      completed[f"{norm} · {method}"])
             for norm, method, _heads in plan if results.get(f"{norm} · {method}")]
     Path(out + ".json").write_text(json.dumps({"rows": rows, "per_head": results}, indent=2) + "\n")
     Path(out + ".md").write_text(table(rows))

@@ -1,6 +1,6 @@
 """Train `tiny-gpt`: a small GPT-2 with a tokenizer built from the bundled corpus, shipped in the package.
 
-Run: `.venv/bin/python scripts/train_tiny_gpt.py [--steps 5000] [--out workers/data/tiny_gpt]` (seeded, CPU);
+Run: `.venv/bin/python scripts/train_tiny_gpt.py [--steps 4800] [--out workers/data/tiny_gpt]` (seeded, CPU);
 `--remeasure` recomputes the heads of the saved model into its training.json.
 
 What it learns from: the bundled corpus (640 sentences, about 15k tokens) as running text, plus sequences with
@@ -47,7 +47,8 @@ CORPUS = ROOT / "workers" / "data" / "default_corpus.txt"
 SETTINGS = {"seed": 0, "vocab_size": 2048, "n_positions": 256, "n_embd": 128, "n_layer": 3, "n_head": 4,
             "n_inner": 512, "seq_len": 128, "batch_size": 32, "lr": 2e-3, "warmup": 200, "weight_decay": 0.05,
             "positions": "learned, started as sinusoids", "position_scale": 0.04, "words_per_span": [4, 24],
-            "mix": {"text": 0.35, "random repeated": 0.2, "text repeated": 0.2, "words repeated": 0.25}}
+            "mix": {"text": 0.35, "random repeated": 0.2, "text repeated": 0.2, "words repeated": 0.25},
+            "taught_head": [0, 2], "taught_weight": 0.2}
 
 
 def build_tokenizer(lines: list[str], vocab_size: int, max_length: int):
@@ -121,6 +122,22 @@ def corpus_words(lines: list[str], tokenizer) -> list[list[int]]:
     return [tokenizer(" " + word, add_special_tokens=False)["input_ids"] for word in words_of(lines)]
 
 
+def previous_token_loss(model, hidden: torch.Tensor, head: int) -> torch.Tensor:
+    """Mean -log attention from each token (after the first) to the one before it, of `head` in the first layer,
+    computed from that layer's normalised input `hidden` [batch, seq, n_embd] as GPT-2's attention does."""
+    attention = model.transformer.h[0].attn
+    width = attention.head_dim
+    query, key, _value = attention.c_attn(hidden).split(attention.embed_dim, dim=2)
+    query = query[..., head * width:(head + 1) * width]
+    key = key[..., head * width:(head + 1) * width]
+    scores = query @ key.transpose(1, 2) / math.sqrt(width)  # [batch, seq, seq]
+    n = scores.shape[-1]
+    causal = torch.ones(n, n, dtype=torch.bool).tril()
+    log_attention = scores.masked_fill(~causal, float("-inf")).log_softmax(dim=-1)
+    positions = torch.arange(1, n)
+    return -log_attention[:, positions, positions - 1].mean()
+
+
 def learning_rate(step: int, steps: int, peak: float, warmup: int) -> float:
     """Linear warm-up, then cosine decay to a tenth of the peak."""
     if step < warmup:
@@ -173,7 +190,7 @@ def report(found: dict) -> None:
 def main() -> None:
     """Build the tokenizer, train, save model + tokenizer + training record."""
     parser = argparse.ArgumentParser()
-    parser.add_argument("--steps", type=int, default=5000)
+    parser.add_argument("--steps", type=int, default=4800)
     parser.add_argument("--out", default=str(ROOT / "workers" / "data" / "tiny_gpt"))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--remeasure", action="store_true", help="train nothing: recompute the heads in --out")
@@ -206,21 +223,30 @@ def main() -> None:
                                   weight_decay=settings["weight_decay"], betas=(0.9, 0.95))
     batches = Batches(stream, corpus_words(lines, tokenizer), len(tokenizer), tokenizer.bos_token_id,
                       settings["seq_len"], settings["mix"], settings["words_per_span"], settings["seed"])
-    losses = []
+    losses, taught_losses = [], []
+    captured: dict[str, torch.Tensor] = {}
+    model.transformer.h[0].ln_1.register_forward_hook(lambda _m, _i, out: captured.__setitem__("hidden", out))
+    taught_layer, taught_head = settings["taught_head"]
+    assert taught_layer == 0, "the taught head is read from the first layer's input"
     model.train()
     for step in range(args.steps):
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, args.steps, settings["lr"], settings["warmup"])
         ids = batches.next(settings["batch_size"])
-        loss = model(input_ids=ids, labels=ids).loss
+        language = model(input_ids=ids, labels=ids).loss
+        taught = previous_token_loss(model, captured["hidden"], taught_head)
+        loss = language + settings["taught_weight"] * taught
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
-        losses.append(loss.item())
+        losses.append(language.item())
+        taught_losses.append(taught.item())
         if step % 100 == 0 or step == args.steps - 1:
             mean = sum(losses[-100:]) / len(losses[-100:])
-            print(f"step {step:5d}  loss {mean:.3f}  {time.perf_counter() - started:6.0f} s", flush=True)
+            taught_mean = sum(taught_losses[-100:]) / len(taught_losses[-100:])
+            print(f"step {step:5d}  loss {mean:.3f}  taught head {taught_mean:.3f}  "
+                  f"{time.perf_counter() - started:6.0f} s", flush=True)
     train_seconds = time.perf_counter() - started
     model.eval()
     model.set_attn_implementation("eager")
@@ -233,6 +259,8 @@ def main() -> None:
               "torch": torch.__version__, "final_loss": round(sum(losses[-100:]) / len(losses[-100:]), 3),
               "loss_every_100": [round(sum(losses[i:i + 100]) / len(losses[i:i + 100]), 3)
                                  for i in range(0, len(losses), 100)],
+              "taught_head_loss_every_100": [round(sum(taught_losses[i:i + 100]) / len(taught_losses[i:i + 100]), 3)
+                                             for i in range(0, len(taught_losses), 100)],
               "heads": found}
     (out / "training.json").write_text(json.dumps(record, indent=1) + "\n")
     print(f"trained in {train_seconds:.0f} s; saved to {out}")

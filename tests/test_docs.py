@@ -71,8 +71,10 @@ def test_readme_tiny_gpt_figures_are_its_training_record():
     assert "0.8 at every band" in section
     for band, scores in heads["previous_token_by_band"].items():
         first, last = band.split("-")
-        assert f"{scores[0][2]:.3g} at {'positions ' if first == '1' else ''}{first}–{last}" in section, band
-    assert "0.488 over the first 64 corpus texts" in section and round(heads["previous_token"][0][2], 3) == 0.488
-    for layer, head, key in ((1, 0, "induction"), (1, 1, "induction"), (1, 2, "induction"),
-                             (1, 0, "induction_corpus_words"), (1, 1, "induction_corpus_words")):
+        assert scores[0][2] >= 0.8
+        assert f"{scores[0][2]:.2f} at {'positions ' if first == '1' else ''}{first}–{last}" in section, band
+    assert f"{heads['previous_token'][0][2]:.2f} over the first 64 corpus texts" in section
+    for layer, head, key in ((1, 1, "induction"), (1, 2, "induction"), (1, 3, "induction"),
+                             (1, 1, "induction_corpus_words"), (1, 2, "induction_corpus_words"),
+                             (1, 3, "induction_corpus_words")):
         assert f"{heads[key][layer][head]:.3g} (L{layer}H{head})" in section, (key, layer, head)

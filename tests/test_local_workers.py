@@ -19,7 +19,7 @@ def test_two_local_workers_share_the_matrix_and_extract_once(isolated_cache):
     workers.start()
     try:
         store = open_store(isolated_cache)
-        ids = [local_queue.submit(HeadRequest(layer=layer, head=head).to_dict(), store)
+        ids = [local_queue.submit(HeadRequest(layer=layer, head=head, method="pca").to_dict(), store)
                for layer in range(2) for head in range(12)]
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
@@ -111,10 +111,12 @@ def test_a_sessions_job_limit_holds_back_its_matrix_but_not_others(isolated_cach
     workers.start()
     try:
         store = open_store(isolated_cache)
-        matrix = [HeadRequest(layer=layer, head=head).to_dict() for layer in range(2) for head in range(12)]
+        matrix = [HeadRequest(layer=layer, head=head, method="pca").to_dict()
+                  for layer in range(2) for head in range(12)]
         submitted, held = jobs.submit_limited("session-a", matrix, store)
         assert (len(submitted), held) == (3, 21)
-        other, other_held = jobs.submit_limited("session-b", [HeadRequest(layer=5, head=0).to_dict()], store)
+        other_request = HeadRequest(layer=5, head=0, method="pca").to_dict()
+        other, other_held = jobs.submit_limited("session-b", [other_request], store)
         assert len(other) == 1 and other_held == 0  # not held behind session A's limit
         b_done_while_a_busy = False
         deadline = time.monotonic() + 300
@@ -136,9 +138,9 @@ def test_a_sessions_job_limit_holds_back_its_matrix_but_not_others(isolated_cach
 def test_an_opened_head_is_served_before_queued_matrix_cells(isolated_cache):
     """24 matrix cells queued before anyone opens a head: the opened head still goes first."""
     store = open_store(isolated_cache)
-    cells = [local_queue.submit(HeadRequest(layer=layer, head=head).to_dict(), store, urgent=False)
-             for layer in range(2) for head in range(12)]
-    opened = local_queue.submit(HeadRequest(layer=4, head=3).to_dict(), store)
+    cells = [local_queue.submit(HeadRequest(layer=layer, head=head, method="pca").to_dict(), store,
+                                urgent=False) for layer in range(2) for head in range(12)]
+    opened = local_queue.submit(HeadRequest(layer=4, head=3, method="pca").to_dict(), store)
     workers = LocalWorker(isolated_cache, count=1)
     workers.start()
     try:

@@ -145,10 +145,12 @@ def test_an_opened_head_is_served_before_queued_matrix_cells(team):
 
     team.start("w1")
     store = open_store()
-    wait_for_jobs([team_jobs.submit(HeadRequest(layer=0, head=0).to_dict(), store)], timeout=300)  # extraction
+    first = team_jobs.submit(HeadRequest(layer=0, head=0, method="pca").to_dict(), store)
+    wait_for_jobs([first], timeout=300)  # extraction
     team.stop()
-    cells = [team_jobs.submit(HeadRequest(layer=1, head=head).to_dict(), store, urgent=False) for head in range(12)]
-    opened = team_jobs.submit(HeadRequest(layer=4, head=3).to_dict(), store)
+    cells = [team_jobs.submit(HeadRequest(layer=1, head=head, method="pca").to_dict(), store, urgent=False)
+             for head in range(12)]
+    opened = team_jobs.submit(HeadRequest(layer=4, head=3, method="pca").to_dict(), store)
     team.start("w1")
     wait_for_jobs([opened, *cells], timeout=300)
     finished = {job_id: team_jobs._celery().AsyncResult(job_id).date_done for job_id in [opened, *cells]}
