@@ -141,7 +141,8 @@ def _index(params: dict[str, list[str]], name: str, upper: int, notices: list[st
     digits = value.strip()
     if digits.isascii() and digits.isdigit() and len(digits) <= 9 and int(digits) < upper:  # not '²', not 10^5000
         return int(digits)
-    notices.append(f"{name.capitalize()} {_shown(value)} is not in 0..{upper - 1}; showing {name} {default}.")
+    instead = f"showing {name} {default}" if default >= 0 else f"no {name} selected"
+    notices.append(f"{name.capitalize()} {_shown(value)} is not in 0..{upper - 1}; {instead}.")
     return default
 
 

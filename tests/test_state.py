@@ -35,11 +35,13 @@ def test_empty_query_gives_defaults():
     ("?order=entropy&keep=nan", "keep", "is not a number"),
     ("?tint=rainbow", "tint", "Unknown tint"),
     ("?weight=heavy", "weight", "Unknown weight"),
+    ("?text=-1", "text", "is not in 0..4999; no text selected"),
+    ("?pos=x", "pos", "no pos selected"),
 ])
 def test_bad_values_fall_back_with_a_notice(query, field, fragment):
     state, notices = parse_query(query + "&head=2" if field != "head" else query)
     assert getattr(state, field) == getattr(ViewState(), field)
-    assert len(notices) == 1 and fragment in notices[0]
+    assert len(notices) == 1 and fragment in notices[0] and " -1." not in notices[0]
     if field != "head":
         assert state.head == 2  # the good values are kept
 
