@@ -126,6 +126,11 @@ def test_search_highlights_and_counts(dash_duo, app):
     count = int(dash_duo.find_element("#search-count").text.split()[0].replace(",", ""))
     matches = {name: n for _t, name, n in traces(dash_duo, "single-graph")}
     assert matches["match (queries)"] == matches["match (keys)"] == count > 300  # case-insensitive: 'the', 'The'
+    field = dash_duo.find_element("#search-input")
+    field.clear()
+    field.send_keys("cat")  # no Enter: the search follows the typing once it pauses
+    dash_duo.wait_for_contains_text("#search-count", "match 'cat'", timeout=30)
+    wait_until(lambda: "search=cat" in dash_duo.driver.current_url, timeout=10)
 
 
 def test_matrix_fills_in_and_a_click_opens_the_head(dash_duo, app):

@@ -36,6 +36,9 @@ GRAPH_CONFIG = {"scrollZoom": True, "displaylogo": False,
                 "toImageButtonOptions": {"format": "png", "filename": "qk-atlas", "scale": 2}}
 
 
+SEARCH_DEBOUNCE_MS = 400  # search as you type: sent once typing pauses this long
+
+
 def _field(label: str, control, extra=None) -> html.Div:
     """A labelled control."""
     return html.Div([dbc.Label(label, className="small text-muted mb-1"), control, *(extra or [])], className="mb-2")
@@ -115,8 +118,9 @@ def controls(state: ViewState) -> dbc.Card:
                                                              for s in ("both", "queries", "keys")],
                                       value=state.show, inline=True)),
         dbc.Switch(id=ids.LABELS, label="token labels", value=bool(state.labels), className="small mb-2"),
-        _field("Search a token", dbc.Input(id=ids.SEARCH, type="search", value=state.search, debounce=True,
-                                           placeholder="e.g. the", maxLength=64, size="sm"),
+        _field("Search a token", dbc.Input(id=ids.SEARCH, type="search", value=state.search,
+                                           debounce=SEARCH_DEBOUNCE_MS, placeholder="e.g. the", maxLength=64,
+                                           size="sm"),
                [html.Div(id=ids.SEARCH_COUNT, className="small text-muted mt-1")]),
         html.Hr(className="my-2"),
         html.Div([
