@@ -5,8 +5,10 @@ Run: `.venv/bin/python scripts/train_tiny_gpt.py [--steps 4800] [--out workers/d
 
 What it learns from: the bundled corpus (640 sentences, about 15k tokens) as running text, plus sequences with
 repeated spans (a random token string, a corpus passage, or distinct corpus words in random order, then the same
-again), so that it has a reason to form previous-token heads and induction heads (attend from a repeated token to
-the token that followed its first occurrence, then copy it). Its position embeddings start as sinusoids (scaled to
+again), so that it has a reason to form induction heads (attend from a repeated token to the token that followed
+its first occurrence, then copy it). One head, L0H2 (`taught_head`), is also trained to attend to the previous
+token (`previous_token_loss`, weighted by `taught_weight`): the previous-token head the induction heads build on.
+Its position embeddings start as sinusoids (scaled to
 the token embeddings' size) and are then learned: in sinusoids a shift by one position is the same rotation at
 every position, so one query/key map can point every position at the one before it, at position 5 as at 120.
 Writes config.json, model.safetensors, the tokenizer files and `training.json` (settings, loss curve, wall time,
@@ -138,6 +140,11 @@ def previous_token_loss(model, hidden: torch.Tensor, head: int) -> torch.Tensor:
     return -log_attention[:, positions, positions - 1].mean()
 
 
+def window_means(values: list[float], width: int = 100) -> list[float]:
+    """Means of consecutive windows of `width` values (the last one possibly shorter), rounded to 3 digits."""
+    return [round(sum(values[i:i + width]) / len(values[i:i + width]), 3) for i in range(0, len(values), width)]
+
+
 def learning_rate(step: int, steps: int, peak: float, warmup: int) -> float:
     """Linear warm-up, then cosine decay to a tenth of the peak."""
     if step < warmup:
@@ -243,9 +250,8 @@ def main() -> None:
         losses.append(language.item())
         taught_losses.append(taught.item())
         if step % 100 == 0 or step == args.steps - 1:
-            mean = sum(losses[-100:]) / len(losses[-100:])
-            taught_mean = sum(taught_losses[-100:]) / len(taught_losses[-100:])
-            print(f"step {step:5d}  loss {mean:.3f}  taught head {taught_mean:.3f}  "
+            print(f"step {step:5d}  loss {window_means(losses[-100:])[0]:.3f}  "
+                  f"taught head {window_means(taught_losses[-100:])[0]:.3f}  "
                   f"{time.perf_counter() - started:6.0f} s", flush=True)
     train_seconds = time.perf_counter() - started
     model.eval()
@@ -256,11 +262,8 @@ def main() -> None:
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     record = {"settings": settings, "train_seconds": round(train_seconds, 1), "threads": args.threads,
-              "torch": torch.__version__, "final_loss": round(sum(losses[-100:]) / len(losses[-100:]), 3),
-              "loss_every_100": [round(sum(losses[i:i + 100]) / len(losses[i:i + 100]), 3)
-                                 for i in range(0, len(losses), 100)],
-              "taught_head_loss_every_100": [round(sum(taught_losses[i:i + 100]) / len(taught_losses[i:i + 100]), 3)
-                                             for i in range(0, len(taught_losses), 100)],
+              "torch": torch.__version__, "final_loss": window_means(losses[-100:])[0],
+              "loss_every_100": window_means(losses), "taught_head_loss_every_100": window_means(taught_losses),
               "heads": found}
     (out / "training.json").write_text(json.dumps(record, indent=1) + "\n")
     print(f"trained in {train_seconds:.0f} s; saved to {out}")

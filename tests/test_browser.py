@@ -14,6 +14,7 @@ from dashboard.figures.single import KEY_COLOR, QUERY_COLOR
 from tests.browser_helpers import (
     HOVERED,
     colour_pixels,
+    is_visible,
     isolated_point,
     mouse_to_point,
     traces,
@@ -38,7 +39,7 @@ def test_url_opens_the_chosen_head_and_webgl_draws_its_points(dash_duo, app):
     dash_duo.start_server(app)
     dash_duo.driver.get(dash_duo.server_url + "/?layer=2&head=5&method=pca")
     # progress shows while the worker loads the model and extracts
-    wait_until(lambda: dash_duo.find_element("#progress-wrap").is_displayed(), timeout=30, interval=0.05)
+    wait_until(lambda: is_visible(dash_duo, "#progress-wrap"), timeout=30, interval=0.05)
     dash_duo.wait_for_text_to_equal("#view-heading", "L2 H5", timeout=30)
     data = wait_for_points(dash_duo)
     assert data[0][2] == data[1][2] >= 10_000  # one query and one key per token of the default corpus
