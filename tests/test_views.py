@@ -312,7 +312,7 @@ def test_the_default_plotly_template_is_built_before_requests_draw_figures():
 
 
 def test_label_legend_names_read_as_english(head, monkeypatch):
-    """Token labels are named per role in plain words, whole or sampled ('query labels (5 of N queries)')."""
+    """Token labels are named per role in plain words, whole or sampled ('query labels (5 of N)')."""
     from dashboard.figures import single
 
     figure, _ = single_figure(head, Style(labels=True), "r")
@@ -320,5 +320,5 @@ def test_label_legend_names_read_as_english(head, monkeypatch):
     monkeypatch.setattr(single, "LABEL_SAMPLE", 5)
     figure, _ = single_figure(head, Style(labels=True), "r")
     n = len(head.tokens["token"])
-    assert [t.name for t in figure.data if t.mode == "text"] == [f"query labels (5 of {n} queries)",
-                                                                   f"key labels (5 of {n} keys)"]
+    assert [t.name for t in figure.data if t.mode == "text"] == [f"query labels (5 of {n})",
+                                                                   f"key labels (5 of {n})"]

@@ -192,8 +192,7 @@ def _label_traces(data: HeadData, style: Style) -> list[go.BaseTraceType]:
     for role in ("query", "key"):
         if style.show == ("keys" if role == "query" else "queries"):
             continue
-        plural = "queries" if role == "query" else "keys"
-        label = f"{role} labels ({len(sample):,} of {n:,} {plural})" if n > LABEL_SAMPLE else f"{role} labels"
+        label = f"{role} labels ({len(sample):,} of {n:,})" if n > LABEL_SAMPLE else f"{role} labels"
         traces.append(_scatter(_points(data, sample, role), mode="text", name=label, hoverinfo="skip",
                                text=gl_text(data.tokens["token"][sample]),
                                textfont={"size": 9, "color": QUERY_COLOR if role == "query" else KEY_COLOR}))
