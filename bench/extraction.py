@@ -16,9 +16,9 @@ from pathlib import Path
 import torch
 
 from workers.config import settings
-from workers.corpus import load_corpus
-from workers.extract import extract, plain_forward_seconds
-from workers.models import load_model
+from workers.corpora.corpus import load_corpus
+from workers.models.extract import extract, plain_forward_seconds
+from workers.models.loading import load_model
 
 
 def main() -> None:

@@ -151,7 +151,8 @@ def rss_mb(pid: int) -> float:
 def prepare_store(cache_dir: Path) -> None:
     """Compute the PCA views the clients will ask for."""
     sys.path.insert(0, str(ROOT))
-    from workers.pipeline import HeadRequest, ensure_head_view
+    from workers.contracts.requests import HeadRequest
+    from workers.pipeline.stages import ensure_head_view
     from workers.store import open_store
 
     store = open_store(cache_dir)

@@ -19,8 +19,9 @@ def run_config(count: int, layers: list[int]) -> dict:
     """Seconds for the given layers x 12 UMAP heads on `count` local workers."""
     os.environ["QK_ATLAS_WARM_UMAP"] = "1"
     from dashboard.jobs import LocalWorker
-    from workers import local_queue
-    from workers.pipeline import HeadRequest, ensure_extraction
+    from workers.contracts.requests import HeadRequest
+    from workers.pipeline.stages import ensure_extraction
+    from workers.runtime import local_queue
     from workers.store import open_store
 
     with tempfile.TemporaryDirectory(prefix="qk-bench-local-") as directory:

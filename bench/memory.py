@@ -31,7 +31,7 @@ def peak_mb() -> float:
 
 def corpus_of(tokens: int):
     """The default corpus repeated (with numbered variants) until it holds about `tokens` MiniLM tokens."""
-    from workers.corpus import load_corpus, make_corpus
+    from workers.corpora.corpus import load_corpus, make_corpus
 
     base = load_corpus("default").texts
     copies = max(1, round(tokens / 12_492))
@@ -43,8 +43,8 @@ def run_variant(variant: str, tokens: int) -> dict:
     import torch
     from transformers import AutoModel, BertConfig
 
-    from workers.extract import extract, extract_heads, plain_forward_seconds
-    from workers.models import load_model, wrap_model
+    from workers.models.extract import extract, extract_heads, plain_forward_seconds
+    from workers.models.loading import load_model, wrap_model
     from workers.store import Store
 
     torch.manual_seed(0)
@@ -73,7 +73,7 @@ def run_variant(variant: str, tokens: int) -> dict:
 
 def make_small(corpus):
     """The first 64 texts (warm-up)."""
-    from workers.corpus import make_corpus
+    from workers.corpora.corpus import make_corpus
 
     return make_corpus("warm", list(corpus.texts[:64]))
 

@@ -52,7 +52,7 @@ OVERLAP_GAP = 0.5
 
 def overlapping_fit(q, k, text_id):
     """The fit's most faithful grid candidate among those whose clouds overlap (centroid gap <= OVERLAP_GAP)."""
-    from workers.normalize import candidate_transform, fit_transform_for
+    from workers.core.normalize import candidate_transform, fit_transform_for
 
     _chosen, scores = fit_transform_for(q, k, text_id, causal=False)
     allowed = [s for s in scores if s["centroid_gap"] <= OVERLAP_GAP and 0.5 <= s["spread_ratio"] <= 2.0]
@@ -64,12 +64,12 @@ def overlapping_fit(q, k, text_id):
 def measure(q, k, text_id, sinks, norm: str, method: str, extra: dict | None = None) -> dict[str, float]:
     """Seconds to normalise and project, and the picture's fidelity beside the no-picture baseline, for one head
     (sinks bool [N]: the keys that are sinks)."""
-    from workers.fidelity import picture_fidelity
-    from workers.fitted import fitted_layout
-    from workers.layout import attention_layout
-    from workers.normalize import normalize, picture_layout
-    from workers.pipeline import estimator_params
-    from workers.project import Projector
+    from workers.core.fidelity import picture_fidelity
+    from workers.core.fitted import fitted_layout
+    from workers.core.layout import attention_layout
+    from workers.core.normalize import normalize, picture_layout
+    from workers.core.project import Projector
+    from workers.pipeline.keys import estimator_params
 
     start = time.perf_counter()
     q2, k2 = overlapping_fit(q, k, text_id) if norm == OVERLAP else normalize(q, k, norm, text_id, causal=False)
@@ -169,7 +169,7 @@ def with_head_figures(results: dict[str, dict[str, dict]]) -> dict[str, dict[str
 
 def write_table(out: str, plan: list[tuple[str, str, list]], results: dict[str, dict[str, dict]]) -> None:
     """Rows in the plan's order from whatever per-head results exist; OUT.json and OUT.md."""
-    from workers.pipeline import METHOD_NAMES
+    from workers.pipeline.keys import METHOD_NAMES
 
     names = {**METHOD_NAMES, "fitted-preview": METHOD_NAMES["fitted"] + " (matrix preview: 20 steps)"}
     completed = with_head_figures(results)
@@ -202,11 +202,13 @@ def main() -> None:
                                                                                   else "")))
     corpus = "default" if args.corpus == "default" else str(unseen_corpus(ROOT / "bench" / "results" / "unseen.txt"))
     from workers.config import settings
-    from workers.fidelity import sink_keys
-    from workers.models import read_spec
-    from workers.normalize import NORMALIZATIONS
-    from workers.pipeline import HeadRequest, head_qk, resolve
-    from workers.project import warm_up_umap
+    from workers.contracts.requests import HeadRequest
+    from workers.core.fidelity import sink_keys
+    from workers.core.normalize import NORMALIZATIONS
+    from workers.core.project import warm_up_umap
+    from workers.models.registry import read_spec
+    from workers.pipeline.keys import resolve
+    from workers.pipeline.stages import head_qk
     from workers.store import Store
 
     store = Store(settings().cache_dir / "results")

@@ -31,8 +31,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 
 def linear_map_loss(params: np.ndarray, groups, q: np.ndarray, k: np.ndarray, shared: bool):
-    """KL objective (workers.fitted) of the picture y = A q, z = B k (A, B [2, d]) and its gradient in A, B."""
-    from workers.fitted import _kl_and_gradients
+    """KL objective (workers.core.fitted) of the picture y = A q, z = B k (A, B [2, d]) and its gradient in A, B."""
+    from workers.core.fitted import _kl_and_gradients
 
     d = q.shape[1]
     a = params[:2 * d].reshape(2, d)
@@ -45,8 +45,8 @@ def linear_map_loss(params: np.ndarray, groups, q: np.ndarray, k: np.ndarray, sh
 
 def linear_maps(q: np.ndarray, k: np.ndarray, text_id: np.ndarray, shared: bool) -> np.ndarray:
     """Fitted linear maps' picture [2N, 2], centroids together, started from the fit's PCA axes."""
-    from workers.fidelity import attention_groups, sampled_text_rows
-    from workers.normalize import transform_for
+    from workers.core.fidelity import attention_groups, sampled_text_rows
+    from workers.core.normalize import transform_for
 
     transform = transform_for(q, k, "fit", text_id, causal=False)
     q2, k2 = transform.apply(q, k)
@@ -68,16 +68,16 @@ def linear_maps(q: np.ndarray, k: np.ndarray, text_id: np.ndarray, shared: bool)
 
 def fit_pca(q: np.ndarray, k: np.ndarray, text_id: np.ndarray) -> np.ndarray:
     """The fitted normalisation's 2D PCA picture [2N, 2]."""
-    from workers.normalize import normalize
-    from workers.project import Projector
+    from workers.core.normalize import normalize
+    from workers.core.project import Projector
 
     return Projector("pca", 2).fit_transform(np.vstack(normalize(q, k, "fit", text_id)))
 
 
 def placed_on_pca_keys(q: np.ndarray, k: np.ndarray, text_id: np.ndarray) -> np.ndarray:
-    """Keys at their PCA picture, queries at workers.fitted's start [2N, 2]."""
-    from workers.fidelity import attention_groups
-    from workers.fitted import key_start, query_start
+    """Keys at their PCA picture, queries at workers.core.fitted's start [2N, 2]."""
+    from workers.core.fidelity import attention_groups
+    from workers.core.fitted import key_start, query_start
 
     keys = key_start(k, 2)
     return np.vstack([query_start(attention_groups(q, k, text_id, False), keys), keys])
@@ -108,11 +108,13 @@ def main() -> None:
     from normalisation import summarise, unseen_corpus
 
     from workers.config import settings
-    from workers.fidelity import picture_fidelity, sink_keys
-    from workers.fitted import fitted_layout
-    from workers.models import read_spec
-    from workers.normalize import picture_layout
-    from workers.pipeline import HeadRequest, head_qk, resolve
+    from workers.contracts.requests import HeadRequest
+    from workers.core.fidelity import picture_fidelity, sink_keys
+    from workers.core.fitted import fitted_layout
+    from workers.core.normalize import picture_layout
+    from workers.models.registry import read_spec
+    from workers.pipeline.keys import resolve
+    from workers.pipeline.stages import head_qk
     from workers.store import Store
 
     parser = argparse.ArgumentParser()

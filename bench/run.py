@@ -42,9 +42,9 @@ def timed(fn, repeats: int = 1) -> tuple[float, object]:
 
 def extraction(results: dict) -> None:
     """Extraction versus the plain forward pass (medians of 3 after a warm-up)."""
-    from workers.corpus import load_corpus
-    from workers.extract import extract, plain_forward_seconds
-    from workers.models import load_model
+    from workers.corpora.corpus import load_corpus
+    from workers.models.extract import extract, plain_forward_seconds
+    from workers.models.loading import load_model
 
     loaded, corpus = load_model("minilm"), load_corpus("default")
     plain_forward_seconds(loaded, corpus)
@@ -57,9 +57,11 @@ def extraction(results: dict) -> None:
 
 def projections(results: dict, store) -> None:
     """Seconds per head at ~2k, 10k, 20k points (a real head, L2 H5, normalised; UMAP compiled beforehand)."""
-    from workers.normalize import normalize
-    from workers.pipeline import PREVIEW_PARAMS, PROJECTION_PARAMS, HeadRequest, ensure_extraction, head_vectors
-    from workers.project import Projector, warm_up_umap
+    from workers.contracts.requests import HeadRequest
+    from workers.core.normalize import normalize
+    from workers.core.project import Projector, warm_up_umap
+    from workers.pipeline.keys import PREVIEW_PARAMS, PROJECTION_PARAMS
+    from workers.pipeline.stages import ensure_extraction, head_vectors
 
     keys = ensure_extraction(HeadRequest(layer=2, head=5), store)
     q, k = normalize(*head_vectors(store, keys), "scale+translate")
@@ -76,9 +78,10 @@ def projections(results: dict, store) -> None:
                                           ("tsne", "tsne", {}), ("tsne preview", "tsne", PREVIEW_PARAMS["tsne"]))}
     results["projection_s_per_head"] = rows
     results["umap_compile_s"] = round(compile_s, 1)
-    from workers.fidelity import sink_keys
-    from workers.fitted import fitted_layout
-    from workers.pipeline import estimator_params, text_ids
+    from workers.core.fidelity import sink_keys
+    from workers.core.fitted import fitted_layout
+    from workers.pipeline.keys import estimator_params
+    from workers.pipeline.stages import text_ids
 
     q_raw, k_raw = head_vectors(store, keys)
     text_id = text_ids(store, keys)
@@ -91,7 +94,8 @@ def projections(results: dict, store) -> None:
 
 def matrix(results: dict, method: str, layers: range, directory: Path) -> None:
     """Seconds for every head of `layers` from a cold store in this process, model already loaded."""
-    from workers.pipeline import HeadRequest, _loaded_model, ensure_extraction, ensure_head_view
+    from workers.contracts.requests import HeadRequest
+    from workers.pipeline.stages import _loaded_model, ensure_extraction, ensure_head_view
     from workers.store import Store
 
     store = Store(directory)
@@ -108,8 +112,8 @@ def matrix_embedded(results: dict, directory: Path, method: str, workers: int = 
     """The embedded matrix of `method` as the dashboard asks for it: cold store, local workers (UMAP compiled while
     idle, model not loaded), PCA for every head first, then every head's preview; seconds until all are drawn."""
     from dashboard.jobs import LocalWorker
-    from workers import local_queue
-    from workers.pipeline import HeadRequest
+    from workers.contracts.requests import HeadRequest
+    from workers.runtime import local_queue
     from workers.store import open_store
 
     os.environ["QK_ATLAS_WARM_UMAP"] = "1" if method == "umap" else "0"
@@ -144,9 +148,9 @@ def server_times(results: dict, directory: Path) -> None:
     from dashboard import jobs
     from dashboard.callbacks.matrix import _figure, finished_cells
     from dashboard.figures.single import Style, single_figure
-    from workers.models import read_spec
-    from workers.normalize import DEFAULT_NORMALIZATION
-    from workers.pipeline import HeadRequest
+    from workers.contracts.requests import HeadRequest
+    from workers.core.normalize import DEFAULT_NORMALIZATION
+    from workers.models.registry import read_spec
 
     jobs.set_cache_dir(directory)
     request = HeadRequest(layer=2, head=5, method="pca")  # computed by the PCA matrix step
@@ -297,7 +301,7 @@ def main() -> None:
 
 
 def markdown(rows: list) -> str:
-    """The table as README markdown (bench/results/bench.md; the README's Performance table is this file)."""
+    """The table as markdown (bench/results/bench.md; the table docs/performance.md quotes is this file)."""
     lines = ["| measure | value | target | verdict |", "|---|---|---|---|"]
     for name, value, target in rows:
         verdict = "" if target == "" else ("met" if float(value) <= float(target) else "**missed**")

@@ -36,11 +36,13 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=12)
     args = parser.parse_args()
     from workers.config import settings
-    from workers.fidelity import picture_fidelity
-    from workers.layout import attention_layout
-    from workers.normalize import normalize
-    from workers.pipeline import HeadRequest, estimator_params, head_qk
-    from workers.project import Projector, warm_up_umap
+    from workers.contracts.requests import HeadRequest
+    from workers.core.fidelity import picture_fidelity
+    from workers.core.layout import attention_layout
+    from workers.core.normalize import normalize
+    from workers.core.project import Projector, warm_up_umap
+    from workers.pipeline.keys import estimator_params
+    from workers.pipeline.stages import head_qk
     from workers.store import Store
 
     store = Store(settings().cache_dir / "results")

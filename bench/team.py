@@ -34,13 +34,14 @@ def run_config(workers: int, layers: list[int], redis_url: str) -> dict:
     cache = Path(tempfile.mkdtemp(prefix="qk-bench-team-"))
     env = {**os.environ, "QK_ATLAS_REDIS_URL": redis_url, "QK_ATLAS_CACHE_DIR": str(cache), "QK_ATLAS_WARM_UMAP": "1"}
     os.environ.update({"QK_ATLAS_REDIS_URL": redis_url, "QK_ATLAS_CACHE_DIR": str(cache)})
-    procs = [subprocess.Popen([sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker", "-Q",
+    procs = [subprocess.Popen([sys.executable, "-m", "celery", "-A", "workers.runtime.celery_app", "worker", "-Q",
                                "extraction,projection", "-c", "1", "-n", f"bench{i}@%h", "--without-gossip",
                                "--without-mingle", "-l", "warning"], env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL) for i in range(workers)]
     try:
-        from workers import team_jobs
-        from workers.pipeline import HeadRequest, ensure_extraction
+        from workers.contracts.requests import HeadRequest
+        from workers.pipeline.stages import ensure_extraction
+        from workers.runtime import team_jobs
         from workers.store import open_store
 
         store = open_store(cache)

@@ -36,10 +36,12 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "umap_settings.json"))
     args = parser.parse_args()
     from workers.config import settings
-    from workers.fidelity import picture_fidelity, sink_keys
-    from workers.normalize import normalize
-    from workers.pipeline import HeadRequest, head_qk, resolve
-    from workers.project import Projector, warm_up_umap
+    from workers.contracts.requests import HeadRequest
+    from workers.core.fidelity import picture_fidelity, sink_keys
+    from workers.core.normalize import normalize
+    from workers.core.project import Projector, warm_up_umap
+    from workers.pipeline.keys import resolve
+    from workers.pipeline.stages import head_qk
     from workers.store import Store
 
     store = Store(settings().cache_dir / "results")

@@ -15,8 +15,8 @@ from dashboard.callbacks import compare, downloads, headmap, health, matrix, sen
 from dashboard.figures import warm_default_template
 from dashboard.jobs import LocalWorker
 from dashboard.layout.page import page
-from workers import local_queue
 from workers.config import settings
+from workers.runtime import local_queue
 
 ASSETS = Path(__file__).parent / "assets"
 

@@ -166,8 +166,9 @@ def computed(request_check: Check) -> Check:
 
 def _keys_problem(value: dict) -> str | None:
     """Keys and causal flag that are exactly the server's own for the record's request."""
-    from workers.models import read_spec
-    from workers.pipeline import HeadRequest, resolve
+    from workers.contracts.requests import HeadRequest
+    from workers.models.registry import read_spec
+    from workers.pipeline.keys import resolve
 
     if set(value) != {"request", "keys", "causal"}:
         return "malformed computed view"

@@ -1,6 +1,6 @@
 """The dashboard's one door to computation: submit a head request, poll it, read finished views.
 
-Embedded default: a local worker process (workers.local_queue) fed through a diskcache queue,
+Embedded default: a local worker process (workers.runtime.local_queue) fed through a diskcache queue,
 started and supervised here. Nothing in this module imports torch.
 """
 
@@ -19,8 +19,10 @@ from typing import Any
 import numpy as np
 
 from dashboard.figures.single import HeadData
-from workers import local_queue, metrics
-from workers.pipeline import HeadRequest, resolve
+from workers.contracts.requests import HeadRequest
+from workers.core import metrics
+from workers.pipeline.keys import resolve
+from workers.runtime import local_queue
 from workers.store import Store
 
 POLL_SECONDS = 0.1
@@ -28,7 +30,8 @@ TIMEOUT_SECONDS = 900.0
 
 
 class LocalWorker:
-    """Starts `python -m workers.local_queue` processes (one per slot), restarts any that dies, stops them at exit."""
+    """Starts `python -m workers.runtime.local_queue` processes (one per slot), restarts any that dies, stops them
+    at exit."""
 
     def __init__(self, cache_dir: Path, count: int = 1):
         self.cache_dir = cache_dir
@@ -45,7 +48,8 @@ class LocalWorker:
 
     def _spawn(self, slot: int) -> None:
         """Start the worker of one slot, owned by this process."""
-        command = [sys.executable, "-m", "workers.local_queue", str(self.cache_dir), str(os.getpid()), str(slot)]
+        command = [sys.executable, "-m", "workers.runtime.local_queue", str(self.cache_dir), str(os.getpid()),
+                   str(slot)]
         self.processes[slot] = subprocess.Popen(command)
 
     def _supervise(self) -> None:
@@ -79,9 +83,9 @@ def team_mode() -> bool:
 
 
 def backend():
-    """The job API in use: workers.team_jobs (team mode) or workers.local_queue (embedded)."""
+    """The job API in use: workers.runtime.team_jobs (team mode) or workers.runtime.local_queue (embedded)."""
     if team_mode():
-        from workers import team_jobs
+        from workers.runtime import team_jobs
 
         return team_jobs
     return local_queue
@@ -96,8 +100,8 @@ def backend_problem() -> str | None:
         return None
     import redis
 
-    from workers.celery_app import redis_url
-    from workers.team_jobs import redis_client
+    from workers.runtime.celery_app import redis_url
+    from workers.runtime.team_jobs import redis_client
 
     try:
         redis_client().ping()

@@ -10,15 +10,22 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode
 
 from dashboard.figures.single import COLOR_MODES, Style
-from workers.choices import DEFAULT_COLOUR, DEFAULT_DIMS, DEFAULT_METHOD, DIMS, values
 from workers.config import settings
-from workers.corpus import DEFAULT_CORPUS, DEFAULT_IMAGE_CORPUS, REPEATED_CORPUS
-from workers.models import BUNDLED_ALIAS, ModelError, ModelSpec, read_spec
-from workers.normalize import DEFAULT_NORMALIZATION, NORMALIZATIONS
-from workers.project import METHODS
-from workers.registry import registry
-from workers.summaries import SUMMARY_NAMES
-from workers.uploads import list_uploads
+from workers.contracts.choices import (
+    DEFAULT_COLOUR,
+    DEFAULT_DIMS,
+    DEFAULT_METHOD,
+    DEFAULT_NORMALISATION,
+    DIMS,
+    METHODS,
+    NORMALISATIONS,
+    values,
+)
+from workers.contracts.requests import DEFAULT_CORPUS, DEFAULT_IMAGE_CORPUS, REPEATED_CORPUS
+from workers.contracts.results import SUMMARY_NAMES
+from workers.contracts.specs import BUNDLED_ALIAS, ModelError, ModelSpec
+from workers.corpora.uploads import list_uploads
+from workers.models.registry import read_spec, registry
 
 VIEWS = ("single", "matrix", "sentence", "headmap", "compare")
 COLORS = COLOR_MODES
@@ -45,7 +52,7 @@ class ViewState:
     head: int = 0
     method: str = DEFAULT_METHOD
     dims: int = DEFAULT_DIMS
-    norm: str = DEFAULT_NORMALIZATION
+    norm: str = DEFAULT_NORMALISATION
     color: str = DEFAULT_COLOUR
     show: str = "both"
     labels: int = 0
@@ -218,9 +225,9 @@ def _parse_query(search: str | None) -> tuple[ViewState, list[str]]:
         corpus=_choice(params, "corpus", corpus_choices(spec.modality), default_corpus(spec.modality), notices),
         layer=_index(params, "layer", spec.n_layers, notices),
         head=_index(params, "head", spec.n_heads, notices),
-        method=_choice(params, "method", METHODS, DEFAULT_METHOD, notices),
+        method=_choice(params, "method", values(METHODS), DEFAULT_METHOD, notices),
         dims=int(_choice(params, "dims", values(DIMS), str(DEFAULT_DIMS), notices)),
-        norm=_choice(params, "norm", NORMALIZATIONS, DEFAULT_NORMALIZATION, notices),
+        norm=_choice(params, "norm", values(NORMALISATIONS), DEFAULT_NORMALISATION, notices),
         color=_choice(params, "color", list(COLORS), DEFAULT_COLOUR, notices),
         show=_choice(params, "show", SHOWS, "both", notices),
         labels=int(_choice(params, "labels", ("0", "1"), "0", notices)),

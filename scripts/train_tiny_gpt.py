@@ -31,7 +31,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from workers.tiny_gpt import (  # noqa: E402
+from workers.models.tiny_gpt import (  # noqa: E402
     BOS,
     POSITION_BANDS,
     attention_maps,

@@ -44,7 +44,7 @@ def isolated_cache(tmp_path_factory, monkeypatch) -> Path:
 @pytest.fixture(scope="session")
 def minilm():
     """The bundled MiniLM, loaded once."""
-    from workers.models import load_model
+    from workers.models.loading import load_model
 
     return load_model("minilm")
 
@@ -55,7 +55,7 @@ def tiny_bert(minilm):
     import torch
     from transformers import AutoModel, BertConfig
 
-    from workers.models import wrap_model
+    from workers.models.loading import wrap_model
 
     torch.manual_seed(0)
     config = BertConfig(vocab_size=minilm.tokenizer.vocab_size, hidden_size=32, num_hidden_layers=3,

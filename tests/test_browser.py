@@ -21,7 +21,7 @@ from tests.browser_helpers import (
     wait_for_points,
     wait_until,
 )
-from workers.pipeline import HeadRequest
+from workers.contracts.requests import HeadRequest
 
 pytestmark = pytest.mark.browser
 
@@ -305,7 +305,7 @@ def test_uploading_a_corpus_switches_the_view_to_it(dash_duo, app, tmp_path):
 
 def _worker_report(dash_duo) -> str:
     """The page's progress line, every job record and the local workers' heartbeats (for a failure message)."""
-    from workers import local_queue
+    from workers.runtime import local_queue
 
     store = jobs.store()
     records = {str(k): store.get_json(k) for k in store.cache.iterkeys() if str(k).startswith(("job:", "lock:"))

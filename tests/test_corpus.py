@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from workers.corpus import CorpusError, load_corpus, load_corpus_file, make_corpus
+from workers.corpora.corpus import CorpusError, load_corpus, load_corpus_file, make_corpus
 
 
 def test_default_corpus_has_at_least_500_distinct_varied_sentences():
@@ -86,7 +86,7 @@ def test_a_100_mb_file_reads_only_what_it_keeps(tmp_path):
 
 
 def test_very_long_lines_are_cut_with_a_note(tmp_path):
-    from workers.corpus import MAX_LINE_BYTES
+    from workers.corpora.corpus import MAX_LINE_BYTES
 
     path = tmp_path / "long.txt"
     path.write_text("short one\n" + "é" * (3 * MAX_LINE_BYTES) + "\nlast one\n")  # two bytes a character

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from tests.conftest import SENTENCES
-from workers.attention import text_attention
-from workers.corpus import load_corpus, make_corpus
-from workers.extract import extract
+from workers.core.attention import text_attention
+from workers.corpora.corpus import load_corpus, make_corpus
+from workers.models.extract import extract
 
 
 def model_attentions(loaded, texts: list[str]) -> list[np.ndarray]:
@@ -84,6 +84,6 @@ def test_long_texts_are_truncated(minilm):
 
 
 def test_default_corpus_is_over_ten_thousand_tokens(minilm):
-    from workers.extract import text_batches
+    from workers.models.extract import text_batches
 
     assert text_batches(minilm, load_corpus("default"), 64, 128).lengths.sum() >= 10_000

@@ -9,10 +9,12 @@ import torch
 from tests.conftest import SENTENCES
 from tests.test_extract import rebuilt_attentions
 from tests.tiny_models import build, image_processor
-from workers.corpus import make_corpus, make_image_corpus
-from workers.extract import extract
-from workers.images import default_images
-from workers.models import ModelError, family_for, wrap_model
+from workers.contracts.specs import ModelError
+from workers.corpora.corpus import make_corpus, make_image_corpus
+from workers.corpora.images import default_images
+from workers.models.extract import extract
+from workers.models.families import family_for
+from workers.models.loading import wrap_model
 
 TEXT_KINDS = ["bert", "roberta", "distilbert", "gpt2", "gpt2-layer-scaled", "llama-gqa", "mistral", "qwen2"]
 
@@ -111,12 +113,12 @@ def test_disk_spool_gives_the_same_vectors_as_memory(minilm):
 @pytest.mark.parametrize("spool_memory_bytes", [0, 2**40])
 def test_streamed_heads_equal_the_bundle_in_float16(minilm, monkeypatch, spool_memory_bytes):
     """extract_heads (what the store receives) hands out every head, in corpus order, as the bundle's float16."""
-    import workers.extract
+    import workers.models.extract
 
-    monkeypatch.setattr(workers.extract, "HEAD_BATCH_BYTES", 1)  # one head per pass: several passes per file
+    monkeypatch.setattr(workers.models.extract, "HEAD_BATCH_BYTES", 1)  # one head per pass: several passes per file
     corpus = make_corpus("t", SENTENCES)
     bundle = extract(minilm, corpus, batch_size=2)
-    tokens, heads = workers.extract.extract_heads(minilm, corpus, 2, 128, spool_memory_bytes=spool_memory_bytes)
+    tokens, heads = workers.models.extract.extract_heads(minilm, corpus, 2, 128, spool_memory_bytes=spool_memory_bytes)
     seen = set()
     for role, layer, head, vectors in heads:
         expected = {"q": bundle.q, "k": bundle.k, "v": bundle.v}[role][layer][head].astype(np.float16)
@@ -134,8 +136,8 @@ OUTPUT_PROJECTIONS = ("attention.output.dense", "attention.out_lin", "attn.c_pro
 def test_values_rebuild_the_context_each_head_hands_to_the_output_projection(kind, minilm):
     """Attention (from extracted q, k) times extracted v, per head, equals what the model feeds its output
     projection: the value vectors are the model's own, grouped-query heads included."""
-    from workers.attention import kv_head_for
-    from workers.extract import _first_module
+    from workers.core.attention import kv_head_for
+    from workers.models.extract import _first_module
 
     loaded = wrap_model(build(kind), minilm.tokenizer, kind, "random")
     bundle = extract(loaded, make_corpus("t", SENTENCES), batch_size=2)

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
-from workers.attention import text_attention
-from workers.fidelity import fidelity, picture_fidelity, sink_keys
+from workers.core.attention import text_attention
+from workers.core.fidelity import fidelity, picture_fidelity, sink_keys
 
 
 def _random_case(seed: int, lengths=(5, 9, 2, 14, 4), d: int = 6, dims: int = 2):
@@ -113,7 +113,7 @@ def test_picture_fidelity_reads_queries_then_keys():
 
 @pytest.mark.parametrize("causal", [False, True])
 def test_several_pictures_at_once_match_one_at_a_time(causal):
-    from workers.fidelity import attention_groups, fidelity_of, top1_of_pictures
+    from workers.core.fidelity import attention_groups, fidelity_of, top1_of_pictures
 
     q, k, _qp, _kp, text_id = _random_case(7)
     rng = np.random.default_rng(8)

@@ -9,12 +9,12 @@ import pytest
 
 from tests.conftest import SENTENCES
 from tests.test_layout import one_key_head
-from workers.corpus import make_corpus
-from workers.extract import extract
-from workers.fidelity import attention_groups, fidelity, sink_keys
-from workers.fitted import _kl_and_gradients, fitted_layout
-from workers.normalize import normalize, picture_layout
-from workers.project import Projector
+from workers.core.fidelity import attention_groups, fidelity, sink_keys
+from workers.core.fitted import _kl_and_gradients, fitted_layout
+from workers.core.normalize import normalize, picture_layout
+from workers.core.project import Projector
+from workers.corpora.corpus import make_corpus
+from workers.models.extract import extract
 
 
 @pytest.mark.parametrize("causal", [False, True])

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from workers.pipeline import HeadRequest
+from workers.contracts.requests import HeadRequest
 from workers.store import StoreError
 
 SIZE_MB = 24  # the default corpus's q, k and v of every MiniLM head take about 170 MB

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from workers.attention import text_attention
-from workers.headmap import HeadMap, attention_rows, classical_mds, head_map, pattern_distances
+from workers.contracts.results import HeadMap
+from workers.core.attention import text_attention
+from workers.core.headmap import attention_rows, classical_mds, head_map, pattern_distances
 
 LENGTHS = (6, 9, 4, 9)
 
@@ -82,9 +83,11 @@ def test_classical_mds_recovers_euclidean_distances():
 
 
 def test_head_map_of_minilm_is_stored_once_and_puts_each_head_near_similar_ones(tmp_path, monkeypatch):
-    import workers.headmap
+    import workers.core.headmap
     from tests.conftest import SENTENCES
-    from workers.pipeline import HeadRequest, ensure_extraction, ensure_head_map, ensure_head_summary, stored_head_map
+    from workers.contracts.requests import HeadRequest
+    from workers.pipeline.keys import stored_head_map
+    from workers.pipeline.stages import ensure_extraction, ensure_head_map, ensure_head_summary
     from workers.store import open_store
 
     corpus = tmp_path / "c.txt"
@@ -97,7 +100,7 @@ def test_head_map_of_minilm_is_stored_once_and_puts_each_head_near_similar_ones(
     ensure_extraction(template, store)
     found = HeadMap.from_dict(ensure_head_map(template, store))
     assert len(found.cells) == 72 and found.coords.shape == (72, 2)
-    monkeypatch.setattr(workers.headmap, "head_map", lambda *a, **kw: (_ for _ in ()).throw(AssertionError))
+    monkeypatch.setattr(workers.core.headmap, "head_map", lambda *a, **kw: (_ for _ in ()).throw(AssertionError))
     assert ensure_head_map(template, store) == found.to_dict()  # stored: not computed again
     # MiniLM's L0H2 is a previous-token head: its nearest relative attends to the previous token more than most
     prev = {cell: ensure_head_summary(HeadRequest(corpus=str(corpus), layer=cell[0], head=cell[1]), store)

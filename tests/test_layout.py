@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 
 from tests.conftest import SENTENCES
-from workers.attention import text_attention
-from workers.corpus import make_corpus
-from workers.extract import extract
-from workers.fidelity import fidelity
-from workers.layout import MIN_RELATIVE_ATTENTION, attention_edges, attention_layout
-from workers.normalize import normalize
-from workers.project import Projector
+from workers.core.attention import text_attention
+from workers.core.fidelity import fidelity
+from workers.core.layout import MIN_RELATIVE_ATTENTION, attention_edges, attention_layout
+from workers.core.normalize import normalize
+from workers.core.project import Projector
+from workers.corpora.corpus import make_corpus
+from workers.models.extract import extract
 
 
 def one_key_head(texts: int, length: int, d: int = 32, seed: int = 0, causal: bool = False):

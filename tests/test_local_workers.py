@@ -9,8 +9,8 @@ import time
 import pytest
 
 from dashboard.jobs import LocalWorker
-from workers import local_queue
-from workers.pipeline import HeadRequest
+from workers.contracts.requests import HeadRequest
+from workers.runtime import local_queue
 from workers.store import open_store
 
 
@@ -47,7 +47,7 @@ def test_a_local_worker_killed_at_any_stage_is_replaced_and_its_job_resumes_with
     """One local worker, SIGKILLed while it extracts (holding the corpus's extraction lock) or projects: its
     successor takes the job over (the lock dies with its holder) within RECOVERY_SECONDS, and finishes it."""
     from tests.browser_helpers import wait_until
-    from workers.pipeline import resolve
+    from workers.pipeline.keys import resolve
 
     workers = LocalWorker(isolated_cache, count=1)
     workers.start()
@@ -86,7 +86,8 @@ def test_a_local_worker_ends_with_its_server_even_mid_job(isolated_cache):
     from tests.browser_helpers import wait_until
 
     owner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
-    worker = subprocess.Popen([sys.executable, "-m", "workers.local_queue", str(isolated_cache), str(owner.pid), "0"])
+    worker = subprocess.Popen([sys.executable, "-m", "workers.runtime.local_queue", str(isolated_cache),
+                               str(owner.pid), "0"])
     try:
         store = open_store(isolated_cache)
         job_id = local_queue.submit(HeadRequest(layer=1, head=6, method="umap").to_dict(), store)

@@ -6,11 +6,9 @@ import numpy as np
 import pytest
 
 from tests.conftest import SENTENCES
-from workers.attention import text_attention
-from workers.corpus import make_corpus
-from workers.extract import extract
-from workers.fidelity import fidelity
-from workers.normalize import (
+from workers.core.attention import text_attention
+from workers.core.fidelity import fidelity
+from workers.core.normalize import (
     NORMALIZATIONS,
     SCALE_MULTIPLIERS,
     TRANSLATIONS,
@@ -20,7 +18,9 @@ from workers.normalize import (
     normalize,
     transform_for,
 )
-from workers.project import Projector
+from workers.core.project import Projector
+from workers.corpora.corpus import make_corpus
+from workers.models.extract import extract
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +117,7 @@ def test_fit_gives_a_more_faithful_pca_picture_than_the_centroid_rule(bundle, la
 def test_shared_scale_and_equal_norm_shift_give_the_same_candidates(bundle):
     """What the fit computes once for its 12 grid points equals computing each candidate on its own."""
     q, k = bundle.q[1][3].astype(np.float64), bundle.k[1][3].astype(np.float64)
-    from workers.normalize import scale_factor
+    from workers.core.normalize import scale_factor
 
     shared = {"base_scale": scale_factor(q, k), "unscaled_equal_norm": equal_norm_shift(k)}
     for translation in TRANSLATIONS:

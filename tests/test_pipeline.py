@@ -5,9 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import workers.extract
-import workers.project
-from workers.pipeline import HeadRequest, ensure_head_view, export_arrays, resolve
+import workers.core.project
+import workers.models.extract
+from workers.contracts.requests import HeadRequest
+from workers.pipeline.keys import resolve
+from workers.pipeline.stages import ensure_head_view, export_arrays
 from workers.store import content_key, open_store
 
 
@@ -26,15 +28,15 @@ def test_second_identical_request_computes_nothing(monkeypatch, tmp_path):
     def tripwire(*args, **kwargs):
         raise AssertionError("recomputed a cached result")
 
-    monkeypatch.setattr(workers.extract, "extract", tripwire)
-    monkeypatch.setattr(workers.project.Projector, "fit_transform", tripwire)
+    monkeypatch.setattr(workers.models.extract, "extract", tripwire)
+    monkeypatch.setattr(workers.core.project.Projector, "fit_transform", tripwire)
     second = ensure_head_view(request, store)
     assert second == first
     np.testing.assert_array_equal(store.get_arrays(second.coords)["coords"], coords)
 
     # Another projection or head of the same layers re-uses the extraction: only the projection runs.
     monkeypatch.undo()
-    monkeypatch.setattr(workers.extract, "extract", tripwire)
+    monkeypatch.setattr(workers.models.extract, "extract", tripwire)
     other = ensure_head_view(HeadRequest(layer=4, head=0, method="pca", dims=3, norm="none"), store)
     assert store.get_arrays(other.coords)["coords"].shape[1] == 3
 
@@ -77,8 +79,8 @@ def test_stored_vectors_rebuild_the_models_attention(tmp_path, minilm):
     """q and k rest in the store as float16; attention rebuilt from them stays within 1e-3 of the model's own."""
     from tests.conftest import SENTENCES
     from tests.test_extract import model_attentions
-    from workers.attention import text_attention
-    from workers.pipeline import head_qk
+    from workers.core.attention import text_attention
+    from workers.pipeline.stages import head_qk
 
     path = tmp_path / "c.txt"
     path.write_text("\n".join(SENTENCES))
@@ -117,7 +119,7 @@ def test_total_token_limit_keeps_the_first_texts_with_a_note(tmp_path, monkeypat
 
 def test_value_picture_embeds_the_heads_value_vectors_alone(tmp_path):
     from tests.conftest import SENTENCES
-    from workers.project import Projector
+    from workers.core.project import Projector
 
     corpus = tmp_path / "c.txt"
     corpus.write_text("\n".join(SENTENCES))

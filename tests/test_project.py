@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from workers.project import Projector
+from workers.core.project import Projector
 
 
 def clustered(seed: int = 1) -> tuple[np.ndarray, np.ndarray]:

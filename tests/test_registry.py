@@ -12,8 +12,8 @@ import pytest
 from dashboard.state import parse_query
 from tests.test_cli import run_cli
 from tests.tiny_models import save
-from workers.models import ModelError, read_spec
-from workers.registry import model_source, registry
+from workers.contracts.specs import ModelError
+from workers.models.registry import model_source, read_spec, registry
 
 
 @pytest.fixture(scope="module")

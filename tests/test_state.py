@@ -86,9 +86,9 @@ def test_fuzzed_queries_give_a_valid_state():
     import random
 
     from dashboard.state import COLORS, SHOWS, VIEWS, corpus_choices, model_choices
-    from workers.models import read_spec
-    from workers.normalize import NORMALIZATIONS
-    from workers.project import METHODS
+    from workers.core.normalize import NORMALIZATIONS
+    from workers.core.project import METHODS
+    from workers.models.registry import read_spec
 
     rng = random.Random(0)
     for _ in range(1500):

@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import workers.project
-from workers.pipeline import HeadRequest, ensure_head_view
+import workers.core.project
+from workers.contracts.requests import HeadRequest
+from workers.pipeline.stages import ensure_head_view
 from workers.store import open_store
 
 SMALL_CORPUS = "\n".join(f"Sentence number {i} talks about the weather and the sea." for i in range(30))
@@ -57,8 +58,8 @@ def test_a_damaged_view_is_recomputed(tmp_path, monkeypatch):
     keys = ensure_head_view(request, store)
     coords = store.get_arrays(keys.coords)["coords"]
     calls = []
-    original = workers.project.Projector.fit_transform
-    monkeypatch.setattr(workers.project.Projector, "fit_transform",
+    original = workers.core.project.Projector.fit_transform
+    monkeypatch.setattr(workers.core.project.Projector, "fit_transform",
                         lambda self, points: calls.append(1) or original(self, points))
     ensure_head_view(request, store)
     assert calls == []  # intact: served from the store

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from workers.attention import text_attention
-from workers.summaries import qk_overlap, summarise_head
+from workers.core.attention import text_attention
+from workers.core.summaries import qk_overlap, summarise_head
 
 LENGTHS = (12, 20, 7)
 
@@ -78,7 +78,7 @@ def test_overlap_separates_apart_from_mixed_clouds():
 
 def test_induction_targets_and_an_induction_head():
     """'x a b c a b c': from the second a, b, c the targets are the first b, c and the second a."""
-    from workers.summaries import induction_targets
+    from workers.core.summaries import induction_targets
 
     tokens = np.array(["x", "a", "b", "c", "a", "b", "c", "c"])
     assert induction_targets(tokens).tolist() == [-1, -1, -1, -1, 2, 3, 4, -1]  # "c c": just before, no target

@@ -14,9 +14,9 @@ from dashboard.app import create_app
 from dashboard.callbacks.url import CONTROL_FIELDS
 from dashboard.state import ViewState
 from tests.callback_requests import base_values, post, request_body
-from workers import local_queue
-from workers.pipeline import HeadRequest
-from workers.registry import registry
+from workers.contracts.requests import HeadRequest
+from workers.models.registry import registry
+from workers.runtime import local_queue
 from workers.store import open_store
 
 MARKER = "TOP-SECRET-4f1c9"
@@ -28,7 +28,7 @@ SENTENCES = ["The cat sat on the mat.", "Queries and keys meet in one picture.",
 def planted(tmp_path_factory) -> dict[str, str]:
     """Files no request may read (a secret in every corpus format) and a model folder outside the registry."""
     import tests.tiny_models as tiny
-    from workers.models import load_model
+    from workers.models.loading import load_model
 
     root = tmp_path_factory.mktemp("planted")
     (root / "secret.txt").write_text(f"{MARKER} the launch code is 0000\n")

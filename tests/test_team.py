@@ -15,7 +15,8 @@ import pytest
 import redis
 
 from tests.browser_helpers import is_visible, wait_until
-from workers.pipeline import HeadRequest, resolve
+from workers.contracts.requests import HeadRequest
+from workers.pipeline.keys import resolve
 from workers.store import open_store
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
@@ -62,7 +63,8 @@ class Team:
         """Start one worker (one process, both queues) and wait until it answers; quiet=False keeps gossip and mingle
         on, as compose runs it."""
         log = open(self.log_dir / f"{name}.log", "w")
-        command = [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker", "-Q", "extraction,projection",
+        command = [sys.executable, "-m", "celery", "-A", "workers.runtime.celery_app", "worker",
+                   "-Q", "extraction,projection",
                    "-c", "1", "-n", f"{name}@%h", "-P", "prefork", "-l", "info",
                    *(["--without-gossip", "--without-mingle"] if quiet else [])]
         self.workers[name] = subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT)
@@ -92,7 +94,7 @@ def team(redis_url, tmp_path, monkeypatch):
 
 def wait_for_jobs(job_ids: list[str], timeout: float) -> dict[str, dict]:
     """Poll until every job is done; fail on an error."""
-    from workers import team_jobs
+    from workers.runtime import team_jobs
 
     statuses: dict[str, dict] = {}
 
@@ -108,7 +110,7 @@ def wait_for_jobs(job_ids: list[str], timeout: float) -> dict[str, dict]:
 
 
 def test_full_matrix_on_two_workers(team):
-    from workers import team_jobs
+    from workers.runtime import team_jobs
 
     team.start("w1")
     team.start("w2")
@@ -126,7 +128,7 @@ def test_full_matrix_on_two_workers(team):
 
 
 def test_same_request_twice_is_one_computation(team):
-    from workers import team_jobs
+    from workers.runtime import team_jobs
 
     team.start("w1")
     store = open_store()
@@ -141,7 +143,7 @@ def test_same_request_twice_is_one_computation(team):
 
 def test_an_opened_head_is_served_before_queued_matrix_cells(team):
     """Matrix cells go at bulk priority: a head someone opens is taken first (Redis message priority)."""
-    from workers import team_jobs
+    from workers.runtime import team_jobs
 
     team.start("w1")
     store = open_store()
@@ -159,7 +161,7 @@ def test_an_opened_head_is_served_before_queued_matrix_cells(team):
 
 def test_worker_killed_mid_job_is_redelivered_and_nothing_partial_is_served(team):
     from dashboard.jobs import cached_keys
-    from workers import team_jobs
+    from workers.runtime import team_jobs
 
     team.start("w1")
     team.start("w2")
@@ -205,7 +207,7 @@ def test_dashboard_in_team_mode_draws_a_head(dash_duo, team_app):
 
 @pytest.mark.browser
 def test_retriggering_in_the_browser_never_kills_a_busy_worker(dash_duo, team_app):
-    from workers import team_jobs
+    from workers.runtime import team_jobs
 
     dash_duo.start_server(team_app)
     request = HeadRequest(layer=3, head=4, method="umap")  # UMAP compiles inside the task: a long job
@@ -271,7 +273,7 @@ def test_redis_restart_mid_job_and_the_job_still_completes(tmp_path, monkeypatch
     import threading
 
     from dashboard import jobs
-    from workers import team_jobs
+    from workers.runtime import team_jobs
 
     command, server, url, port = persistent_redis(tmp_path, monkeypatch)
     team = Team(url, tmp_path / "shared", tmp_path)
@@ -320,7 +322,7 @@ def _parent_of(proc: Path) -> int | None:
 def test_a_whole_worker_lost_mid_job_is_sent_again_within_seconds_and_says_so(team):
     """Not a child process but the whole worker: its message stays unacknowledged in Redis for the visibility
     timeout (900 s); the lost heartbeat gets the job to the other worker within seconds instead."""
-    from workers import team_jobs
+    from workers.runtime import team_jobs
 
     team.start("w1")
     team.start("w2")
@@ -353,7 +355,7 @@ def test_redis_gone_for_20_s_mid_view_leaves_every_worker_alive_and_the_page_rec
     try:
         team.start("w1", quiet=False)  # with gossip and mingle, as compose runs it
         from dashboard.app import create_app
-        from workers import team_jobs
+        from workers.runtime import team_jobs
 
         dash_duo.start_server(create_app(cache_dir=tmp_path / "shared"))
         dash_duo.driver.get(dash_duo.server_url + "/?layer=2&head=9&method=umap")

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from workers.corpus import load_corpus
-from workers.models import load_model, read_spec
-from workers.registry import registry
-from workers.tiny_gpt import (
+from workers.corpora.corpus import load_corpus
+from workers.models.loading import load_model
+from workers.models.registry import read_spec, registry
+from workers.models.tiny_gpt import (
     POSITION_BANDS,
     TINY_GPT_ALIAS,
     attention_maps,
@@ -157,7 +157,8 @@ def test_the_matrix_ranks_its_previous_token_and_induction_heads_first(tiny_gpt,
     from dashboard import jobs
     from dashboard.callbacks.matrix import head_values
     from dashboard.state import corpus_choices, model_choices
-    from workers.pipeline import HeadRequest, ensure_extraction
+    from workers.contracts.requests import HeadRequest
+    from workers.pipeline.stages import ensure_extraction
 
     assert TINY_GPT_ALIAS in model_choices() and "repeated" in corpus_choices("text")
     jobs.set_cache_dir(tmp_path / "cache")
@@ -180,8 +181,8 @@ def test_the_matrix_ranks_its_previous_token_and_induction_heads_first(tiny_gpt,
 
 def test_texts_longer_than_its_positions_are_cut_to_them(tiny_gpt):
     """tiny-gpt has 256 positions: a longer text (and a larger token limit) is truncated, never an index error."""
-    from workers.corpus import make_corpus
-    from workers.extract import extract
+    from workers.corpora.corpus import make_corpus
+    from workers.models.extract import extract
 
     long_text = " ".join(load_corpus("default").texts[:40])
     bundle = extract(tiny_gpt, make_corpus("long", [long_text, "A short one."]), batch_size=2, max_tokens=1024)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from dashboard.state import corpus_choices, parse_query
-from workers.corpus import CorpusError
-from workers.pipeline import corpus_for
-from workers.uploads import list_uploads, save_upload, upload_path
+from workers.corpora.corpus import CorpusError
+from workers.corpora.uploads import list_uploads, save_upload, upload_path
+from workers.pipeline.keys import corpus_for
 
 TEXTS = b"The first uploaded text.\nA second one, a little longer than the first.\n"
 

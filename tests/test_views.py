@@ -8,10 +8,10 @@ import pytest
 from dashboard.figures.matrix import cell_at, cell_origin, matrix_figure, unit_cell
 from dashboard.figures.single import COLOR_MODES, HeadData, Style, available_colors, color_values, single_figure
 from tests.conftest import SENTENCES
-from workers import metrics
-from workers.attention import text_attention
-from workers.corpus import make_corpus
-from workers.extract import extract
+from workers.core import metrics
+from workers.core.attention import text_attention
+from workers.corpora.corpus import make_corpus
+from workers.models.extract import extract
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +116,8 @@ def test_matrix_cells_tile_and_clicks_map_back():
 def test_download_table_equals_export(tmp_path):
     from dashboard import jobs
     from dashboard.callbacks.downloads import points_frame
-    from workers.pipeline import HeadRequest, ensure_head_view, export_arrays
+    from workers.contracts.requests import HeadRequest
+    from workers.pipeline.stages import ensure_head_view, export_arrays
     from workers.store import open_store
 
     jobs.set_cache_dir(tmp_path)
@@ -133,8 +134,9 @@ def test_download_table_equals_export(tmp_path):
 def test_matrix_shows_pca_until_the_slower_projection_finishes(tmp_path):
     from dashboard import jobs
     from dashboard.callbacks.matrix import _figure, finished_cells, provisional_cells
-    from workers.models import read_spec
-    from workers.pipeline import HeadRequest, ensure_head_view
+    from workers.contracts.requests import HeadRequest
+    from workers.models.registry import read_spec
+    from workers.pipeline.stages import ensure_head_view
     from workers.store import open_store
 
     corpus = tmp_path / "tiny.txt"
@@ -160,11 +162,12 @@ def test_matrix_shows_pca_until_the_slower_projection_finishes(tmp_path):
 
 
 def test_view_fidelity_is_computed_once_and_matches_a_direct_computation(tmp_path, monkeypatch):
-    import workers.fidelity
+    import workers.core.fidelity
     from dashboard.callbacks.single import fidelity_text
-    from workers.fidelity import fidelity, picture_fidelity, sink_keys
-    from workers.normalize import normalize
-    from workers.pipeline import HeadRequest, ensure_head_view, ensure_view_fidelity, head_vectors
+    from workers.contracts.requests import HeadRequest
+    from workers.core.fidelity import fidelity, picture_fidelity, sink_keys
+    from workers.core.normalize import normalize
+    from workers.pipeline.stages import ensure_head_view, ensure_view_fidelity, head_vectors
     from workers.store import open_store
 
     corpus = tmp_path / "c.txt"
@@ -184,7 +187,7 @@ def test_view_fidelity_is_computed_once_and_matches_a_direct_computation(tmp_pat
     assert found["normalised"] == fidelity(q, k, *normalised, text_id, False, sinks=sinks).to_dict()
     assert found["picture"] == picture_fidelity(q, k, coords, text_id, False, sinks=sinks).to_dict()
     assert 0 < found["picture"]["non_sink_share"] < 1 and 0 < found["picture"]["baseline"] < 1
-    monkeypatch.setattr(workers.fidelity, "view_fidelity", lambda *a, **kw: (_ for _ in ()).throw(AssertionError))
+    monkeypatch.setattr(workers.core.fidelity, "view_fidelity", lambda *a, **kw: (_ for _ in ()).throw(AssertionError))
     assert ensure_view_fidelity(request, store) == found  # stored: not computed again
     line = fidelity_text(found)
     picture = found["picture"]
@@ -208,9 +211,10 @@ def test_matrix_ranked_by_a_summary_places_and_labels_heads_and_a_click_opens_th
     from dashboard.callbacks.url import _matrix_cell
     from dashboard.figures.matrix import CELL, cell_origin
     from dashboard.state import ViewState
-    from workers.fidelity import picture_fidelity
-    from workers.models import read_spec
-    from workers.pipeline import HeadRequest, ensure_head_view
+    from workers.contracts.requests import HeadRequest
+    from workers.core.fidelity import picture_fidelity
+    from workers.models.registry import read_spec
+    from workers.pipeline.stages import ensure_head_view
 
     corpus = tmp_path / "tiny.txt"
     corpus.write_text("\n".join(SENTENCES * 4))
@@ -256,8 +260,9 @@ def test_matrix_cells_coloured_by_fidelity_follow_the_values_on_one_colour_bar(t
     from dashboard import jobs
     from dashboard.callbacks.matrix import _figure, finished_cells, head_values
     from dashboard.figures.matrix import TINT_SCALE, cell_origin
-    from workers.models import read_spec
-    from workers.pipeline import HeadRequest, ensure_head_view
+    from workers.contracts.requests import HeadRequest
+    from workers.models.registry import read_spec
+    from workers.pipeline.stages import ensure_head_view
 
     corpus = tmp_path / "tiny.txt"
     corpus.write_text("\n".join(SENTENCES * 4))

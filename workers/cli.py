@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import sys
 
-from workers.choices import DEFAULT_DIMS, DEFAULT_METHOD, DEFAULT_NORMALISATION, DIMS, METHODS, NORMALISATIONS, values
-from workers.corpus import CorpusError
-from workers.models import ModelError
+from workers.contracts.choices import (
+    DEFAULT_DIMS,
+    DEFAULT_METHOD,
+    DEFAULT_NORMALISATION,
+    DIMS,
+    METHODS,
+    NORMALISATIONS,
+    values,
+)
+from workers.contracts.specs import ModelError
+from workers.corpora.corpus import CorpusError
 
 UNLISTED_MODEL_COMMANDS = ("export", "heads")  # commands that may name a local folder or hub id
 
@@ -65,8 +72,9 @@ def export(args: argparse.Namespace) -> int:
     """Run the export subcommand."""
     from pathlib import Path
 
-    from workers.export import FORMATS, write_export
-    from workers.pipeline import HeadRequest, export_arrays, export_metrics
+    from workers.contracts.requests import HeadRequest
+    from workers.core.export import FORMATS, write_export
+    from workers.pipeline.stages import export_arrays, export_metrics
     from workers.store import open_store
 
     if Path(args.out).suffix.lower() not in FORMATS:
@@ -92,14 +100,9 @@ def heads(args: argparse.Namespace) -> int:
 
     import pandas as pd
 
-    from workers.models import read_spec
-    from workers.pipeline import (
-        HeadRequest,
-        ensure_extraction,
-        ensure_head_summary,
-        ensure_head_view,
-        ensure_view_fidelity,
-    )
+    from workers.contracts.requests import HeadRequest
+    from workers.models.registry import read_spec
+    from workers.pipeline.stages import ensure_extraction, ensure_head_summary, ensure_head_view, ensure_view_fidelity
     from workers.store import open_store
 
     out = Path(args.out)
@@ -132,11 +135,10 @@ def fidelity_columns(picture: dict[str, float]) -> dict[str, float]:
 
 
 def serve(args: argparse.Namespace) -> int:
-    """Run the dashboard until interrupted."""
-    app = importlib.import_module("dashboard.app").create_app()
-    print(f"qk-atlas: open http://{args.host}:{args.port}/", file=sys.stderr)
-    app.run(host=args.host, port=args.port, debug=False)
-    return 0
+    """Run the dashboard until interrupted: `python -m dashboard` in this process (the web app is its own program;
+    the workers never import it)."""
+    os.execv(sys.executable, [sys.executable, "-m", "dashboard", "--host", args.host, "--port", str(args.port)])
+    return 0  # not reached: execv replaces this process
 
 
 def allow_unlisted_models_for(command: str) -> None:

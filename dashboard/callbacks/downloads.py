@@ -9,7 +9,7 @@ import pandas as pd
 from dash import Dash, Input, Output, Patch, State, ctx, dcc, no_update
 
 from dashboard import ids, jobs
-from workers.export import points_table
+from workers.core.export import points_table
 
 
 def points_frame(keys: dict[str, str]) -> pd.DataFrame:

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from dashboard import jobs
-from workers.models import read_spec
-from workers.pipeline import HeadRequest
+from workers.contracts.requests import HeadRequest
+from workers.models.registry import read_spec
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,16 @@ from dash import Dash, Input, Output, State, dcc, html, no_update
 from dashboard import ids, jobs
 from dashboard.figures.headmap import head_map_figure
 from dashboard.state import parse_query
-from workers.headmap import SAMPLE_TEXTS, HeadMap
-from workers.models import read_spec
-from workers.pipeline import HeadRequest, ensure_head_map, resolve, stored_head_map
+from workers.contracts.choices import HEAD_MAP_SAMPLE_TEXTS
+from workers.contracts.requests import HeadRequest
+from workers.contracts.results import HeadMap
+from workers.models.registry import read_spec
+from workers.pipeline.keys import resolve, stored_head_map
+from workers.pipeline.stages import ensure_head_map
 
 EXPLAINED = (f"distance: the share of attention two heads send to different tokens (mean total variation distance "
-             f"over the queries of {SAMPLE_TEXTS} sampled texts); points placed by classical MDS of those distances")
+             f"over the queries of {HEAD_MAP_SAMPLE_TEXTS} sampled texts); points placed by classical MDS of those "
+             "distances")
 
 
 def _template(style: dict[str, Any]) -> HeadRequest:

@@ -13,18 +13,12 @@ from dash import Dash, Input, Output, State, ctx, no_update
 from dashboard import ids, jobs
 from dashboard.figures.matrix import matrix_figure, ranked_slots
 from dashboard.layout.page import ORDER_LABELS, TINT_LABELS
-from workers import metrics
-from workers.choices import METHODS
-from workers.models import read_spec
-from workers.pipeline import (
-    METHOD_NAMES,
-    HeadRequest,
-    ensure_head_summary,
-    ensure_view_fidelity,
-    fidelity_key,
-    resolve_heads,
-    summary_key,
-)
+from workers.contracts.choices import METHODS
+from workers.contracts.requests import HeadRequest
+from workers.core import metrics
+from workers.models.registry import read_spec
+from workers.pipeline.keys import METHOD_NAMES, fidelity_key, resolve_heads, summary_key
+from workers.pipeline.stages import ensure_head_summary, ensure_view_fidelity
 
 SAMPLE_TOKENS = 2000  # tokens drawn per head (each a query and a key); stated in the status line
 PREVIEW_NOTES = {choice.value: choice.preview_note for choice in METHODS if choice.preview_note}

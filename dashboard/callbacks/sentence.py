@@ -11,8 +11,8 @@ from dashboard import ids, jobs
 from dashboard.figures.image import image_figure
 from dashboard.figures.sentence import aggregate_figure, sentence_figure
 from dashboard.figures.single import empty_figure
-from workers import metrics
-from workers.pipeline import corpus_for
+from workers.core import metrics
+from workers.pipeline.keys import corpus_for
 
 
 @lru_cache(maxsize=16)

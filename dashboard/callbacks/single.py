@@ -12,9 +12,10 @@ from dashboard.callbacks.follow import look
 from dashboard.callbacks.url import clicked_token
 from dashboard.figures.single import Style, base_signature, empty_figure, on_screen, overlay_traces, single_figure
 from dashboard.layout.page import METHOD_LABELS
-from workers.models import read_spec
-from workers.pipeline import HeadRequest, ensure_view_fidelity
-from workers.project import ATTENTION_METHODS
+from workers.contracts.choices import ATTENTION_METHODS
+from workers.contracts.requests import HeadRequest
+from workers.models.registry import read_spec
+from workers.pipeline.stages import ensure_view_fidelity
 
 PANELS = {"single": ids.SINGLE_PANEL, "matrix": ids.MATRIX_PANEL, "sentence": ids.SENTENCE_PANEL,
           "headmap": ids.HEADMAP_PANEL, "compare": ids.COMPARE_PANEL}

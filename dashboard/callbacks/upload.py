@@ -1,4 +1,4 @@
-"""Corpus upload: check and keep the file (workers.uploads), then switch the corpus to it (the URL follows)."""
+"""Corpus upload: check and keep the file (workers.corpora.uploads), then switch the corpus to it (the URL follows)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from dash import Dash, Input, Output, State, no_update
 
 from dashboard import ids
 from dashboard.session import browser_id
-from workers.corpus import CorpusError
-from workers.uploads import save_upload
+from workers.corpora.corpus import CorpusError
+from workers.corpora.uploads import save_upload
 
 
 def register(app: Dash) -> None:

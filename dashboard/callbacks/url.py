@@ -13,8 +13,8 @@ from dashboard import ids, jobs
 from dashboard.figures.matrix import cell_at
 from dashboard.layout.page import corpus_options, range_options
 from dashboard.state import ViewState, parse_query, with_controls
-from workers.models import read_spec
-from workers.pipeline import HeadRequest
+from workers.contracts.requests import HeadRequest
+from workers.models.registry import read_spec
 
 CONTROL_FIELDS = {ids.VIEW_TABS: "view", ids.MODEL: "model", ids.CORPUS: "corpus", ids.LAYER: "layer",
                   ids.HEAD: "head", ids.METHOD: "method", ids.DIMS: "dims", ids.NORM: "norm", ids.COLOR: "color",

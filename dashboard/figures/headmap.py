@@ -1,11 +1,12 @@
-"""The head map figure: one point per head, placed by how alike heads attend (workers.headmap), coloured by layer."""
+"""The head map figure: one point per head, placed by how alike heads attend (workers.core.headmap), coloured
+by layer."""
 
 from __future__ import annotations
 
 import numpy as np
 import plotly.graph_objects as go
 
-from workers.headmap import HeadMap
+from workers.contracts.results import HeadMap
 
 Cell = tuple[int, int]
 

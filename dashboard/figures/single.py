@@ -12,8 +12,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 import plotly.graph_objects as go
 
-from workers import metrics
-from workers.choices import COLOURS
+from workers.contracts.choices import COLOURS
+from workers.core import metrics
 
 QUERY_COLOR = "#1b9e77"  # green, as AttentionViz draws queries
 KEY_COLOR = "#d6257c"  # magenta-pink for keys

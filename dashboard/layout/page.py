@@ -9,10 +9,11 @@ from dashboard import ids
 from dashboard.figures.single import empty_figure
 from dashboard.session import browser_id
 from dashboard.state import COLORS, ViewState, corpus_choices, model_choices
-from workers.choices import DIMS, METHODS, NORMALISATIONS
 from workers.config import settings
-from workers.models import ModelError, read_spec
-from workers.uploads import list_uploads, owned_by
+from workers.contracts.choices import DIMS, METHODS, NORMALISATIONS
+from workers.contracts.specs import ModelError
+from workers.corpora.uploads import list_uploads, owned_by
+from workers.models.registry import read_spec
 
 POLL_MS = 500  # how often an open page looks at a view that is being computed
 

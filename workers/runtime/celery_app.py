@@ -1,4 +1,5 @@
-"""The Celery application of the team deployment (`celery -A workers.celery_app worker -Q extraction,projection`).
+"""The Celery application of the team deployment
+(`celery -A workers.runtime.celery_app worker -Q extraction,projection`).
 
 JSON only (no pickle), late acknowledgement and requeue when a worker process is lost, one task at a time per
 process; the model is loaded once per worker process (workers.pipeline caches it) and UMAP is compiled once per
@@ -22,7 +23,7 @@ PROJECTION_QUEUE = "projection"
 
 def make_celery(url: str) -> Celery:
     """A Celery app on Redis `url` configured for safe, deduplicated, JSON-only work."""
-    app = Celery("qk_atlas", broker=url, backend=url, include=["workers.tasks"])
+    app = Celery("qk_atlas", broker=url, backend=url, include=["workers.runtime.tasks"])
     app.conf.update(
         task_serializer="json", result_serializer="json", accept_content=["json"],
         task_acks_late=True, task_reject_on_worker_lost=True, worker_prefetch_multiplier=1,
@@ -78,6 +79,6 @@ app = make_celery(settings().redis_url or "redis://127.0.0.1:6379/0")  # setting
 def _warm_up_in_background(**_kwargs) -> None:
     """Compile UMAP once per worker process, off the task path (a thread, so the process reports ready)."""
     if os.environ.get("QK_ATLAS_WARM_UMAP", "1") != "0":
-        from workers.project import warm_up_umap
+        from workers.core.project import warm_up_umap
 
         threading.Thread(target=warm_up_umap, daemon=True, name="umap-warm-up").start()

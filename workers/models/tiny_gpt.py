@@ -15,7 +15,7 @@ BOS = "<|endoftext|>"
 
 def tiny_gpt_path() -> Path:
     """Folder of the tiny-gpt weights and tokenizer inside the installed package."""
-    return Path(__file__).resolve().parent / "data" / "tiny_gpt"
+    return Path(__file__).resolve().parent.parent / "data" / "tiny_gpt"
 
 
 def attention_maps(model: Any, sequences: list[list[int]]) -> list[np.ndarray]:

@@ -9,42 +9,12 @@ that distance matrix, so nearby points are heads that attend alike.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 
 import numpy as np
 
-from workers.fidelity import attention_groups, sampled_text_rows
-
-SAMPLE_TEXTS = 64
-RELATED = 5
-
-Cell = tuple[int, int]
-
-
-@dataclass(frozen=True)
-class HeadMap:
-    """cells [H] as (layer, head); distances [H, H]; coords [H, 2] (MDS of the distances)."""
-
-    cells: list[Cell]
-    distances: np.ndarray
-    coords: np.ndarray
-
-    def to_dict(self) -> dict:
-        """JSON-friendly form."""
-        return {"cells": [list(cell) for cell in self.cells], "distances": self.distances.round(5).tolist(),
-                "coords": self.coords.round(5).tolist()}
-
-    @classmethod
-    def from_dict(cls, data: dict) -> HeadMap:
-        """Inverse of to_dict."""
-        return cls([tuple(cell) for cell in data["cells"]], np.asarray(data["distances"], dtype=float),
-                   np.asarray(data["coords"], dtype=float))
-
-    def related(self, cell: Cell, count: int = RELATED) -> list[tuple[Cell, float]]:
-        """The `count` heads whose attention is most like `cell`'s, nearest first, with their distance."""
-        index = self.cells.index(cell)
-        order = [i for i in np.argsort(self.distances[index], kind="stable") if i != index][:count]
-        return [(self.cells[i], float(self.distances[index, i])) for i in order]
+from workers.contracts.choices import HEAD_MAP_SAMPLE_TEXTS
+from workers.contracts.results import Cell, HeadMap
+from workers.core.fidelity import attention_groups, sampled_text_rows
 
 
 def attention_rows(q: np.ndarray, k: np.ndarray, text_id: np.ndarray, causal: bool, rows: np.ndarray,
@@ -82,7 +52,8 @@ def classical_mds(distances: np.ndarray, dims: int = 2) -> np.ndarray:
 
 
 def head_map(heads: Iterable[tuple[Cell, np.ndarray, np.ndarray]], text_id: np.ndarray, causal: bool,
-             sample_texts: int = SAMPLE_TEXTS, progress: Callable[[int], None] = lambda _done: None) -> HeadMap:
+             sample_texts: int = HEAD_MAP_SAMPLE_TEXTS,
+             progress: Callable[[int], None] = lambda _done: None) -> HeadMap:
     """The head map from (cell, q [N, d], k [N, d]) of every head (read one at a time) over one tokens table
     (text_id [N], sorted by text); progress gets the number of heads read so far."""
     rows = sampled_text_rows(text_id, sample_texts)

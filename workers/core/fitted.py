@@ -16,9 +16,9 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import minimize
 
-from workers.choices import FITTED_ANCHOR, FITTED_GAP_WEIGHT, FITTED_ITERATIONS, FITTED_TAU
-from workers.fidelity import AttentionGroups, attention_groups
-from workers.layout import pca_start
+from workers.contracts.choices import FITTED_ANCHOR, FITTED_GAP_WEIGHT, FITTED_ITERATIONS, FITTED_TAU
+from workers.core.fidelity import AttentionGroups, attention_groups
+from workers.core.layout import pca_start
 
 START_ON_TOP = 0.7
 

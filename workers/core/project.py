@@ -6,11 +6,10 @@ from typing import Any
 
 import numpy as np
 
-from workers.choices import METHODS as METHOD_CHOICES
-from workers.choices import values
+from workers.contracts.choices import ATTENTION_METHODS, values
+from workers.contracts.choices import METHODS as METHOD_CHOICES
 
-METHODS: tuple[str, ...] = values(METHOD_CHOICES)  # "attention": workers.layout; "fitted": workers.fitted
-ATTENTION_METHODS: tuple[str, ...] = ("attention", "fitted")  # placed from the head's attention, not points alone
+METHODS: tuple[str, ...] = values(METHOD_CHOICES)  # "attention": workers.core.layout; "fitted": workers.core.fitted
 POINT_METHODS: tuple[str, ...] = tuple(m for m in METHODS if m not in ATTENTION_METHODS)  # points alone (this module)
 
 
@@ -91,7 +90,7 @@ def _tsne(points: np.ndarray, dims: int, seed: int, perplexity: float = 30.0, ea
 
 def warm_up_umap() -> None:
     """Compile umap-learn's numba code once in this process (small and >4,096-point paths, attention layout)."""
-    from workers.layout import attention_layout
+    from workers.core.layout import attention_layout
 
     rng = np.random.default_rng(0)
     for n in (64, 4200):

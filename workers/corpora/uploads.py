@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from workers.config import settings
-from workers.corpus import CorpusError, load_corpus_file
+from workers.corpora.corpus import CorpusError, load_corpus_file
 
 UPLOAD_NAME = re.compile(r"^upload-[0-9a-f]{16}\.(txt|csv|jsonl)$")
 SUFFIXES = (".txt", ".csv", ".jsonl")

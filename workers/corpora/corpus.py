@@ -10,9 +10,8 @@ from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 
-DEFAULT_CORPUS = "default"
-DEFAULT_IMAGE_CORPUS = "images"
-REPEATED_CORPUS = "repeated"  # strings of random corpus words, each written twice (repeated_word_texts)
+from workers.contracts.requests import DEFAULT_CORPUS, DEFAULT_IMAGE_CORPUS, REPEATED_CORPUS  # noqa: F401
+
 MAX_LINE_BYTES = 100_000  # a longer line is cut (a text is truncated to its first tokens anyway)
 BINARY_SNIFF_BYTES = 8192
 
@@ -48,7 +47,7 @@ class ImageCorpus:
 
 def make_image_corpus(name: str, named_images: list, max_items: int | None = None) -> ImageCorpus:
     """ImageCorpus from (name, array) pairs; error when empty."""
-    from workers.images import images_hash
+    from workers.corpora.images import images_hash
 
     if not named_images:
         raise CorpusError(f"image corpus {name!r} holds no image")
@@ -60,7 +59,7 @@ def make_image_corpus(name: str, named_images: list, max_items: int | None = Non
 
 def load_image_corpus(ref: str, max_items: int | None = None) -> ImageCorpus:
     """`images` (generated default), a folder of images or an .npz of arrays."""
-    from workers import images
+    from workers.corpora import images
 
     if ref == DEFAULT_IMAGE_CORPUS:
         return make_image_corpus(ref, images.default_images(), max_items)

@@ -23,8 +23,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from workers.corpus import Corpus, ImageCorpus
-from workers.models import LoadedModel, ModelError
+from workers.contracts.specs import ModelError
+from workers.corpora.corpus import Corpus, ImageCorpus
+from workers.models.loading import LoadedModel
 
 Progress = Callable[[float, str], None]
 Emit = Callable[[str, int, torch.Tensor], None]

@@ -13,12 +13,12 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from workers.choices import LAYOUT_EPOCHS as EPOCHS
-from workers.choices import LAYOUT_NEIGHBOURS as NEIGHBOURS
-from workers.choices import LAYOUT_SHARPNESS as SHARPNESS
-from workers.choices import LAYOUT_STRUCTURE_WEIGHT as STRUCTURE_WEIGHT
-from workers.choices import LAYOUT_TOP_KEYS as TOP_KEYS
-from workers.fidelity import grouped_attention
+from workers.contracts.choices import LAYOUT_EPOCHS as EPOCHS
+from workers.contracts.choices import LAYOUT_NEIGHBOURS as NEIGHBOURS
+from workers.contracts.choices import LAYOUT_SHARPNESS as SHARPNESS
+from workers.contracts.choices import LAYOUT_STRUCTURE_WEIGHT as STRUCTURE_WEIGHT
+from workers.contracts.choices import LAYOUT_TOP_KEYS as TOP_KEYS
+from workers.core.fidelity import grouped_attention
 
 MIN_RELATIVE_ATTENTION = 0.05
 MIN_DIST = 0.1

@@ -6,7 +6,7 @@ import string
 
 import numpy as np
 
-from workers.attention import text_attention
+from workers.core.attention import text_attention
 
 PUNCTUATION = set(string.punctuation) | {"…", "“", "”", "‘", "’", "—", "–"}
 

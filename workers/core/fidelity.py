@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy.stats import rankdata
 
-from workers.attention import text_attention
+from workers.core.attention import text_attention
 
 TOP_K = 3
 
@@ -190,19 +190,3 @@ def picture_fidelity(q: np.ndarray, k: np.ndarray, coords: np.ndarray, text_id: 
     """Fidelity of a stored picture: coords [2N, dims], queries then keys."""
     n = len(q)
     return fidelity(q, k, coords[:n], coords[n:], text_id, causal, k_nearest, sinks)
-
-
-def view_fidelity(q: np.ndarray, k: np.ndarray, coords: np.ndarray, text_id: np.ndarray, causal: bool,
-                  norm: str, sinks: np.ndarray | None = None) -> dict[str, dict]:
-    """Fidelity of a view at each stage: raw q, k [N, d]; after its normalisation; its picture coords [2N, dims];
-    and the normalisation's translation and scale; sinks bool [N] (sink_keys)."""
-    from workers.normalize import picture_layout, transform_for
-
-    transform = transform_for(q, k, norm, text_id, causal)
-    q_norm, k_norm = transform.apply(q, k)
-    groups = attention_groups(q, k, text_id, causal)
-    n = len(q)
-    return {"raw": fidelity_of(groups, q, k, causal, sinks=sinks).to_dict(),
-            "normalised": fidelity_of(groups, q_norm, k_norm, causal, sinks=sinks).to_dict(),
-            "picture": fidelity_of(groups, coords[:n], coords[n:], causal, sinks=sinks).to_dict(),
-            "transform": transform.describe(), "layout": picture_layout(coords[:n], coords[n:])}

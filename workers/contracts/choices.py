@@ -24,26 +24,28 @@ class Choice:
     preview: dict[str, Any] | None = None  # the matrix cells' faster parameters (None: the same as params)
     preview_note: str = ""  # said under the matrix when its cells are previews
     modality: str = ""  # "image": only meaningful for image models ("" for all)
+    from_attention: bool = False  # a picture placed from the head's attention, not from the points alone
 
 
-# The attention layout (workers.layout): each query linked to the keys it attends to most.
+# The attention layout (workers.core.layout): each query linked to the keys it attends to most.
 LAYOUT_TOP_KEYS = 3
 LAYOUT_NEIGHBOURS = 10
 LAYOUT_STRUCTURE_WEIGHT = 0.2
 LAYOUT_SHARPNESS = 4.0
 LAYOUT_EPOCHS = 100  # from a PCA start, 50 to 200 epochs gave the same fidelity (bench/normalisation.py)
 
-# The picture fitted to attention (workers.fitted): distance reproduces each query's attention.
+# The picture fitted to attention (workers.core.fitted): distance reproduces each query's attention.
 FITTED_ITERATIONS = 60  # L-BFGS steps (bench/normalisation.py: the 20-step preview 0.954 top-1-in-3, these 0.974)
 FITTED_TAU = 0.1  # softmax temperature over squared distances, keys' RMS radius 1
 FITTED_ANCHOR = 0.1  # how strongly non-sink keys keep the shape of their principal components
 FITTED_GAP_WEIGHT = 1.0  # how strongly the query and key clouds are centred on each other
 
-# The fitted normalisation (workers.normalize): a small grid of translations and scales, scored on a sample.
+# The fitted normalisation (workers.core.normalize): a small grid of translations and scales, scored on a sample.
 FIT_TRANSLATIONS: tuple[str, ...] = ("none", "centroid", "equal-norm")
 FIT_SCALE_MULTIPLIERS: tuple[float, ...] = (1.0, 1.25, 1.5, 2.0)
 FIT_SPREAD_RATIO_LIMIT = 2.0  # the fit keeps the key cloud within this factor of the query cloud's size
 FIT_SAMPLE_TEXTS = 48
+HEAD_MAP_SAMPLE_TEXTS = 64  # texts whose queries the head map compares heads on
 
 NORMALISATIONS: tuple[Choice, ...] = (
     Choice("fit", "fitted for fidelity (default)", "fit",
@@ -75,14 +77,16 @@ METHODS: tuple[Choice, ...] = (
                    "structure_weight": LAYOUT_STRUCTURE_WEIGHT, "sharpness": LAYOUT_SHARPNESS, "version": 1},
            preview={"n_epochs": 50, "top_keys": LAYOUT_TOP_KEYS, "n_neighbors": LAYOUT_NEIGHBOURS,
                     "structure_weight": LAYOUT_STRUCTURE_WEIGHT, "sharpness": LAYOUT_SHARPNESS, "version": 1},
-           preview_note="cells are attention-layout previews (50 epochs; the opened head runs 100)"),
+           preview_note="cells are attention-layout previews (50 epochs; the opened head runs 100)",
+           from_attention=True),
     Choice("fitted", "Fitted to attention (default)", "picture fitted to attention",
            "queries and keys placed so that a softmax over distances reproduces each query's attention",
            params={"iterations": FITTED_ITERATIONS, "tau": FITTED_TAU, "anchor": FITTED_ANCHOR,
                    "gap_weight": FITTED_GAP_WEIGHT, "version": 1},
            preview={"iterations": 20, "tau": FITTED_TAU, "anchor": FITTED_ANCHOR, "gap_weight": FITTED_GAP_WEIGHT,
                     "version": 1},
-           preview_note="cells are previews of the fitted picture (20 steps; the opened head runs 60)"),
+           preview_note="cells are previews of the fitted picture (20 steps; the opened head runs 60)",
+           from_attention=True),
 )
 
 DIMS: tuple[Choice, ...] = (
@@ -102,6 +106,8 @@ COLOURS: tuple[Choice, ...] = (
     Choice("row", "patch row (images)", "patch row", "the image patch's row", modality="image"),
     Choice("col", "patch column (images)", "patch column", "the image patch's column", modality="image"),
 )
+
+ATTENTION_METHODS: tuple[str, ...] = tuple(c.value for c in METHODS if c.from_attention)
 
 DEFAULT_NORMALISATION = "fit"
 DEFAULT_METHOD = "fitted"

@@ -18,10 +18,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from workers.fidelity import grouped_attention, text_boundaries
+from workers.core.fidelity import grouped_attention, text_boundaries
 
-SUMMARY_NAMES = ("prev_token", "next_token", "first_token", "special", "induction", "entropy", "norm_ratio",
-                 "qk_overlap")
 OVERLAP_SAMPLE = 2000
 
 

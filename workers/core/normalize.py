@@ -4,7 +4,7 @@ Scaling q -> c·q, k -> k/c leaves every logit unchanged; translating every key 
 to all logits of a query, which softmax ignores. AttentionViz: c so mean norms match, v so centroids coincide
 ("scale+translate"). "fit" chooses c and v per head to maximise the fidelity of the picture instead: it tries a
 small grid of scales and translations and keeps the one whose 2D PCA picture, on a seeded sample of texts, puts
-each query's most-attended key among its nearest keys most often (workers.fidelity), among the candidates whose
+each query's most-attended key among its nearest keys most often (workers.core.fidelity), among the candidates whose
 key cloud keeps a size within SPREAD_RATIO_LIMIT of the query cloud's (larger scales win fidelity by shrinking the
 keys to a dot, which no one can read).
 """
@@ -15,10 +15,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from workers.choices import DEFAULT_NORMALISATION, FIT_SAMPLE_TEXTS, NORMALISATIONS, params_of, values
-from workers.choices import FIT_SCALE_MULTIPLIERS as SCALE_MULTIPLIERS
-from workers.choices import FIT_SPREAD_RATIO_LIMIT as SPREAD_RATIO_LIMIT
-from workers.choices import FIT_TRANSLATIONS as TRANSLATIONS
+from workers.contracts.choices import DEFAULT_NORMALISATION, FIT_SAMPLE_TEXTS, NORMALISATIONS, values
+from workers.contracts.choices import FIT_SCALE_MULTIPLIERS as SCALE_MULTIPLIERS
+from workers.contracts.choices import FIT_SPREAD_RATIO_LIMIT as SPREAD_RATIO_LIMIT
+from workers.contracts.choices import FIT_TRANSLATIONS as TRANSLATIONS
+from workers.core.fidelity import attention_groups, sampled_text_rows, top1_of_pictures
 
 NORMALIZATIONS: tuple[str, ...] = values(NORMALISATIONS)
 DEFAULT_NORMALIZATION = DEFAULT_NORMALISATION
@@ -43,11 +44,6 @@ class Transform:
         """JSON-friendly summary (the shift as its norm)."""
         return {"translation": self.translation, "scale_multiplier": self.multiplier, "scale": round(self.scale, 6),
                 "shift_norm": round(float(np.linalg.norm(self.shift)), 6)}
-
-
-def normalisation_params(method: str) -> dict:
-    """What, beside its name, determines a normalisation's output (part of the picture's store key)."""
-    return params_of(NORMALISATIONS, method)
 
 
 def scale_factor(q: np.ndarray, k: np.ndarray) -> float:
@@ -116,8 +112,6 @@ def fit_transform_for(q: np.ndarray, k: np.ndarray, text_id: np.ndarray, causal:
     q, k [N, d]; text_id [N] sorted by text. Score: top-1-in-3 among candidates whose clouds keep comparable sizes
     (all candidates when none does); a tie keeps the earlier candidate of the grid.
     """
-    from workers.fidelity import attention_groups, sampled_text_rows, top1_of_pictures
-
     rows = sampled_text_rows(text_id, sample_texts)
     n = len(rows)
     q_sample, k_sample = q[rows].astype(np.float64), k[rows].astype(np.float64)

@@ -22,7 +22,7 @@ from typing import Any
 
 import redis as redis_lib
 
-from workers.local_queue import job_id_for
+from workers.runtime.local_queue import job_id_for
 from workers.store import Store
 
 JOB_TTL_SECONDS = 24 * 3600
@@ -40,7 +40,7 @@ def _redis(url: str) -> redis_lib.Redis:
 
 def redis_client() -> redis_lib.Redis:
     """The Redis of QK_ATLAS_REDIS_URL."""
-    from workers.celery_app import redis_url
+    from workers.runtime.celery_app import redis_url
 
     return _redis(redis_url())
 
@@ -48,21 +48,22 @@ def redis_client() -> redis_lib.Redis:
 @lru_cache(maxsize=4)
 def _celery_for(url: str):
     """A Celery client for one Redis URL (the dashboard only sends tasks by name)."""
-    from workers.celery_app import make_celery
+    from workers.runtime.celery_app import make_celery
 
     return make_celery(url)
 
 
 def _celery():
     """The Celery client of QK_ATLAS_REDIS_URL."""
-    from workers.celery_app import redis_url
+    from workers.runtime.celery_app import redis_url
 
     return _celery_for(redis_url())
 
 
 def extraction_key(request: dict[str, Any]) -> str:
     """What identifies one extraction (model and corpus content)."""
-    from workers.pipeline import HeadRequest, resolve
+    from workers.contracts.requests import HeadRequest
+    from workers.pipeline.keys import resolve
 
     return resolve(HeadRequest.from_dict(request)).tokens
 
@@ -142,7 +143,8 @@ def computations(job_id: str) -> int:
 
 def _extraction_done(request: dict[str, Any], store: Store) -> bool:
     """Whether the request's corpus is already extracted."""
-    from workers.pipeline import HeadRequest, resolve
+    from workers.contracts.requests import HeadRequest
+    from workers.pipeline.keys import resolve
 
     return resolve(HeadRequest.from_dict(request)).extracted(store)
 
@@ -156,7 +158,8 @@ def submit(request: dict[str, Any], store: Store, urgent: bool = True) -> str:
     job_id = job_id_for(request)
     client = redis_client()
     if not client.set(f"qk:job:{job_id}", time.time(), nx=True, ex=JOB_TTL_SECONDS):
-        from workers.pipeline import HeadRequest, resolve
+        from workers.contracts.requests import HeadRequest
+        from workers.pipeline.keys import resolve
 
         state = _celery().AsyncResult(job_id).state
         lost = state == "SUCCESS" and not resolve(HeadRequest.from_dict(request)).complete(store)
@@ -233,7 +236,7 @@ def _sent_again(job_id: str, store: Store | None, lost: float, progress: dict[st
 
 def queue_lengths() -> dict[str, int]:
     """Pending messages per queue (for the status line)."""
-    from workers.celery_app import EXTRACTION_QUEUE, PROJECTION_QUEUE
+    from workers.runtime.celery_app import EXTRACTION_QUEUE, PROJECTION_QUEUE
 
     client = redis_client()
     return {queue: int(client.llen(queue)) for queue in (EXTRACTION_QUEUE, PROJECTION_QUEUE)}

@@ -1,0 +1,61 @@
+"""Loading a model offline-first with eager attention, eval mode; the only place weights are read."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from workers.contracts.specs import ModelError, ModelSpec
+from workers.models.families import Family, family_for, spec_from_config
+from workers.models.registry import local_files, model_source
+
+
+@dataclass
+class LoadedModel:
+    """A model in eval mode with eager attention, its tokenizer and its spec."""
+
+    model: Any
+    tokenizer: Any
+    spec: ModelSpec
+    family: Family
+
+
+def wrap_model(model: Any, tokenizer: Any, model_id: str, revision: str) -> LoadedModel:
+    """LoadedModel around an already built model (e.g. a tiny random one in tests); forces eager attention."""
+    model.eval()
+    if hasattr(model, "set_attn_implementation"):
+        model.set_attn_implementation("eager")  # sdpa returns no attention weights to check against
+    else:  # older transformers
+        model.config._attn_implementation = "eager"
+    spec, family = spec_from_config(model.config.to_dict(), model_id, revision)
+    return LoadedModel(model=model, tokenizer=tokenizer, spec=spec, family=family)
+
+
+def load_model(ref: str) -> LoadedModel:
+    """Load a registered model offline-first, eager attention, eval mode; never trusts remote code."""
+    from transformers import AutoModel
+
+    source = model_source(ref)
+    path = local_files(source)
+    config = json.loads((path / "config.json").read_text())
+    family = family_for(config.get("model_type", "?"))  # refuse unsupported architectures before loading
+    try:
+        processor = _load_processor(path, family)
+        model = AutoModel.from_pretrained(path, local_files_only=True, trust_remote_code=False,
+                                          attn_implementation="eager")
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"cannot load model {ref!r}: {str(exc).splitlines()[0]}") from exc
+    return wrap_model(model, processor, ref, source.revision)
+
+
+def _load_processor(path: Path, family: Family) -> Any:
+    """The tokenizer (text) or image processor (images) saved beside the weights."""
+    if family.modality == "image":
+        from transformers import AutoImageProcessor
+
+        return AutoImageProcessor.from_pretrained(path, local_files_only=True, trust_remote_code=False)
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=False)

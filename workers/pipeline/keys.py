@@ -1,0 +1,125 @@
+"""From a request to the store keys of everything it reads; cheap (config and corpus files, no model, no scipy),
+so the web process resolves keys itself."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from workers.config import settings
+from workers.contracts.choices import HEAD_MAP_SAMPLE_TEXTS, NORMALISATIONS, params_of
+from workers.contracts.choices import METHODS as METHOD_CHOICES
+from workers.contracts.requests import HeadRequest, ViewKeys
+from workers.core.attention import kv_head_for
+from workers.corpora.corpus import Corpus, ImageCorpus, load_corpus
+from workers.corpora.uploads import upload_path
+from workers.models.registry import model_source, read_spec
+from workers.store import Store, content_key
+
+PROJECTION_PARAMS: dict[str, dict[str, Any]] = {c.value: params_of(METHOD_CHOICES, c.value) for c in METHOD_CHOICES}
+PREVIEW_PARAMS: dict[str, dict[str, Any]] = {c.value: params_of(METHOD_CHOICES, c.value, preview=True)
+                                             for c in METHOD_CHOICES}
+METHOD_NAMES = {c.value: c.name for c in METHOD_CHOICES}
+
+
+def projection_params(method: str, preview: bool) -> dict[str, Any]:
+    """Projection parameters: full quality, or the faster preview the matrix draws."""
+    return (PREVIEW_PARAMS if preview else PROJECTION_PARAMS)[method]
+
+
+def estimator_params(method: str, preview: bool) -> dict[str, Any]:
+    """The projection parameters the estimator takes: projection_params less the store-only "version"."""
+    return {name: value for name, value in projection_params(method, preview).items() if name != "version"}
+
+
+def picture_label(method: str, preview: bool) -> str:
+    """The method's name in progress messages, e.g. "UMAP preview"."""
+    return METHOD_NAMES[method] + (" preview" if preview else "")
+
+
+def normalisation_params(method: str) -> dict:
+    """What, beside its name, determines a normalisation's output (part of the picture's store key)."""
+    return params_of(NORMALISATIONS, method)
+
+
+def corpus_for(ref: str) -> Corpus | ImageCorpus:
+    """The corpus a request names, under the configured limits (cached until its file or folder changes)."""
+    config = settings()
+    uploaded = upload_path(ref)
+    named = {**config.corpora, **({ref: str(uploaded)} if uploaded else {})}
+    return _cached_corpus(ref, config.max_texts, tuple(sorted(named.items())), _file_stamp(named.get(ref, ref)))
+
+
+def _file_stamp(location: str) -> tuple:
+    """Modification times and sizes of a corpus file or folder (empty for the bundled corpora)."""
+    path = Path(location)
+    entries = sorted(path.iterdir()) if path.is_dir() else [path] if path.is_file() else []
+    return tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in entries)
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_corpus(ref: str, max_texts: int, corpora: tuple, _stamp: tuple) -> Corpus | ImageCorpus:
+    """Load a corpus once per content stamp: views resolve keys on every request and poll."""
+    return load_corpus(ref, max_texts=max_texts, named=dict(corpora))
+
+
+def extraction_params(model: str, corpus: Corpus | ImageCorpus) -> dict[str, Any]:
+    """What determines the tokens table and q/k: model and revision, corpus content, truncation."""
+    source = model_source(model)
+    return {"model": source.location if source.kind == "hub" else model, "revision": source.revision,
+            "corpus": corpus.content_hash, "max_tokens": settings().max_tokens_per_text,
+            "max_total_tokens": settings().max_total_tokens, "roles": "qkv"}
+
+
+def vector_key(base: dict[str, Any], role: str, layer: int, head: int) -> str:
+    """Key of one head's q (role 'q', query head) or k (role 'k', key head)."""
+    return content_key(role, {**base, "layer": layer, "head": head})
+
+
+def resolve(request: HeadRequest, base: dict[str, Any] | None = None) -> ViewKeys:
+    """Store keys for a request (cheap: reads the corpus and config files, no model); `base` skips the corpus."""
+    spec = read_spec(request.model)
+    base = base or extraction_params(request.model, corpus_for(request.corpus))
+    view = {**base, "layer": request.layer, "head": request.head, "norm": request.norm,
+            "norm_params": normalisation_params(request.norm),
+            "method": request.method, "dims": request.dims,
+            "params": projection_params(request.method, request.preview)}
+    kv_head = kv_head_for(request.head, spec.n_heads, spec.n_kv_heads)
+    values = vector_key(base, "v", request.layer, kv_head)
+    if request.vectors == "v":  # the value picture: v alone [N, dims], no normalisation
+        coords = content_key("vcoords", {**{k: v for k, v in view.items() if k not in ("norm", "norm_params")},
+                                         "v": values})
+    else:
+        coords = content_key("coords", view)
+    return ViewKeys(tokens=content_key("tokens", base), q=vector_key(base, "q", request.layer, request.head),
+                    k=vector_key(base, "k", request.layer, kv_head), coords=coords, v=values)
+
+
+def resolve_heads(template: HeadRequest) -> dict[tuple[int, int], ViewKeys]:
+    """Keys of every (layer, head) of the template's model, corpus and projection (the corpus read once)."""
+    spec = read_spec(template.model)
+    base = extraction_params(template.model, corpus_for(template.corpus))
+    return {(layer, head): resolve(replace(template, layer=layer, head=head), base)
+            for layer in range(spec.n_layers) for head in range(spec.n_heads)}
+
+
+def fidelity_key(keys: ViewKeys) -> str:
+    """Store key of a view's fidelity (it depends on its picture, hence on everything behind it)."""
+    return content_key("fidelity", {"coords": keys.coords, "version": 4})
+
+
+def summary_key(keys: ViewKeys) -> str:
+    """Store key of a head's summary (it depends on its q, k and tokens table only)."""
+    return content_key("summary", {"q": keys.q, "k": keys.k, "tokens": keys.tokens, "version": 2})
+
+
+def head_map_key(keys: ViewKeys) -> str:
+    """Store key of a model's head map over a corpus (it depends on the extraction only)."""
+    return content_key("headmap", {"tokens": keys.tokens, "sample_texts": HEAD_MAP_SAMPLE_TEXTS, "version": 1})
+
+
+def stored_head_map(template: HeadRequest, store: Store) -> dict[str, Any] | None:
+    """The stored head map of the template's model and corpus, or None (cheap: no computation)."""
+    return store.get_json(head_map_key(resolve(template)))
