@@ -1,5 +1,5 @@
 # qk-atlas, CPU build: one image for the web app, the compute workers and the Dash callback workers.
-# GPU variant: build with --build-arg TORCH_INDEX=https://download.pytorch.org/whl/cu124 (see README).
+# GPU variant: build with --build-arg TORCH_INDEX=https://download.pytorch.org/whl/cu124 (see docs/deployment.md).
 FROM python:3.11-slim
 
 ARG TORCH_SPEC="torch>=2.1"

@@ -72,6 +72,7 @@ HEADMAP_GRAPH = "headmap-graph"
 HEADMAP_STATUS = "headmap-status"
 HEADMAP_INTERVAL = "headmap-interval"
 RELATED_HEADS = "related-heads"
+MEASURES_POLL = "measures-poll"  # the one-head lines (fidelity, related heads) look again while their jobs run
 COMPARE_PANEL = "compare-panel"
 COMPARE_A_GRAPH = "compare-a-graph"
 COMPARE_B_GRAPH = "compare-b-graph"

@@ -1,4 +1,5 @@
-"""The dashboard's one door to computation: submit a head request, poll it, read finished views.
+"""The dashboard's one door to computation: submit a job (a picture, its fidelity, a model's summaries or head
+map), poll it, read finished results; the web process never computes them.
 
 Embedded default: a local worker process (workers.runtime.local_queue) fed through a diskcache queue,
 started and supervised here. Nothing in this module imports torch.
@@ -19,9 +20,9 @@ from typing import Any
 import numpy as np
 
 from dashboard.figures.single import HeadData
-from workers.contracts.requests import HeadRequest
+from workers.contracts.requests import HeadRequest, job_request, stage_of
 from workers.core import metrics
-from workers.pipeline.keys import resolve
+from workers.pipeline.keys import resolve, stage_done
 from workers.runtime import local_queue
 from workers.store import Store
 
@@ -186,6 +187,8 @@ def refuse_unoffered(requests: list[dict[str, Any]]) -> None:
     once per distinct picture setting: a matrix's requests differ only by layer and head)."""
     from dashboard.state import request_problem
 
+    for request in requests:
+        stage_of(request)
     settings_ = {tuple(sorted({**r, "layer": 0, "head": 0}.items(), key=str)) for r in requests}
     for fields in settings_:
         problem = request_problem(dict(fields))
@@ -237,6 +240,33 @@ def follow(request: HeadRequest, store: Store, client: str | None = None, submit
     if status["state"] == "done":  # finished since the first look
         keys = intact_keys(request, store)
         return {"state": "done", "keys": keys} if keys is not None else _waiting(0.99, "storing the result")
+    return _waiting(status["progress"], status["message"])
+
+
+def measure(request: HeadRequest, stage: str, store: Store, client: str | None, urgent: bool = True
+            ) -> dict[str, Any]:
+    """One look at a stage's result (workers.pipeline.stages): {"state": "done"} once stored; else its job is
+    submitted unless queued or running, and the look is {"state": "waiting", "progress", "message"} or
+    {"state": "error", "error"}."""
+    job = job_request(request, stage)
+    if stage_done(job, store):
+        return {"state": "done"}
+    try:
+        status = backend().job_status(local_queue.job_id_for(job), store)
+        if status["state"] not in ("queued", "running", "error"):
+            submitted = submit_limited(client, [job], store, urgent=urgent)[0]
+            if not submitted:
+                return _waiting(0.0, f"waiting: this session already has {job_limit()} unfinished jobs")
+            status = backend().job_status(submitted[0], store)
+    except ValueError as exc:  # a request the server does not offer
+        return {"state": "error", "error": str(exc)}
+    except Exception:  # the backend went away: wait for it
+        problem = backend_problem()
+        if problem is None:
+            raise
+        return _waiting(0.0, problem)
+    if status["state"] == "error":
+        return {"state": "error", "error": str(status["error"])}
     return _waiting(status["progress"], status["message"])
 
 

@@ -14,11 +14,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workers.choices import DEFAULT_NORMALISATION
-from workers.fidelity import picture_fidelity
-from workers.normalize import transform_for
-from workers.pipeline import HeadRequest
-from workers.summaries import summarise_head
+from workers.contracts.choices import DEFAULT_NORMALISATION
+from workers.contracts.requests import HeadRequest
+from workers.core.fidelity import picture_fidelity
+from workers.core.normalize import transform_for
+from workers.core.summaries import summarise_head
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,10 +30,12 @@ def run_cli(*args: str, cache: str, cwd: Path | None = None) -> subprocess.Compl
 
 
 def readme_examples() -> list[list[str]]:
-    """Every `qk-atlas ...` line of the README's bash blocks, as arguments (optional [--flag value] left out)."""
-    blocks = re.findall(r"```bash\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
+    """Every `qk-atlas ...` line of the bash blocks of the README (first) and docs/*.md, each once, as arguments
+    (optional [--flag value] left out)."""
+    texts = [(ROOT / "README.md").read_text(), *(path.read_text() for path in sorted((ROOT / "docs").glob("*.md")))]
+    blocks = [block for text in texts for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S)]
     lines = [line.strip() for block in blocks for line in block.splitlines() if line.startswith("qk-atlas ")]
-    return [shlex.split(re.sub(r"\[[^\]]*\]", "", line))[1:] for line in lines]
+    return [shlex.split(re.sub(r"\[[^\]]*\]", "", line))[1:] for line in dict.fromkeys(lines)]
 
 
 def test_the_readme_command_line_examples_run(tmp_path, minilm):
@@ -156,7 +158,8 @@ def test_heads_table_summarises_every_head(tmp_path):
     assert {"prev_token", "next_token", "first_token", "special", "entropy", "norm_ratio", "qk_overlap"} <= set(table)
     assert table["entropy"].between(0, 1).all() and table["special"].between(0, 1).all()
     # each head's default picture: its fidelity beside the no-picture baseline, as a direct computation finds
-    from workers.pipeline import head_vectors, resolve
+    from workers.pipeline.keys import resolve
+    from workers.pipeline.stages import head_vectors
     from workers.store import open_store
 
     store = open_store(tmp_path / "cache")
@@ -199,8 +202,8 @@ def test_export_attention_layout_of_a_head_pca_shows_poorly(tmp_path):
 
 def test_only_export_and_heads_allow_unlisted_models(monkeypatch, tmp_path):
     from workers.cli import allow_unlisted_models_for
-    from workers.models import ModelError
-    from workers.registry import model_source
+    from workers.contracts.specs import ModelError
+    from workers.models.registry import model_source
 
     folder = tmp_path / "outsider"
     folder.mkdir()

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from workers.celery_app import EXTRACTION_QUEUE, PROJECTION_QUEUE
+from workers.runtime.celery_app import EXTRACTION_QUEUE, PROJECTION_QUEUE
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,14 +50,14 @@ def test_compose_refuses_to_start_without_secrets_and_listens_on_loopback(compos
 def test_commands_match_the_entry_points(compose):
     services = compose["services"]
     worker, web = (services[name]["command"] for name in ("worker", "web"))
-    assert worker[:4] == ["celery", "-A", "workers.celery_app", "worker"]
+    assert worker[:4] == ["celery", "-A", "workers.runtime.celery_app", "worker"]
     assert set(_flag(worker, "-Q").split(",")) == {EXTRACTION_QUEUE, PROJECTION_QUEUE}
     assert web[0] == "gunicorn" and web[-1] == "dashboard.wsgi:server"
     assert "replicas" in services["worker"]["deploy"] and "--concurrency" in worker
 
 
 def test_entry_point_modules_import_in_team_mode(tmp_path):
-    code = ("import dashboard.wsgi as w, workers.celery_app as a, workers.tasks;"
+    code = ("import dashboard.wsgi as w, workers.runtime.celery_app as a, workers.runtime.tasks;"
             "assert w.app._background_manager is None;"  # the page polls jobs; no callback runs in a worker
             "assert a.app.conf.task_serializer == 'json' and a.app.conf.accept_content == ['json'];"
             "assert a.app.conf.task_acks_late and a.app.conf.task_reject_on_worker_lost;"
@@ -69,12 +69,17 @@ def test_entry_point_modules_import_in_team_mode(tmp_path):
 
 
 def test_environment_is_documented_and_shared_volume_matches(compose):
-    readme = (ROOT / "README.md").read_text()
+    """Every QK_ATLAS_* variable the compose file sets or reads (its services' environment, the published port)
+    is a row of the configuration table, docs/configuration.md."""
+    configuration = (ROOT / "docs" / "configuration.md").read_text()
+    used = set(re.findall(r"QK_ATLAS_[A-Z][A-Z_]*[A-Z]", (ROOT / "docker-compose.yml").read_text()))
+    for service in ("worker", "web"):
+        assert {n for n in compose["services"][service]["environment"] if n.startswith("QK_ATLAS_")} <= used
+    assert {"QK_ATLAS_BIND", "QK_ATLAS_PORT", "QK_ATLAS_REDIS_URL"} <= used
+    for name in sorted(used):
+        assert f"\n| `{name}` |" in configuration, f"{name} is not documented in docs/configuration.md"
     for service in ("worker", "web"):
         environment = compose["services"][service]["environment"]
-        for name in environment:
-            if name.startswith("QK_ATLAS_"):
-                assert f"`{name}`" in readme, f"{name} is not documented in the README"
         cache_dir = environment["QK_ATLAS_CACHE_DIR"]
         mounts = [v.split(":")[1] for v in compose["services"][service]["volumes"]]
         assert any(cache_dir.startswith(m) for m in mounts)

@@ -1,46 +1,128 @@
-"""The README quotes the benchmark table as the bench wrote it (bench/results/bench.md), not by hand."""
+"""The docs quote the bench and the code as they are, not by hand: the tables the bench wrote (bench/results), the
+figures of its result files and of tiny-gpt's training record, the table of choices the code reads, and every
+environment variable. The README stays a short front door, and every relative link leads somewhere."""
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+DOCS = ROOT / "docs"
+RESULTS = ROOT / "bench" / "results"
+
+# where each table quoted from bench/results lives
+QUOTED_IN = {"bench.md": "docs/performance.md", "umap_settings.md": "docs/performance.md",
+             "normalisation.md": "docs/method.md", "normalisation_unseen.md": "docs/method.md",
+             "picture_candidates.md": "docs/method.md", "picture_candidates_unseen.md": "docs/method.md"}
 
 
-def test_readme_performance_table_is_the_bench_output():
-    readme = (ROOT / "README.md").read_text()
-    quoted = readme.split("<!-- bench.md -->\n", 1)[1].split("<!-- /bench.md -->", 1)[0]
-    assert quoted == (ROOT / "bench" / "results" / "bench.md").read_text()
-    assert "| UMAP matrix embedded" in quoted
+def doc(name: str) -> str:
+    """The text of README.md or of docs/NAME."""
+    return README.read_text() if name == "README.md" else (DOCS / name).read_text()
 
 
-def quoted_tables(readme: str) -> dict[str, str]:
-    """Every `<!-- NAME.md -->` ... `<!-- /NAME.md -->` block of the README, by NAME.md."""
-    blocks = {}
-    for part in readme.split("<!-- ")[1:]:
-        name = part.split(" -->", 1)[0]
-        if name.endswith(".md") and not name.startswith("/"):
-            blocks[name] = part.split(" -->\n", 1)[1].split(f"<!-- /{name} -->", 1)[0]
+def doc_files() -> list[Path]:
+    """README.md and every docs/*.md."""
+    return [README, *sorted(DOCS.glob("*.md"))]
+
+
+def outside_code(text: str) -> list[str]:
+    """The lines of a markdown text that are not inside a fenced code block."""
+    lines, fenced = [], False
+    for line in text.splitlines():
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+        elif not fenced:
+            lines.append(line)
+    return lines
+
+
+def section(text: str, heading: str) -> str:
+    """The section whose heading line starts with `heading`, up to the next heading of its level or above."""
+    level = len(heading.split(" ", 1)[0])
+    lines = text.splitlines(keepends=True)
+    starts = [i for i, line in enumerate(lines) if line.startswith(heading)]
+    assert len(starts) == 1, f"{heading!r} is not one heading"
+    after = (i for i in range(starts[0] + 1, len(lines)) if re.match(rf"#{{1,{level}}} ", lines[i]))
+    return "".join(lines[starts[0]:next(after, len(lines))])
+
+
+def test_readme_is_a_short_front_door_linking_every_doc():
+    readme = README.read_text()
+    assert len(readme.splitlines()) <= 250, "README.md is over 250 lines: move depth to docs/"
+    assert "make serve" in readme and "make test" in readme
+    for path in sorted(DOCS.glob("*.md")):
+        assert f"](docs/{path.name})" in readme, f"the README does not link docs/{path.name}"
+
+
+def slugs(path: Path) -> set[str]:
+    """GitHub's anchors for the headings of a markdown file."""
+    found, seen = set(), {}
+    for line in outside_code(path.read_text()):
+        match = re.match(r"#{1,6} (.*)", line)
+        if match:
+            slug = re.sub(r"[^\w\- ]", "", match.group(1).strip().lower()).replace(" ", "-")
+            found.add(slug if slug not in seen else f"{slug}-{seen[slug]}")
+            seen[slug] = seen.get(slug, 0) + 1
+    return found
+
+
+def test_every_relative_link_leads_to_a_file_and_heading_that_exist():
+    checked = 0
+    for path in doc_files():
+        text = re.sub(r"`[^`\n]*`", "", "\n".join(outside_code(path.read_text())))  # code spans are not links
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if re.match(r"[a-z][a-z0-9+.-]*:", target):  # http:, https:, mailto:
+                continue
+            file, _, anchor = target.partition("#")
+            linked = (path.parent / file).resolve() if file else path
+            assert linked.exists(), f"{path.relative_to(ROOT)} links {target}: no such file"
+            if anchor and linked.suffix == ".md":
+                assert anchor in slugs(linked), f"{path.relative_to(ROOT)} links {target}: no such heading"
+            checked += 1
+    assert checked >= 20  # the README's read-more list alone has ten
+
+
+def quoted_tables() -> dict[str, list[tuple[str, str]]]:
+    """Every `<!-- NAME.md -->` ... `<!-- /NAME.md -->` block of the README and docs/: NAME.md -> (file, text)."""
+    blocks: dict[str, list[tuple[str, str]]] = {}
+    for path in doc_files():
+        text = path.read_text()
+        found = re.findall(r"<!-- ([^\s/]\S*\.md) -->\n(.*?)<!-- /\1 -->", text, flags=re.S)
+        opened = re.findall(r"<!-- ([^\s/]\S*\.md) -->", text)
+        assert [name for name, _ in found] == opened, f"{path.name}: a quoted table lacks its closing marker"
+        for name, quoted in found:
+            blocks.setdefault(name, []).append((path.relative_to(ROOT).as_posix(), quoted))
     return blocks
 
 
+def test_performance_table_is_the_bench_output():
+    performance = doc("performance.md")
+    quoted = performance.split("<!-- bench.md -->\n", 1)[1].split("<!-- /bench.md -->", 1)[0]
+    assert quoted == (RESULTS / "bench.md").read_text()
+    assert "| UMAP matrix embedded" in quoted
+
+
 def test_every_quoted_bench_table_is_the_bench_output():
-    """Each table the README quotes from bench/results is that file, as the bench wrote it."""
-    blocks = quoted_tables((ROOT / "README.md").read_text())
-    assert {"bench.md", "normalisation.md", "normalisation_unseen.md", "picture_candidates.md",
-            "picture_candidates_unseen.md"} <= set(blocks)
-    for name, quoted in blocks.items():
-        assert quoted == (ROOT / "bench" / "results" / name).read_text(), name
-    assert "| fit | PCA | 72 |" in blocks["normalisation.md"]
-    assert "| any (attention unchanged) | picture fitted to attention | 72 |" in blocks["normalisation_unseen.md"]
+    """Each table the docs quote from bench/results is that file, as the bench wrote it; every one is quoted."""
+    blocks = quoted_tables()
+    assert set(blocks) == {path.name for path in RESULTS.glob("*.md")}
+    assert set(QUOTED_IN) <= set(blocks)
+    for name, quotes in blocks.items():
+        for where, quoted in quotes:
+            assert quoted == (RESULTS / name).read_text(), (name, where)
+        if name in QUOTED_IN:
+            assert QUOTED_IN[name] in {where for where, _ in quotes}, (name, QUOTED_IN[name])
+    assert "| fit | PCA | 72 |" in blocks["normalisation.md"][0][1]
+    assert "| any (attention unchanged) | picture fitted to attention | 72 |" in blocks["normalisation_unseen.md"][0][1]
 
 
-def test_readme_load_table_is_the_bench_output():
-    import json
-
-    readme = (ROOT / "README.md").read_text()
-    table = readme.split("**Load** (bench:", 1)[1].split("**Limits**", 1)[0]
-    measured = json.loads((ROOT / "bench" / "results" / "load.json").read_text())
+def test_load_table_is_the_bench_output():
+    table = section(doc("reliability.md"), "## Load")
+    measured = json.loads((RESULTS / "load.json").read_text())
     for run in measured["runs"]:
         row = f"| {run['views']:,} | {run['requests_per_s']} | **{run['errors']}** | " \
               f"{run['request_p50_ms']:.0f} / **{run['request_p95_ms']:.0f} ms** | " \
@@ -50,31 +132,63 @@ def test_readme_load_table_is_the_bench_output():
     assert f"{memory['rss_before_mb']} → {memory['rss_after_mb']} MB (**+{memory['growth_mb']} MB**)" in table
 
 
+def test_memory_table_is_the_bench_output():
+    table = section(doc("performance.md"), "## Memory and large corpora")
+    runs = {run["variant"]: run for run in json.loads((RESULTS / "memory.json").read_text())}
+    plain, streaming, in_memory = runs["plain"], runs["streaming"], runs["in-memory"]
+    assert f"| {plain['seconds']} | {plain['peak_above_load_mb']:,} MB |" in table
+    assert f"| **{streaming['seconds']} ({streaming['seconds'] / plain['seconds']:.2f}x)** | " \
+           f"**{streaming['peak_above_load_mb']:,} MB** |" in table
+    assert f"| {in_memory['seconds']} | {in_memory['peak_above_load_mb']:,} MB |" in table
+    assert f"({streaming['tokens']:,} tokens," in table
+
+
+def test_worker_speed_ups_are_the_bench_output():
+    team = json.loads((RESULTS / "team.json").read_text())
+    one, two = team["configs"]
+    scaling = section(doc("deployment.md"), "## Workers scale the matrix")
+    assert f"{one['heads']} heads took {one['seconds']} s with one worker ({one['seconds_per_head']} s/head) and " \
+           f"{two['seconds']} s with two ({two['seconds_per_head']} s/head): a **{team['speedup']:.2f}x**" \
+           in " ".join(scaling.split())
+    local = json.loads((RESULTS / "local_workers.json").read_text())
+    performance = " ".join(doc("performance.md").split())
+    assert f"{local['speedup']:.2f}x with two local workers; team mode {team['speedup']:.2f}x with two Celery" \
+           in performance
+
+
 def test_readme_table_of_choices_is_the_table_the_code_reads():
-    """Values, labels, defaults and preview notes in the README are workers.choices' own (one fact, one place)."""
-    from workers.choices import markdown_table
+    """Values, labels, defaults and preview notes in the README are the table of choices'
+    own (workers.contracts.choices: one fact, one place)."""
+    from workers.contracts.choices import markdown_table
 
-    assert markdown_table() in (ROOT / "README.md").read_text()
+    assert markdown_table() in section(doc("README.md"), "### The choices")
 
 
-def test_readme_tiny_gpt_figures_are_its_training_record():
+def test_every_environment_variable_is_in_the_configuration_table():
+    """Each QK_ATLAS_* name the code or the compose file uses is a row of docs/configuration.md."""
+    sources = [*ROOT.glob("workers/**/*.py"), *ROOT.glob("dashboard/**/*.py"), ROOT / "docker-compose.yml"]
+    names = {name for path in sources for name in re.findall(r"QK_ATLAS_[A-Z][A-Z_]*[A-Z]", path.read_text())}
+    assert {"QK_ATLAS_CACHE_DIR", "QK_ATLAS_REDIS_URL", "QK_ATLAS_BIND"} <= names
+    configuration = doc("configuration.md")
+    for name in sorted(names):
+        assert f"\n| `{name}` |" in configuration, f"{name} is not in docs/configuration.md"
+
+
+def test_tiny_gpt_figures_are_its_training_record():
     """The tiny-gpt section states what training.json records: time, steps, and the heads' scores."""
-    import json
-
-    readme = (ROOT / "README.md").read_text()
-    section = readme.split("### The bundled tiny-gpt", 1)[1].split("## The method", 1)[0]
+    section_text = section(doc("models.md"), "## The bundled tiny-gpt")
     record = json.loads((ROOT / "workers" / "data" / "tiny_gpt" / "training.json").read_text())
     heads = record["heads"]
-    assert f"**{record['train_seconds']:,.0f} s on this 2-core machine**" in section
-    assert f"{record['settings']['steps']:,} AdamW steps" in section
-    assert f"→ {record['final_loss']} over the last 100" in section
-    assert "0.8 at every band" in section
+    assert f"**{record['train_seconds']:,.0f} s on this 2-core machine**" in section_text
+    assert f"{record['settings']['steps']:,} AdamW steps" in section_text
+    assert f"→ {record['final_loss']} over the last 100" in section_text
+    assert "0.8 at every band" in section_text
     for band, scores in heads["previous_token_by_band"].items():
         first, last = band.split("-")
         assert scores[0][2] >= 0.8
-        assert f"{scores[0][2]:.2f} at {'positions ' if first == '1' else ''}{first}–{last}" in section, band
-    assert f"{heads['previous_token'][0][2]:.2f} over the first 64 corpus texts" in section
+        assert f"{scores[0][2]:.2f} at {'positions ' if first == '1' else ''}{first}–{last}" in section_text, band
+    assert f"{heads['previous_token'][0][2]:.2f} over the first 64 corpus texts" in section_text
     for layer, head, key in ((1, 1, "induction"), (1, 2, "induction"), (1, 3, "induction"),
                              (1, 1, "induction_corpus_words"), (1, 2, "induction_corpus_words"),
                              (1, 3, "induction_corpus_words")):
-        assert f"{heads[key][layer][head]:.3g} (L{layer}H{head})" in section, (key, layer, head)
+        assert f"{heads[key][layer][head]:.3g} (L{layer}H{head})" in section_text, (key, layer, head)

@@ -158,7 +158,8 @@ def test_the_matrix_ranks_its_previous_token_and_induction_heads_first(tiny_gpt,
     from dashboard.callbacks.matrix import head_values
     from dashboard.state import corpus_choices, model_choices
     from workers.contracts.requests import HeadRequest
-    from workers.pipeline.stages import ensure_extraction
+    from workers.pipeline.keys import corpus_template
+    from workers.pipeline.stages import ensure_head_summaries
 
     assert TINY_GPT_ALIAS in model_choices() and "repeated" in corpus_choices("text")
     jobs.set_cache_dir(tmp_path / "cache")
@@ -166,9 +167,10 @@ def test_the_matrix_ranks_its_previous_token_and_induction_heads_first(tiny_gpt,
     maps = attention_maps(tiny_gpt.model, tiny_gpt.tokenizer(texts)["input_ids"])
     direct_prev = previous_token_scores(maps)
     for corpus, order, direct in (("default", "prev_token", direct_prev), ("repeated", "induction", None)):
-        ensure_extraction(HeadRequest(model=TINY_GPT_ALIAS, corpus=corpus), jobs.store())
         request = {"model": TINY_GPT_ALIAS, "corpus": corpus, "norm": "fit", "method": "pca"}
-        values, missing = head_values(request, order, budget_s=300)
+        assert head_values(request, order, submit=False)[1] == 12  # nothing measured: the web process computes none
+        ensure_head_summaries(corpus_template(HeadRequest(model=TINY_GPT_ALIAS, corpus=corpus)), jobs.store())
+        values, missing = head_values(request, order, submit=False)
         assert missing == 0 and len(values) == 12
         best = max(values, key=values.get)
         if direct is not None:  # the summary is the same measure as the model's own attention gives

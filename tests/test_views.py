@@ -21,6 +21,8 @@ def head(minilm) -> HeadData:
     coords = np.random.default_rng(0).normal(size=(2 * len(q), 2)).astype(np.float32)
     return HeadData(coords=coords, tokens={**bundle.tokens, "texts": np.array(SENTENCES)}, q=q, k=k, causal=False)
 
+CLIENT = "test-client"
+
 
 def test_token_kinds_and_lengths():
     tokens = np.array(["[CLS]", "the", ".", "##s", "'", "Ġhello", "?!", "[SEP]"])
@@ -162,7 +164,7 @@ def test_matrix_shows_pca_until_the_slower_projection_finishes(tmp_path):
 
 
 def test_view_fidelity_is_computed_once_and_matches_a_direct_computation(tmp_path, monkeypatch):
-    import workers.core.fidelity
+    import workers.core.stage_fidelity
     from dashboard.callbacks.single import fidelity_text
     from workers.contracts.requests import HeadRequest
     from workers.core.fidelity import fidelity, picture_fidelity, sink_keys
@@ -187,7 +189,8 @@ def test_view_fidelity_is_computed_once_and_matches_a_direct_computation(tmp_pat
     assert found["normalised"] == fidelity(q, k, *normalised, text_id, False, sinks=sinks).to_dict()
     assert found["picture"] == picture_fidelity(q, k, coords, text_id, False, sinks=sinks).to_dict()
     assert 0 < found["picture"]["non_sink_share"] < 1 and 0 < found["picture"]["baseline"] < 1
-    monkeypatch.setattr(workers.core.fidelity, "view_fidelity", lambda *a, **kw: (_ for _ in ()).throw(AssertionError))
+    monkeypatch.setattr(workers.core.stage_fidelity, "view_fidelity",
+                        lambda *a, **kw: (_ for _ in ()).throw(AssertionError))
     assert ensure_view_fidelity(request, store) == found  # stored: not computed again
     line = fidelity_text(found)
     picture = found["picture"]
@@ -205,7 +208,7 @@ def test_ranked_slots_put_the_highest_first_and_unknown_last():
     assert ranked_slots(values, n_heads=2) == {(0, 1): (0, 0), (1, 1): (0, 1), (0, 0): (1, 0), (1, 0): (1, 1)}
 
 
-def test_matrix_ranked_by_a_summary_places_and_labels_heads_and_a_click_opens_the_right_one(tmp_path):
+def test_matrix_ranked_by_a_summary_places_and_labels_heads_and_a_click_opens_the_right_one(tmp_path, monkeypatch):
     from dashboard import jobs
     from dashboard.callbacks.matrix import _figure, finished_cells, head_values, kept, ranking
     from dashboard.callbacks.url import _matrix_cell
@@ -215,17 +218,20 @@ def test_matrix_ranked_by_a_summary_places_and_labels_heads_and_a_click_opens_th
     from workers.core.fidelity import picture_fidelity
     from workers.models.registry import read_spec
     from workers.pipeline.stages import ensure_head_view
+    from workers.runtime import local_queue
 
     corpus = tmp_path / "tiny.txt"
     corpus.write_text("\n".join(SENTENCES * 4))
+    monkeypatch.setenv("QK_ATLAS_CORPORA", f"tiny={corpus}")  # an offered corpus: the dashboard submits no paths
     jobs.set_cache_dir(tmp_path / "cache")
     store = jobs.store()
     for head in range(12):
-        ensure_head_view(HeadRequest(corpus=str(corpus), layer=0, head=head, method="pca"), store)
-    request = {"model": "minilm", "corpus": str(corpus), "norm": "fit", "method": "pca"}
-    values, missing = head_values(request, "prev_token", budget_s=0)
-    assert values == {} and missing == 72  # nothing summarised yet, and no time given
-    values, missing = head_values(request, "prev_token", budget_s=120)
+        ensure_head_view(HeadRequest(corpus="tiny", layer=0, head=head, method="pca"), store)
+    request = {"model": "minilm", "corpus": "tiny", "norm": "fit", "method": "pca"}
+    values, missing = head_values(request, "prev_token", CLIENT)
+    assert values == {} and missing == 72  # nothing summarised yet: one job for every head's summary submitted
+    assert local_queue.run_queued(store) == 1  # what a worker does with it
+    values, missing = head_values(request, "prev_token", CLIENT)
     assert len(values) == 72 and missing == 0  # extraction stores every layer: every head can be summarised
     slots, labels = ranking(values, 12)
     best = max(values, key=values.get)
@@ -235,10 +241,12 @@ def test_matrix_ranked_by_a_summary_places_and_labels_heads_and_a_click_opens_th
     assert labels[best] in [a.text for a in figure.layout.annotations]
     x, y = cell_origin(0, 0, 6)
     click = {"points": [{"x": x + CELL / 2, "y": y + CELL / 2}]}
-    opened = _matrix_cell(ViewState(view="matrix", corpus=str(corpus), order="prev_token"), click)
+    opened = _matrix_cell(ViewState(view="matrix", corpus="tiny", order="prev_token"), click)
     assert (opened.view, opened.layer, opened.head) == ("single", *best)
     # by the fidelity of each cell's own picture: only heads with a picture have one
-    by_fidelity, without = head_values(request, "fidelity", budget_s=120)
+    assert head_values(request, "fidelity", CLIENT) == ({}, 72)  # one bulk job per finished picture submitted
+    assert local_queue.run_queued(store) == len(done)
+    by_fidelity, without = head_values(request, "fidelity", CLIENT)
     assert set(by_fidelity) == set(done) and without == 72 - len(done)
     q, k = (jobs.stored_vector(done[(0, 3)][role]) for role in ("q", "k"))
     text_id = jobs.tokens_table(done[(0, 3)]["tokens"])["text_id"]
@@ -252,25 +260,29 @@ def test_matrix_ranked_by_a_summary_places_and_labels_heads_and_a_click_opens_th
     drawn = sum(cell in done for cell in slots)  # kept heads that have a picture (layer 0 here)
     assert drawn >= 1 and len(figure.data[0].x) == drawn * len(jobs.tokens_table(done[(0, 0)]["tokens"])["token"])
     x, y = cell_origin(3, 0, 6)
-    state = ViewState(view="matrix", corpus=str(corpus), order="prev_token", keep=str(threshold))
+    state = ViewState(view="matrix", corpus="tiny", order="prev_token", keep=str(threshold))
     assert _matrix_cell(state, {"points": [{"x": x + CELL / 2, "y": y + CELL / 2}]}) == state
 
 
-def test_matrix_cells_coloured_by_fidelity_follow_the_values_on_one_colour_bar(tmp_path):
+def test_matrix_cells_coloured_by_fidelity_follow_the_values_on_one_colour_bar(tmp_path, monkeypatch):
     from dashboard import jobs
     from dashboard.callbacks.matrix import _figure, finished_cells, head_values
     from dashboard.figures.matrix import TINT_SCALE, cell_origin
     from workers.contracts.requests import HeadRequest
     from workers.models.registry import read_spec
     from workers.pipeline.stages import ensure_head_view
+    from workers.runtime import local_queue
 
     corpus = tmp_path / "tiny.txt"
     corpus.write_text("\n".join(SENTENCES * 4))
+    monkeypatch.setenv("QK_ATLAS_CORPORA", f"tiny={corpus}")  # an offered corpus: the dashboard submits no paths
     jobs.set_cache_dir(tmp_path / "cache")
     for head in range(6):
-        ensure_head_view(HeadRequest(corpus=str(corpus), layer=1, head=head, method="pca"), jobs.store())
-    request = {"model": "minilm", "corpus": str(corpus), "norm": "fit", "method": "pca"}
-    values, _missing = head_values(request, "fidelity", budget_s=120)
+        ensure_head_view(HeadRequest(corpus="tiny", layer=1, head=head, method="pca"), jobs.store())
+    request = {"model": "minilm", "corpus": "tiny", "norm": "fit", "method": "pca"}
+    head_values(request, "fidelity", CLIENT)
+    assert local_queue.run_queued(jobs.store()) == 6
+    values, _missing = head_values(request, "fidelity", CLIENT)
     assert set(values) == {(1, head) for head in range(6)}
     done, total = finished_cells(request)
     figure, status = _figure(done, {}, read_spec("minilm"), "", total, "pca", tint=(values, "fidelity"))

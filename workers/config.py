@@ -1,4 +1,4 @@
-"""Settings read from `QK_ATLAS_*` environment variables (documented in the README)."""
+"""Settings read from `QK_ATLAS_*` environment variables (documented in docs/configuration.md)."""
 
 from __future__ import annotations
 

@@ -14,8 +14,7 @@ from workers.contracts.choices import HEAD_MAP_SAMPLE_TEXTS
 from workers.contracts.requests import HeadRequest
 from workers.contracts.results import HeadMap
 from workers.models.registry import read_spec
-from workers.pipeline.keys import resolve, stored_head_map
-from workers.pipeline.stages import ensure_head_map
+from workers.pipeline.keys import corpus_template, stored_head_map
 
 EXPLAINED = (f"distance: the share of attention two heads send to different tokens (mean total variation distance "
              f"over the queries of {HEAD_MAP_SAMPLE_TEXTS} sampled texts); points placed by classical MDS of those "
@@ -23,17 +22,30 @@ EXPLAINED = (f"distance: the share of attention two heads send to different toke
 
 
 def _template(style: dict[str, Any]) -> HeadRequest:
-    """The request whose extraction the head map reads (its head and projection do not matter)."""
-    return HeadRequest(model=style["model"], corpus=style["corpus"], norm=style["norm"], method="pca")
+    """The request that stands for the head map's model and corpus (its head and picture settings do not matter)."""
+    return corpus_template(HeadRequest(model=style["model"], corpus=style["corpus"]))
 
 
-def available_head_map(template: HeadRequest) -> HeadMap | None:
-    """The head map when the extraction is stored (computed and stored on first use, about a second), else None."""
+def look_at_head_map(template: HeadRequest, client: str | None, urgent: bool = True
+                     ) -> tuple[HeadMap | None, dict[str, Any]]:
+    """The stored head map of the template's model and corpus, or None and the look at its job (submitted when
+    neither queued nor running: the worker runs the model over the corpus first if needed)."""
     store = jobs.store()
-    found = stored_head_map(template, store)
-    if found is None and resolve(template).extracted(store):
-        found = ensure_head_map(template, store)
-    return None if found is None else HeadMap.from_dict(found)
+    seen = jobs.measure(template, "headmap", store, client, urgent=urgent)
+    found = stored_head_map(template, store) if seen["state"] == "done" else None
+    return (None if found is None else HeadMap.from_dict(found)), seen
+
+
+def related_line(request: HeadRequest, style: dict[str, Any], client: str | None) -> tuple[Any, bool]:
+    """The single view's most related heads as links, or what the head map's job is doing; (content, still
+    working). The head map is computed once per model and corpus, after the opened head's own work."""
+    head_map, seen = look_at_head_map(corpus_template(request), client, urgent=False)
+    if seen["state"] == "error":
+        return f"Related heads not available: {seen['error']}", False
+    if head_map is None:
+        return "Related heads: comparing every head's attention…", True
+    cell = (request.layer, request.head)
+    return (html.Span(related_links(style, head_map.related(cell))) if cell in head_map.cells else ""), False
 
 
 def related_links(style: dict[str, Any], related: list[tuple[tuple[int, int], float]]) -> list:
@@ -48,7 +60,7 @@ def related_links(style: dict[str, Any], related: list[tuple[tuple[int, int], fl
 
 
 def register(app: Dash) -> None:
-    """Callbacks of the head map and the related heads line."""
+    """Callbacks of the head map."""
 
     @app.callback(Output(ids.HEADMAP_GRAPH, "figure"), Output(ids.HEADMAP_STATUS, "children"),
                   Output(ids.HEADMAP_INTERVAL, "disabled"),
@@ -58,32 +70,14 @@ def register(app: Dash) -> None:
         """Draw the head map; when the model has not run over the corpus yet, queue that and poll."""
         if not style or style.get("view") != "headmap":
             return no_update, no_update, True
-        template = _template(style)
-        try:
-            head_map = available_head_map(template)
-        except Exception as exc:  # a line of text, never a broken page
-            return no_update, f"Head map not available: {exc}", True
+        head_map, seen = look_at_head_map(_template(style), client)
+        if seen["state"] == "error":
+            return no_update, f"Head map not available: {seen['error']}", True
         if head_map is None:
-            jobs.submit_limited(client, [template.to_dict()], jobs.store())
-            return no_update, "Running the model over the corpus (the head map compares every head's attention)…", False
+            return no_update, f"Comparing every head's attention: {seen['message']}…", False
         spec = read_spec(style["model"])
         current = (style["layer"], style["head"])
         figure = head_map_figure(head_map, spec.n_layers, current, head_map.related(current))
         status = (f"{len(head_map.cells)} heads · {EXPLAINED} · ringed: L{current[0]}H{current[1]}, lines to the "
                   "heads that attend most like it · click a head to open it")
         return figure, status, True
-
-    @app.callback(Output(ids.RELATED_HEADS, "children"), Input(ids.SINGLE_KEYS, "data"),
-                  State(ids.VIEW_STYLE, "data"), prevent_initial_call=True)
-    def related(computed: dict[str, Any] | None, style: dict[str, Any] | None):
-        """The single view's most related heads, as links (the head map is computed once per model and corpus)."""
-        if not computed or "keys" not in computed or not style:
-            return ""
-        request = HeadRequest.from_dict(computed["request"])
-        try:
-            head_map = available_head_map(request)
-        except Exception as exc:
-            return f"Related heads not available: {exc}"
-        if head_map is None or (request.layer, request.head) not in head_map.cells:
-            return ""
-        return html.Span(related_links(style, head_map.related((request.layer, request.head))))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 from functools import lru_cache
 from typing import Any
@@ -14,11 +13,10 @@ from dashboard import ids, jobs
 from dashboard.figures.matrix import matrix_figure, ranked_slots
 from dashboard.layout.page import ORDER_LABELS, TINT_LABELS
 from workers.contracts.choices import METHODS
-from workers.contracts.requests import HeadRequest
+from workers.contracts.requests import HeadRequest, job_request
 from workers.core import metrics
 from workers.models.registry import read_spec
-from workers.pipeline.keys import METHOD_NAMES, fidelity_key, resolve_heads, summary_key
-from workers.pipeline.stages import ensure_head_summary, ensure_view_fidelity
+from workers.pipeline.keys import METHOD_NAMES, corpus_template, fidelity_key, resolve_heads, summary_key
 
 SAMPLE_TOKENS = 2000  # tokens drawn per head (each a query and a key); stated in the status line
 PREVIEW_NOTES = {choice.value: choice.preview_note for choice in METHODS if choice.preview_note}
@@ -70,36 +68,35 @@ def provisional_cells(request: dict[str, Any], done: dict) -> dict[tuple[int, in
     return {cell: keys for cell, keys in pca.items() if cell not in done}
 
 
-SUMMARY_BUDGET_S = 0.8  # summaries computed per poll while ranking (about 0.2 s a head)
 FIDELITY_ORDERS = {"fidelity": "top1_in_k", "fidelity_rank": "rank_correlation",
                    "fidelity_non_sink": "top1_in_k_non_sink", "fidelity_baseline": "baseline"}
 
 
-def head_values(request: dict[str, Any], order: str, budget_s: float = SUMMARY_BUDGET_S
+def head_values(request: dict[str, Any], order: str, client: str | None = None, submit: bool = True
                 ) -> tuple[dict[tuple[int, int], float], int]:
-    """Each head's summary value for ranking, and how many heads lack one; missing summaries of extracted heads
-    are computed (and stored) within `budget_s`, so the ranking fills in over a few polls."""
-    template = _template(request)
-    store, deadline = jobs.store(), time.monotonic() + budget_s
-    values, missing = {}, 0
+    """Each head's stored summary or fidelity value for ranking, and how many heads lack one; what is missing is
+    submitted to the workers (every head's summaries as one job; each finished picture's fidelity as a bulk job),
+    so the ranking fills in over a few polls (submit=False: read only)."""
+    template, store = _template(request), jobs.store()
+    values, missing, unmeasured = {}, 0, []
     for cell, keys in resolve_heads(template).items():
-        head = replace(template, layer=cell[0], head=cell[1])
         if order in FIDELITY_ORDERS:  # how faithful the cell's own picture is
             found = store.get_json(fidelity_key(keys))
-            if found is None and keys.complete(store) and time.monotonic() < deadline:
-                found = ensure_view_fidelity(head, store)
             value = None if found is None else found["picture"][FIDELITY_ORDERS[order]]
+            if found is None and keys.complete(store):
+                unmeasured.append(job_request(replace(template, layer=cell[0], head=cell[1]), "fidelity"))
         else:
             found = store.get_json(summary_key(keys))
-            if found is None and keys.extracted(store) and time.monotonic() < deadline:
-                found = ensure_head_summary(head, store)
             value = None if found is None else found[order]
         if value is None:
             missing += 1
             continue
-        if not np.isfinite(value):  # e.g. no query of this head attends most to a non-sink key
-            continue
-        values[cell] = float(value)
+        if np.isfinite(value):  # not finite: e.g. no query of this head attends most to a non-sink key
+            values[cell] = float(value)
+    if unmeasured and submit:
+        jobs.submit_limited(client, unmeasured, store, urgent=False)
+    elif missing and submit and order not in FIDELITY_ORDERS:
+        jobs.measure(corpus_template(template), "summaries", store, client)
     return values, missing
 
 
@@ -173,9 +170,9 @@ def register(app: Dash) -> None:
                                   urgent=False)
         provisional = provisional_cells(request, done)
         order = style.get("order", "grid")
-        values, unsummarised = head_values(request, order) if order != "grid" else (None, 0)
+        values, unsummarised = head_values(request, order, client) if order != "grid" else (None, 0)
         tint = style.get("tint", "none")
-        tint_values, untinted = ((values, unsummarised) if tint == order else head_values(request, tint)
+        tint_values, untinted = ((values, unsummarised) if tint == order else head_values(request, tint, client)
                                  ) if tint != "none" else (None, 0)
         signature = {"done": len(done), "provisional": len(provisional), "search": style["search"],
                      "request": request, "order": order, "summarised": len(values or {}),

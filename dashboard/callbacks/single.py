@@ -9,13 +9,14 @@ from dash import Dash, Input, Output, Patch, State, ctx, html, no_update
 
 from dashboard import ids, jobs
 from dashboard.callbacks.follow import look
+from dashboard.callbacks.headmap import related_line
 from dashboard.callbacks.url import clicked_token
 from dashboard.figures.single import Style, base_signature, empty_figure, on_screen, overlay_traces, single_figure
 from dashboard.layout.page import METHOD_LABELS
 from workers.contracts.choices import ATTENTION_METHODS
 from workers.contracts.requests import HeadRequest
 from workers.models.registry import read_spec
-from workers.pipeline.stages import ensure_view_fidelity
+from workers.pipeline.keys import fidelity_key, resolve
 
 PANELS = {"single": ids.SINGLE_PANEL, "matrix": ids.MATRIX_PANEL, "sentence": ids.SENTENCE_PANEL,
           "headmap": ids.HEADMAP_PANEL, "compare": ids.COMPARE_PANEL}
@@ -104,16 +105,19 @@ def register(app: Dash) -> None:
         return (figure, selection_text(data.tokens, style), search_text(style, counts),
                 {"base": signature, "overlays": len(overlays)})
 
-    @app.callback(Output(ids.FIDELITY, "children"), Input(ids.SINGLE_KEYS, "data"), prevent_initial_call=True)
-    def fidelity(computed: dict[str, Any] | None):
-        """How faithfully this picture shows attention (computed once per view, then read from the store)."""
-        if not computed or "keys" not in computed:
-            return ""
-        try:
-            found = ensure_view_fidelity(HeadRequest.from_dict(computed["request"]), jobs.store())
-        except Exception as exc:  # a line of text, never a broken page
-            return f"Fidelity not available: {exc}"
-        return fidelity_text(found, bool(computed.get("causal")), computed["request"].get("method", ""))
+    @app.callback(Output(ids.FIDELITY, "children"), Output(ids.RELATED_HEADS, "children"),
+                  Output(ids.MEASURES_POLL, "disabled"), Input(ids.SINGLE_KEYS, "data"),
+                  Input(ids.MEASURES_POLL, "n_intervals"), State(ids.VIEW_STYLE, "data"), State(ids.CLIENT, "data"),
+                  prevent_initial_call=True)
+    def one_head_lines(computed: dict[str, Any] | None, _tick, style: dict[str, Any] | None, client: str | None):
+        """How faithfully this picture shows attention, and the heads that attend most alike: read from the store;
+        what is missing is submitted to the workers and looked at again every second."""
+        if not computed or "keys" not in computed or not style:
+            return "", "", True
+        request = HeadRequest.from_dict(computed["request"])
+        fidelity, fidelity_busy = fidelity_line(request, bool(computed.get("causal")), client)
+        related, related_busy = related_line(request, style, client)
+        return fidelity, related, not (fidelity_busy or related_busy)
 
     @app.callback(Output(ids.HOVER_PANEL, "children"), Input(ids.SINGLE_GRAPH, "hoverData"),
                   State(ids.SINGLE_KEYS, "data"), prevent_initial_call=True)
@@ -140,6 +144,20 @@ def overlay_patch(previous: int, overlays: list) -> Patch:
         del patch["data"][2]
     patch["data"].extend([trace.to_plotly_json() for trace in overlays])
     return patch
+
+
+def fidelity_line(request: HeadRequest, causal: bool, client: str | None) -> tuple[str, bool]:
+    """The fidelity line of a stored picture, or what its job is doing; (text, still working)."""
+    if request.vectors != "qk":
+        return "", False
+    store = jobs.store()
+    seen = jobs.measure(request, "fidelity", store, client)
+    if seen["state"] == "error":
+        return f"Fidelity not available: {seen['error']}", False
+    if seen["state"] == "waiting":
+        return f"Fidelity: measuring ({seen['message']})", True
+    found = store.get_json(fidelity_key(resolve(request)))
+    return fidelity_text(found, causal, request.method) if found else "", found is None
 
 
 def _percent(value: float) -> str:

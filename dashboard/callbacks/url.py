@@ -83,7 +83,7 @@ def _matrix_cell(state: ViewState, click: dict | None) -> ViewState:
     if state.order != "grid":  # ranked: the slot holds whichever head ranked there
         from dashboard.callbacks.matrix import head_values, kept, ranked_slots
 
-        slots = ranked_slots(kept(head_values(state.request(), state.order, budget_s=0)[0], state.keep), spec.n_heads)
+        slots = ranked_slots(kept(head_values(state.request(), state.order, submit=False)[0], state.keep), spec.n_heads)
         by_slot = {slot: cell for cell, slot in slots.items()}
         if (layer, head) not in by_slot:
             return state

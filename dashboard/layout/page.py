@@ -273,6 +273,7 @@ def page() -> html.Div:
         dcc.Location(id=ids.URL, refresh=False),
         dcc.Store(id=ids.VIEW_REQUEST), dcc.Store(id=ids.SINGLE_JOB), dcc.Store(id=ids.VIEW_STYLE),
         dcc.Interval(id=ids.SINGLE_POLL, interval=POLL_MS, disabled=True),
+        dcc.Interval(id=ids.MEASURES_POLL, interval=1000, disabled=True),
         dcc.Store(id=ids.MATRIX_REQUEST), dcc.Store(id=ids.MATRIX_DEFERRED),
         dcc.Store(id=ids.CLIENT, storage_type="session"),
         dcc.Store(id=ids.SINGLE_KEYS), dcc.Store(id=ids.SINGLE_DRAWN), dcc.Store(id=ids.URL_CANONICAL),

@@ -83,3 +83,22 @@ def validate(request: HeadRequest, spec: ModelSpec) -> None:
         raise ValueError(f"dims must be 2 or 3, got {request.dims}")
     if request.vectors not in VECTORS:
         raise ValueError(f"unknown vectors {request.vectors!r}; choose one of {', '.join(VECTORS)}")
+
+
+STAGES = ("view", "fidelity", "summaries", "headmap")  # what a job computes (workers.pipeline.stages.STAGE_RUNNERS)
+
+
+def job_request(request: HeadRequest, stage: str = "view") -> dict[str, Any]:
+    """What a job carries: the request's fields, and its stage unless it is the picture itself (so a picture's job
+    id is its request's)."""
+    if stage not in STAGES:
+        raise ValueError(f"unknown stage {stage!r}; choose one of {', '.join(STAGES)}")
+    return request.to_dict() if stage == "view" else {**request.to_dict(), "stage": stage}
+
+
+def stage_of(job: dict[str, Any]) -> str:
+    """The stage a job computes ("view" when it names none); ValueError for an unknown one."""
+    stage = job.get("stage", "view")
+    if stage not in STAGES:
+        raise ValueError(f"unknown stage {stage!r}; choose one of {', '.join(STAGES)}")
+    return stage

@@ -11,7 +11,7 @@ from typing import Any
 from workers.config import settings
 from workers.contracts.choices import HEAD_MAP_SAMPLE_TEXTS, NORMALISATIONS, params_of
 from workers.contracts.choices import METHODS as METHOD_CHOICES
-from workers.contracts.requests import HeadRequest, ViewKeys
+from workers.contracts.requests import HeadRequest, ViewKeys, stage_of
 from workers.core.attention import kv_head_for
 from workers.corpora.corpus import Corpus, ImageCorpus, load_corpus
 from workers.corpora.uploads import upload_path
@@ -123,3 +123,22 @@ def head_map_key(keys: ViewKeys) -> str:
 def stored_head_map(template: HeadRequest, store: Store) -> dict[str, Any] | None:
     """The stored head map of the template's model and corpus, or None (cheap: no computation)."""
     return store.get_json(head_map_key(resolve(template)))
+
+
+def corpus_template(request: HeadRequest) -> HeadRequest:
+    """The one request that stands for a model and corpus (summaries, head map): head and picture settings at
+    their defaults."""
+    return HeadRequest(model=request.model, corpus=request.corpus)
+
+
+def stage_done(job: dict[str, Any], store: Store) -> bool:
+    """Whether what a job computes is stored (cheap: presence of its keys)."""
+    request, stage = HeadRequest.from_dict(job), stage_of(job)
+    if stage == "summaries":
+        return all(store.has(summary_key(keys)) for keys in resolve_heads(corpus_template(request)).values())
+    keys = resolve(request)
+    if stage == "fidelity":
+        return keys.complete(store) and store.has(fidelity_key(keys))
+    if stage == "headmap":
+        return store.has(head_map_key(keys))
+    return keys.complete(store)

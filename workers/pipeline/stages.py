@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from workers.config import settings
-from workers.contracts.requests import HeadRequest, ViewKeys, validate
+from workers.contracts.requests import STAGES, HeadRequest, ViewKeys, stage_of, validate
 from workers.core.fidelity import sink_keys
 from workers.core.fitted import fitted_layout
 from workers.core.layout import attention_layout
@@ -20,6 +21,7 @@ from workers.core.project import Projector
 from workers.models.registry import read_spec
 from workers.pipeline.keys import (
     corpus_for,
+    corpus_template,
     estimator_params,
     extraction_params,
     fidelity_key,
@@ -236,3 +238,53 @@ def ensure_head_map(template: HeadRequest, store: Store, progress: Progress = _n
                       progress=lambda done: progress(done / len(every), f"compared {done} of {len(every)} heads"))
     store.put_json(key, result.to_dict())
     return result.to_dict()
+
+
+def ensure_head_summaries(template: HeadRequest, store: Store, progress: Progress = _no_progress) -> int:
+    """Every head's summary (ensure_head_summary) of the template's model and corpus; returns how many heads."""
+    cells = list(resolve_heads(template))
+    ensure_extraction(template, store, progress)
+    for done, (layer, head) in enumerate(cells):
+        progress(done / len(cells), f"summarised {done} of {len(cells)} heads")
+        ensure_head_summary(replace(template, layer=layer, head=head), store)
+    return len(cells)
+
+
+def _view_stage(request: HeadRequest, store: Store, progress: Progress) -> dict[str, Any]:
+    """The picture: its keys."""
+    return {"keys": ensure_head_view(request, store, progress).__dict__}
+
+
+def _fidelity_stage(request: HeadRequest, store: Store, progress: Progress) -> dict[str, Any]:
+    """The picture, then its fidelity: the picture's keys."""
+    keys = ensure_head_view(request, store, progress)
+    progress(0.95, "measuring how faithful the picture is")
+    ensure_view_fidelity(request, store)
+    return {"keys": keys.__dict__}
+
+
+def _summaries_stage(request: HeadRequest, store: Store, progress: Progress) -> dict[str, Any]:
+    """Every head's summary of the request's model and corpus."""
+    return {"heads": ensure_head_summaries(corpus_template(request), store, progress)}
+
+
+def _head_map_stage(request: HeadRequest, store: Store, progress: Progress) -> dict[str, Any]:
+    """The model's head map over the corpus (after its extraction)."""
+    ensure_extraction(request, store, progress)
+    return {"heads": len(ensure_head_map(request, store, progress)["cells"])}
+
+
+StageRunner = Callable[[HeadRequest, Store, Progress], dict[str, Any]]
+STAGE_RUNNERS: dict[str, StageRunner] = {"view": _view_stage, "fidelity": _fidelity_stage,
+                                         "summaries": _summaries_stage, "headmap": _head_map_stage}
+
+
+def run_stage(job: dict[str, Any], store: Store, progress: Progress = _no_progress) -> dict[str, Any]:
+    """Compute what a job names (workers.contracts.requests.job_request) and store it; returns what the job record
+    keeps (a picture's keys, or how many heads were measured)."""
+    request = HeadRequest.from_dict(job)
+    validate(request, read_spec(request.model))
+    return STAGE_RUNNERS[stage_of(job)](request, store, progress)
+
+
+assert set(STAGE_RUNNERS) == set(STAGES), "every stage a job may name has a runner"

@@ -169,7 +169,7 @@ def run_job(item: dict[str, Any], store: Store) -> None:
     """Compute one queued request, recording progress, result keys or a one-line error."""
     from workers.contracts.requests import HeadRequest
     from workers.pipeline.keys import resolve
-    from workers.pipeline.stages import ensure_extraction, ensure_head_view
+    from workers.pipeline.stages import ensure_extraction, run_stage
 
     job_key = f"job:{item['job_id']}"
 
@@ -185,14 +185,24 @@ def run_job(item: dict[str, Any], store: Store) -> None:
             if not store.has(tokens_key):
                 store.cache.incr("stats:extractions", default=0)
             ensure_extraction(request, store, progress)
-        keys = ensure_head_view(request, store, progress)
-        store.put_json(job_key, {**_record("done", 1.0, "done"), "keys": keys.__dict__, "worker": os.getpid()})
+        result = run_stage(item["request"], store, progress)
+        store.put_json(job_key, {**_record("done", 1.0, "done"), **result, "worker": os.getpid()})
     except Exception as exc:  # the worker must survive any single bad request
         traceback.print_exc()
         try:
             store.put_json(job_key, _record("error", 1.0, "failed", f"{type(exc).__name__}: {exc}"))
         except STORE_ERRORS:  # a full disk: the dashboard sees the full disk itself (QK_ATLAS_MIN_FREE_MB)
             traceback.print_exc()
+
+
+def run_queued(store: Store) -> int:
+    """Run every queued job in this process, urgent ones first, as a worker slot would (tests, benchmarks);
+    returns how many ran."""
+    queues, ran = (_queue(store.directory, urgent=True), _queue(store.directory)), 0
+    while (item := _next_item(queues)) is not None:
+        run_job(item, store)
+        ran += 1
+    return ran
 
 
 def _requeue_orphan(store: Store, slot: int) -> None:

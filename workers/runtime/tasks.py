@@ -6,7 +6,7 @@ import os
 import socket
 
 from workers.contracts.requests import HeadRequest
-from workers.pipeline.stages import ensure_extraction, ensure_head_view
+from workers.pipeline.stages import ensure_extraction, run_stage
 from workers.runtime import team_jobs
 from workers.runtime.celery_app import app
 from workers.store import open_store
@@ -22,12 +22,13 @@ def extract(self, request: dict, job_id: str) -> dict:
 
 @app.task(name="qk.head", bind=True)
 def head(self, request: dict) -> dict:
-    """Compute (or find) one head's projection; the task id is the job id (a content hash)."""
+    """Compute (or find) what the job names (a head's picture by default: workers.pipeline.stages.run_stage); the
+    task id is the job id (a content hash)."""
     team_jobs.count_computation(self.request.id)
     head_request, store = HeadRequest.from_dict(request), open_store()
     report = team_jobs.reporter(self, self.request.id)
     with team_jobs.alive(self.request.id):
         with team_jobs.extraction_lock(request):  # one worker extracts a corpus; the others wait, then reuse it
             ensure_extraction(head_request, store, report)
-        keys = ensure_head_view(head_request, store, report)
-    return {"keys": keys.__dict__, "worker": self.request.hostname, "pid": os.getpid(), "host": socket.gethostname()}
+        result = run_stage(request, store, report)
+    return {**result, "worker": self.request.hostname, "pid": os.getpid(), "host": socket.gethostname()}

@@ -158,11 +158,10 @@ def submit(request: dict[str, Any], store: Store, urgent: bool = True) -> str:
     job_id = job_id_for(request)
     client = redis_client()
     if not client.set(f"qk:job:{job_id}", time.time(), nx=True, ex=JOB_TTL_SECONDS):
-        from workers.contracts.requests import HeadRequest
-        from workers.pipeline.keys import resolve
+        from workers.pipeline.keys import stage_done
 
         state = _celery().AsyncResult(job_id).state
-        lost = state == "SUCCESS" and not resolve(HeadRequest.from_dict(request)).complete(store)
+        lost = state == "SUCCESS" and not stage_done(request, store)
         if state not in ("FAILURE", "REVOKED") and not lost:
             return job_id  # someone asked already: share the computation
         _celery().AsyncResult(job_id).forget()  # failed, or done but its result was damaged and removed
