@@ -202,9 +202,9 @@ def main() -> None:
                                                                                   else "")))
     corpus = "default" if args.corpus == "default" else str(unseen_corpus(ROOT / "bench" / "results" / "unseen.txt"))
     from workers.config import settings
+    from workers.contracts.choices import NORMALISATIONS, values
     from workers.contracts.requests import HeadRequest
     from workers.core.fidelity import sink_keys
-    from workers.core.normalize import NORMALIZATIONS
     from workers.core.project import warm_up_umap
     from workers.models.registry import read_spec
     from workers.pipeline.keys import resolve
@@ -216,9 +216,9 @@ def main() -> None:
     heads = [(layer, head) for layer in range(spec.n_layers) for head in range(spec.n_heads)]
     plan = [("none", "fitted", heads), ("none", "fitted-preview", heads), ("fit", "attention", heads),
             ("scale+translate", "attention", heads)]
-    plan += [(norm, "pca", heads) for norm in (*NORMALIZATIONS, OVERLAP)]
-    plan += [(norm, "umap", heads[::args.umap_every]) for norm in NORMALIZATIONS]
-    plan += [(norm, "tsne", heads[::args.tsne_every]) for norm in NORMALIZATIONS]
+    plan += [(norm, "pca", heads) for norm in (*values(NORMALISATIONS), OVERLAP)]
+    plan += [(norm, "umap", heads[::args.umap_every]) for norm in values(NORMALISATIONS)]
+    plan += [(norm, "tsne", heads[::args.tsne_every]) for norm in values(NORMALISATIONS)]
     keep = bool(args.only or args.resume or args.merge)
     results = load_results(args.out) if keep else {}
     if args.merge:

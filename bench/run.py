@@ -148,8 +148,8 @@ def server_times(results: dict, directory: Path) -> None:
     from dashboard import jobs
     from dashboard.callbacks.matrix import _figure, finished_cells
     from dashboard.figures.single import Style, single_figure
+    from workers.contracts.choices import DEFAULT_NORMALISATION
     from workers.contracts.requests import HeadRequest
-    from workers.core.normalize import DEFAULT_NORMALIZATION
     from workers.models.registry import read_spec
 
     jobs.set_cache_dir(directory)
@@ -161,7 +161,7 @@ def server_times(results: dict, directory: Path) -> None:
         return pio.to_json(figure, validate=False)
 
     def whole_matrix() -> str:
-        done, total = finished_cells({"model": "minilm", "corpus": "default", "norm": DEFAULT_NORMALIZATION,
+        done, total = finished_cells({"model": "minilm", "corpus": "default", "norm": DEFAULT_NORMALISATION,
                                       "method": "pca"})  # the matrix the PCA step above computed
         assert len(done) == total, f"only {len(done)} of {total} cells are stored"
         figure, _status = _figure(done, {}, read_spec("minilm"), "", total, "pca")

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from tests.conftest import SENTENCES
+from workers.contracts.choices import NORMALISATIONS, values
 from workers.core.attention import text_attention
 from workers.core.fidelity import fidelity
 from workers.core.normalize import (
-    NORMALIZATIONS,
     SCALE_MULTIPLIERS,
     TRANSLATIONS,
     candidate_transform,
@@ -28,7 +28,7 @@ def bundle(minilm):
     return extract(minilm, make_corpus("t", SENTENCES), batch_size=2)
 
 
-@pytest.mark.parametrize("method", NORMALIZATIONS)
+@pytest.mark.parametrize("method", values(NORMALISATIONS))
 @pytest.mark.parametrize(("layer", "head"), [(0, 0), (2, 5), (5, 11)])
 def test_attention_per_text_is_unchanged(bundle, method, layer, head):
     q, k = bundle.q[layer][head], bundle.k[layer][head]

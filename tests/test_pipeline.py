@@ -5,11 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import workers.core.normalize
 import workers.core.project
 import workers.models.extract
+import workers.models.loading
+import workers.pipeline.stages
 from workers.contracts.requests import HeadRequest
 from workers.pipeline.keys import resolve
-from workers.pipeline.stages import ensure_head_view, export_arrays
+from workers.pipeline.stages import ensure_head_view, ensure_view_fidelity, export_arrays
 from workers.store import content_key, open_store
 
 
@@ -20,23 +23,33 @@ def test_content_key_is_canonical_and_versioned():
 
 
 def test_second_identical_request_computes_nothing(monkeypatch, tmp_path):
-    store = open_store(tmp_path)
-    request = HeadRequest(layer=1, head=3, method="pca")
+    store = open_store(tmp_path / "cache")
+    request = HeadRequest(layer=1, head=3, method="pca")  # the fitted normalisation (the default) and PCA
     first = ensure_head_view(request, store)
     coords = store.get_arrays(first.coords)["coords"]
 
     def tripwire(*args, **kwargs):
         raise AssertionError("recomputed a cached result")
 
-    monkeypatch.setattr(workers.models.extract, "extract", tripwire)
-    monkeypatch.setattr(workers.core.project.Projector, "fit_transform", tripwire)
+    steps = ((workers.models.loading, "load_model"), (workers.models.extract, "extract_heads"),
+             (workers.core.normalize, "fit_transform_for"), (workers.core.project.Projector, "fit_transform"))
+    for owner, name in steps:
+        monkeypatch.setattr(owner, name, tripwire)
+    workers.pipeline.stages._loaded_model.cache_clear()
     second = ensure_head_view(request, store)
     assert second == first
     np.testing.assert_array_equal(store.get_arrays(second.coords)["coords"], coords)
+    # the fitted normalisation is stored beside the picture: its fidelity and the export read it, never fit again
+    assert ensure_view_fidelity(request, store)["transform"]["translation"] in ("none", "centroid", "equal-norm")
+    assert export_arrays(request, store)["q_norm"].shape == store.get_arrays(first.q)["v"].shape
+    other_corpus = tmp_path / "other.txt"  # the tripwires are live: anything not stored trips them
+    other_corpus.write_text("A text this store has never seen.\n")
+    with pytest.raises(AssertionError, match="recomputed"):
+        ensure_head_view(HeadRequest(corpus=str(other_corpus), method="pca"), store)
 
     # Another projection or head of the same layers re-uses the extraction: only the projection runs.
     monkeypatch.undo()
-    monkeypatch.setattr(workers.models.extract, "extract", tripwire)
+    monkeypatch.setattr(workers.models.extract, "extract_heads", tripwire)
     other = ensure_head_view(HeadRequest(layer=4, head=0, method="pca", dims=3, norm="none"), store)
     assert store.get_arrays(other.coords)["coords"].shape[1] == 3
 

@@ -52,3 +52,23 @@ def test_bad_parameters_are_refused(points):
         Projector("pca", 4).fit_transform(points)
     with pytest.raises(ValueError, match="at least"):
         Projector("pca", 2).fit_transform(points[:2])
+
+
+def test_each_point_method_is_the_estimator_its_choice_names(points):
+    """The table of choices names each method's estimator; the Projector runs exactly that (one place to add a
+    method): a function or a scikit-learn estimator class, seeded either way."""
+    from sklearn.decomposition import PCA, TruncatedSVD
+
+    from workers.contracts.choices import METHODS
+    from workers.core.project import ESTIMATORS, embed_with, pca_embedding
+
+    assert set(ESTIMATORS) == {c.value for c in METHODS if not c.from_attention}
+    assert ESTIMATORS["pca"] == "workers.core.project:pca_embedding"
+    np.testing.assert_allclose(embed_with("workers.core.project:pca_embedding", points, 2, 0),
+                               pca_embedding(points, 2, 0))
+    by_class = embed_with("sklearn.decomposition:PCA", points, 2, 0)
+    np.testing.assert_allclose(by_class, PCA(n_components=2, random_state=0).fit_transform(points), rtol=1e-5)
+    svd = embed_with("sklearn.decomposition:TruncatedSVD", points, 3, 7, n_iter=3)
+    np.testing.assert_allclose(svd, TruncatedSVD(3, random_state=7, n_iter=3).fit_transform(points), rtol=1e-5)
+    with pytest.raises(ValueError, match="unknown projection 'attention'"):
+        Projector("attention", 2).fit_transform(points)  # placed from attention, not by an estimator

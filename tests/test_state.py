@@ -86,8 +86,7 @@ def test_fuzzed_queries_give_a_valid_state():
     import random
 
     from dashboard.state import COLORS, SHOWS, VIEWS, corpus_choices, model_choices
-    from workers.core.normalize import NORMALIZATIONS
-    from workers.core.project import METHODS
+    from workers.contracts.choices import METHODS, NORMALISATIONS, values
     from workers.models.registry import read_spec
 
     rng = random.Random(0)
@@ -100,7 +99,7 @@ def test_fuzzed_queries_give_a_valid_state():
         assert state.view in VIEWS and state.model in model_choices()
         assert state.corpus in corpus_choices(spec.modality)
         assert 0 <= state.layer < spec.n_layers and 0 <= state.head < spec.n_heads
-        assert state.method in METHODS and state.dims in (2, 3) and state.norm in NORMALIZATIONS
+        assert state.method in values(METHODS) and state.dims in (2, 3) and state.norm in values(NORMALISATIONS)
         assert state.color in COLORS and state.show in SHOWS and state.labels in (0, 1)
         assert len(state.search) <= 64 and state.text >= -1 and state.pos >= -1
         assert state.keep == "" or abs(float(state.keep)) < float("inf")

@@ -25,6 +25,9 @@ class Choice:
     preview_note: str = ""  # said under the matrix when its cells are previews
     modality: str = ""  # "image": only meaningful for image models ("" for all)
     from_attention: bool = False  # a picture placed from the head's attention, not from the points alone
+    # a method placed from the points alone: "module:name" of a function (points [n, d], dims, seed, **params) ->
+    # [n, dims], or of a scikit-learn-style estimator class taking n_components (and random_state if it has one)
+    estimator: str = ""
 
 
 # The attention layout (workers.core.layout): each query linked to the keys it attends to most.
@@ -63,14 +66,17 @@ NORMALISATIONS: tuple[Choice, ...] = (
 # most-attended key among the 3 nearest for 65% of queries instead of 69%, rank correlation unchanged).
 METHODS: tuple[Choice, ...] = (
     Choice("pca", "PCA", "PCA", "principal components of the queries and keys together (linear, fast)",
-           params={"version": 2}),  # "version" only keys the store (2: duplicates not merged)
+           params={"version": 2},  # "version" only keys the store (2: duplicates not merged)
+           estimator="workers.core.project:pca_embedding"),
     Choice("umap", "UMAP", "UMAP", "UMAP (n_neighbors 15, min_dist 0.1, 200 epochs) of the queries and keys together",
            params={"n_neighbors": 15, "min_dist": 0.1, "n_epochs": 200},
            preview={"n_neighbors": 15, "min_dist": 0.1, "n_epochs": 50},
-           preview_note="cells are UMAP previews (50 epochs; the opened head runs the full 200)"),
+           preview_note="cells are UMAP previews (50 epochs; the opened head runs the full 200)",
+           estimator="workers.core.project:umap_embedding"),
     Choice("tsne", "t-SNE", "t-SNE", "t-SNE of the queries and keys together", params={},
            preview={"early_exaggeration_iter": 125, "n_iter": 250},
-           preview_note="cells are t-SNE previews (half the iterations; the opened head runs them all)"),
+           preview_note="cells are t-SNE previews (half the iterations; the opened head runs them all)",
+           estimator="workers.core.project:tsne_embedding"),
     Choice("attention", "Attention layout", "attention layout",
            "UMAP over a graph of the head's attention: each query linked to the keys it attends to most",
            params={"n_epochs": LAYOUT_EPOCHS, "top_keys": LAYOUT_TOP_KEYS, "n_neighbors": LAYOUT_NEIGHBOURS,

@@ -12,17 +12,15 @@ keys to a dot, which no one can read).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from workers.contracts.choices import DEFAULT_NORMALISATION, FIT_SAMPLE_TEXTS, NORMALISATIONS, values
+from workers.contracts.choices import FIT_SAMPLE_TEXTS, NORMALISATIONS, values
 from workers.contracts.choices import FIT_SCALE_MULTIPLIERS as SCALE_MULTIPLIERS
 from workers.contracts.choices import FIT_SPREAD_RATIO_LIMIT as SPREAD_RATIO_LIMIT
 from workers.contracts.choices import FIT_TRANSLATIONS as TRANSLATIONS
 from workers.core.fidelity import attention_groups, sampled_text_rows, top1_of_pictures
-
-NORMALIZATIONS: tuple[str, ...] = values(NORMALISATIONS)
-DEFAULT_NORMALIZATION = DEFAULT_NORMALISATION
 
 
 @dataclass(frozen=True)
@@ -39,6 +37,17 @@ class Transform:
         """(q', k') float32 [token, d]."""
         return ((q * self.scale).astype(np.float32, copy=False),
                 (k / self.scale + self.shift).astype(np.float32, copy=False))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form that rebuilds it exactly (the shift keeps its dtype)."""
+        return {"scale": float(self.scale), "shift": self.shift.tolist(), "dtype": str(self.shift.dtype),
+                "translation": self.translation, "multiplier": float(self.multiplier)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Transform:
+        """Inverse of to_dict."""
+        return cls(data["scale"], np.asarray(data["shift"], dtype=data["dtype"]), data["translation"],
+                   data["multiplier"])
 
     def describe(self) -> dict[str, float | str]:
         """JSON-friendly summary (the shift as its norm)."""
@@ -138,8 +147,8 @@ def fit_transform_for(q: np.ndarray, k: np.ndarray, text_id: np.ndarray, causal:
 def transform_for(q: np.ndarray, k: np.ndarray, method: str, text_id: np.ndarray | None = None,
                   causal: bool = False) -> Transform:
     """The transform `method` applies to q, k [N, d] ("fit" needs text_id [N], sorted by text)."""
-    if method not in NORMALIZATIONS:
-        raise ValueError(f"unknown normalisation {method!r}; choose one of {', '.join(NORMALIZATIONS)}")
+    if method not in values(NORMALISATIONS):
+        raise ValueError(f"unknown normalisation {method!r}; choose one of {', '.join(values(NORMALISATIONS))}")
     if method == "none":
         return Transform(1.0, np.zeros(q.shape[1], dtype=np.float32), "none", 1.0)
     if method == "scale":
@@ -153,7 +162,7 @@ def transform_for(q: np.ndarray, k: np.ndarray, method: str, text_id: np.ndarray
 
 def normalize(q: np.ndarray, k: np.ndarray, method: str, text_id: np.ndarray | None = None,
               causal: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """(q', k') float32 for q, k [token, d] under `method` in NORMALIZATIONS; attention is unchanged."""
+    """(q', k') float32 for q, k [token, d] under `method` (a normalisation's value); attention is unchanged."""
     q = q.astype(np.float32, copy=False)
     k = k.astype(np.float32, copy=False)
     if method == "none":

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import importlib
+import inspect
 from typing import Any
 
 import numpy as np
 
-from workers.contracts.choices import ATTENTION_METHODS, values
 from workers.contracts.choices import METHODS as METHOD_CHOICES
 
-METHODS: tuple[str, ...] = values(METHOD_CHOICES)  # "attention": workers.core.layout; "fitted": workers.core.fitted
-POINT_METHODS: tuple[str, ...] = tuple(m for m in METHODS if m not in ATTENTION_METHODS)  # points alone (this module)
+# the methods placed from the points alone, by value: the estimator their Choice names ("attention" and "fitted" are
+# placed from the head's attention: workers.core.layout, workers.core.fitted)
+ESTIMATORS: dict[str, str] = {c.value: c.estimator for c in METHOD_CHOICES if c.estimator}
 
 
 class Projector:
@@ -27,7 +29,8 @@ class Projector:
         (PCA, a linear map, places them together anyway: it skips the sort that finds them, ~25 ms a head)."""
         self._validate(points)
         if self.method == "pca":
-            self.embedding_ = _pca(points.astype(np.float32), self.dims, self.random_state).astype(np.float32)
+            self.embedding_ = pca_embedding(points.astype(np.float32), self.dims, self.random_state
+                                            ).astype(np.float32)
             return self.embedding_
         unique, inverse = np.unique(points, axis=0, return_inverse=True)
         embedded = self._embed(unique.astype(np.float32))
@@ -36,23 +39,33 @@ class Projector:
 
     def _validate(self, points: np.ndarray) -> None:
         """Check method, dims and input shape."""
-        if self.method not in POINT_METHODS:
-            raise ValueError(f"unknown projection {self.method!r}; choose one of {', '.join(POINT_METHODS)}")
+        if self.method not in ESTIMATORS:
+            raise ValueError(f"unknown projection {self.method!r}; choose one of {', '.join(ESTIMATORS)}")
         if self.dims not in (2, 3):
             raise ValueError(f"dims must be 2 or 3, got {self.dims!r}")
         if points.ndim != 2 or points.shape[0] < self.dims + 2:
             raise ValueError(f"need a 2-D array of at least {self.dims + 2} points, got shape {points.shape}")
 
     def _embed(self, points: np.ndarray) -> np.ndarray:
-        """Dispatch to the method; tiny inputs fall back to PCA where neighbour methods cannot run."""
-        if self.method == "pca" or points.shape[0] < 16:
-            return _pca(points, self.dims, self.random_state)
-        if self.method == "umap":
-            return _umap(points, self.dims, self.random_state, **self.params)
-        return _tsne(points, self.dims, self.random_state, **self.params)
+        """The method's estimator (its Choice names it); tiny inputs fall back to PCA where neighbour methods
+        cannot run."""
+        if points.shape[0] < 16:
+            return pca_embedding(points, self.dims, self.random_state)
+        return embed_with(ESTIMATORS[self.method], points, self.dims, self.random_state, **self.params)
 
 
-def _pca(points: np.ndarray, dims: int, seed: int) -> np.ndarray:
+def embed_with(estimator: str, points: np.ndarray, dims: int, seed: int, **params: Any) -> np.ndarray:
+    """points [n, d] -> [n, dims] by the "module:name" a method's Choice names: a function (points, dims, seed,
+    **params), or a scikit-learn-style estimator class (n_components, random_state when it takes one)."""
+    module, _, name = estimator.partition(":")
+    target = getattr(importlib.import_module(module), name)
+    if not inspect.isclass(target):
+        return np.asarray(target(points, dims, seed, **params))
+    seeded = {"random_state": seed} if "random_state" in inspect.signature(target).parameters else {}
+    return np.asarray(target(n_components=dims, **seeded, **params).fit_transform(points))
+
+
+def pca_embedding(points: np.ndarray, dims: int, seed: int) -> np.ndarray:
     """PCA, padded with zeros when the data has fewer dimensions than asked."""
     from sklearn.decomposition import PCA
 
@@ -63,8 +76,8 @@ def _pca(points: np.ndarray, dims: int, seed: int) -> np.ndarray:
     return out
 
 
-def _umap(points: np.ndarray, dims: int, seed: int, n_neighbors: int = 15, min_dist: float = 0.1,
-          n_epochs: int | None = None) -> np.ndarray:
+def umap_embedding(points: np.ndarray, dims: int, seed: int, n_neighbors: int = 15, min_dist: float = 0.1,
+                   n_epochs: int | None = None) -> np.ndarray:
     """umap-learn, seeded (single-threaded by design of umap-learn when seeded)."""
     import umap
 
@@ -74,8 +87,8 @@ def _umap(points: np.ndarray, dims: int, seed: int, n_neighbors: int = 15, min_d
     return reducer.fit_transform(points)
 
 
-def _tsne(points: np.ndarray, dims: int, seed: int, perplexity: float = 30.0, early_exaggeration_iter: int = 250,
-          n_iter: int = 500, n_jobs: int = 2) -> np.ndarray:
+def tsne_embedding(points: np.ndarray, dims: int, seed: int, perplexity: float = 30.0,
+                   early_exaggeration_iter: int = 250, n_iter: int = 500, n_jobs: int = 2) -> np.ndarray:
     """openTSNE in 2D; scikit-learn's Barnes-Hut t-SNE in 3D (openTSNE's fast path is 2D only; iterations 2D only)."""
     perplexity = min(perplexity, max(2.0, (points.shape[0] - 1) / 3))
     if dims == 2:
@@ -94,6 +107,6 @@ def warm_up_umap() -> None:
 
     rng = np.random.default_rng(0)
     for n in (64, 4200):
-        _umap(rng.normal(size=(n, 8)).astype(np.float32), 2, 0, n_epochs=5)
+        umap_embedding(rng.normal(size=(n, 8)).astype(np.float32), 2, 0, n_epochs=5)
     q, k = rng.normal(size=(2, 64, 8)).astype(np.float32)
     attention_layout(q, k, np.repeat(np.arange(8), 8), causal=False, n_epochs=5)

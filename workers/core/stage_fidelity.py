@@ -5,14 +5,13 @@ from __future__ import annotations
 import numpy as np
 
 from workers.core.fidelity import attention_groups, fidelity_of
-from workers.core.normalize import picture_layout, transform_for
+from workers.core.normalize import Transform, picture_layout
 
 
 def view_fidelity(q: np.ndarray, k: np.ndarray, coords: np.ndarray, text_id: np.ndarray, causal: bool,
-                  norm: str, sinks: np.ndarray | None = None) -> dict[str, dict]:
-    """Fidelity of a view at each stage: raw q, k [N, d]; after its normalisation; its picture coords [2N, dims];
-    and the normalisation's translation and scale; sinks bool [N] (sink_keys)."""
-    transform = transform_for(q, k, norm, text_id, causal)
+                  transform: Transform, sinks: np.ndarray | None = None) -> dict[str, dict]:
+    """Fidelity of a view at each stage: raw q, k [N, d]; after its normalisation `transform`; its picture coords
+    [2N, dims]; and the normalisation's translation and scale; sinks bool [N] (sink_keys)."""
     q_norm, k_norm = transform.apply(q, k)
     groups = attention_groups(q, k, text_id, causal)
     n = len(q)

@@ -12,6 +12,7 @@ from workers.config import settings
 from workers.contracts.choices import HEAD_MAP_SAMPLE_TEXTS, NORMALISATIONS, params_of
 from workers.contracts.choices import METHODS as METHOD_CHOICES
 from workers.contracts.requests import HeadRequest, ViewKeys, stage_of
+from workers.contracts.specs import ModelSpec
 from workers.core.attention import kv_head_for
 from workers.corpora.corpus import Corpus, ImageCorpus, load_corpus
 from workers.corpora.uploads import upload_path
@@ -78,9 +79,10 @@ def vector_key(base: dict[str, Any], role: str, layer: int, head: int) -> str:
     return content_key(role, {**base, "layer": layer, "head": head})
 
 
-def resolve(request: HeadRequest, base: dict[str, Any] | None = None) -> ViewKeys:
-    """Store keys for a request (cheap: reads the corpus and config files, no model); `base` skips the corpus."""
-    spec = read_spec(request.model)
+def resolve(request: HeadRequest, base: dict[str, Any] | None = None, spec: ModelSpec | None = None) -> ViewKeys:
+    """Store keys for a request (cheap: reads the corpus and config files, no model); `base` and `spec` skip them
+    (resolve_heads reads them once for every head)."""
+    spec = spec or read_spec(request.model)
     base = base or extraction_params(request.model, corpus_for(request.corpus))
     view = {**base, "layer": request.layer, "head": request.head, "norm": request.norm,
             "norm_params": normalisation_params(request.norm),
@@ -98,26 +100,40 @@ def resolve(request: HeadRequest, base: dict[str, Any] | None = None) -> ViewKey
 
 
 def resolve_heads(template: HeadRequest) -> dict[tuple[int, int], ViewKeys]:
-    """Keys of every (layer, head) of the template's model, corpus and projection (the corpus read once)."""
+    """Keys of every (layer, head) of the template's model, corpus and projection (spec and corpus read once)."""
     spec = read_spec(template.model)
     base = extraction_params(template.model, corpus_for(template.corpus))
-    return {(layer, head): resolve(replace(template, layer=layer, head=head), base)
+    return {(layer, head): resolve(replace(template, layer=layer, head=head), base, spec)
             for layer in range(spec.n_layers) for head in range(spec.n_heads)}
+
+
+# Every stored result derived from the extraction: the inputs its key names, and its version (raised whenever its
+# computation changes, so results of the old computation are never read again).
+DERIVED_VERSIONS = {"transform": 1, "fidelity": 4, "summary": 2, "headmap": 1}
+
+
+def transform_key(keys: ViewKeys, norm: str) -> str:
+    """Store key of a head's normalisation (from its q, k and tokens table, and the normalisation's parameters)."""
+    return content_key("transform", {"q": keys.q, "k": keys.k, "tokens": keys.tokens, "norm": norm,
+                                     "norm_params": normalisation_params(norm),
+                                     "version": DERIVED_VERSIONS["transform"]})
 
 
 def fidelity_key(keys: ViewKeys) -> str:
     """Store key of a view's fidelity (it depends on its picture, hence on everything behind it)."""
-    return content_key("fidelity", {"coords": keys.coords, "version": 4})
+    return content_key("fidelity", {"coords": keys.coords, "version": DERIVED_VERSIONS["fidelity"]})
 
 
 def summary_key(keys: ViewKeys) -> str:
     """Store key of a head's summary (it depends on its q, k and tokens table only)."""
-    return content_key("summary", {"q": keys.q, "k": keys.k, "tokens": keys.tokens, "version": 2})
+    return content_key("summary", {"q": keys.q, "k": keys.k, "tokens": keys.tokens,
+                                   "version": DERIVED_VERSIONS["summary"]})
 
 
 def head_map_key(keys: ViewKeys) -> str:
     """Store key of a model's head map over a corpus (it depends on the extraction only)."""
-    return content_key("headmap", {"tokens": keys.tokens, "sample_texts": HEAD_MAP_SAMPLE_TEXTS, "version": 1})
+    return content_key("headmap", {"tokens": keys.tokens, "sample_texts": HEAD_MAP_SAMPLE_TEXTS,
+                                   "version": DERIVED_VERSIONS["headmap"]})
 
 
 def stored_head_map(template: HeadRequest, store: Store) -> dict[str, Any] | None:

@@ -16,7 +16,7 @@ from workers.contracts.requests import STAGES, HeadRequest, ViewKeys, stage_of, 
 from workers.core.fidelity import sink_keys
 from workers.core.fitted import fitted_layout
 from workers.core.layout import attention_layout
-from workers.core.normalize import normalize
+from workers.core.normalize import Transform, transform_for
 from workers.core.project import Projector
 from workers.models.registry import read_spec
 from workers.pipeline.keys import (
@@ -30,6 +30,7 @@ from workers.pipeline.keys import (
     resolve,
     resolve_heads,
     summary_key,
+    transform_key,
     vector_key,
 )
 from workers.store import Store
@@ -143,10 +144,30 @@ def project_queries_and_keys(request: HeadRequest, keys: ViewKeys, store: Store,
     if request.method == "fitted":  # from attention, which no normalisation changes: skip it
         sinks = sink_keys(text_id, store.get_arrays(keys.tokens)["is_special"], causal)
         return fitted_layout(q, k, text_id, causal, sinks, request.dims, **params)
-    q_norm, k_norm = normalize(q, k, request.norm, text_id, causal)
+    q_norm, k_norm = ensure_transform(request, keys, store, causal).apply(q, k)
     if request.method == "attention":
         return attention_layout(q_norm, k_norm, text_id, causal, request.dims, **params)
     return Projector(request.method, request.dims, **params).fit_transform(np.vstack([q_norm, k_norm]))
+
+
+def get_or_compute(store: Store, key: str, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """The JSON result stored under `key`, or `compute()`'s, stored there first: the one get-or-compute path of
+    every result derived from an extraction (keys and versions: workers.pipeline.keys)."""
+    found = store.get_json(key)
+    if found is None:
+        found = compute()
+        store.put_json(key, found)
+    return found
+
+
+def ensure_transform(request: HeadRequest, keys: ViewKeys, store: Store, causal: bool) -> Transform:
+    """The head's normalisation (the fitted one searches 12 candidates): computed once, then read by the picture,
+    its fidelity and the export."""
+    def compute() -> dict[str, Any]:
+        q, k = head_vectors(store, keys)
+        return transform_for(q, k, request.norm, text_ids(store, keys), causal).to_dict()
+
+    return Transform.from_dict(get_or_compute(store, transform_key(keys, request.norm), compute))
 
 
 def ensure_view_fidelity(request: HeadRequest, store: Store) -> dict[str, dict]:
@@ -156,19 +177,18 @@ def ensure_view_fidelity(request: HeadRequest, store: Store) -> dict[str, dict]:
     if request.vectors != "qk":
         raise ValueError("fidelity measures pictures of queries and keys, not of value vectors")
     keys = resolve(request)
-    key = fidelity_key(keys)
-    found = store.get_json(key)
-    if found is not None:
-        return found
-    q, k = head_vectors(store, keys)
-    tokens, coords = store.get_arrays(keys.tokens), store.get_arrays(keys.coords)
-    if tokens is None or coords is None:
-        raise RuntimeError("this view is not stored yet")
-    causal = read_spec(request.model).causal
-    result = view_fidelity(q, k, coords["coords"], tokens["text_id"], causal, request.norm,
-                           sink_keys(tokens["text_id"], tokens["is_special"], causal))
-    store.put_json(key, result)
-    return result
+
+    def compute() -> dict[str, Any]:
+        q, k = head_vectors(store, keys)
+        tokens, coords = store.get_arrays(keys.tokens), store.get_arrays(keys.coords)
+        if tokens is None or coords is None:
+            raise RuntimeError("this view is not stored yet")
+        causal = read_spec(request.model).causal
+        return view_fidelity(q, k, coords["coords"], tokens["text_id"], causal,
+                             ensure_transform(request, keys, store, causal),
+                             sink_keys(tokens["text_id"], tokens["is_special"], causal))
+
+    return get_or_compute(store, fidelity_key(keys), compute)
 
 
 def ensure_head_summary(request: HeadRequest, store: Store) -> dict[str, float]:
@@ -176,19 +196,17 @@ def ensure_head_summary(request: HeadRequest, store: Store) -> dict[str, float]:
     from workers.core.summaries import summarise_head
 
     keys = ensure_extraction(request, store)
-    key = summary_key(keys)
-    found = store.get_json(key)
-    if found is not None:
-        return found
-    q, k = head_vectors(store, keys)
-    tokens = store.get_arrays(keys.tokens)
-    if tokens is None:
-        raise RuntimeError("the tokens of this head are missing from the store")
-    spec = read_spec(request.model)
-    summary = summarise_head(q, k, tokens["text_id"], tokens["is_special"], spec.causal,
-                             tokens=tokens["token"] if spec.modality == "text" else None)
-    store.put_json(key, summary.to_dict())
-    return summary.to_dict()
+
+    def compute() -> dict[str, Any]:
+        q, k = head_vectors(store, keys)
+        tokens = store.get_arrays(keys.tokens)
+        if tokens is None:
+            raise RuntimeError("the tokens of this head are missing from the store")
+        spec = read_spec(request.model)
+        return summarise_head(q, k, tokens["text_id"], tokens["is_special"], spec.causal,
+                              tokens=tokens["token"] if spec.modality == "text" else None).to_dict()
+
+    return get_or_compute(store, summary_key(keys), compute)
 
 
 def export_metrics(request: HeadRequest, store: Store, notes: list[str]) -> dict[str, Any]:
@@ -205,7 +223,7 @@ def export_arrays(request: HeadRequest, store: Store, progress: Progress = _no_p
     tokens = store.get_arrays(keys.tokens)
     coords = store.get_arrays(keys.coords)
     assert tokens is not None and coords is not None
-    q_norm, k_norm = normalize(q, k, request.norm, tokens["text_id"], read_spec(request.model).causal)
+    q_norm, k_norm = ensure_transform(request, keys, store, read_spec(request.model).causal).apply(q, k)
     out = {"q": q.astype(np.float32), "k": k.astype(np.float32), "q_norm": q_norm, "k_norm": k_norm,
            "coords": coords["coords"], "text_id": tokens["text_id"].astype(np.int64),
            "position": tokens["position"].astype(np.int64), "token": tokens["token"]}
@@ -226,18 +244,17 @@ def ensure_head_map(template: HeadRequest, store: Store, progress: Progress = _n
 
     every = resolve_heads(template)
     first = next(iter(every.values()))
-    key = head_map_key(first)
-    found = store.get_json(key)
-    if found is not None:
-        return found
-    if not first.extracted(store):
-        raise RuntimeError("this model has not been run over this corpus yet")
-    spec = read_spec(template.model)
-    vectors = ((cell, *head_vectors(store, keys)) for cell, keys in every.items())
-    result = head_map(vectors, text_ids(store, first), spec.causal,
-                      progress=lambda done: progress(done / len(every), f"compared {done} of {len(every)} heads"))
-    store.put_json(key, result.to_dict())
-    return result.to_dict()
+
+    def compute() -> dict[str, Any]:
+        if not first.extracted(store):
+            raise RuntimeError("this model has not been run over this corpus yet")
+        spec = read_spec(template.model)
+        vectors = ((cell, *head_vectors(store, keys)) for cell, keys in every.items())
+        return head_map(vectors, text_ids(store, first), spec.causal,
+                        progress=lambda done: progress(done / len(every), f"compared {done} of {len(every)} heads")
+                        ).to_dict()
+
+    return get_or_compute(store, head_map_key(first), compute)
 
 
 def ensure_head_summaries(template: HeadRequest, store: Store, progress: Progress = _no_progress) -> int:
