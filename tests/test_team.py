@@ -166,9 +166,9 @@ def test_worker_killed_mid_job_is_redelivered_and_nothing_partial_is_served(team
     team.start("w1")
     team.start("w2")
     store = open_store()
-    request = HeadRequest(layer=2, head=5, method="umap")  # UMAP compiles inside the task: a long job
+    request = HeadRequest(layer=2, head=5, method="fitted")  # the fitted picture: about 10 s in the task
     job_id = team_jobs.submit(request.to_dict(), store)
-    running = wait_until(lambda: _umap_running(team_jobs.job_status(job_id)), 300, what="UMAP started")
+    running = wait_until(lambda: _fitting(team_jobs.job_status(job_id)), 300, what="the fitted picture started")
     assert cached_keys(request, store) is None and not store.has(resolve(request).coords)
     os.kill(running["pid"], signal.SIGKILL)  # the worker process computing the head dies
     statuses = wait_for_jobs([job_id], timeout=600)
@@ -180,6 +180,11 @@ def test_worker_killed_mid_job_is_redelivered_and_nothing_partial_is_served(team
 def _umap_running(status: dict) -> dict | None:
     """The status once the worker is inside the UMAP projection."""
     return status if status.get("state") == "running" and "UMAP" in status.get("message", "") else None
+
+
+def _fitting(status: dict) -> dict | None:
+    """The status once the worker is placing the picture fitted to attention."""
+    return status if status.get("state") == "running" and "fitted" in status.get("message", "") else None
 
 
 @pytest.fixture
@@ -327,9 +332,9 @@ def test_a_whole_worker_lost_mid_job_is_sent_again_within_seconds_and_says_so(te
     team.start("w1")
     team.start("w2")
     store = open_store()
-    request = HeadRequest(layer=4, head=2, method="umap")  # UMAP compiles inside the task: a long job
+    request = HeadRequest(layer=4, head=2, method="fitted")  # the fitted picture: about 10 s in the task
     job_id = team_jobs.submit(request.to_dict(), store)
-    running = wait_until(lambda: _umap_running(team_jobs.job_status(job_id)), 300, what="UMAP started")
+    running = wait_until(lambda: _fitting(team_jobs.job_status(job_id)), 300, what="the fitted picture started")
     lost, survivor = running["worker"].split("@")[0], ({"w1", "w2"} - {running["worker"].split("@")[0]}).pop()
     _kill_tree(team.workers[lost].pid)
     killed = time.monotonic()
