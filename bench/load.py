@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import random
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,6 +30,10 @@ from typing import Any
 import requests
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # tests.support: helpers shared with the tests
+
+from tests.support.net import free_port  # noqa: E402
+
 HEADS = [(layer, head) for layer in (0, 2, 5) for head in (0, 5, 11)]
 
 
@@ -131,13 +134,6 @@ class ViewChain:
                 raise RuntimeError("selection was not sent as a Patch")
         with tally.lock:
             tally.views.append(time.perf_counter() - started)
-
-
-def free_port() -> int:
-    """An unused loopback port."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def rss_mb(pid: int) -> float:

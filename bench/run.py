@@ -95,11 +95,11 @@ def projections(results: dict, store) -> None:
 def matrix(results: dict, method: str, layers: range, directory: Path) -> None:
     """Seconds for every head of `layers` from a cold store in this process, model already loaded."""
     from workers.contracts.requests import HeadRequest
-    from workers.pipeline.stages import _loaded_model, ensure_extraction, ensure_head_view
+    from workers.pipeline.stages import ensure_extraction, ensure_head_view, loaded_model
     from workers.store import Store
 
     store = Store(directory)
-    _loaded_model("minilm")
+    loaded_model("minilm")
     extraction_s, _ = timed(lambda: ensure_extraction(HeadRequest(), store))
     heads_s, _ = timed(lambda: [ensure_head_view(HeadRequest(layer=layer, head=head, method=method), store)
                                 for layer in layers for head in range(12)])
@@ -182,20 +182,15 @@ def server_times(results: dict, directory: Path) -> None:
 def browser(results: dict, directory: Path) -> None:
     """Seconds from navigation to a drawn matrix (and single view) in headless Chromium, store warm."""
     from selenium import webdriver
-    from selenium.webdriver.chrome.options import Options
 
     from dashboard.app import create_app
-    from tests.conftest import CHROMIUM, CHROMIUM_FLAGS
+    from tests.support.browser import chromium_options
 
     app = create_app(cache_dir=directory)
     port = 8765
     threading.Thread(target=lambda: app.run(port=port, debug=False), daemon=True).start()
     time.sleep(2)
-    options = Options()
-    options.binary_location = CHROMIUM
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    driver = webdriver.Chrome(options=options)
+    driver = webdriver.Chrome(options=chromium_options())
     drawn = ("var gd = document.querySelector('#' + arguments[0] + ' .js-plotly-plot');"
              "return !!(gd && gd._fullData && gd._fullData.length >= 2 && gd._fullData[0].x &&"
              " gd._fullData[0].x.length >= arguments[1]);")

@@ -7,29 +7,17 @@ from pathlib import Path
 
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = ("--headless --no-sandbox --disable-gpu --disable-dev-shm-usage --disable-background-networking "
-                  "--disable-component-update --disable-sync --no-first-run --disable-quic "
-                  "--enable-unsafe-swiftshader --window-size=1400,1000").split()
+from tests.support.texts import SENTENCES  # noqa: F401  (the texts most tests use)
 
-SENTENCES = [
-    "The cat sat on the mat.",
-    "A much longer sentence, with commas, numbers like 1984 and punctuation, pads the shorter ones in its batch!",
-    "Why?",
-    "Queries and keys meet in one picture.",
-    "She said \"hello\" and left; nobody answered.",
-]
+pytest_plugins = ["tests.support.team"]  # the team-mode fixtures (redis_url, team, team_app) for every folder
+
 
 
 def pytest_setup_options():
     """dash_duo's Chrome options: Debian Chromium, headless, with software WebGL."""
-    from selenium.webdriver.chrome.options import Options
+    from tests.support.browser import chromium_options
 
-    options = Options()
-    options.binary_location = CHROMIUM
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    return options
+    return chromium_options()
 
 
 @pytest.fixture(autouse=True)

@@ -145,7 +145,7 @@ def params_of(table: tuple[Choice, ...], value: str, preview: bool = False) -> d
 
 
 def markdown_table() -> str:
-    """The README's table of choices (tests/test_docs.py checks the README holds exactly this)."""
+    """The README's table of choices (tests/unit/test_docs.py checks the README holds exactly this)."""
     lines = ["| URL / flag | value | menu label | default | what it does | matrix preview |",
              "|---|---|---|---|---|---|"]
     for name, (table, default) in TABLES.items():

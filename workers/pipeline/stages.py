@@ -44,7 +44,7 @@ def _no_progress(fraction: float, message: str) -> None:
 
 
 @functools.lru_cache(maxsize=2)
-def _loaded_model(ref: str) -> Any:
+def loaded_model(ref: str) -> Any:
     """Model loaded once per process and reused."""
     from workers.models.loading import load_model
 
@@ -59,7 +59,7 @@ def ensure_extraction(request: HeadRequest, store: Store, progress: Progress = _
     from workers.models.extract import extract_heads
 
     progress(0.0, "loading model")
-    loaded = _loaded_model(request.model)
+    loaded = loaded_model(request.model)
     corpus = corpus_for(request.corpus)
     config = settings()
     tokens, heads = extract_heads(loaded, corpus, config.batch_size, config.max_tokens_per_text,

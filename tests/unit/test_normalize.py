@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.conftest import SENTENCES
+from tests.support.texts import SENTENCES
 from workers.contracts.choices import NORMALISATIONS, values
 from workers.core.attention import text_attention
 from workers.core.fidelity import fidelity

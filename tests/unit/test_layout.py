@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.conftest import SENTENCES
+from tests.support.attention import one_key_head
+from tests.support.texts import SENTENCES
 from workers.core.attention import text_attention
 from workers.core.fidelity import fidelity
 from workers.core.layout import MIN_RELATIVE_ATTENTION, attention_edges, attention_layout
@@ -14,23 +15,6 @@ from workers.core.normalize import normalize
 from workers.core.project import Projector
 from workers.corpora.corpus import make_corpus
 from workers.models.extract import extract
-
-
-def one_key_head(texts: int, length: int, d: int = 32, seed: int = 0, causal: bool = False):
-    """q, k [N, d] and text ids where every query attends (almost) only to one chosen key of its text:
-    q_i = 12 k_target(i), keys random unit vectors (nearly orthogonal); targets a random key (an earlier one
-    under a causal mask). Returns q, k, text_id, target [N] (row index of each query's key)."""
-    rng = np.random.default_rng(seed)
-    n = texts * length
-    k = rng.normal(size=(n, d))
-    k /= np.linalg.norm(k, axis=1, keepdims=True)
-    text_id = np.repeat(np.arange(texts), length)
-    start = text_id * length
-    position = np.arange(n) - start
-    within = np.array([rng.integers(0, p + 1) if causal else rng.integers(0, length) for p in position])
-    target = start + within
-    q = 12.0 * k[target] * np.sqrt(d)
-    return q.astype(np.float32), k.astype(np.float32), text_id, target
 
 
 @pytest.mark.parametrize("causal", [False, True])

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import SENTENCES
-from tests.test_extract import rebuilt_attentions
-from tests.tiny_models import build, image_processor
+from tests.support.attention import rebuilt_attentions
+from tests.support.texts import SENTENCES
+from tests.support.tiny_models import build, image_processor
 from workers.contracts.specs import ModelError
 from workers.corpora.corpus import make_corpus, make_image_corpus
 from workers.corpora.images import default_images

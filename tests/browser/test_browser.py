@@ -11,7 +11,7 @@ from selenium.webdriver.common.by import By
 
 from dashboard import jobs
 from dashboard.figures.single import KEY_COLOR, QUERY_COLOR
-from tests.browser_helpers import (
+from tests.support.browser import (
     HOVERED,
     colour_pixels,
     is_visible,
@@ -182,7 +182,7 @@ def test_bad_url_values_fall_back_with_a_notice_and_markup_stays_text(dash_duo, 
 @pytest.fixture
 def vit_app(isolated_cache, minilm, tmp_path, monkeypatch):
     from dashboard.app import create_app
-    from tests.tiny_models import save
+    from tests.support.tiny_models import save
 
     folder = save("vit", tmp_path / "tiny-vit", minilm.tokenizer)
     monkeypatch.setenv("QK_ATLAS_MODELS", f"tiny-vit={folder}")

@@ -6,27 +6,20 @@ import json
 import os
 import re
 import shlex
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from tests.support.cli import run_cli
 from workers.contracts.choices import DEFAULT_NORMALISATION
 from workers.contracts.requests import HeadRequest
 from workers.core.fidelity import picture_fidelity
 from workers.core.normalize import transform_for
 from workers.core.summaries import summarise_head
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def run_cli(*args: str, cache: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "QK_ATLAS_CACHE_DIR": cache, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "workers.cli", *args], capture_output=True, text=True, env=env,
-                          timeout=600, cwd=cwd)
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def readme_examples() -> list[list[str]]:
@@ -42,8 +35,8 @@ def test_the_readme_command_line_examples_run(tmp_path, minilm):
     """Each example, run as written from a working folder (a user's /models/... folders and notes.txt made
     there): exit 0, the named file written, and export's metrics stating the request the flags asked for, with
     the defaults of the table of choices where a flag is left out."""
-    from tests.conftest import SENTENCES
-    from tests.tiny_models import save
+    from tests.support.texts import SENTENCES
+    from tests.support.tiny_models import save
     from workers.cli import build_parser
 
     examples = readme_examples()
@@ -180,7 +173,7 @@ def test_heads_table_summarises_every_head(tmp_path):
 def test_export_attention_layout_of_a_head_pca_shows_poorly(tmp_path):
     """`--method attention` exports the attention-driven picture: more faithful than PCA on L0H4 (the head PCA
     shows worst), with the figures in FILE.metrics.json equal to a direct computation."""
-    from tests.conftest import SENTENCES
+    from tests.support.texts import SENTENCES
 
     corpus = tmp_path / "c.txt"
     corpus.write_text("\n".join(SENTENCES * 3))

@@ -35,7 +35,7 @@ def test_second_identical_request_computes_nothing(monkeypatch, tmp_path):
              (workers.core.normalize, "fit_transform_for"), (workers.core.project.Projector, "fit_transform"))
     for owner, name in steps:
         monkeypatch.setattr(owner, name, tripwire)
-    workers.pipeline.stages._loaded_model.cache_clear()
+    workers.pipeline.stages.loaded_model.cache_clear()
     second = ensure_head_view(request, store)
     assert second == first
     np.testing.assert_array_equal(store.get_arrays(second.coords)["coords"], coords)
@@ -90,8 +90,8 @@ def test_out_of_range_requests_are_refused(tmp_path):
 
 def test_stored_vectors_rebuild_the_models_attention(tmp_path, minilm):
     """q and k rest in the store as float16; attention rebuilt from them stays within 1e-3 of the model's own."""
-    from tests.conftest import SENTENCES
-    from tests.test_extract import model_attentions
+    from tests.support.attention import model_attentions
+    from tests.support.texts import SENTENCES
     from workers.core.attention import text_attention
     from workers.pipeline.stages import head_qk
 
@@ -131,7 +131,7 @@ def test_total_token_limit_keeps_the_first_texts_with_a_note(tmp_path, monkeypat
 
 
 def test_value_picture_embeds_the_heads_value_vectors_alone(tmp_path):
-    from tests.conftest import SENTENCES
+    from tests.support.texts import SENTENCES
     from workers.core.project import Projector
 
     corpus = tmp_path / "c.txt"

@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.conftest import SENTENCES
-from tests.test_layout import one_key_head
+from tests.support.attention import one_key_head
+from tests.support.texts import SENTENCES
 from workers.core.fidelity import attention_groups, fidelity, sink_keys
 from workers.core.fitted import _kl_and_gradients, fitted_layout
 from workers.core.normalize import normalize, picture_layout

@@ -95,7 +95,7 @@ def test_an_upload_is_listed_only_to_the_browser_that_made_it_and_opens_for_anyo
     from dashboard import ids
     from dashboard.app import create_app
     from dashboard.state import ViewState
-    from tests.callback_requests import base_values, dependency, post, request_body
+    from tests.support.callbacks import base_values, dependency, post, request_body
 
     app = create_app(cache_dir=isolated_cache, start_worker=False)
     alice, bob = app.server.test_client(), app.server.test_client()

@@ -7,7 +7,7 @@ import pytest
 
 from dashboard.figures.matrix import cell_at, cell_origin, matrix_figure, unit_cell
 from dashboard.figures.single import COLOR_MODES, HeadData, Style, available_colors, color_values, single_figure
-from tests.conftest import SENTENCES
+from tests.support.texts import SENTENCES
 from workers.core import metrics
 from workers.core.attention import text_attention
 from workers.corpora.corpus import make_corpus

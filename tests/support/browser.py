@@ -41,6 +41,22 @@ var h = gd._hoverdata && gd._hoverdata[0];
 return h ? [h.curveNumber, h.pointNumber, h.customdata] : null;
 """
 
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = ("--headless --no-sandbox --disable-gpu --disable-dev-shm-usage --disable-background-networking "
+                  "--disable-component-update --disable-sync --no-first-run --disable-quic "
+                  "--enable-unsafe-swiftshader --window-size=1400,1000").split()
+
+
+def chromium_options():
+    """Selenium options for Debian's Chromium, headless, with software WebGL (SwiftShader)."""
+    from selenium.webdriver.chrome.options import Options
+
+    options = Options()
+    options.binary_location = CHROMIUM
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    return options
+
 
 def wait_until(check, timeout: float = 120.0, interval: float = 0.2, what: str = "condition"):
     """Poll `check()` until it returns something truthy."""

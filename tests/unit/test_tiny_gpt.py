@@ -29,7 +29,7 @@ from workers.models.tiny_gpt import (
     words_of,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SPAN = 24
 
 

@@ -13,7 +13,7 @@ import yaml
 
 from workers.runtime.celery_app import EXTRACTION_QUEUE, PROJECTION_QUEUE
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

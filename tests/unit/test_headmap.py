@@ -84,7 +84,7 @@ def test_classical_mds_recovers_euclidean_distances():
 
 def test_head_map_of_minilm_is_stored_once_and_puts_each_head_near_similar_ones(tmp_path, monkeypatch):
     import workers.core.headmap
-    from tests.conftest import SENTENCES
+    from tests.support.texts import SENTENCES
     from workers.contracts.requests import HeadRequest
     from workers.pipeline.keys import stored_head_map
     from workers.pipeline.stages import ensure_extraction, ensure_head_map, ensure_head_summary

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from dashboard.state import parse_query
-from tests.test_cli import run_cli
-from tests.tiny_models import save
+from tests.support.cli import run_cli
+from tests.support.tiny_models import save
 from workers.contracts.specs import ModelError
 from workers.models.registry import model_source, read_spec, registry
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("workers", "dashboard")
 COMPUTE_LIBRARIES = {"torch", "transformers", "umap", "numba", "sklearn", "scipy", "openTSNE", "pynndescent"}
 # What the web process may read from the workers package: the contracts, the store, keys, job clients, and the
@@ -142,7 +142,7 @@ import json, sys
 from dataclasses import replace
 from dashboard.app import create_app
 from dashboard.state import ViewState
-from tests.callback_requests import base_values, post, request_body
+from tests.support.callbacks import base_values, post, request_body
 
 keys, corpus, cache = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3]
 app = create_app(cache_dir=cache, start_worker=False)
@@ -176,7 +176,7 @@ def test_the_web_process_computes_nothing(tmp_path):
     """Every callback of every view, each triggered by each of its inputs, over a store holding a head's picture,
     its fidelity, the model's summaries and head map: the web process answers them all and never loads a compute
     library (what is missing goes to the workers as jobs)."""
-    from tests.conftest import SENTENCES
+    from tests.support.texts import SENTENCES
     from workers.contracts.requests import HeadRequest, job_request
     from workers.pipeline.keys import corpus_template
     from workers.pipeline.stages import run_stage

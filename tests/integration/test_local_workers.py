@@ -46,7 +46,7 @@ def test_a_local_worker_killed_at_any_stage_is_replaced_and_its_job_resumes_with
                                                                                              method, started):
     """One local worker, SIGKILLed while it extracts (holding the corpus's extraction lock) or projects: its
     successor takes the job over (the lock dies with its holder) within RECOVERY_SECONDS, and finishes it."""
-    from tests.browser_helpers import wait_until
+    from tests.support.browser import wait_until
     from workers.pipeline.keys import resolve
 
     workers = LocalWorker(isolated_cache, count=1)
@@ -83,7 +83,7 @@ def test_a_local_worker_ends_with_its_server_even_mid_job(isolated_cache):
     import subprocess
     import sys
 
-    from tests.browser_helpers import wait_until
+    from tests.support.browser import wait_until
 
     owner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
     worker = subprocess.Popen([sys.executable, "-m", "workers.runtime.local_queue", str(isolated_cache),

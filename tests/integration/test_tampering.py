@@ -13,7 +13,7 @@ import pytest
 from dashboard.app import create_app
 from dashboard.callbacks.url import CONTROL_FIELDS
 from dashboard.state import ViewState
-from tests.callback_requests import base_values, post, request_body
+from tests.support.callbacks import base_values, post, request_body
 from workers.contracts.requests import HeadRequest
 from workers.models.registry import registry
 from workers.runtime import local_queue
@@ -27,7 +27,7 @@ SENTENCES = ["The cat sat on the mat.", "Queries and keys meet in one picture.",
 @pytest.fixture(scope="module")
 def planted(tmp_path_factory) -> dict[str, str]:
     """Files no request may read (a secret in every corpus format) and a model folder outside the registry."""
-    import tests.tiny_models as tiny
+    import tests.support.tiny_models as tiny
     from workers.models.loading import load_model
 
     root = tmp_path_factory.mktemp("planted")

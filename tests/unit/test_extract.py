@@ -4,33 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
-from tests.conftest import SENTENCES
-from workers.core.attention import text_attention
+from tests.support.attention import model_attentions, rebuilt_attentions
+from tests.support.texts import SENTENCES
 from workers.corpora.corpus import load_corpus, make_corpus
 from workers.models.extract import extract
-
-
-def model_attentions(loaded, texts: list[str]) -> list[np.ndarray]:
-    """The model's own output_attentions per text, padding cut: list of [layer, head, pos, pos]."""
-    encoded = loaded.tokenizer(texts, padding=True, truncation=True, max_length=128, return_tensors="pt")
-    with torch.inference_mode():
-        out = loaded.model(**encoded, output_attentions=True)
-    lengths = encoded["attention_mask"].sum(dim=1).tolist()
-    stacked = torch.stack(out.attentions).double().numpy()  # [layer, batch, head, pos, pos]
-    return [stacked[:, b, :, :n, :n] for b, n in enumerate(lengths)]
-
-
-def rebuilt_attentions(bundle, spec) -> list[np.ndarray]:
-    """softmax(q kᵀ/√d + mask) per text from the extracted vectors: list of [layer, head, pos, pos]."""
-    text_id = bundle.tokens["text_id"]
-    out = []
-    for text in range(text_id.max() + 1):
-        rows = np.flatnonzero(text_id == text)
-        out.append(np.stack([text_attention(bundle.q[layer][:, rows], bundle.k[layer][:, rows], spec.causal)
-                             for layer in range(spec.n_layers)]))
-    return out
 
 
 @pytest.mark.parametrize("model_fixture", ["minilm", "tiny_bert"])
