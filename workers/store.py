@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 
 def content_key(stage: str, params: dict[str, Any]) -> str:
     """`stage-<sha256>` of the canonical JSON of everything that determines a result, schema included."""
+    if "schema" in params or "stage" in params:
+        raise ValueError("'schema' and 'stage' name the key itself; nest the parameters that use those names")
     canonical = json.dumps({**params, "schema": SCHEMA_VERSION, "stage": stage}, sort_keys=True, default=str)
     return f"{stage}-{hashlib.sha256(canonical.encode()).hexdigest()[:40]}"
 

@@ -59,6 +59,35 @@ def test_same_request_twice_is_one_computation(team):
     assert team_jobs.computations(first) == 1
 
 
+def test_measures_are_jobs_the_workers_compute_and_store(team):
+    """A picture's fidelity, every head's summary and the head map are job stages: a Celery worker computes and
+    stores them (the web process only reads them); the stored fidelity is the picture's, computed here again."""
+    from workers.contracts.requests import job_request
+    from workers.core.fidelity import picture_fidelity, sink_keys
+    from workers.pipeline.keys import corpus_template, fidelity_key, head_map_key, stage_done, summary_key
+    from workers.pipeline.stages import head_vectors
+    from workers.runtime import team_jobs
+
+    team.start("w1")
+    store = open_store()
+    request = HeadRequest(layer=1, head=2, method="pca")
+    stages = [job_request(request, "fidelity"), job_request(corpus_template(request), "summaries"),
+              job_request(corpus_template(request), "headmap")]
+    assert not any(stage_done(job, store) for job in stages)
+    ids = [team_jobs.submit(job, store) for job in stages]
+    assert len(set(ids)) == 3  # one job per stage
+    wait_for_jobs(ids, timeout=600)
+    assert [stage_done(job, store) for job in stages] == [True, True, True]
+    keys = resolve(request)
+    q, k = head_vectors(store, keys)
+    tokens = store.get_arrays(keys.tokens)
+    direct = picture_fidelity(q, k, store.get_arrays(keys.coords)["coords"], tokens["text_id"], False,
+                              sinks=sink_keys(tokens["text_id"], tokens["is_special"], False))
+    assert store.get_json(fidelity_key(keys))["picture"] == direct.to_dict()
+    assert 0 <= store.get_json(summary_key(keys))["prev_token"] <= 1
+    assert len(store.get_json(head_map_key(keys))["cells"]) == 72
+
+
 def test_an_opened_head_is_served_before_queued_matrix_cells(team):
     """Matrix cells go at bulk priority: a head someone opens is taken first (Redis message priority)."""
     from workers.runtime import team_jobs

@@ -20,6 +20,17 @@ def test_content_key_is_canonical_and_versioned():
     assert content_key("x", {"a": 1, "b": 2}) == content_key("x", {"b": 2, "a": 1})
     assert content_key("x", {"a": 1}) != content_key("x", {"a": 2})
     assert content_key("x", {"a": 1}) != content_key("y", {"a": 1})
+    with pytest.raises(ValueError, match="nest"):  # a parameter may not overwrite what names the key
+        content_key("x", {"stage": "y"})
+
+
+def test_each_stage_of_a_head_is_its_own_job():
+    from workers.contracts.requests import STAGES, job_request
+    from workers.runtime.local_queue import job_id_for
+
+    request = HeadRequest(layer=1, head=3)
+    assert len({job_id_for(job_request(request, stage)) for stage in STAGES}) == len(STAGES)
+    assert job_id_for(job_request(request)) == job_id_for(request.to_dict())  # the picture's job: its request
 
 
 def test_second_identical_request_computes_nothing(monkeypatch, tmp_path):

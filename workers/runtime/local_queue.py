@@ -35,8 +35,9 @@ WARM_STAGGER_SECONDS = 40.0
 
 
 def job_id_for(request: dict[str, Any]) -> str:
-    """Stable id of a request (the same head asked twice is one job)."""
-    return content_key("job", request)
+    """Stable id of a job (workers.contracts.requests.job_request): the same head and stage asked twice is one
+    job."""
+    return content_key("job", {"job": request})
 
 
 def _queue(cache_dir: Path, urgent: bool = False) -> diskcache.Deque:
