@@ -217,6 +217,7 @@ GRAPHS = (ids.SINGLE_GRAPH, ids.MATRIX_GRAPH, ids.HEADMAP_GRAPH, ids.COMPARE_A_G
 RULES: dict[tuple[str, str], Check] = {
     (ids.URL, "search"): optional(text(MAX_TEXT)),
     (ids.URL, "pathname"): optional(text(MAX_TEXT)),
+    (ids.URL_PUSHED, "data"): optional(text(MAX_TEXT)),
     **{(cid, "active_tab" if cid == ids.VIEW_TABS else "value"): optional(control) for cid in CONTROLS},
     **{(cid, "n_clicks"): optional(count) for cid in BUTTONS},
     **{(cid, prop): optional(event) for cid in GRAPHS for prop in ("clickData", "hoverData")},

@@ -2,6 +2,7 @@
 
 URL = "url"
 URL_CANONICAL = "url-canonical"
+URL_PUSHED = "url-pushed"  # the query an intent just pushed (its notices stay when the URL sync runs)
 NOTICES = "notices"
 VIEW_TABS = "view-tabs"
 MODEL = "model-dropdown"

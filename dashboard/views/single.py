@@ -1,25 +1,24 @@
-"""Single-head view: heading, following the head's job, drawing it, hover panel, selection line."""
+"""Single-head view: its panel, following the head's job, drawing it, hover panel, selection line, token clicks."""
 
 from __future__ import annotations
 
 import html as html_lib
+from dataclasses import replace
 from typing import Any
 
-from dash import Dash, Input, Output, Patch, State, ctx, html, no_update
+import dash_bootstrap_components as dbc
+from dash import Dash, Input, Output, Patch, State, ctx, dcc, html, no_update
 
 from dashboard import ids, jobs
-from dashboard.callbacks.follow import look
-from dashboard.callbacks.headmap import related_line
-from dashboard.callbacks.url import clicked_token
 from dashboard.figures.single import Style, base_signature, empty_figure, on_screen, overlay_traces, single_figure
-from dashboard.layout.page import METHOD_LABELS
+from dashboard.picture import look
+from dashboard.shell import url
+from dashboard.shell.widgets import GRAPH_CONFIG
+from dashboard.state import ViewState
+from dashboard.views.headmap import related_line
 from workers.contracts.choices import ATTENTION_METHODS
 from workers.contracts.requests import HeadRequest
-from workers.models.registry import read_spec
 from workers.pipeline.keys import fidelity_key, resolve
-
-PANELS = {"single": ids.SINGLE_PANEL, "matrix": ids.MATRIX_PANEL, "sentence": ids.SENTENCE_PANEL,
-          "headmap": ids.HEADMAP_PANEL, "compare": ids.COMPARE_PANEL}
 
 
 def _style(data: dict[str, Any]) -> Style:
@@ -28,38 +27,56 @@ def _style(data: dict[str, Any]) -> Style:
                  text=None if data["text"] < 0 else data["text"], pos=None if data["pos"] < 0 else data["pos"])
 
 
-def heading_text(style: dict[str, Any]) -> tuple[str, str]:
-    """Heading and subheading for the current view."""
-    spec = read_spec(style["model"])
-    if style["view"] == "headmap":
-        return (f"Head map · {spec.n_layers * spec.n_heads} heads",
-                f"{style['model']} · corpus {style['corpus']} · heads placed by how alike they attend")
-    if style["view"] == "compare":
-        return ("Side by side", f"{METHOD_LABELS[style['method']]} {style['dims']}D · normalisation {style['norm']} · "
-                                "clicking a token in either picture selects it in both")
-    if style["view"] == "matrix":
-        return (f"All heads · {spec.n_layers} layers x {spec.n_heads} heads",
-                f"{style['model']} · corpus {style['corpus']} · {METHOD_LABELS[style['method']]} 2D · "
-                f"normalisation {style['norm']}")
-    sub = (f"{style['model']} · corpus {style['corpus']} · {METHOD_LABELS[style['method']]} {style['dims']}D · "
-           f"normalisation {style['norm']}")
-    return f"L{style['layer']} H{style['head']}", sub
+def panel() -> html.Div:
+    """The single-head view: scatter, selection line and hover panel."""
+    return html.Div([
+        html.Div([html.Span(id=ids.SELECTION, className="small"),
+                  dbc.Button("clear selection", id=ids.CLEAR_SELECTION, size="sm", color="link",
+                             className="py-0")], className="d-flex align-items-center"),
+        dcc.Graph(id=ids.SINGLE_GRAPH, style={"height": "70vh"}, figure=empty_figure("Preparing the view…"),
+                  config=GRAPH_CONFIG),
+        dbc.Card(dbc.CardBody(html.Div("Hover a point to see its sentence; click it to select its text.",
+                                       id=ids.HOVER_PANEL, className="small")), className="mt-2"),
+    ], id=ids.SINGLE_PANEL)
+
+
+def clicked_token(point: dict) -> int | None:
+    """Token index of a clicked or hovered point: pointNumber on the base traces, customdata on overlays."""
+    if point.get("curveNumber") in (0, 1) and isinstance(point.get("pointNumber"), int):
+        return point["pointNumber"]
+    index = point.get("customdata")
+    return index if isinstance(index, int) else None
+
+
+def keys_of(state: ViewState) -> dict[str, str] | None:
+    """Stored keys of a state's head (None when not computed yet)."""
+    return jobs.cached_keys(HeadRequest.from_dict(state.request()), jobs.store_for(jobs.cache_dir()))
+
+
+def selected_token(state: ViewState, click: dict | None) -> ViewState:
+    """Select the text and position of a clicked point (clicking the selected token again clears it)."""
+    index = clicked_token((click or {}).get("points", [{}])[0])
+    if index is None:
+        return state
+    keys = keys_of(state)
+    tokens = keys and jobs.tokens_table(keys["tokens"])
+    if not tokens or not 0 <= index < len(tokens["token"]):
+        return state
+    text, pos = int(tokens["text_id"][index]), int(tokens["position"][index])
+    if (state.text, state.pos) == (text, pos):
+        return replace(state, text=-1, pos=-1)
+    return replace(state, text=text, pos=pos)
+
+
+def cleared(state: ViewState, _clicks) -> ViewState:
+    """No text selected."""
+    return replace(state, text=-1, pos=-1)
 
 
 def register(app: Dash) -> None:
-    """Callbacks of the single view."""
-
-    @app.callback(Output(ids.HEADING, "children"), Output(ids.SUBHEADING, "children"),
-                  *[Output(panel, "style") for panel in PANELS.values()],
-                  Output(ids.FIDELITY, "style"), Output(ids.RELATED_HEADS, "style"), Input(ids.VIEW_STYLE, "data"))
-    def heading(style: dict[str, Any] | None):
-        """Heading at once, which view panel shows, and the one-head lines (fidelity, related heads) or not."""
-        if not style:
-            return (no_update,) * (4 + len(PANELS))
-        title, sub = heading_text(style)
-        one_head = {"display": "block" if style["view"] in ("single", "sentence", "compare") else "none"}
-        return (title, sub, *[{"display": "block" if view == style["view"] else "none"} for view in PANELS],
-                one_head, one_head)
+    """Callbacks of the single view: a click selects a token's text, the clear button clears it."""
+    url.intent(app, events={ids.SINGLE_GRAPH: ("clickData", selected_token),
+                            ids.CLEAR_SELECTION: ("n_clicks", cleared)})
 
     @app.callback(Output(ids.SINGLE_KEYS, "data"), Output(ids.STATUS, "children"), Output(ids.SINGLE_JOB, "data"),
                   Output(ids.SINGLE_POLL, "disabled"), Output(ids.PROGRESS_WRAP, "style"),

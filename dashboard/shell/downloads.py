@@ -9,6 +9,7 @@ import pandas as pd
 from dash import Dash, Input, Output, Patch, State, ctx, dcc, no_update
 
 from dashboard import ids, jobs
+from dashboard.shell.widgets import GRAPH_CONFIG
 from workers.core.export import points_table
 
 
@@ -50,8 +51,6 @@ def register_image_format(app: Dash) -> None:
                   Input(ids.IMAGE_FORMAT, "value"), prevent_initial_call=True)
     def image_format(fmt: str):
         """Graph configs with the chosen image format (a tiny figure patch makes the graphs re-read them)."""
-        from dashboard.layout.page import GRAPH_CONFIG
-
         fmt = fmt if fmt in ("png", "svg") else "png"
         config = {**GRAPH_CONFIG, "toImageButtonOptions": {**GRAPH_CONFIG["toImageButtonOptions"], "format": fmt}}
         patches = []

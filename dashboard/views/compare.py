@@ -3,15 +3,73 @@ text and token linked across both."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
-from dash import Dash, Input, Output, State, ctx, no_update
+import dash_bootstrap_components as dbc
+from dash import Dash, Input, Output, State, ctx, dcc, html, no_update
 
 from dashboard import ids, jobs
-from dashboard.callbacks.follow import look
-from dashboard.callbacks.single import _style
 from dashboard.figures.single import empty_figure, single_figure, values_figure
 from dashboard.linking import linked_token
+from dashboard.picture import look
+from dashboard.shell import url
+from dashboard.shell.widgets import GRAPH_CONFIG, POLL_MS, model_options
+from dashboard.state import ViewState
+from dashboard.views.single import _style, clicked_token, keys_of, selected_token
+
+B_CONTROLS = (ids.B_MODEL, ids.B_CORPUS, ids.B_LAYER, ids.B_HEAD, ids.B_VECTORS)
+
+
+def panel() -> html.Div:
+    """Side by side: picture A (the controls on the left) and picture B (its own model, corpus, layer, head)."""
+    def b_field(label: str, control) -> html.Div:
+        return html.Div([html.Span(label, className="small me-1"), control], className="me-3",
+                        style={"minWidth": "9rem"})
+
+    return html.Div([
+        html.Div([html.Span("Picture B:", className="small fw-bold me-2"),
+                  b_field("model", dcc.Dropdown(id=ids.B_MODEL, clearable=False, searchable=False,
+                                                options=model_options(), style={"minWidth": "12rem"})),
+                  b_field("corpus", dcc.Dropdown(id=ids.B_CORPUS, clearable=False, searchable=False,
+                                                 style={"minWidth": "10rem"})),
+                  b_field("layer", dcc.Dropdown(id=ids.B_LAYER, clearable=False, searchable=False)),
+                  b_field("head", dcc.Dropdown(id=ids.B_HEAD, clearable=False, searchable=False)),
+                  dbc.RadioItems(id=ids.B_VECTORS, inline=True, value="qk", className="small",
+                                 options=[{"label": "queries and keys", "value": "qk"},
+                                          {"label": "value vectors", "value": "v"}])],
+                 className="d-flex align-items-center flex-wrap mb-1"),
+        html.Div(id=ids.COMPARE_STATUS, className="small text-muted mb-1"),
+        dcc.Store(id=ids.COMPARE_REQUEST), dcc.Store(id=ids.COMPARE_KEYS), dcc.Store(id=ids.COMPARE_JOB),
+        dcc.Interval(id=ids.COMPARE_POLL, interval=POLL_MS, disabled=True),
+        dbc.Row([
+            dbc.Col([html.Div(id=ids.COMPARE_A_TITLE, className="small fw-bold"),
+                     dcc.Graph(id=ids.COMPARE_A_GRAPH, style={"height": "64vh"}, config=GRAPH_CONFIG,
+                               figure=empty_figure("Preparing picture A…"))], md=6),
+            dbc.Col([html.Div(id=ids.COMPARE_B_TITLE, className="small fw-bold"),
+                     dcc.Graph(id=ids.COMPARE_B_GRAPH, style={"height": "64vh"}, config=GRAPH_CONFIG,
+                               figure=empty_figure("Preparing picture B…"))], md=6),
+        ]),
+    ], id=ids.COMPARE_PANEL, style={"display": "none"})
+
+
+def picture_b_token(state: ViewState, click: dict | None) -> ViewState:
+    """Select, in picture A's terms, the text and token clicked in picture B (the same text string)."""
+    index = clicked_token((click or {}).get("points", [{}])[0])
+    b_state = state.picture_b()
+    keys_a, keys_b = keys_of(state), keys_of(b_state)
+    if index is None or not keys_a or not keys_b:
+        return state
+    tokens_a, tokens_b = jobs.tokens_table(keys_a["tokens"]), jobs.tokens_table(keys_b["tokens"])
+    if not 0 <= index < len(tokens_b["token"]):
+        return state
+    text, pos = linked_token(tokens_b, int(tokens_b["text_id"][index]), int(tokens_b["position"][index]), tokens_a,
+                             b_state.model == state.model)
+    if text < 0:
+        return state
+    if (state.text, state.pos) == (text, pos):
+        return replace(state, text=-1, pos=-1)
+    return replace(state, text=text, pos=pos)
 
 
 def picture_title(label: str, request: dict[str, Any]) -> str:
@@ -34,7 +92,9 @@ def linked_style(style: dict[str, Any], keys_a: dict | None, keys_b: dict, same_
 
 
 def register(app: Dash) -> None:
-    """Callbacks of the side-by-side view."""
+    """Callbacks of the side-by-side view: picture B's controls, token clicks in either picture, the drawing."""
+    url.intent(app, B_CONTROLS, {ids.COMPARE_A_GRAPH: ("clickData", selected_token),
+                                 ids.COMPARE_B_GRAPH: ("clickData", picture_b_token)})
 
     @app.callback(Output(ids.COMPARE_KEYS, "data"), Output(ids.COMPARE_STATUS, "children"),
                   Output(ids.COMPARE_JOB, "data"), Output(ids.COMPARE_POLL, "disabled"),
