@@ -147,7 +147,7 @@ def view_style(value: Any) -> str | None:
     state, notices = parse_query(value["query"])
     if notices:
         return notices[0]
-    if value != {**state.__dict__, "query": state.to_query()}:
+    if value != state.record():
         return "the view style does not match its own query string"
     return None
 

@@ -42,9 +42,7 @@ def notices_of(messages: list[str]) -> list:
 
 
 def control_value(state: ViewState, field: str) -> Any:
-    """What a control shows: B's controls show picture B's effective model, corpus, layer and head."""
-    if field == "b_vectors":
-        return state.b_vectors or "qk"
+    """What a control shows: B's controls show picture B's effective model, corpus, layer, head and vectors."""
     if field.startswith("b_"):
         return getattr(state.picture_b(), field.removeprefix("b_"))
     return getattr(state, field) if field != "labels" else bool(state.labels)
@@ -108,10 +106,9 @@ def register(app: Dash) -> None:
         shown = args[: len(CONTROL_FIELDS)]
         old_request, old_style, old_matrix, old_compare, pushed = args[len(CONTROL_FIELDS):]
         state, notices = parse_query(search)
-        query = state.to_query()
         spec = read_spec(state.model)
         request = state.request()
-        style = {**state.__dict__, "query": query}
+        style = state.record()
         matrix = {k: request[k] for k in ("model", "corpus", "norm", "method")} if state.view == "matrix" else None
         picture_b = state.picture_b()
         b_spec = read_spec(picture_b.model)

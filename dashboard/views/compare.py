@@ -56,15 +56,15 @@ def panel() -> html.Div:
 def picture_b_token(state: ViewState, click: dict | None) -> ViewState:
     """Select, in picture A's terms, the text and token clicked in picture B (the same text string)."""
     index = clicked_token((click or {}).get("points", [{}])[0])
-    b_state = state.picture_b()
-    keys_a, keys_b = keys_of(state), keys_of(b_state)
+    picture_b = state.picture_b()
+    keys_a, keys_b = keys_of(state.request()), keys_of(state.request(picture_b))
     if index is None or not keys_a or not keys_b:
         return state
     tokens_a, tokens_b = jobs.tokens_table(keys_a["tokens"]), jobs.tokens_table(keys_b["tokens"])
     if not 0 <= index < len(tokens_b["token"]):
         return state
     text, pos = linked_token(tokens_b, int(tokens_b["text_id"][index]), int(tokens_b["position"][index]), tokens_a,
-                             b_state.model == state.model)
+                             picture_b.model == state.model)
     if text < 0:
         return state
     if (state.text, state.pos) == (text, pos):

@@ -48,9 +48,9 @@ def clicked_token(point: dict) -> int | None:
     return index if isinstance(index, int) else None
 
 
-def keys_of(state: ViewState) -> dict[str, str] | None:
-    """Stored keys of a state's head (None when not computed yet)."""
-    return jobs.cached_keys(HeadRequest.from_dict(state.request()), jobs.store_for(jobs.cache_dir()))
+def keys_of(request: dict[str, Any]) -> dict[str, str] | None:
+    """Stored keys of a picture's request (None when not computed yet)."""
+    return jobs.cached_keys(HeadRequest.from_dict(request), jobs.store_for(jobs.cache_dir()))
 
 
 def selected_token(state: ViewState, click: dict | None) -> ViewState:
@@ -58,7 +58,7 @@ def selected_token(state: ViewState, click: dict | None) -> ViewState:
     index = clicked_token((click or {}).get("points", [{}])[0])
     if index is None:
         return state
-    keys = keys_of(state)
+    keys = keys_of(state.request())
     tokens = keys and jobs.tokens_table(keys["tokens"])
     if not tokens or not 0 <= index < len(tokens["token"]):
         return state
