@@ -26,7 +26,7 @@ def register(app: Dash) -> None:
 
     @app.callback(Output(ids.DOWNLOAD, "data"), Input(ids.DOWNLOAD_CSV, "n_clicks"),
                   Input(ids.DOWNLOAD_PARQUET, "n_clicks"), State(ids.SINGLE_KEYS, "data"),
-                  State(ids.VIEW_REQUEST, "data"), prevent_initial_call=True)
+                  State(ids.SINGLE_REQUEST, "data"), prevent_initial_call=True)
     def download(_csv, _parquet, computed: dict[str, Any] | None, wanted: dict[str, Any] | None):
         """Send the current head's points in the chosen format (only once the shown view is computed)."""
         if not computed or "keys" not in computed or computed["request"] != wanted:

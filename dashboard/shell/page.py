@@ -7,7 +7,6 @@ from dash import dcc, html
 
 from dashboard import ids
 from dashboard.shell.controls import controls
-from dashboard.shell.widgets import POLL_MS
 from dashboard.state import ViewState
 from dashboard.views import compare, headmap, matrix, sentence, single
 
@@ -41,12 +40,9 @@ def page() -> html.Div:
     state = ViewState()
     return html.Div([
         dcc.Location(id=ids.URL, refresh=False), dcc.Store(id=ids.URL_PUSHED),
-        dcc.Store(id=ids.VIEW_REQUEST), dcc.Store(id=ids.SINGLE_JOB), dcc.Store(id=ids.VIEW_STYLE),
-        dcc.Interval(id=ids.SINGLE_POLL, interval=POLL_MS, disabled=True),
-        dcc.Interval(id=ids.MEASURES_POLL, interval=1000, disabled=True),
+        dcc.Store(id=ids.VIEW_STYLE), dcc.Interval(id=ids.MEASURES_POLL, interval=1000, disabled=True),
         dcc.Store(id=ids.MATRIX_REQUEST), dcc.Store(id=ids.MATRIX_DEFERRED),
-        dcc.Store(id=ids.CLIENT, storage_type="session"),
-        dcc.Store(id=ids.SINGLE_KEYS), dcc.Store(id=ids.SINGLE_DRAWN), dcc.Store(id=ids.URL_CANONICAL),
+        dcc.Store(id=ids.CLIENT, storage_type="session"), dcc.Store(id=ids.URL_CANONICAL),
         dbc.Navbar(dbc.Container([
             dbc.NavbarBrand("qk-atlas", className="fw-bold"),
             html.Span("queries and keys of every attention head, in one picture", className="text-light small"),

@@ -91,7 +91,7 @@ def intent(app: Dash, controls: Sequence[str] = (), events: Mapping[str, tuple[s
 
 def register(app: Dash) -> None:
     """The URL sync callback (URL -> page) and the browser-side helpers (canonical URL, tab id, copy link)."""
-    stores = (ids.VIEW_REQUEST, ids.VIEW_STYLE, ids.MATRIX_REQUEST, ids.COMPARE_REQUEST)
+    stores = (ids.SINGLE_REQUEST, ids.VIEW_STYLE, ids.MATRIX_REQUEST, ids.COMPARE_A_REQUEST, ids.COMPARE_B_REQUEST)
 
     @app.callback(
         *[Output(cid, prop(cid)) for cid in CONTROL_FIELDS],
@@ -104,7 +104,7 @@ def register(app: Dash) -> None:
     def sync(search: str | None, *args):
         """URL changed (an intent, a link, load, back, forward) -> controls, menus, view stores and notices."""
         shown = args[: len(CONTROL_FIELDS)]
-        old_request, old_style, old_matrix, old_compare, pushed = args[len(CONTROL_FIELDS):]
+        old_request, old_style, old_matrix, old_a, old_b, pushed = args[len(CONTROL_FIELDS):]
         state, notices = parse_query(search)
         spec = read_spec(state.model)
         request = state.request()
@@ -122,7 +122,8 @@ def register(app: Dash) -> None:
                 _unless_same(request, old_request) if state.view not in ("matrix", "headmap") else no_update,
                 _unless_same(style, old_style),
                 _unless_same(matrix, old_matrix) if matrix is not None else no_update,
-                _unless_same(state.request_b(), old_compare) if state.view == "compare" else no_update,
+                _unless_same(request, old_a) if state.view == "compare" else no_update,
+                _unless_same(state.request_b(), old_b) if state.view == "compare" else no_update,
                 no_update if from_intent else notices_of(notices) if notices else html.Div(),
                 None if pushed is not None else no_update)
 

@@ -7,16 +7,14 @@ from dataclasses import replace
 from typing import Any
 
 import dash_bootstrap_components as dbc
-from dash import Dash, Input, Output, State, ctx, dcc, html, no_update
+from dash import Dash, Input, Output, State, dcc, html, no_update
 
-from dashboard import ids, jobs
-from dashboard.figures.single import empty_figure, single_figure, values_figure
+from dashboard import ids, jobs, picture
 from dashboard.linking import linked_token
-from dashboard.picture import look
 from dashboard.shell import url
-from dashboard.shell.widgets import GRAPH_CONFIG, POLL_MS, model_options
+from dashboard.shell.widgets import model_options
 from dashboard.state import ViewState
-from dashboard.views.single import _style, clicked_token, keys_of, selected_token
+from dashboard.views.single import clicked_token, keys_of, selected_token
 
 B_CONTROLS = (ids.B_MODEL, ids.B_CORPUS, ids.B_LAYER, ids.B_HEAD, ids.B_VECTORS)
 
@@ -40,16 +38,8 @@ def panel() -> html.Div:
                                           {"label": "value vectors", "value": "v"}])],
                  className="d-flex align-items-center flex-wrap mb-1"),
         html.Div(id=ids.COMPARE_STATUS, className="small text-muted mb-1"),
-        dcc.Store(id=ids.COMPARE_REQUEST), dcc.Store(id=ids.COMPARE_KEYS), dcc.Store(id=ids.COMPARE_JOB),
-        dcc.Interval(id=ids.COMPARE_POLL, interval=POLL_MS, disabled=True),
-        dbc.Row([
-            dbc.Col([html.Div(id=ids.COMPARE_A_TITLE, className="small fw-bold"),
-                     dcc.Graph(id=ids.COMPARE_A_GRAPH, style={"height": "64vh"}, config=GRAPH_CONFIG,
-                               figure=empty_figure("Preparing picture A…"))], md=6),
-            dbc.Col([html.Div(id=ids.COMPARE_B_TITLE, className="small fw-bold"),
-                     dcc.Graph(id=ids.COMPARE_B_GRAPH, style={"height": "64vh"}, config=GRAPH_CONFIG,
-                               figure=empty_figure("Preparing picture B…"))], md=6),
-        ]),
+        dbc.Row([dbc.Col(picture.layout(ids.COMPARE_A, "64vh", "Preparing picture A…", title=True), md=6),
+                 dbc.Col(picture.layout(ids.COMPARE_B, "64vh", "Preparing picture B…", title=True), md=6)]),
     ], id=ids.COMPARE_PANEL, style={"display": "none"})
 
 
@@ -91,29 +81,25 @@ def linked_style(style: dict[str, Any], keys_a: dict | None, keys_b: dict, same_
     return {**style, "text": text, "pos": pos}, note
 
 
+def progress_b(seen: picture.Look) -> tuple:
+    """Picture B's progress in the view's status line (picture A's shows in the page's progress bar)."""
+    return (f"Picture B: {seen.message} · {seen.percent}%" if seen.waiting else no_update,)
+
+
 def register(app: Dash) -> None:
     """Callbacks of the side-by-side view: picture B's controls, token clicks in either picture, the drawing."""
     url.intent(app, B_CONTROLS, {ids.COMPARE_A_GRAPH: ("clickData", selected_token),
                                  ids.COMPARE_B_GRAPH: ("clickData", picture_b_token)})
 
-    @app.callback(Output(ids.COMPARE_KEYS, "data"), Output(ids.COMPARE_STATUS, "children"),
-                  Output(ids.COMPARE_JOB, "data"), Output(ids.COMPARE_POLL, "disabled"),
-                  Input(ids.COMPARE_REQUEST, "data"), Input(ids.COMPARE_POLL, "n_intervals"),
-                  State(ids.COMPARE_JOB, "data"), State(ids.CLIENT, "data"), prevent_initial_call=True)
-    def follow_b(data: dict[str, Any] | None, _tick: int | None, job: dict[str, Any] | None, client: str | None):
-        """Have the workers compute (or find) picture B, its progress in the status line."""
-        if not data:
-            return no_update, no_update, no_update, no_update
-        seen = look(data, job, client, asked=ctx.triggered_id == ids.COMPARE_REQUEST)
-        if seen.waiting:
-            return no_update, f"Picture B: {seen.message} · {seen.percent}%", seen.job, False
-        return seen.computed, no_update, None, True
+    picture.register(app, ids.COMPARE_A)  # its progress shows in the page's progress bar (the single picture's)
+    picture.register(app, ids.COMPARE_B, [Output(ids.COMPARE_STATUS, "children")], progress_b)
 
     @app.callback(Output(ids.COMPARE_A_GRAPH, "figure"), Output(ids.COMPARE_B_GRAPH, "figure"),
                   Output(ids.COMPARE_A_TITLE, "children"), Output(ids.COMPARE_B_TITLE, "children"),
                   Output(ids.COMPARE_STATUS, "children", allow_duplicate=True),
-                  Input(ids.SINGLE_KEYS, "data"), Input(ids.COMPARE_KEYS, "data"), Input(ids.VIEW_STYLE, "data"),
-                  State(ids.VIEW_REQUEST, "data"), State(ids.COMPARE_REQUEST, "data"), prevent_initial_call=True)
+                  Input(ids.COMPARE_A_KEYS, "data"), Input(ids.COMPARE_B_KEYS, "data"), Input(ids.VIEW_STYLE, "data"),
+                  State(ids.COMPARE_A_REQUEST, "data"), State(ids.COMPARE_B_REQUEST, "data"),
+                  prevent_initial_call=True)
     def draw(computed_a: dict | None, computed_b: dict | None, style: dict | None, wanted_a: dict | None,
              wanted_b: dict | None):
         """Both pictures under the same style, B's selection linked to A's."""
@@ -122,23 +108,14 @@ def register(app: Dash) -> None:
         figure_a, title_a = no_update, no_update
         keys_a = computed_a.get("keys") if computed_a and computed_a.get("request") == wanted_a else None
         if keys_a:
-            data = jobs.head_data(keys_a, computed_a["causal"])
-            figure_a = single_figure(data, _style(style), f"A|{sorted(computed_a['request'].items())}")[0]
+            figure_a = picture.figure(computed_a, picture.style_of(style), f"A|{sorted(computed_a['request'].items())}")
             title_a = picture_title("A", computed_a["request"])
         if not computed_b or computed_b.get("request") != wanted_b:
             return figure_a, no_update, title_a, no_update, no_update
         if "error" in computed_b:
-            return figure_a, empty_figure(f"Could not compute picture B: {computed_b['error']}"), title_a, "", ""
+            return figure_a, picture.figure(computed_b, picture.style_of(style), "", "picture B"), title_a, "", ""
         same = computed_b["request"]["model"] == style["model"]
         style_b, note = linked_style(style, keys_a, computed_b["keys"], same)
-        revision = f"B|{sorted(computed_b['request'].items())}"
-        if computed_b["request"].get("vectors") == "v":
-            keys_b = computed_b["keys"]
-            figure_b = values_figure(jobs.stored_coords(keys_b["coords"]),
-                                     jobs.tokens_table(keys_b["tokens"]), jobs.stored_vector(keys_b["v"]),
-                                     _style(style_b), revision)
-        else:
-            data_b = jobs.head_data(computed_b["keys"], computed_b["causal"])
-            figure_b = single_figure(data_b, _style(style_b), revision)[0]
+        figure_b = picture.figure(computed_b, picture.style_of(style_b), f"B|{sorted(computed_b['request'].items())}")
         status = note or "Click a token in either picture: the same text and token are selected in both."
         return figure_a, figure_b, title_a, picture_title("B", computed_b["request"]), status

@@ -7,24 +7,16 @@ from dataclasses import replace
 from typing import Any
 
 import dash_bootstrap_components as dbc
-from dash import Dash, Input, Output, Patch, State, ctx, dcc, html, no_update
+from dash import Dash, Input, Output, Patch, State, dcc, html, no_update
 
-from dashboard import ids, jobs
-from dashboard.figures.single import Style, base_signature, empty_figure, on_screen, overlay_traces, single_figure
-from dashboard.picture import look
+from dashboard import ids, jobs, picture
+from dashboard.figures.single import base_signature, empty_figure, on_screen, overlay_traces, single_figure
 from dashboard.shell import url
-from dashboard.shell.widgets import GRAPH_CONFIG
 from dashboard.state import ViewState
 from dashboard.views.headmap import related_line
 from workers.contracts.choices import ATTENTION_METHODS
 from workers.contracts.requests import HeadRequest
 from workers.pipeline.keys import fidelity_key, resolve
-
-
-def _style(data: dict[str, Any]) -> Style:
-    """Style from the view-style store."""
-    return Style(color=data["color"], show=data["show"], labels=bool(data["labels"]), search=data["search"],
-                 text=None if data["text"] < 0 else data["text"], pos=None if data["pos"] < 0 else data["pos"])
 
 
 def panel() -> html.Div:
@@ -33,8 +25,7 @@ def panel() -> html.Div:
         html.Div([html.Span(id=ids.SELECTION, className="small"),
                   dbc.Button("clear selection", id=ids.CLEAR_SELECTION, size="sm", color="link",
                              className="py-0")], className="d-flex align-items-center"),
-        dcc.Graph(id=ids.SINGLE_GRAPH, style={"height": "70vh"}, figure=empty_figure("Preparing the view…"),
-                  config=GRAPH_CONFIG),
+        *picture.layout(ids.SINGLE, "70vh", "Preparing the view…"), dcc.Store(id=ids.SINGLE_DRAWN),
         dbc.Card(dbc.CardBody(html.Div("Hover a point to see its sentence; click it to select its text.",
                                        id=ids.HOVER_PANEL, className="small")), className="mt-2"),
     ], id=ids.SINGLE_PANEL)
@@ -78,27 +69,14 @@ def register(app: Dash) -> None:
     url.intent(app, events={ids.SINGLE_GRAPH: ("clickData", selected_token),
                             ids.CLEAR_SELECTION: ("n_clicks", cleared)})
 
-    @app.callback(Output(ids.SINGLE_KEYS, "data"), Output(ids.STATUS, "children"), Output(ids.SINGLE_JOB, "data"),
-                  Output(ids.SINGLE_POLL, "disabled"), Output(ids.PROGRESS_WRAP, "style"),
-                  Output(ids.PROGRESS, "value"), Output(ids.PROGRESS_TEXT, "children"),
-                  Input(ids.VIEW_REQUEST, "data"), Input(ids.SINGLE_POLL, "n_intervals"),
-                  State(ids.SINGLE_JOB, "data"), State(ids.CLIENT, "data"), prevent_initial_call=True)
-    def follow_view(data: dict[str, Any] | None, _tick: int | None, job: dict[str, Any] | None, client: str | None):
-        """A stored (and intact) view is served at once; anything else is submitted to the workers and looked at
-        every POLL_MS until it is done, its progress shown."""
-        if not data:
-            return (no_update,) * 7
-        seen = look(data, job, client, asked=ctx.triggered_id == ids.VIEW_REQUEST)
-        if seen.waiting:
-            return no_update, no_update, seen.job, False, {"display": "block"}, seen.percent, seen.message
-        computed = seen.computed
-        status = f"Error: {computed['error']}" if "error" in computed else view_status(computed["keys"])
-        return computed, status, None, True, {"display": "none"}, 100, ""
+    picture.register(app, ids.SINGLE, [Output(ids.STATUS, "children"), Output(ids.PROGRESS_WRAP, "style"),
+                                       Output(ids.PROGRESS, "value"), Output(ids.PROGRESS_TEXT, "children")],
+                     progress_shown)
 
     @app.callback(Output(ids.SINGLE_GRAPH, "figure"), Output(ids.SELECTION, "children"),
                   Output(ids.SEARCH_COUNT, "children"), Output(ids.SINGLE_DRAWN, "data"),
                   Input(ids.SINGLE_KEYS, "data"), Input(ids.VIEW_STYLE, "data"), State(ids.SINGLE_DRAWN, "data"),
-                  State(ids.VIEW_REQUEST, "data"), prevent_initial_call=True)
+                  State(ids.SINGLE_REQUEST, "data"), prevent_initial_call=True)
     def draw(computed: dict[str, Any] | None, style: dict[str, Any] | None, drawn: dict[str, Any] | None,
              wanted: dict[str, Any] | None):
         """Draw the computed head under the current style (no worker involved).
@@ -110,7 +88,7 @@ def register(app: Dash) -> None:
             return no_update, no_update, no_update, no_update
         if "error" in computed:
             return empty_figure(f"Could not compute this view: {computed['error']}"), "", "", None
-        request, view_style = computed["request"], _style(style)
+        request, view_style = computed["request"], picture.style_of(style)
         data = jobs.head_data(computed["keys"], computed["causal"])
         signature = base_signature(request, view_style)
         if drawn and drawn.get("base") == signature:
@@ -152,6 +130,15 @@ def register(app: Dash) -> None:
         pieces = [html.Mark(w) if i == position else html.Span(w) for i, w in enumerate(words)]
         spaced = [p for piece in pieces for p in (piece, " ")]
         return [html.Strong(f"{html_lib.unescape(words[position])} ({role}position {position}): "), *spaced]
+
+
+def progress_shown(seen: picture.Look) -> tuple:
+    """The single picture's progress: the bar while its job runs, then the status line (tokens, texts, points)."""
+    if seen.waiting:
+        return no_update, {"display": "block"}, seen.percent, seen.message
+    computed = seen.computed
+    status = f"Error: {computed['error']}" if "error" in computed else view_status(computed["keys"])
+    return status, {"display": "none"}, 100, ""
 
 
 def overlay_patch(previous: int, overlays: list) -> Patch:
