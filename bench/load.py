@@ -95,8 +95,8 @@ class ViewChain:
 
     def __init__(self, client: DashClient):
         self.client = client
-        self.url = client.find("view-request.data", "url.search")
-        self.cached = client.find("single-keys.data", "view-request.data")
+        self.url = client.find("single-request.data", "url.search")
+        self.cached = client.find("single-keys.data", "single-request.data")
         self.draw = client.find("single-graph.figure", "view-style.data")
         self.hover = client.find("hover-panel.children", "single-graph.hoverData")
 
@@ -105,13 +105,13 @@ class ViewChain:
         started = time.perf_counter()
         state, seconds = self.client.call(self.url, "url.search", {"url.search": f"?layer={layer}&head={head}"})
         tally.add("url", seconds)
-        request, style = state["view-request.data"], state["view-style.data"]
-        found, seconds = self.client.call(self.cached, "view-request.data", {"view-request.data": request})
+        request, style = state["single-request.data"], state["view-style.data"]
+        found, seconds = self.client.call(self.cached, "single-request.data", {"single-request.data": request})
         tally.add("cached view", seconds)
         keys = found.get("single-keys.data")
         if not keys or "keys" not in keys:
             raise RuntimeError(f"L{layer} H{head} was not served from the store: {found}")
-        values = {"single-keys.data": keys, "view-style.data": style, "view-request.data": request}
+        values = {"single-keys.data": keys, "view-style.data": style, "single-request.data": request}
         drawn, seconds = self.client.call(self.draw, "single-keys.data", values)
         tally.add("draw", seconds)
         if len(drawn["single-graph.figure"]["data"]) < 2:

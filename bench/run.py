@@ -146,8 +146,8 @@ def server_times(results: dict, directory: Path) -> None:
     import plotly.io as pio
 
     from dashboard import jobs
-    from dashboard.callbacks.matrix import _figure, finished_cells
     from dashboard.figures.single import Style, single_figure
+    from dashboard.views.matrix import _figure, finished_cells
     from workers.contracts.choices import DEFAULT_NORMALISATION
     from workers.contracts.requests import HeadRequest
     from workers.models.registry import read_spec

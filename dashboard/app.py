@@ -11,10 +11,11 @@ from dash import Dash
 
 from dashboard import guard, jobs
 from dashboard.auth import ThrottledBasicAuth
-from dashboard.callbacks import compare, downloads, headmap, health, matrix, sentence, single, upload, url
 from dashboard.figures import warm_default_template
 from dashboard.jobs import LocalWorker
-from dashboard.layout.page import page
+from dashboard.shell import controls, downloads, heading, health, upload, url
+from dashboard.shell.page import page
+from dashboard.views import compare, headmap, matrix, sentence, single
 from workers.config import settings
 from workers.runtime import local_queue
 
@@ -35,16 +36,11 @@ def create_app(cache_dir: str | Path | None = None, start_worker: bool = True) -
     if config.auth_users:  # optional access control (team deployments); off in the embedded default
         ThrottledBasicAuth(app, config.auth_users, secret_key=app.server.secret_key)
     guard.install(app.server, app.callback_map)  # after auth: refused values never reach a callback
-    url.register(app)
-    single.register(app)
-    matrix.register(app)
-    sentence.register(app)
-    downloads.register(app)
+    for part in (url, controls, heading, health, upload, downloads):  # the shell every view shares
+        part.register(app)
     downloads.register_image_format(app)
-    health.register(app)
-    upload.register(app)
-    headmap.register(app)
-    compare.register(app)
+    for view in (single, matrix, sentence, headmap, compare):
+        view.register(app)
     # A request may carry an upload as base64 (4/3 of its size); anything bigger is refused at the door.
     app.server.config["MAX_CONTENT_LENGTH"] = config.max_upload_bytes * 4 // 3 + 2**20
     workers = config.local_workers

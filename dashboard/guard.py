@@ -147,7 +147,7 @@ def view_style(value: Any) -> str | None:
     state, notices = parse_query(value["query"])
     if notices:
         return notices[0]
-    if value != {**state.__dict__, "query": state.to_query()}:
+    if value != state.record():
         return "the view style does not match its own query string"
     return None
 
@@ -217,23 +217,28 @@ GRAPHS = (ids.SINGLE_GRAPH, ids.MATRIX_GRAPH, ids.HEADMAP_GRAPH, ids.COMPARE_A_G
 RULES: dict[tuple[str, str], Check] = {
     (ids.URL, "search"): optional(text(MAX_TEXT)),
     (ids.URL, "pathname"): optional(text(MAX_TEXT)),
+    (ids.URL_PUSHED, "data"): optional(text(MAX_TEXT)),
     **{(cid, "active_tab" if cid == ids.VIEW_TABS else "value"): optional(control) for cid in CONTROLS},
     **{(cid, "n_clicks"): optional(count) for cid in BUTTONS},
     **{(cid, prop): optional(event) for cid in GRAPHS for prop in ("clickData", "hoverData")},
     **{(cid, "n_intervals"): optional(count) for cid in (ids.MATRIX_INTERVAL, ids.HEADMAP_INTERVAL,
-                                                          ids.HEALTH_INTERVAL, ids.SINGLE_POLL, ids.COMPARE_POLL,
+                                                          ids.HEALTH_INTERVAL, ids.SINGLE_POLL, ids.COMPARE_A_POLL,
+                                                          ids.COMPARE_B_POLL,
                                                           ids.MEASURES_POLL)},
     (ids.UPLOAD, "contents"): optional(text(10**12)),  # the size limit is the request's (MAX_CONTENT_LENGTH)
     (ids.UPLOAD, "filename"): optional(text(255)),
     (ids.CLIENT, "data"): optional(client_id),
-    (ids.VIEW_REQUEST, "data"): optional(view_request),
+    (ids.SINGLE_REQUEST, "data"): optional(view_request),
     (ids.SINGLE_JOB, "data"): optional(job_record(view_request)),
-    (ids.COMPARE_JOB, "data"): optional(job_record(compare_request)),
+    (ids.COMPARE_A_JOB, "data"): optional(job_record(view_request)),
+    (ids.COMPARE_B_JOB, "data"): optional(job_record(compare_request)),
     (ids.MATRIX_REQUEST, "data"): optional(matrix_request),
-    (ids.COMPARE_REQUEST, "data"): optional(compare_request),
+    (ids.COMPARE_A_REQUEST, "data"): optional(view_request),
+    (ids.COMPARE_B_REQUEST, "data"): optional(compare_request),
     (ids.VIEW_STYLE, "data"): optional(view_style),
     (ids.SINGLE_KEYS, "data"): optional(computed(view_request)),
-    (ids.COMPARE_KEYS, "data"): optional(computed(compare_request)),
+    (ids.COMPARE_A_KEYS, "data"): optional(computed(view_request)),
+    (ids.COMPARE_B_KEYS, "data"): optional(computed(compare_request)),
     (ids.SINGLE_DRAWN, "data"): optional(single_drawn),
     (ids.MATRIX_DRAWN, "data"): optional(small_record),
     (ids.MATRIX_DEFERRED, "data"): optional(count),

@@ -1,7 +1,19 @@
-"""Every component id in one place (the page contract ids are `single-graph`, `matrix-graph`, `sentence-view`)."""
+"""Every component id in one place (the page contract ids are `single-graph`, `matrix-graph`, `sentence-view`,
+`headmap-graph`, `compare-a-graph`, `compare-b-graph`)."""
+
+SINGLE = "single"  # picture components (dashboard.picture), by prefix: the single view's picture,
+COMPARE_A = "compare-a"  # side by side's picture A
+COMPARE_B = "compare-b"  # and picture B
+
+
+def picture(prefix: str, part: str) -> str:
+    """The id of one part of a picture component: `single` + `graph` -> `single-graph`."""
+    return f"{prefix}-{part}"
+
 
 URL = "url"
 URL_CANONICAL = "url-canonical"
+URL_PUSHED = "url-pushed"  # the query an intent just pushed (its notices stay when the URL sync runs)
 NOTICES = "notices"
 VIEW_TABS = "view-tabs"
 MODEL = "model-dropdown"
@@ -27,12 +39,12 @@ COPY_LINK = "copy-link"
 DOWNLOAD_CSV = "download-csv"
 DOWNLOAD_PARQUET = "download-parquet"
 DOWNLOAD = "download"
-VIEW_REQUEST = "view-request"
-SINGLE_JOB = "single-job"  # the view being computed: its request and when the page asked
-SINGLE_POLL = "single-poll"
+SINGLE_REQUEST = picture(SINGLE, "request")
+SINGLE_JOB = picture(SINGLE, "job")  # the view being computed: its request and when the page asked
+SINGLE_POLL = picture(SINGLE, "poll")
 VIEW_STYLE = "view-style"
 MATRIX_REQUEST = "matrix-request"
-SINGLE_KEYS = "single-keys"
+SINGLE_KEYS = picture(SINGLE, "keys")
 SINGLE_DRAWN = "single-drawn"
 HEADING = "view-heading"
 SUBHEADING = "view-subheading"
@@ -41,7 +53,7 @@ PROGRESS_WRAP = "progress-wrap"
 STATUS = "view-status"
 SELECTION = "selection-summary"
 SINGLE_PANEL = "single-panel"
-SINGLE_GRAPH = "single-graph"
+SINGLE_GRAPH = picture(SINGLE, "graph")
 HOVER_PANEL = "hover-panel"
 MATRIX_PANEL = "matrix-panel"
 MATRIX_GRAPH = "matrix-graph"
@@ -74,15 +86,19 @@ HEADMAP_INTERVAL = "headmap-interval"
 RELATED_HEADS = "related-heads"
 MEASURES_POLL = "measures-poll"  # the one-head lines (fidelity, related heads) look again while their jobs run
 COMPARE_PANEL = "compare-panel"
-COMPARE_A_GRAPH = "compare-a-graph"
-COMPARE_B_GRAPH = "compare-b-graph"
-COMPARE_A_TITLE = "compare-a-title"
-COMPARE_B_TITLE = "compare-b-title"
+COMPARE_A_GRAPH = picture(COMPARE_A, "graph")
+COMPARE_B_GRAPH = picture(COMPARE_B, "graph")
+COMPARE_A_TITLE = picture(COMPARE_A, "title")
+COMPARE_B_TITLE = picture(COMPARE_B, "title")
 COMPARE_STATUS = "compare-status"
-COMPARE_KEYS = "compare-keys"
-COMPARE_REQUEST = "compare-request"
-COMPARE_JOB = "compare-job"
-COMPARE_POLL = "compare-poll"
+COMPARE_B_KEYS = picture(COMPARE_B, "keys")
+COMPARE_B_REQUEST = picture(COMPARE_B, "request")
+COMPARE_B_JOB = picture(COMPARE_B, "job")
+COMPARE_B_POLL = picture(COMPARE_B, "poll")
+COMPARE_A_REQUEST = picture(COMPARE_A, "request")
+COMPARE_A_JOB = picture(COMPARE_A, "job")
+COMPARE_A_POLL = picture(COMPARE_A, "poll")
+COMPARE_A_KEYS = picture(COMPARE_A, "keys")
 B_MODEL = "b-model"
 B_CORPUS = "b-corpus"
 B_LAYER = "b-layer"

@@ -1,4 +1,10 @@
-"""View state <-> URL query string; bad or unknown values fall back to defaults with a notice."""
+"""View state <-> URL query string; bad or unknown values fall back to defaults with a notice.
+
+A view state holds picture A's head (model, corpus, layer, head), the settings both pictures share (projection,
+dimensions, normalisation), how they are drawn, and picture B's choices for the side-by-side view. Picture A and
+picture B are each a `PictureState` (`ViewState.picture_a()`, `ViewState.picture_b()`); the URL keeps B's choices
+as differences from A (`b_model`, `b_corpus`, `b_layer`, `b_head`, `b_vectors`, left out while B follows A).
+"""
 
 from __future__ import annotations
 
@@ -42,6 +48,21 @@ UNSET = ("", -1, "grid", "none", "attention")  # optional fields at these values
 
 
 @dataclass(frozen=True)
+class PictureState:
+    """One picture: a head of a model over a corpus, and which vectors it shows ("qk": queries and keys, "v": the
+    head's value vectors). As `ViewState.b` it holds picture B's choices, where "" and -1 mean "as picture A"."""
+
+    model: str = ""
+    corpus: str = ""
+    layer: int = -1
+    head: int = -1
+    vectors: str = ""
+
+
+SAME_AS_A = PictureState()  # picture B follows picture A in everything
+
+
+@dataclass(frozen=True)
 class ViewState:
     """Everything the URL holds."""
 
@@ -63,36 +84,48 @@ class ViewState:
     keep: str = ""  # ranked matrix: only heads whose value is at least this number ("" = all)
     tint: str = "none"  # matrix: cell background coloured by a per-head value
     weight: str = "attention"  # sentence view: "value" weights attention by each token's value-vector norm
-    b_model: str = ""  # side by side: what picture B changes ("" / -1: the same as picture A)
-    b_corpus: str = ""
-    b_layer: int = -1
-    b_head: int = -1
-    b_vectors: str = ""  # "v": picture B shows the head's value vectors ("": queries and keys, as A)
+    b: PictureState = SAME_AS_A  # side by side: what picture B changes (in the URL as b_model, b_corpus, …)
+
+    def url_fields(self) -> dict[str, Any]:
+        """Every URL parameter and its value, in the URL's order (picture B's choices as b_model, b_corpus, …)."""
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "b"}
+        return {**data, **{f"b_{name}": value for name, value in asdict(self.b).items()}}
 
     def to_query(self) -> str:
         """Canonical query string, starting with '?' (unset optional fields left out)."""
-        data = {k: v for k, v in asdict(self).items() if not (k in OPTIONAL and v in UNSET)}
+        data = {k: v for k, v in self.url_fields().items() if not (k in OPTIONAL and v in UNSET)}
         return "?" + urlencode(data)
 
-    def request(self) -> dict[str, Any]:
-        """What a worker computes (a HeadRequest dict)."""
-        return {name: getattr(self, name) for name in COMPUTE_FIELDS}
+    def record(self) -> dict[str, Any]:
+        """The state as the page's style store holds it: its fields (B's nested) and its canonical query."""
+        return {**asdict(self), "query": self.to_query()}
 
-    def picture_b(self) -> ViewState:
-        """Picture B of the side-by-side view: this state with B's model, corpus, layer and head."""
-        model = self.b_model or self.model
+    def picture_a(self) -> PictureState:
+        """Picture A: the head the main controls choose, queries and keys."""
+        return PictureState(model=self.model, corpus=self.corpus, layer=self.layer, head=self.head, vectors="qk")
+
+    def picture_b(self) -> PictureState:
+        """Picture B of the side-by-side view: B's choices, A's values where B has none, clamped to B's model."""
+        model = self.b.model or self.model
         spec = read_spec(model)
-        corpus = self.b_corpus or self.corpus
+        corpus = self.b.corpus or self.corpus
         if corpus not in corpus_choices(spec.modality):
             corpus = default_corpus(spec.modality)
-        layer = self.b_layer if self.b_layer >= 0 else self.layer
-        head = self.b_head if self.b_head >= 0 else self.head
-        return replace(self, model=model, corpus=corpus, layer=min(layer, spec.n_layers - 1),
-                       head=min(head, spec.n_heads - 1))
+        layer = self.b.layer if self.b.layer >= 0 else self.layer
+        head = self.b.head if self.b.head >= 0 else self.head
+        return PictureState(model=model, corpus=corpus, layer=min(layer, spec.n_layers - 1),
+                            head=min(head, spec.n_heads - 1), vectors=self.b.vectors or "qk")
+
+    def request(self, picture: PictureState | None = None) -> dict[str, Any]:
+        """What a worker computes for a picture (picture A unless told; a HeadRequest dict without `vectors`)."""
+        picture = picture or self.picture_a()
+        shared = {"norm": self.norm, "method": self.method, "dims": self.dims}
+        return {name: shared[name] if name in shared else getattr(picture, name) for name in COMPUTE_FIELDS}
 
     def request_b(self) -> dict[str, Any]:
-        """What a worker computes for picture B (a HeadRequest dict)."""
-        return {**self.picture_b().request(), "vectors": self.b_vectors or "qk"}
+        """What a worker computes for picture B (a HeadRequest dict, with the vectors it shows)."""
+        picture = self.picture_b()
+        return {**self.request(picture), "vectors": picture.vectors}
 
     def style(self) -> Style:
         """How the computed picture is drawn."""
@@ -266,11 +299,11 @@ def _with_picture_b(state: ViewState, params: dict[str, list[str]], notices: lis
     except (ModelError, OSError, ValueError) as exc:
         notices.append(f"Model {b_model!r} is unavailable ({str(exc).splitlines()[0][:120]}).")
         b_model, spec = "", read_spec(state.model)
-    return replace(state, b_model=b_model,
-                   b_corpus=_choice(params, "b_corpus", ["", *corpus_choices(spec.modality)], "", notices),
-                   b_layer=_index(params, "b_layer", spec.n_layers, notices, default=-1),
-                   b_head=_index(params, "b_head", spec.n_heads, notices, default=-1),
-                   b_vectors=_choice(params, "b_vectors", ["", "v"], "", notices))
+    return replace(state, b=PictureState(
+        model=b_model, corpus=_choice(params, "b_corpus", ["", *corpus_choices(spec.modality)], "", notices),
+        layer=_index(params, "b_layer", spec.n_layers, notices, default=-1),
+        head=_index(params, "b_head", spec.n_heads, notices, default=-1),
+        vectors=_choice(params, "b_vectors", ["", "v"], "", notices)))
 
 
 INT_CONTROLS = ("layer", "head", "dims", "labels", "b_layer", "b_head")  # every other control holds text
@@ -282,7 +315,7 @@ def _typed_controls(values: dict[str, Any], notices: list[str]) -> dict[str, Any
     Control values come from the browser (a callback is a plain POST anyone can replay): a list where a number is
     expected, a number where a name is expected, or an unknown model never reaches the rest of the server.
     """
-    known = {f.name for f in fields(ViewState)}
+    known = set(ViewState().url_fields())
     clean: dict[str, Any] = {}
     for name, value in values.items():
         if value is None or name not in known:
@@ -313,7 +346,9 @@ def with_controls(state: ViewState, notices: list[str] | None = None, **values: 
     """State with control values applied (None values ignored), clamped to the model's shape, then made canonical
     by the URL's own rules; what was refused or replaced is appended to `notices`."""
     notices = [] if notices is None else notices
-    new = replace(state, **_typed_controls(values, notices))
+    clean = _typed_controls(values, notices)
+    b_choices = {name.removeprefix("b_"): clean.pop(name) for name in list(clean) if name.startswith("b_")}
+    new = replace(state, **clean, b=replace(state.b, **b_choices))
     spec = read_spec(new.model)
     if new.corpus not in corpus_choices(spec.modality):
         if new.model == state.model:  # not a switch between text and image models: a corpus nobody offered
@@ -330,13 +365,14 @@ def with_controls(state: ViewState, notices: list[str] | None = None, **values: 
 
 
 def _picture_b_controls(state: ViewState) -> ViewState:
-    """B's fields as differences from A ("" / -1 where B shows the same as A), clamped to B's model."""
-    b_model = "" if state.b_model in ("", state.model) else state.b_model
-    spec = read_spec(b_model or state.model)
-    b_corpus = "" if state.b_corpus in ("", state.corpus) else state.b_corpus
-    if b_corpus and b_corpus not in corpus_choices(spec.modality):
-        b_corpus = ""
-    b_layer = -1 if state.b_layer in (-1, state.layer) else min(state.b_layer, spec.n_layers - 1)
-    b_head = -1 if state.b_head in (-1, state.head) else min(state.b_head, spec.n_heads - 1)
-    b_vectors = "v" if state.b_vectors == "v" else ""
-    return replace(state, b_model=b_model, b_corpus=b_corpus, b_layer=b_layer, b_head=b_head, b_vectors=b_vectors)
+    """B's choices as differences from A ("" / -1 where B shows the same as A), clamped to B's model."""
+    b = state.b
+    model = "" if b.model in ("", state.model) else b.model
+    spec = read_spec(model or state.model)
+    corpus = "" if b.corpus in ("", state.corpus) else b.corpus
+    if corpus and corpus not in corpus_choices(spec.modality):
+        corpus = ""
+    layer = -1 if b.layer in (-1, state.layer) else min(b.layer, spec.n_layers - 1)
+    head = -1 if b.head in (-1, state.head) else min(b.head, spec.n_heads - 1)
+    return replace(state, b=PictureState(model=model, corpus=corpus, layer=layer, head=head,
+                                         vectors="v" if b.vectors == "v" else ""))

@@ -281,7 +281,7 @@ def test_uploading_a_corpus_switches_the_view_to_it(dash_duo, app, tmp_path):
     bad.write_bytes(b"\x00\x01\x02")
     dash_duo.start_server(app)
     dash_duo.driver.get(dash_duo.server_url + "/?layer=1&head=2")
-    upload = dash_duo.find_element("#corpus-upload input[type=file]")
+    upload = dash_duo.wait_for_element("#corpus-upload input[type=file]", timeout=30)
     upload.send_keys(str(bad))
     dash_duo.wait_for_contains_text("#upload-notice", "Upload refused: corpus file binary.txt looks binary", timeout=20)
     upload = dash_duo.find_element("#corpus-upload input[type=file]")

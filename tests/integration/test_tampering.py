@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from dashboard.app import create_app
-from dashboard.callbacks.url import CONTROL_FIELDS
+from dashboard.shell.url import CONTROL_FIELDS
 from dashboard.state import ViewState
-from tests.support.callbacks import base_values, post, request_body
+from tests.support.callbacks import base_values, post, reading, request_body
 from workers.contracts.requests import HeadRequest
 from workers.models.registry import registry
 from workers.runtime import local_queue
@@ -138,13 +138,13 @@ def _wait_for_idle_worker(store, timeout: float = 300.0) -> None:
 def test_control_values_of_the_wrong_kind_get_the_urls_notice_and_a_canonical_url(served, planted):
     app, state, keys, _cache = served
     client = app.server.test_client()
-    sync = next(d for d in client.get("/_dash-dependencies").get_json() if d["output"].startswith("..url.search"))
     base = base_values(state, keys)
     for field, value, words in (("layer", [1, 2], "not a valid value"), ("head", -5, "not in 0..11"),
                                 ("dims", 5, "Unknown dims"), ("method", "evil", "Unknown method"),
                                 ("corpus", planted["txt"], "Unknown corpus"), ("model", planted["model"],
                                                                                 "Unknown model")):
         cid = next(c for c, f in CONTROL_FIELDS.items() if f == field)
+        sync = reading(client, f"{cid}.value")  # the intent of the control's view
         response = post(client, request_body(sync, {**base, (cid, "value"): value}, f"{cid}.value"))
         assert response.status_code == 200, response.get_data(as_text=True)[-500:]
         out = response.get_json()["response"]

@@ -95,7 +95,7 @@ def test_an_upload_is_listed_only_to_the_browser_that_made_it_and_opens_for_anyo
     from dashboard import ids
     from dashboard.app import create_app
     from dashboard.state import ViewState
-    from tests.support.callbacks import base_values, dependency, post, request_body
+    from tests.support.callbacks import base_values, dependency, post, reading, request_body
 
     app = create_app(cache_dir=isolated_cache, start_worker=False)
     alice, bob = app.server.test_client(), app.server.test_client()
@@ -108,7 +108,7 @@ def test_an_upload_is_listed_only_to_the_browser_that_made_it_and_opens_for_anyo
     assert ref.startswith("upload-")
 
     def offered(client, query: str) -> list[str]:
-        sync = dependency(client, "..url.search")
+        sync = reading(client, "url.search")
         response = post(client, request_body(sync, {**base_values(ViewState()), (ids.URL, "search"): query},
                                              "url.search"))
         return [option["value"] for option in response.get_json()["response"][ids.CORPUS]["options"]]

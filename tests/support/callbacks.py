@@ -6,7 +6,7 @@ from dataclasses import asdict
 from typing import Any
 
 from dashboard import ids
-from dashboard.callbacks.url import CONTROL_FIELDS, control_value
+from dashboard.shell.url import CONTROL_FIELDS, control_value
 from dashboard.state import ViewState
 
 CLIENT = "fuzz-client"
@@ -16,14 +16,17 @@ def base_values(state: ViewState, keys: dict[str, str] | None = None) -> dict[tu
     """A realistic, valid value for every (id, property) a callback reads: the page after one head was drawn."""
     request = state.request()
     values: dict[tuple[str, str], Any] = {
-        (ids.URL, "search"): state.to_query(), (ids.URL, "pathname"): "/",
-        (ids.VIEW_REQUEST, "data"): request, (ids.SINGLE_JOB, "data"): {"request": request, "started": 1.8e9},
-        (ids.COMPARE_JOB, "data"): {"request": state.request_b(), "started": 1.8e9},
+        (ids.URL, "search"): state.to_query(), (ids.URL, "pathname"): "/", (ids.URL_PUSHED, "data"): None,
+        (ids.SINGLE_REQUEST, "data"): request, (ids.SINGLE_JOB, "data"): {"request": request, "started": 1.8e9},
+        (ids.COMPARE_B_JOB, "data"): {"request": state.request_b(), "started": 1.8e9},
+        (ids.COMPARE_A_JOB, "data"): {"request": request, "started": 1.8e9},
+        (ids.COMPARE_A_REQUEST, "data"): request,
+        (ids.COMPARE_A_KEYS, "data"): {"keys": keys, "request": request, "causal": False},
         (ids.MATRIX_REQUEST, "data"): {k: request[k] for k in ("model", "corpus", "norm", "method")},
-        (ids.COMPARE_REQUEST, "data"): state.request_b(),
+        (ids.COMPARE_B_REQUEST, "data"): state.request_b(),
         (ids.VIEW_STYLE, "data"): {**asdict(state), "query": state.to_query()},
         (ids.SINGLE_KEYS, "data"): {"keys": keys, "request": request, "causal": False},
-        (ids.COMPARE_KEYS, "data"): {"keys": keys, "request": state.request_b(), "causal": False},
+        (ids.COMPARE_B_KEYS, "data"): {"keys": keys, "request": state.request_b(), "causal": False},
         (ids.SINGLE_DRAWN, "data"): None, (ids.MATRIX_DRAWN, "data"): None, (ids.MATRIX_DEFERRED, "data"): 0,
         (ids.HEALTH_STATE, "data"): {"ok": True}, (ids.CLIENT, "data"): CLIENT,
         (ids.UPLOAD, "contents"): None, (ids.UPLOAD, "filename"): "corpus.txt",
@@ -67,3 +70,9 @@ def post(client, payload: Any) -> Any:
 def dependency(client, prefix: str) -> dict:
     """The callback whose output starts with `prefix`, from the app's dependency list."""
     return next(d for d in client.get("/_dash-dependencies").get_json() if d["output"].startswith(prefix))
+
+
+def reading(client, slot: str) -> dict:
+    """The callback that has `slot` ('id.property') among its inputs, from the app's dependency list."""
+    return next(d for d in client.get("/_dash-dependencies").get_json()
+                if slot in [f"{i['id']}.{i['property']}" for i in d["inputs"]])

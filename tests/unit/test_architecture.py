@@ -132,7 +132,7 @@ def test_the_dashboard_reads_only_what_it_may(graph):
 
 def test_a_new_forbidden_import_is_caught(graph):
     """The rules read function-level imports too: a planted one is refused."""
-    planted = {**graph, "dashboard.callbacks.single": graph["dashboard.callbacks.single"] | {
+    planted = {**graph, "dashboard.views.single": graph["dashboard.views.single"] | {
         "workers.pipeline.stages"}}
     assert violations(planted, "dashboard", lambda n: not n.startswith("workers") or n in DASHBOARD_MAY_IMPORT)
 
@@ -202,3 +202,13 @@ def test_the_web_process_computes_nothing(tmp_path):
     assert report["callbacks"] >= 15 and report["statuses"].get("200", 0) > 100, report
     assert "dash" in report["loaded"]
     assert not COMPUTE_LIBRARIES & set(report["loaded"]), sorted(COMPUTE_LIBRARIES & set(report["loaded"]))
+
+
+def test_no_callback_reads_more_than_eight_inputs(tmp_path):
+    """Each view's callbacks stay small: at most eight inputs (states not counted) in any callback of the app."""
+    from dashboard.app import create_app
+
+    app = create_app(cache_dir=tmp_path / "cache", start_worker=False)
+    counts = {output: len(dep["inputs"]) for output, dep in app.callback_map.items()}
+    assert len(counts) >= 15
+    assert {output: n for output, n in counts.items() if n > 8} == {}

@@ -36,10 +36,10 @@ def test_picture_b_follows_a_until_set_and_round_trips_in_the_url():
     state = ViewState(view="compare", layer=2, head=5)
     assert (state.picture_b().layer, state.picture_b().head) == (2, 5)  # unset: the same as A
     changed = with_controls(state, b_head=7)
-    assert (changed.b_layer, changed.b_head) == (-1, 7) and changed.picture_b().head == 7
+    assert (changed.b.layer, changed.b.head) == (-1, 7) and changed.picture_b().head == 7
     moved = with_controls(changed, layer=4)
     assert moved.picture_b().layer == 4 and moved.picture_b().head == 7  # B's layer follows A's, its head stays
-    assert with_controls(changed, b_head=5).b_head == -1  # choosing A's own head links them again
+    assert with_controls(changed, b_head=5).b.head == -1  # choosing A's own head links them again
     parsed, notices = parse_query(changed.to_query())
     assert parsed == changed and notices == [] and "b_head=7" in changed.to_query()
     assert "b_model" not in changed.to_query()
@@ -50,10 +50,10 @@ def test_picture_b_can_show_the_value_vectors():
     assert state.request_b()["vectors"] == "v" and state.request()["layer"] == 1
     assert "vectors" not in state.request()  # picture A is always queries and keys
     assert parse_query(state.to_query())[0] == state and "b_vectors=v" in state.to_query()
-    assert with_controls(state, b_vectors="qk").b_vectors == ""  # back to queries and keys, out of the URL
+    assert with_controls(state, b_vectors="qk").b.vectors == ""  # back to queries and keys, out of the URL
 
 
 def test_bad_picture_b_values_fall_back_with_a_notice():
     state, notices = parse_query("?view=compare&b_layer=99&b_model=gpt-17&b_corpus=/etc/passwd")
-    assert (state.b_layer, state.b_model, state.b_corpus) == (-1, "", "")
+    assert (state.b.layer, state.b.model, state.b.corpus) == (-1, "", "")
     assert len(notices) == 3

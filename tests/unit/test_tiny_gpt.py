@@ -155,8 +155,8 @@ def test_the_matrix_ranks_its_previous_token_and_induction_heads_first(tiny_gpt,
     """In the dashboard's matrix, ordered by a summary, the heads the model's own attention shows come first:
     by previous-token attention on the default corpus, by induction on the bundled 'repeated' corpus."""
     from dashboard import jobs
-    from dashboard.callbacks.matrix import head_values
     from dashboard.state import corpus_choices, model_choices
+    from dashboard.views.matrix import head_values
     from workers.contracts.requests import HeadRequest
     from workers.pipeline.keys import corpus_template
     from workers.pipeline.stages import ensure_head_summaries

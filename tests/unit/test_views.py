@@ -117,7 +117,7 @@ def test_matrix_cells_tile_and_clicks_map_back():
 
 def test_download_table_equals_export(tmp_path):
     from dashboard import jobs
-    from dashboard.callbacks.downloads import points_frame
+    from dashboard.shell.downloads import points_frame
     from workers.contracts.requests import HeadRequest
     from workers.pipeline.stages import ensure_head_view, export_arrays
     from workers.store import open_store
@@ -135,7 +135,7 @@ def test_download_table_equals_export(tmp_path):
 
 def test_matrix_shows_pca_until_the_slower_projection_finishes(tmp_path):
     from dashboard import jobs
-    from dashboard.callbacks.matrix import _figure, finished_cells, provisional_cells
+    from dashboard.views.matrix import _figure, finished_cells, provisional_cells
     from workers.contracts.requests import HeadRequest
     from workers.models.registry import read_spec
     from workers.pipeline.stages import ensure_head_view
@@ -165,7 +165,7 @@ def test_matrix_shows_pca_until_the_slower_projection_finishes(tmp_path):
 
 def test_view_fidelity_is_computed_once_and_matches_a_direct_computation(tmp_path, monkeypatch):
     import workers.core.stage_fidelity
-    from dashboard.callbacks.single import fidelity_text
+    from dashboard.views.single import fidelity_text
     from workers.contracts.requests import HeadRequest
     from workers.core.fidelity import fidelity, picture_fidelity, sink_keys
     from workers.core.normalize import normalize
@@ -210,10 +210,9 @@ def test_ranked_slots_put_the_highest_first_and_unknown_last():
 
 def test_matrix_ranked_by_a_summary_places_and_labels_heads_and_a_click_opens_the_right_one(tmp_path, monkeypatch):
     from dashboard import jobs
-    from dashboard.callbacks.matrix import _figure, finished_cells, head_values, kept, ranking
-    from dashboard.callbacks.url import _matrix_cell
     from dashboard.figures.matrix import CELL, cell_origin
     from dashboard.state import ViewState
+    from dashboard.views.matrix import _figure, finished_cells, head_values, kept, matrix_cell, ranking
     from workers.contracts.requests import HeadRequest
     from workers.core.fidelity import picture_fidelity
     from workers.models.registry import read_spec
@@ -241,7 +240,7 @@ def test_matrix_ranked_by_a_summary_places_and_labels_heads_and_a_click_opens_th
     assert labels[best] in [a.text for a in figure.layout.annotations]
     x, y = cell_origin(0, 0, 6)
     click = {"points": [{"x": x + CELL / 2, "y": y + CELL / 2}]}
-    opened = _matrix_cell(ViewState(view="matrix", corpus="tiny", order="prev_token"), click)
+    opened = matrix_cell(ViewState(view="matrix", corpus="tiny", order="prev_token"), click)
     assert (opened.view, opened.layer, opened.head) == ("single", *best)
     # by the fidelity of each cell's own picture: only heads with a picture have one
     assert head_values(request, "fidelity", CLIENT) == ({}, 72)  # one bulk job per finished picture submitted
@@ -261,13 +260,13 @@ def test_matrix_ranked_by_a_summary_places_and_labels_heads_and_a_click_opens_th
     assert drawn >= 1 and len(figure.data[0].x) == drawn * len(jobs.tokens_table(done[(0, 0)]["tokens"])["token"])
     x, y = cell_origin(3, 0, 6)
     state = ViewState(view="matrix", corpus="tiny", order="prev_token", keep=str(threshold))
-    assert _matrix_cell(state, {"points": [{"x": x + CELL / 2, "y": y + CELL / 2}]}) == state
+    assert matrix_cell(state, {"points": [{"x": x + CELL / 2, "y": y + CELL / 2}]}) == state
 
 
 def test_matrix_cells_coloured_by_fidelity_follow_the_values_on_one_colour_bar(tmp_path, monkeypatch):
     from dashboard import jobs
-    from dashboard.callbacks.matrix import _figure, finished_cells, head_values
     from dashboard.figures.matrix import TINT_SCALE, cell_origin
+    from dashboard.views.matrix import _figure, finished_cells, head_values
     from workers.contracts.requests import HeadRequest
     from workers.models.registry import read_spec
     from workers.pipeline.stages import ensure_head_view

@@ -5,14 +5,39 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from dash import Dash, Input, Output, no_update
+import dash_bootstrap_components as dbc
+from dash import Dash, Input, Output, dcc, html, no_update
 
 from dashboard import ids, jobs
 from dashboard.figures.image import image_figure
 from dashboard.figures.sentence import aggregate_figure, sentence_figure
 from dashboard.figures.single import empty_figure
+from dashboard.shell import url
+from dashboard.shell.widgets import GRAPH_CONFIG
 from workers.core import metrics
 from workers.pipeline.keys import corpus_for
+
+
+def panel() -> html.Div:
+    """The sentence view: BertViz-style lines for the selected text, and the head's average by position."""
+    return html.Div([
+        html.Div([
+            dbc.Switch(id=ids.HIDE_SPECIAL, label="hide special tokens (renormalise the rest)", value=False,
+                       className="small me-4"),
+            html.Span("Lines show", className="small me-2"),
+            dbc.RadioItems(id=ids.SENTENCE_WEIGHT, inline=True, value="attention", className="small",
+                           options=[{"label": "attention", "value": "attention"},
+                                    {"label": "attention × value norm ‖v‖", "value": "value"}]),
+        ], className="d-flex align-items-center flex-wrap"),
+        html.Div([
+            dbc.Row([
+                dbc.Col(dcc.Graph(id=ids.SENTENCE_GRAPH, style={"height": "70vh"}, config=GRAPH_CONFIG,
+                                  figure=empty_figure("Select a text: click a point in the single view")), md=6),
+                dbc.Col(dcc.Graph(id=ids.AGGREGATE_GRAPH, style={"height": "70vh"}, config=GRAPH_CONFIG,
+                                  figure=empty_figure("")), md=6),
+            ]),
+        ], id=ids.SENTENCE_VIEW),
+    ], id=ids.SENTENCE_PANEL, style={"display": "none"})
 
 
 @lru_cache(maxsize=16)
@@ -24,7 +49,8 @@ def _position_mean(q_key: str, k_key: str, tokens_key: str, causal: bool):
 
 
 def register(app: Dash) -> None:
-    """Callbacks of the sentence view."""
+    """Callbacks of the sentence view: what its lines weigh by, and the drawing."""
+    url.intent(app, (ids.SENTENCE_WEIGHT,))
 
     @app.callback(Output(ids.SENTENCE_GRAPH, "figure"), Output(ids.AGGREGATE_GRAPH, "figure"),
                   Input(ids.SINGLE_KEYS, "data"), Input(ids.VIEW_STYLE, "data"), Input(ids.HIDE_SPECIAL, "value"),

@@ -9,7 +9,10 @@ from dash import Dash, Input, Output, State, dcc, html, no_update
 
 from dashboard import ids, jobs
 from dashboard.figures.headmap import head_map_figure
-from dashboard.state import parse_query
+from dashboard.figures.single import empty_figure
+from dashboard.shell import url
+from dashboard.shell.widgets import GRAPH_CONFIG
+from dashboard.state import ViewState, parse_query
 from workers.contracts.choices import HEAD_MAP_SAMPLE_TEXTS
 from workers.contracts.requests import HeadRequest
 from workers.contracts.results import HeadMap
@@ -19,6 +22,16 @@ from workers.pipeline.keys import corpus_template, stored_head_map
 EXPLAINED = (f"distance: the share of attention two heads send to different tokens (mean total variation distance "
              f"over the queries of {HEAD_MAP_SAMPLE_TEXTS} sampled texts); points placed by classical MDS of those "
              "distances")
+
+
+def panel() -> html.Div:
+    """The head map: one point per head, placed by how alike the heads attend."""
+    return html.Div([
+        html.Div(id=ids.HEADMAP_STATUS, className="small text-muted mb-1"),
+        dcc.Interval(id=ids.HEADMAP_INTERVAL, interval=1000, disabled=True),
+        dcc.Graph(id=ids.HEADMAP_GRAPH, style={"height": "74vh"}, figure=empty_figure("Open the head map…"),
+                  config=GRAPH_CONFIG),
+    ], id=ids.HEADMAP_PANEL, style={"display": "none"})
 
 
 def _template(style: dict[str, Any]) -> HeadRequest:
@@ -59,8 +72,21 @@ def related_links(style: dict[str, Any], related: list[tuple[tuple[int, int], fl
     return links
 
 
+def head_map_point(state: ViewState, click: dict | None) -> ViewState:
+    """Open the clicked head of the head map in the single view."""
+    point = (click or {}).get("points", [{}])[0]
+    cell = point.get("customdata")
+    if not isinstance(cell, list) or len(cell) != 2 or not all(isinstance(v, int) for v in cell):
+        return state
+    spec = read_spec(state.model)
+    if not (0 <= cell[0] < spec.n_layers and 0 <= cell[1] < spec.n_heads):
+        return state
+    return replace(state, view="single", layer=cell[0], head=cell[1])
+
+
 def register(app: Dash) -> None:
-    """Callbacks of the head map."""
+    """Callbacks of the head map: a click opens the head, and the drawing."""
+    url.intent(app, events={ids.HEADMAP_GRAPH: ("clickData", head_map_point)})
 
     @app.callback(Output(ids.HEADMAP_GRAPH, "figure"), Output(ids.HEADMAP_STATUS, "children"),
                   Output(ids.HEADMAP_INTERVAL, "disabled"),

@@ -9,6 +9,7 @@ import pandas as pd
 from dash import Dash, Input, Output, Patch, State, ctx, dcc, no_update
 
 from dashboard import ids, jobs
+from dashboard.shell.widgets import GRAPH_CONFIG
 from workers.core.export import points_table
 
 
@@ -25,7 +26,7 @@ def register(app: Dash) -> None:
 
     @app.callback(Output(ids.DOWNLOAD, "data"), Input(ids.DOWNLOAD_CSV, "n_clicks"),
                   Input(ids.DOWNLOAD_PARQUET, "n_clicks"), State(ids.SINGLE_KEYS, "data"),
-                  State(ids.VIEW_REQUEST, "data"), prevent_initial_call=True)
+                  State(ids.SINGLE_REQUEST, "data"), prevent_initial_call=True)
     def download(_csv, _parquet, computed: dict[str, Any] | None, wanted: dict[str, Any] | None):
         """Send the current head's points in the chosen format (only once the shown view is computed)."""
         if not computed or "keys" not in computed or computed["request"] != wanted:
@@ -50,8 +51,6 @@ def register_image_format(app: Dash) -> None:
                   Input(ids.IMAGE_FORMAT, "value"), prevent_initial_call=True)
     def image_format(fmt: str):
         """Graph configs with the chosen image format (a tiny figure patch makes the graphs re-read them)."""
-        from dashboard.layout.page import GRAPH_CONFIG
-
         fmt = fmt if fmt in ("png", "svg") else "png"
         config = {**GRAPH_CONFIG, "toImageButtonOptions": {**GRAPH_CONFIG["toImageButtonOptions"], "format": fmt}}
         patches = []

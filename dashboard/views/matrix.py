@@ -1,25 +1,69 @@
-"""Matrix view: submit every head to the worker, then fill the cells in as they finish (polled once a second)."""
+"""Matrix view: every head of the model in one figure. Submit every head to the worker, then fill the cells in as
+they finish (polled once a second); cells placed by layer x head or ranked by a per-head value; a click opens a head."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from functools import lru_cache
 from typing import Any
 
+import dash_bootstrap_components as dbc
 import numpy as np
-from dash import Dash, Input, Output, State, ctx, no_update
+from dash import Dash, Input, Output, State, ctx, dcc, html, no_update
 
 from dashboard import ids, jobs
-from dashboard.figures.matrix import matrix_figure, ranked_slots
-from dashboard.layout.page import ORDER_LABELS, TINT_LABELS
+from dashboard.figures.matrix import cell_at, matrix_figure, ranked_slots
+from dashboard.figures.single import empty_figure
+from dashboard.shell import url
+from dashboard.shell.widgets import GRAPH_CONFIG
+from dashboard.state import ViewState
 from workers.contracts.choices import METHODS
 from workers.contracts.requests import HeadRequest, job_request
 from workers.core import metrics
 from workers.models.registry import read_spec
 from workers.pipeline.keys import METHOD_NAMES, corpus_template, fidelity_key, resolve_heads, summary_key
 
+ORDER_LABELS = {"grid": "layer x head", "prev_token": "attention to the previous token (ranked)",
+                "next_token": "attention to the next token (ranked)",
+                "first_token": "attention to the first token (ranked)",
+                "special": "attention to special tokens (ranked)",
+                "induction": "induction: attention to the token after an earlier occurrence (ranked)",
+                "entropy": "attention entropy (ranked)",
+                "norm_ratio": "query / key norm ratio, log2 (ranked)", "qk_overlap": "query-key overlap (ranked)",
+                "fidelity": "fidelity of the cell's picture: top-1-in-3 (ranked)",
+                "fidelity_rank": "fidelity of the cell's picture: rank correlation (ranked)",
+                "fidelity_non_sink": "fidelity of the cell's picture on queries not attending most to a sink: "
+                                     "top-1-in-3 (ranked)",
+                "fidelity_baseline": "no-picture baseline: most-attended key is a sink or the previous token "
+                                     "(ranked)"}
+TINT_LABELS = {"none": "nothing", **{value: label.removesuffix(" (ranked)") for value, label in ORDER_LABELS.items()
+                                     if value != "grid"}}
 SAMPLE_TOKENS = 2000  # tokens drawn per head (each a query and a key); stated in the status line
 PREVIEW_NOTES = {choice.value: choice.preview_note for choice in METHODS if choice.preview_note}
+
+
+def panel() -> html.Div:
+    """The matrix view: every head of the model in one WebGL figure."""
+    return html.Div([
+        dbc.Progress(id=ids.MATRIX_PROGRESS, value=0, striped=True, animated=True, className="mb-1",
+                     style={"height": "1.2rem"}),
+        html.Div(id=ids.MATRIX_STATUS, className="small text-muted mb-1"),
+        html.Div([html.Span("Place cells by ", className="small me-2"),
+                  dcc.Dropdown(id=ids.MATRIX_ORDER, clearable=False, value="grid", style={"minWidth": "22rem"},
+                               options=[{"label": label, "value": value} for value, label in ORDER_LABELS.items()]),
+                  html.Span("keep heads at or above", className="small ms-3 me-2"),
+                  dcc.Input(id=ids.MATRIX_KEEP, type="text", debounce=True, placeholder="any value",
+                            inputMode="decimal", style={"width": "6rem"}, className="form-control form-control-sm"),
+                  html.Span("colour cells by", className="small ms-3 me-2"),
+                  dcc.Dropdown(id=ids.MATRIX_TINT, clearable=False, value="none", style={"minWidth": "16rem"},
+                               options=[{"label": label, "value": value} for value, label in TINT_LABELS.items()])],
+                 className="d-flex align-items-center mb-1 flex-wrap"),
+        dcc.Interval(id=ids.MATRIX_INTERVAL, interval=1000, disabled=True),
+        dcc.Store(id=ids.MATRIX_DRAWN),
+        dcc.Graph(id=ids.MATRIX_GRAPH, style={"height": "78vh"}, figure=empty_figure("Open the matrix view…"),
+                  config=GRAPH_CONFIG),
+    ], id=ids.MATRIX_PANEL, style={"display": "none"})
 
 
 def _template(request: dict[str, Any]) -> HeadRequest:
@@ -130,8 +174,26 @@ def pending_requests(request: dict[str, Any], done: dict | None = None) -> list[
     return out + [replace(template, layer=la, head=h).to_dict() for la, h in cells if (la, h) not in done]
 
 
+def matrix_cell(state: ViewState, click: dict | None) -> ViewState:
+    """Open the clicked matrix cell in the single view."""
+    point = (click or {}).get("points", [{}])[0]
+    if not all(isinstance(point.get(axis), (int, float)) and math.isfinite(point[axis]) for axis in ("x", "y")):
+        return state
+    spec = read_spec(state.model)
+    layer, head = cell_at(point["x"], point["y"], spec.n_layers)  # the slot's row and column
+    if state.order != "grid":  # ranked: the slot holds whichever head ranked there
+        slots = ranked_slots(kept(head_values(state.request(), state.order, submit=False)[0], state.keep), spec.n_heads)
+        by_slot = {slot: cell for cell, slot in slots.items()}
+        if (layer, head) not in by_slot:
+            return state
+        layer, head = by_slot[(layer, head)]
+    return replace(state, view="single", layer=min(layer, spec.n_layers - 1), head=min(head, spec.n_heads - 1))
+
+
 def register(app: Dash) -> None:
-    """Callbacks of the matrix view."""
+    """Callbacks of the matrix view: how cells are placed and tinted, a click opens a head, and the drawing."""
+    url.intent(app, (ids.MATRIX_ORDER, ids.MATRIX_KEEP, ids.MATRIX_TINT),
+               {ids.MATRIX_GRAPH: ("clickData", matrix_cell)})
 
     @app.callback(Output(ids.MATRIX_INTERVAL, "disabled"), Output(ids.MATRIX_DRAWN, "data"),
                   Output(ids.MATRIX_DEFERRED, "data"),

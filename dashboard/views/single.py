@@ -1,87 +1,82 @@
-"""Single-head view: heading, following the head's job, drawing it, hover panel, selection line."""
+"""Single-head view: its panel, following the head's job, drawing it, hover panel, selection line, token clicks."""
 
 from __future__ import annotations
 
 import html as html_lib
+from dataclasses import replace
 from typing import Any
 
-from dash import Dash, Input, Output, Patch, State, ctx, html, no_update
+import dash_bootstrap_components as dbc
+from dash import Dash, Input, Output, Patch, State, dcc, html, no_update
 
-from dashboard import ids, jobs
-from dashboard.callbacks.follow import look
-from dashboard.callbacks.headmap import related_line
-from dashboard.callbacks.url import clicked_token
-from dashboard.figures.single import Style, base_signature, empty_figure, on_screen, overlay_traces, single_figure
-from dashboard.layout.page import METHOD_LABELS
+from dashboard import ids, jobs, picture
+from dashboard.figures.single import base_signature, empty_figure, on_screen, overlay_traces, single_figure
+from dashboard.shell import url
+from dashboard.state import ViewState
+from dashboard.views.headmap import related_line
 from workers.contracts.choices import ATTENTION_METHODS
 from workers.contracts.requests import HeadRequest
-from workers.models.registry import read_spec
 from workers.pipeline.keys import fidelity_key, resolve
 
-PANELS = {"single": ids.SINGLE_PANEL, "matrix": ids.MATRIX_PANEL, "sentence": ids.SENTENCE_PANEL,
-          "headmap": ids.HEADMAP_PANEL, "compare": ids.COMPARE_PANEL}
+
+def panel() -> html.Div:
+    """The single-head view: scatter, selection line and hover panel."""
+    return html.Div([
+        html.Div([html.Span(id=ids.SELECTION, className="small"),
+                  dbc.Button("clear selection", id=ids.CLEAR_SELECTION, size="sm", color="link",
+                             className="py-0")], className="d-flex align-items-center"),
+        *picture.layout(ids.SINGLE, "70vh", "Preparing the view…"), dcc.Store(id=ids.SINGLE_DRAWN),
+        dbc.Card(dbc.CardBody(html.Div("Hover a point to see its sentence; click it to select its text.",
+                                       id=ids.HOVER_PANEL, className="small")), className="mt-2"),
+    ], id=ids.SINGLE_PANEL)
 
 
-def _style(data: dict[str, Any]) -> Style:
-    """Style from the view-style store."""
-    return Style(color=data["color"], show=data["show"], labels=bool(data["labels"]), search=data["search"],
-                 text=None if data["text"] < 0 else data["text"], pos=None if data["pos"] < 0 else data["pos"])
+def clicked_token(point: dict) -> int | None:
+    """Token index of a clicked or hovered point: pointNumber on the base traces, customdata on overlays."""
+    if point.get("curveNumber") in (0, 1) and isinstance(point.get("pointNumber"), int):
+        return point["pointNumber"]
+    index = point.get("customdata")
+    return index if isinstance(index, int) else None
 
 
-def heading_text(style: dict[str, Any]) -> tuple[str, str]:
-    """Heading and subheading for the current view."""
-    spec = read_spec(style["model"])
-    if style["view"] == "headmap":
-        return (f"Head map · {spec.n_layers * spec.n_heads} heads",
-                f"{style['model']} · corpus {style['corpus']} · heads placed by how alike they attend")
-    if style["view"] == "compare":
-        return ("Side by side", f"{METHOD_LABELS[style['method']]} {style['dims']}D · normalisation {style['norm']} · "
-                                "clicking a token in either picture selects it in both")
-    if style["view"] == "matrix":
-        return (f"All heads · {spec.n_layers} layers x {spec.n_heads} heads",
-                f"{style['model']} · corpus {style['corpus']} · {METHOD_LABELS[style['method']]} 2D · "
-                f"normalisation {style['norm']}")
-    sub = (f"{style['model']} · corpus {style['corpus']} · {METHOD_LABELS[style['method']]} {style['dims']}D · "
-           f"normalisation {style['norm']}")
-    return f"L{style['layer']} H{style['head']}", sub
+def keys_of(request: dict[str, Any]) -> dict[str, str] | None:
+    """Stored keys of a picture's request (None when not computed yet)."""
+    return jobs.cached_keys(HeadRequest.from_dict(request), jobs.store_for(jobs.cache_dir()))
+
+
+def selected_token(state: ViewState, click: dict | None) -> ViewState:
+    """Select the text and position of a clicked point (clicking the selected token again clears it)."""
+    index = clicked_token((click or {}).get("points", [{}])[0])
+    if index is None:
+        return state
+    keys = keys_of(state.request())
+    tokens = keys and jobs.tokens_table(keys["tokens"])
+    if not tokens or not 0 <= index < len(tokens["token"]):
+        return state
+    text, pos = int(tokens["text_id"][index]), int(tokens["position"][index])
+    if (state.text, state.pos) == (text, pos):
+        return replace(state, text=-1, pos=-1)
+    return replace(state, text=text, pos=pos)
+
+
+def cleared(state: ViewState, _clicks) -> ViewState:
+    """No text selected."""
+    return replace(state, text=-1, pos=-1)
 
 
 def register(app: Dash) -> None:
-    """Callbacks of the single view."""
+    """Callbacks of the single view: a click selects a token's text, the clear button clears it."""
+    url.intent(app, events={ids.SINGLE_GRAPH: ("clickData", selected_token),
+                            ids.CLEAR_SELECTION: ("n_clicks", cleared)})
 
-    @app.callback(Output(ids.HEADING, "children"), Output(ids.SUBHEADING, "children"),
-                  *[Output(panel, "style") for panel in PANELS.values()],
-                  Output(ids.FIDELITY, "style"), Output(ids.RELATED_HEADS, "style"), Input(ids.VIEW_STYLE, "data"))
-    def heading(style: dict[str, Any] | None):
-        """Heading at once, which view panel shows, and the one-head lines (fidelity, related heads) or not."""
-        if not style:
-            return (no_update,) * (4 + len(PANELS))
-        title, sub = heading_text(style)
-        one_head = {"display": "block" if style["view"] in ("single", "sentence", "compare") else "none"}
-        return (title, sub, *[{"display": "block" if view == style["view"] else "none"} for view in PANELS],
-                one_head, one_head)
-
-    @app.callback(Output(ids.SINGLE_KEYS, "data"), Output(ids.STATUS, "children"), Output(ids.SINGLE_JOB, "data"),
-                  Output(ids.SINGLE_POLL, "disabled"), Output(ids.PROGRESS_WRAP, "style"),
-                  Output(ids.PROGRESS, "value"), Output(ids.PROGRESS_TEXT, "children"),
-                  Input(ids.VIEW_REQUEST, "data"), Input(ids.SINGLE_POLL, "n_intervals"),
-                  State(ids.SINGLE_JOB, "data"), State(ids.CLIENT, "data"), prevent_initial_call=True)
-    def follow_view(data: dict[str, Any] | None, _tick: int | None, job: dict[str, Any] | None, client: str | None):
-        """A stored (and intact) view is served at once; anything else is submitted to the workers and looked at
-        every POLL_MS until it is done, its progress shown."""
-        if not data:
-            return (no_update,) * 7
-        seen = look(data, job, client, asked=ctx.triggered_id == ids.VIEW_REQUEST)
-        if seen.waiting:
-            return no_update, no_update, seen.job, False, {"display": "block"}, seen.percent, seen.message
-        computed = seen.computed
-        status = f"Error: {computed['error']}" if "error" in computed else view_status(computed["keys"])
-        return computed, status, None, True, {"display": "none"}, 100, ""
+    picture.register(app, ids.SINGLE, [Output(ids.STATUS, "children"), Output(ids.PROGRESS_WRAP, "style"),
+                                       Output(ids.PROGRESS, "value"), Output(ids.PROGRESS_TEXT, "children")],
+                     progress_shown)
 
     @app.callback(Output(ids.SINGLE_GRAPH, "figure"), Output(ids.SELECTION, "children"),
                   Output(ids.SEARCH_COUNT, "children"), Output(ids.SINGLE_DRAWN, "data"),
                   Input(ids.SINGLE_KEYS, "data"), Input(ids.VIEW_STYLE, "data"), State(ids.SINGLE_DRAWN, "data"),
-                  State(ids.VIEW_REQUEST, "data"), prevent_initial_call=True)
+                  State(ids.SINGLE_REQUEST, "data"), prevent_initial_call=True)
     def draw(computed: dict[str, Any] | None, style: dict[str, Any] | None, drawn: dict[str, Any] | None,
              wanted: dict[str, Any] | None):
         """Draw the computed head under the current style (no worker involved).
@@ -93,7 +88,7 @@ def register(app: Dash) -> None:
             return no_update, no_update, no_update, no_update
         if "error" in computed:
             return empty_figure(f"Could not compute this view: {computed['error']}"), "", "", None
-        request, view_style = computed["request"], _style(style)
+        request, view_style = computed["request"], picture.style_of(style)
         data = jobs.head_data(computed["keys"], computed["causal"])
         signature = base_signature(request, view_style)
         if drawn and drawn.get("base") == signature:
@@ -135,6 +130,15 @@ def register(app: Dash) -> None:
         pieces = [html.Mark(w) if i == position else html.Span(w) for i, w in enumerate(words)]
         spaced = [p for piece in pieces for p in (piece, " ")]
         return [html.Strong(f"{html_lib.unescape(words[position])} ({role}position {position}): "), *spaced]
+
+
+def progress_shown(seen: picture.Look) -> tuple:
+    """The single picture's progress: the bar while its job runs, then the status line (tokens, texts, points)."""
+    if seen.waiting:
+        return no_update, {"display": "block"}, seen.percent, seen.message
+    computed = seen.computed
+    status = f"Error: {computed['error']}" if "error" in computed else view_status(computed["keys"])
+    return status, {"display": "none"}, 100, ""
 
 
 def overlay_patch(previous: int, overlays: list) -> Patch:

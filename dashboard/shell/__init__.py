@@ -1,0 +1,1 @@
+"""What every view shares: the page frame, the controls, URL sync, heading, health banner, upload and downloads."""
