@@ -89,7 +89,7 @@ def measure(q, k, text_id, sinks, norm: str, method: str, extra: dict | None = N
             "baseline_non_sink": found.baseline_non_sink, **picture_layout(coords[:len(q)], coords[len(q):])}
 
 
-def _figure(value: float, digits: int = 3) -> str:
+def cells_figure(value: float, digits: int = 3) -> str:
     """A table figure, '—' where a row's per-head results predate the measure."""
     return "—" if value != value else f"{value:.{digits}f}"
 
@@ -101,8 +101,8 @@ def table(rows: list[dict]) -> str:
              "s / head |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         lines.append(f"| {row['norm']} | {row['method']} | {row['heads']} | {row['top1_mean']:.3f} | "
-                     f"{_figure(row['baseline_mean'])} | {_figure(row['non_sink_share_mean'])} | "
-                     f"{_figure(row['top1_non_sink_mean'])} | {_figure(row['baseline_non_sink_mean'])} | "
+                     f"{cells_figure(row['baseline_mean'])} | {cells_figure(row['non_sink_share_mean'])} | "
+                     f"{cells_figure(row['top1_non_sink_mean'])} | {cells_figure(row['baseline_non_sink_mean'])} | "
                      f"{row['top1_worst']:.3f} ({row['worst_head']}) | {row['rho_mean']:.3f} | "
                      f"{row['gap_median']:.2f} | {row['s_per_head']:.2f} |")
     return "\n".join(lines) + "\n"

@@ -147,7 +147,7 @@ def server_times(results: dict, directory: Path) -> None:
 
     from dashboard import jobs
     from dashboard.figures.single import Style, single_figure
-    from dashboard.views.matrix import _figure, finished_cells
+    from dashboard.views.matrix import cells_figure, finished_cells
     from workers.contracts.choices import DEFAULT_NORMALISATION
     from workers.contracts.requests import HeadRequest
     from workers.models.registry import read_spec
@@ -164,7 +164,7 @@ def server_times(results: dict, directory: Path) -> None:
         done, total = finished_cells({"model": "minilm", "corpus": "default", "norm": DEFAULT_NORMALISATION,
                                       "method": "pca"})  # the matrix the PCA step above computed
         assert len(done) == total, f"only {len(done)} of {total} cells are stored"
-        figure, _status = _figure(done, {}, read_spec("minilm"), "", total, "pca")
+        figure, _status = cells_figure(done, {}, read_spec("minilm"), "", total, "pca")
         return pio.to_json(figure, validate=False)
 
     single(), whole_matrix()

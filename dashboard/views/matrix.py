@@ -246,7 +246,7 @@ def register(app: Dash) -> None:
         spec = read_spec(request["model"])
         keep = style.get("keep", "") if order != "grid" else ""
         slots, labels = ranking(kept(values, keep) if values is not None else None, spec.n_heads)
-        figure, status = _figure(done, provisional, spec, style["search"], total, request["method"], slots, labels,
+        figure, status = cells_figure(done, provisional, spec, style["search"], total, request["method"], slots, labels,
                                  (tint_values, TINT_LABELS[tint]) if tint_values is not None else None)
         if order != "grid":
             status += f" · cells ranked by {ORDER_LABELS[order].removesuffix(' (ranked)')}, highest first"
@@ -268,7 +268,7 @@ def register(app: Dash) -> None:
         return figure, percent, f"{len(done)}/{total} heads", status, finished, signature, still_held
 
 
-def _figure(done: dict[tuple[int, int], dict], provisional: dict[tuple[int, int], dict], spec, search: str,
+def cells_figure(done: dict[tuple[int, int], dict], provisional: dict[tuple[int, int], dict], spec, search: str,
             total: int, method: str, slots: dict | None = None, labels: dict | None = None,
             tint: tuple[dict, str] | None = None):
     """The matrix figure of the finished heads (PCA stand-ins for pending ones) and a status line."""

@@ -135,7 +135,7 @@ def test_download_table_equals_export(tmp_path):
 
 def test_matrix_shows_pca_until_the_slower_projection_finishes(tmp_path):
     from dashboard import jobs
-    from dashboard.views.matrix import _figure, finished_cells, provisional_cells
+    from dashboard.views.matrix import cells_figure, finished_cells, provisional_cells
     from workers.contracts.requests import HeadRequest
     from workers.models.registry import read_spec
     from workers.pipeline.stages import ensure_head_view
@@ -154,7 +154,7 @@ def test_matrix_shows_pca_until_the_slower_projection_finishes(tmp_path):
     done, total = finished_cells(request)
     provisional = provisional_cells(request, done)
     assert set(done) == {(0, 0)} and set(provisional) == {(0, 1), (0, 2)} and total == 72
-    figure, status = _figure(done, provisional, read_spec("minilm"), "", total, "umap")
+    figure, status = cells_figure(done, provisional, read_spec("minilm"), "", total, "umap")
     dashed = [s for s in figure.layout.shapes if s.line.dash == "dash"]
     assert len(dashed) == 2 and "2 cells show PCA (dashed) until their UMAP finishes" in status
     assert "UMAP previews (50 epochs" in status
@@ -212,7 +212,7 @@ def test_matrix_ranked_by_a_summary_places_and_labels_heads_and_a_click_opens_th
     from dashboard import jobs
     from dashboard.figures.matrix import CELL, cell_origin
     from dashboard.state import ViewState
-    from dashboard.views.matrix import _figure, finished_cells, head_values, kept, matrix_cell, ranking
+    from dashboard.views.matrix import cells_figure, finished_cells, head_values, kept, matrix_cell, ranking
     from workers.contracts.requests import HeadRequest
     from workers.core.fidelity import picture_fidelity
     from workers.models.registry import read_spec
@@ -236,7 +236,7 @@ def test_matrix_ranked_by_a_summary_places_and_labels_heads_and_a_click_opens_th
     best = max(values, key=values.get)
     assert slots[best] == (0, 0) and labels[best] == f"L{best[0]}H{best[1]} · {values[best]:.2f}"
     done, total = finished_cells(request)
-    figure, _status = _figure(done, {}, read_spec("minilm"), "", total, "pca", slots, labels)
+    figure, _status = cells_figure(done, {}, read_spec("minilm"), "", total, "pca", slots, labels)
     assert labels[best] in [a.text for a in figure.layout.annotations]
     x, y = cell_origin(0, 0, 6)
     click = {"points": [{"x": x + CELL / 2, "y": y + CELL / 2}]}
@@ -255,7 +255,7 @@ def test_matrix_ranked_by_a_summary_places_and_labels_heads_and_a_click_opens_th
     threshold = sorted(values.values())[-5]
     slots, labels = ranking(kept(values, str(threshold)), 12)
     assert len(slots) == 5 and set(slots.values()) == {(0, c) for c in range(5)}
-    figure, _status = _figure(done, {}, read_spec("minilm"), "", total, "pca", slots, labels)
+    figure, _status = cells_figure(done, {}, read_spec("minilm"), "", total, "pca", slots, labels)
     drawn = sum(cell in done for cell in slots)  # kept heads that have a picture (layer 0 here)
     assert drawn >= 1 and len(figure.data[0].x) == drawn * len(jobs.tokens_table(done[(0, 0)]["tokens"])["token"])
     x, y = cell_origin(3, 0, 6)
@@ -266,7 +266,7 @@ def test_matrix_ranked_by_a_summary_places_and_labels_heads_and_a_click_opens_th
 def test_matrix_cells_coloured_by_fidelity_follow_the_values_on_one_colour_bar(tmp_path, monkeypatch):
     from dashboard import jobs
     from dashboard.figures.matrix import TINT_SCALE, cell_origin
-    from dashboard.views.matrix import _figure, finished_cells, head_values
+    from dashboard.views.matrix import cells_figure, finished_cells, head_values
     from workers.contracts.requests import HeadRequest
     from workers.models.registry import read_spec
     from workers.pipeline.stages import ensure_head_view
@@ -284,7 +284,7 @@ def test_matrix_cells_coloured_by_fidelity_follow_the_values_on_one_colour_bar(t
     values, _missing = head_values(request, "fidelity", CLIENT)
     assert set(values) == {(1, head) for head in range(6)}
     done, total = finished_cells(request)
-    figure, status = _figure(done, {}, read_spec("minilm"), "", total, "pca", tint=(values, "fidelity"))
+    figure, status = cells_figure(done, {}, read_spec("minilm"), "", total, "pca", tint=(values, "fidelity"))
     fills = {}
     for shape in figure.layout.shapes:  # the frame of each cell, found by its corner
         for cell in values:
