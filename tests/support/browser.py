@@ -118,6 +118,17 @@ return [x, y];
 """
 
 
+# The fidelity and related-heads lines above a one-head picture arrive after the picture (from the workers) and move
+# it down when they do: pointing at a point waits until both are shown and the fidelity is no longer being measured
+# (the related-heads line keeps its height while the head map is computed).
+LINES_SETTLED = """
+var fidelity = document.getElementById('view-fidelity'), related = document.getElementById('related-heads');
+function hidden(el) { return !el || el.offsetParent === null; }
+return (hidden(fidelity) || (fidelity.textContent !== '' && fidelity.textContent.indexOf('Fidelity: measuring') !== 0))
+    && (hidden(related) || related.textContent !== '');
+"""
+
+
 def mouse_to_point(dash_duo, graph_id: str, trace: int | None, index: int, click: bool = False,
                    y: int = 0) -> None:
     """Move the real mouse over one point of a 2D graph (and click it), in viewport coordinates, scrolled into view
@@ -125,6 +136,7 @@ def mouse_to_point(dash_duo, graph_id: str, trace: int | None, index: int, click
     into the plot area instead (negative: from its right / bottom edge)."""
     from selenium.webdriver.common.actions.action_builder import ActionBuilder
 
+    wait_until(lambda: dash_duo.driver.execute_script(LINES_SETTLED), 180, what="the one-head lines settled")
     where = dash_duo.driver.execute_script(ON_SCREEN, graph_id, trace, index, y)
     if where is None:  # scrolled: measure again
         time.sleep(0.3)
