@@ -220,23 +220,9 @@ def follow(request: HeadRequest, store: Store, client: str | None = None, submit
     problem = space_problem(store)  # the worker may not even be able to record its error
     if problem is not None:
         return {"state": "error", "error": problem}
-    try:
-        status = None if submit else backend().job_status(local_queue.job_id_for(request.to_dict()), store)
-        if status is None or status["state"] not in ("queued", "running", "error"):
-            submitted = submit_limited(client, [request.to_dict()], store)[0]
-            if not submitted:
-                return _waiting(0.0, f"waiting: this session already has {job_limit()} unfinished jobs "
-                                     "(QK_ATLAS_MAX_JOBS_PER_USER); this one starts as they finish")
-            status = backend().job_status(submitted[0], store)
-    except ValueError as exc:  # a request the server does not offer
-        return {"state": "error", "error": str(exc)}
-    except Exception:  # the backend went away: wait for it (a worker may still store the result)
-        problem = backend_problem()
-        if problem is None:
-            raise
-        return _waiting(0.0, problem)
-    if status["state"] == "error":
-        return {"state": "error", "error": str(status["error"])}
+    status = _job_look(request.to_dict(), store, client, submit)
+    if status["state"] in ("waiting", "error"):
+        return status
     if status["state"] == "done":  # finished since the first look
         keys = intact_keys(request, store)
         return {"state": "done", "keys": keys} if keys is not None else _waiting(0.99, "storing the result")
@@ -251,23 +237,35 @@ def measure(request: HeadRequest, stage: str, store: Store, client: str | None, 
     job = job_request(request, stage)
     if stage_done(job, store):
         return {"state": "done"}
+    status = _job_look(job, store, client, submit=False, urgent=urgent)
+    if status["state"] in ("waiting", "error"):
+        return status
+    return _waiting(status["progress"], status["message"])
+
+
+def _job_look(job: dict[str, Any], store: Store, client: str | None, submit: bool, urgent: bool = True
+              ) -> dict[str, Any]:
+    """The job's record, submitting it first (within the session's job limit) when it is neither queued, running
+    nor failed (submit=True: always); or a look {"state": "waiting" | "error", ...} when it cannot be followed
+    (held back by the job limit, refused, the backend unreachable) or failed."""
     try:
-        status = backend().job_status(local_queue.job_id_for(job), store)
-        if status["state"] not in ("queued", "running", "error"):
+        status = None if submit else backend().job_status(local_queue.job_id_for(job), store)
+        if status is None or status["state"] not in ("queued", "running", "error"):
             submitted = submit_limited(client, [job], store, urgent=urgent)[0]
             if not submitted:
-                return _waiting(0.0, f"waiting: this session already has {job_limit()} unfinished jobs")
+                return _waiting(0.0, f"waiting: this session already has {job_limit()} unfinished jobs "
+                                     "(QK_ATLAS_MAX_JOBS_PER_USER); this one starts as they finish")
             status = backend().job_status(submitted[0], store)
     except ValueError as exc:  # a request the server does not offer
         return {"state": "error", "error": str(exc)}
-    except Exception:  # the backend went away: wait for it
+    except Exception:  # the backend went away: wait for it (a worker may still store the result)
         problem = backend_problem()
         if problem is None:
             raise
         return _waiting(0.0, problem)
     if status["state"] == "error":
         return {"state": "error", "error": str(status["error"])}
-    return _waiting(status["progress"], status["message"])
+    return status
 
 
 def _waiting(progress: float, message: str) -> dict[str, Any]:
