@@ -22,6 +22,7 @@ import numpy as np
 from dashboard.figures.single import HeadData
 from workers.contracts.requests import HeadRequest, job_request, stage_of
 from workers.core import metrics
+from workers.core.tokens import with_readable
 from workers.pipeline.keys import resolve, stage_done
 from workers.runtime import local_queue
 from workers.store import Store
@@ -291,9 +292,11 @@ def run_request(request: HeadRequest, store: Store, progress: Any = None, client
     raise TimeoutError(f"no result after {TIMEOUT_SECONDS:.0f} s; is the worker running?")
 
 
+@lru_cache(maxsize=32)
 def tokens_table(key: str) -> dict[str, np.ndarray]:
-    """Tokens table by key (immutable content, so cached in process)."""
-    return _arrays(key)
+    """Tokens table by key with each token's readable label and piece (workers.core.tokens; immutable content, so
+    cached in process)."""
+    return with_readable(_arrays(key))
 
 
 @lru_cache(maxsize=32)
