@@ -325,10 +325,11 @@ def head_data(keys: dict[str, str], causal: bool) -> HeadData:
                     q=stored_vector(keys["q"]), k=stored_vector(keys["k"]), causal=causal)
 
 
-def hovered_sentence(tokens_key: str, index: int) -> tuple[list[str], int] | None:
-    """Tokens of the text that holds token `index`, and the token's position in it."""
+def hovered_sentence(tokens_key: str, index: int) -> tuple[list[str], str, int] | None:
+    """The pieces of the text that holds token `index` (joined, they read as the text), the token's label, and
+    its position in the text."""
     tokens = tokens_table(tokens_key)
     if not 0 <= index < len(tokens["token"]):
         return None
     rows = metrics.text_rows(tokens["text_id"], tokens["text_id"][index])
-    return [str(t) for t in tokens["token"][rows]], int(tokens["position"][index])
+    return [str(p) for p in tokens["piece"][rows]], str(tokens["label"][index]), int(tokens["position"][index])

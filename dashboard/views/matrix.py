@@ -278,7 +278,7 @@ def cells_figure(done: dict[tuple[int, int], dict], provisional: dict[tuple[int,
     tokens = jobs.tokens_table(next(iter(shown_cells.values()))["tokens"])
     n = len(tokens["token"])
     sample = token_sample(n)
-    matches = np.flatnonzero(metrics.search_matches(tokens["token"], search)) if search.strip() else None
+    matches = np.flatnonzero(metrics.search_matches(tokens["label"], search)) if search.strip() else None
     cells = {cell: coords for cell, keys in shown_cells.items() if (coords := _readable_coords(keys)) is not None}
     figure = matrix_figure(cells, spec.n_layers, spec.n_heads, sample, matches, provisional=set(provisional),
                            slots=slots, labels=labels, tint=tint)

@@ -82,7 +82,7 @@ def register(app: Dash) -> None:
             attention, weighting = metrics.value_weighted(attention, norms), " · attention × ‖v‖, renormalised"
         if "row" in tokens:  # an image corpus: the image view
             return _image_view(style, tokens, rows, attention), aggregate
-        words = [str(t) for t in tokens["token"][rows]]
+        words = [str(label) for label in tokens["label"][rows]]
         if hide_special:
             drop = tokens["is_special"][rows] | (causal & (tokens["position"][rows] == 0))
             attention = metrics.renormalise_without(attention, drop)[~drop][:, ~drop]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html as html_lib
 from dataclasses import replace
 from typing import Any
 
@@ -125,11 +124,17 @@ def register(app: Dash) -> None:
         found = jobs.hovered_sentence(computed["keys"]["tokens"], index)
         if not found:
             return no_update
-        words, position = found
+        pieces, label, position = found
         role = {0: "query, ", 1: "key, "}.get(point.get("curveNumber"), "")
-        pieces = [html.Mark(w) if i == position else html.Span(w) for i, w in enumerate(words)]
-        spaced = [p for piece in pieces for p in (piece, " ")]
-        return [html.Strong(f"{html_lib.unescape(words[position])} ({role}position {position}): "), *spaced]
+        return [html.Strong(f"{label} ({role}position {position}): "), *marked_sentence(pieces, position, label)]
+
+
+def marked_sentence(pieces: list[str], position: int, label: str) -> list:
+    """A text's pieces joined as the text reads, the piece at `position` marked (its leading space left outside;
+    a piece with nothing to see, such as a line break, marked by its label)."""
+    before, piece, after = "".join(pieces[:position]), pieces[position], "".join(pieces[position + 1:])
+    space = piece[: len(piece) - len(piece.lstrip())]
+    return [(before + space).lstrip(), html.Mark(piece.strip() or label), after]
 
 
 def progress_shown(seen: picture.Look) -> tuple:
