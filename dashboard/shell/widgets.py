@@ -7,7 +7,7 @@ from dash import dcc, html
 
 from dashboard.session import browser_id
 from dashboard.state import corpus_choices, model_choices
-from workers.contracts.choices import METHODS
+from workers.contracts.choices import COLOURS, METHODS, Choice, for_modality
 from workers.contracts.specs import ModelError
 from workers.corpora.uploads import list_uploads, owned_by
 from workers.models.registry import read_spec
@@ -21,6 +21,16 @@ GRAPH_CONFIG = {"scrollZoom": True, "displaylogo": False,
 def field(label: str, control, extra=None) -> html.Div:
     """A labelled control."""
     return html.Div([dbc.Label(label, className="small text-muted mb-1"), control, *(extra or [])], className="mb-2")
+
+
+def choice_options(table: tuple[Choice, ...]) -> list[dict]:
+    """Menu entries of a table of choices, each with its help as the option's tooltip."""
+    return [{"label": choice.label, "value": choice.value, "title": choice.help} for choice in table]
+
+
+def colour_options(modality: str) -> list[dict]:
+    """The colour modes that mean something for a model of this modality."""
+    return choice_options(for_modality(COLOURS, modality))
 
 
 def dropdown(component_id: str, options: list[dict], value) -> dcc.Dropdown:
