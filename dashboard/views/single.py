@@ -11,6 +11,7 @@ from dash import Dash, Input, Output, Patch, State, dcc, html, no_update
 from dashboard import ids, jobs, picture
 from dashboard.figures.single import base_signature, empty_figure, on_screen, overlay_traces, single_figure
 from dashboard.shell import url
+from dashboard.shell.widgets import TIPS
 from dashboard.state import ViewState
 from dashboard.views.headmap import related_line
 from workers.contracts.choices import ATTENTION_METHODS
@@ -23,7 +24,8 @@ def panel() -> html.Div:
     return html.Div([
         html.Div([html.Span(id=ids.SELECTION, className="small"),
                   dbc.Button("clear selection", id=ids.CLEAR_SELECTION, size="sm", color="link",
-                             className="py-0")], className="d-flex align-items-center"),
+                             className="py-0", title=TIPS[ids.CLEAR_SELECTION])],
+                 className="d-flex align-items-center"),
         *picture.layout(ids.SINGLE, "70vh", "Preparing the view…"), dcc.Store(id=ids.SINGLE_DRAWN),
         dbc.Card(dbc.CardBody(html.Div("Hover a point to see its sentence; click it to select its text.",
                                        id=ids.HOVER_PANEL, className="small")), className="mt-2"),

@@ -1,5 +1,5 @@
 """Text as people read it: what goes into a Plotly figure shows as typed, tokens read without their tokenizer's
-marks (byte-level, WordPiece, SentencePiece)."""
+marks (byte-level, WordPiece, SentencePiece), and every control says what it does."""
 
 from __future__ import annotations
 
@@ -83,3 +83,11 @@ def test_image_tokens_read_as_they_are():
     table = with_readable(_table(["[CLS]", "r0c0", "r0c1"], [True, False, False]))
     assert list(table["label"]) == ["[CLS]", "r0c0", "r0c1"]
 
+
+def test_every_control_has_a_one_line_tooltip():
+    from dashboard import guard, ids
+    from dashboard.shell.widgets import TIPS
+
+    controls = {*guard.CONTROLS, *guard.BUTTONS, ids.UPLOAD}
+    assert controls <= set(TIPS), sorted(controls - set(TIPS))
+    assert all(0 < len(TIPS[control]) <= 110 and "\n" not in TIPS[control] for control in controls)
