@@ -103,16 +103,19 @@ def register(app: Dash) -> None:
 
     @app.callback(Output(ids.FIDELITY, "children"), Output(ids.RELATED_HEADS, "children"),
                   Output(ids.MEASURES_POLL, "disabled"), Input(ids.SINGLE_KEYS, "data"),
-                  Input(ids.MEASURES_POLL, "n_intervals"), State(ids.VIEW_STYLE, "data"), State(ids.CLIENT, "data"),
+                  Input(ids.MEASURES_POLL, "n_intervals"), Input(ids.VIEW_STYLE, "data"), State(ids.CLIENT, "data"),
                   prevent_initial_call=True)
     def one_head_lines(computed: dict[str, Any] | None, _tick, style: dict[str, Any] | None, client: str | None):
         """How faithfully this picture shows attention, and the heads that attend most alike: read from the store;
-        what is missing is submitted to the workers and looked at again every second."""
+        what is missing is submitted to the workers and looked at again every second. Side by side, the lines
+        are picture A's and say so."""
         if not computed or "keys" not in computed or not style:
             return "", "", True
         request = HeadRequest.from_dict(computed["request"])
         fidelity, fidelity_busy = fidelity_line(request, bool(computed.get("causal")), client)
         related, related_busy = related_line(request, style, client)
+        if style["view"] == "compare":
+            fidelity = picture_line("A", fidelity)
         return fidelity, related, not (fidelity_busy or related_busy)
 
     @app.callback(Output(ids.HOVER_PANEL, "children"), Input(ids.SINGLE_GRAPH, "hoverData"),
@@ -169,6 +172,11 @@ def fidelity_line(request: HeadRequest, causal: bool, client: str | None) -> tup
         return f"Fidelity: measuring ({seen['message']})", True
     found = store.get_json(fidelity_key(resolve(request)))
     return fidelity_text(found, causal, request.method) if found else "", found is None
+
+
+def picture_line(label: str, line: str) -> str:
+    """A one-head line of the side-by-side view, saying which picture it is about."""
+    return f"Picture {label} · {line}" if line else ""
 
 
 def _percent(value: float) -> str:
