@@ -103,18 +103,19 @@ def register(app: Dash) -> None:
 
     @app.callback(Output(ids.FIDELITY, "children"), Output(ids.RELATED_HEADS, "children"),
                   Output(ids.MEASURES_POLL, "disabled"), Input(ids.SINGLE_KEYS, "data"),
-                  Input(ids.MEASURES_POLL, "n_intervals"), Input(ids.VIEW_STYLE, "data"), State(ids.CLIENT, "data"),
-                  prevent_initial_call=True)
-    def one_head_lines(computed: dict[str, Any] | None, _tick, style: dict[str, Any] | None, client: str | None):
+                  Input(ids.MEASURES_POLL, "n_intervals"), Input(ids.VIEW_TABS, "active_tab"),
+                  State(ids.VIEW_STYLE, "data"), State(ids.CLIENT, "data"), prevent_initial_call=True)
+    def one_head_lines(computed: dict[str, Any] | None, _tick, view: Any, style: dict[str, Any] | None,
+                       client: str | None):
         """How faithfully this picture shows attention, and the heads that attend most alike: read from the store;
-        what is missing is submitted to the workers and looked at again every second. Side by side, the lines
-        are picture A's and say so."""
+        what is missing is submitted to the workers and looked at again every second. Side by side (the tab
+        shown), the fidelity line is picture A's and says so."""
         if not computed or "keys" not in computed or not style:
             return "", "", True
         request = HeadRequest.from_dict(computed["request"])
         fidelity, fidelity_busy = fidelity_line(request, bool(computed.get("causal")), client)
         related, related_busy = related_line(request, style, client)
-        if style["view"] == "compare":
+        if view == "compare":
             fidelity = picture_line("A", fidelity)
         return fidelity, related, not (fidelity_busy or related_busy)
 
