@@ -53,15 +53,16 @@ def look(data: dict[str, Any], job: dict[str, Any] | None, client: str | None, a
                 f"{seen['message']} · {time.time() - started:.0f} s")
 
 
-def layout(prefix: str, height: str, placeholder: str, title: bool = False) -> list:
-    """The graph of a picture (under a title line if asked) and the stores and poll that follow its job."""
+def layout(prefix: str, placeholder: str, title: bool = False) -> list:
+    """The graph of a picture (under a title line if asked; it fills the height its flex column leaves) and the
+    stores and poll that follow its job."""
     def part(name: str) -> str:
         return ids.picture(prefix, name)
 
     return [dcc.Store(id=part("request")), dcc.Store(id=part("job")), dcc.Store(id=part("keys")),
             dcc.Interval(id=part("poll"), interval=POLL_MS, disabled=True),
             *([html.Div(id=part("title"), className="small fw-bold")] if title else []),
-            dcc.Graph(id=part("graph"), style={"height": height}, config=GRAPH_CONFIG,
+            dcc.Graph(id=part("graph"), className="qk-fill", responsive=True, config=GRAPH_CONFIG,
                       figure=empty_figure(placeholder))]
 
 

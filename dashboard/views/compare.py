@@ -38,9 +38,10 @@ def panel() -> html.Div:
                                           {"label": "value vectors", "value": "v"}])],
                  className="d-flex align-items-center flex-wrap mb-1"),
         html.Div(id=ids.COMPARE_STATUS, className="small text-muted mb-1"),
-        dbc.Row([dbc.Col(picture.layout(ids.COMPARE_A, "64vh", "Preparing picture A…", title=True), md=6),
-                 dbc.Col(picture.layout(ids.COMPARE_B, "64vh", "Preparing picture B…", title=True), md=6)]),
-    ], id=ids.COMPARE_PANEL, style={"display": "none"})
+        dbc.Row([dbc.Col(picture.layout(ids.COMPARE_A, "Preparing picture A…", title=True), md=6),
+                 dbc.Col(picture.layout(ids.COMPARE_B, "Preparing picture B…", title=True), md=6)],
+                className="qk-row-fill g-2"),
+    ], id=ids.COMPARE_PANEL, className="qk-panel", style={"display": "none"})
 
 
 def picture_b_token(state: ViewState, click: dict | None) -> ViewState:

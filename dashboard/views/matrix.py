@@ -50,20 +50,20 @@ def panel() -> html.Div:
                      style={"height": "1.2rem"}),
         html.Div(id=ids.MATRIX_STATUS, className="small text-muted mb-1"),
         html.Div([html.Span("Place cells by ", className="small me-2"),
-                  dcc.Dropdown(id=ids.MATRIX_ORDER, clearable=False, value="grid", style={"minWidth": "22rem"},
+                  dcc.Dropdown(id=ids.MATRIX_ORDER, clearable=False, value="grid", style={"minWidth": "17rem"},
                                options=[{"label": label, "value": value} for value, label in ORDER_LABELS.items()]),
                   html.Span("keep heads at or above", className="small ms-3 me-2"),
                   dcc.Input(id=ids.MATRIX_KEEP, type="text", debounce=True, placeholder="any value",
                             inputMode="decimal", style={"width": "6rem"}, className="form-control form-control-sm"),
                   html.Span("colour cells by", className="small ms-3 me-2"),
-                  dcc.Dropdown(id=ids.MATRIX_TINT, clearable=False, value="none", style={"minWidth": "16rem"},
+                  dcc.Dropdown(id=ids.MATRIX_TINT, clearable=False, value="none", style={"minWidth": "13rem"},
                                options=[{"label": label, "value": value} for value, label in TINT_LABELS.items()])],
                  className="d-flex align-items-center mb-1 flex-wrap"),
         dcc.Interval(id=ids.MATRIX_INTERVAL, interval=1000, disabled=True),
         dcc.Store(id=ids.MATRIX_DRAWN),
-        dcc.Graph(id=ids.MATRIX_GRAPH, style={"height": "78vh"}, figure=empty_figure("Open the matrix view…"),
-                  config=GRAPH_CONFIG),
-    ], id=ids.MATRIX_PANEL, style={"display": "none"})
+        dcc.Graph(id=ids.MATRIX_GRAPH, className="qk-fill", responsive=True,
+                  figure=empty_figure("Open the matrix view…"), config=GRAPH_CONFIG),
+    ], id=ids.MATRIX_PANEL, className="qk-panel", style={"display": "none"})
 
 
 def _template(request: dict[str, Any]) -> HeadRequest:

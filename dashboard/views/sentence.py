@@ -31,13 +31,13 @@ def panel() -> html.Div:
         ], className="d-flex align-items-center flex-wrap"),
         html.Div([
             dbc.Row([
-                dbc.Col(dcc.Graph(id=ids.SENTENCE_GRAPH, style={"height": "70vh"}, config=GRAPH_CONFIG,
+                dbc.Col(dcc.Graph(id=ids.SENTENCE_GRAPH, className="qk-fill", responsive=True, config=GRAPH_CONFIG,
                                   figure=empty_figure("Select a text: click a point in the single view")), md=6),
-                dbc.Col(dcc.Graph(id=ids.AGGREGATE_GRAPH, style={"height": "70vh"}, config=GRAPH_CONFIG,
-                                  figure=empty_figure("")), md=6),
-            ]),
-        ], id=ids.SENTENCE_VIEW),
-    ], id=ids.SENTENCE_PANEL, style={"display": "none"})
+                dbc.Col(dcc.Graph(id=ids.AGGREGATE_GRAPH, className="qk-fill", responsive=True,
+                                  config=GRAPH_CONFIG, figure=empty_figure("")), md=6),
+            ], className="qk-row-fill g-2"),
+        ], id=ids.SENTENCE_VIEW, className="d-flex flex-column qk-fill"),
+    ], id=ids.SENTENCE_PANEL, className="qk-panel", style={"display": "none"})
 
 
 @lru_cache(maxsize=16)
