@@ -7,7 +7,7 @@ from typing import Any
 from dash import Dash, Input, Output, no_update
 
 from dashboard import ids
-from dashboard.shell.widgets import METHOD_LABELS
+from dashboard.shell.widgets import METHOD_LABELS, corpus_label
 from workers.contracts.choices import reading
 from workers.models.registry import read_spec
 
@@ -19,17 +19,18 @@ PANELS = {"single": ids.SINGLE_PANEL, "matrix": ids.MATRIX_PANEL, "sentence": id
 def heading_text(style: dict[str, Any]) -> tuple[str, str]:
     """Heading and subheading for the current view."""
     spec = read_spec(style["model"])
+    corpus = corpus_label(style["corpus"])
     if style["view"] == "headmap":
         return (f"Head map · {spec.n_layers * spec.n_heads} heads",
-                f"{style['model']} · corpus {style['corpus']} · heads placed by how alike they attend")
+                f"{style['model']} · corpus {corpus} · heads placed by how alike they attend")
     if style["view"] == "compare":
         return ("Side by side", f"{METHOD_LABELS[style['method']]} {style['dims']}D · normalisation {style['norm']} · "
                                 "clicking a token in either picture selects it in both")
     if style["view"] == "matrix":
         return (f"All heads · {spec.n_layers} layers x {spec.n_heads} heads",
-                f"{style['model']} · corpus {style['corpus']} · {METHOD_LABELS[style['method']]} 2D · "
+                f"{style['model']} · corpus {corpus} · {METHOD_LABELS[style['method']]} 2D · "
                 f"normalisation {style['norm']}")
-    sub = (f"{style['model']} · corpus {style['corpus']} · {METHOD_LABELS[style['method']]} {style['dims']}D · "
+    sub = (f"{style['model']} · corpus {corpus} · {METHOD_LABELS[style['method']]} {style['dims']}D · "
            f"normalisation {style['norm']}")
     return f"L{style['layer']} H{style['head']}", sub
 

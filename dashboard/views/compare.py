@@ -12,7 +12,7 @@ from dash import Dash, Input, Output, State, dcc, html, no_update
 from dashboard import ids, jobs, picture
 from dashboard.linking import linked_token
 from dashboard.shell import url
-from dashboard.shell.widgets import model_options
+from dashboard.shell.widgets import corpus_label, model_options
 from dashboard.state import ViewState
 from dashboard.views.single import clicked_token, keys_of, selected_token
 
@@ -65,7 +65,8 @@ def picture_b_token(state: ViewState, click: dict | None) -> ViewState:
 
 def picture_title(label: str, request: dict[str, Any]) -> str:
     """'A · minilm · corpus default · L2 H5' (and ' · value vectors' for a value picture)."""
-    title = f"{label} · {request['model']} · corpus {request['corpus']} · L{request['layer']} H{request['head']}"
+    title = (f"{label} · {request['model']} · corpus {corpus_label(request['corpus'])} · "
+             f"L{request['layer']} H{request['head']}")
     return title + (" · value vectors" if request.get("vectors") == "v" else "")
 
 
@@ -108,11 +109,15 @@ def register(app: Dash) -> None:
             return (no_update,) * 5
         figure_a, title_a = no_update, no_update
         keys_a = computed_a.get("keys") if computed_a and computed_a.get("request") == wanted_a else None
+        if computed_a and computed_a.get("pending") and computed_a.get("request") == wanted_a:
+            figure_a = picture.placeholder(computed_a, "picture A")
         if keys_a:
             figure_a = picture.figure(computed_a, picture.style_of(style), f"A|{sorted(computed_a['request'].items())}")
             title_a = picture_title("A", computed_a["request"])
         if not computed_b or computed_b.get("request") != wanted_b:
             return figure_a, no_update, title_a, no_update, no_update
+        if computed_b.get("pending"):
+            return figure_a, picture.placeholder(computed_b, "picture B"), title_a, no_update, no_update
         if "error" in computed_b:
             return figure_a, picture.figure(computed_b, picture.style_of(style), "", "picture B"), title_a, "", ""
         same = computed_b["request"]["model"] == style["model"]

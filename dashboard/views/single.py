@@ -90,6 +90,8 @@ def register(app: Dash) -> None:
             return no_update, no_update, no_update, no_update
         if "error" in computed:
             return empty_figure(f"Could not compute this view: {computed['error']}"), "", "", None
+        if computed.get("pending"):
+            return picture.placeholder(computed), "", "", None
         request, view_style = computed["request"], picture.style_of(style)
         data = jobs.head_data(computed["keys"], computed["causal"])
         signature = base_signature(request, view_style)

@@ -286,27 +286,44 @@ def test_markup_in_the_corpus_is_shown_as_text_everywhere(dash_duo, isolated_cac
 
 def test_uploading_a_corpus_switches_the_view_to_it(dash_duo, app, tmp_path):
     path = tmp_path / "my corpus.txt"
-    path.write_text("\n".join(f"Uploaded sentence {i} mentions a lighthouse by the shore." for i in range(30)))
+    texts = 300  # enough that its view takes seconds: the previous picture must not stay meanwhile
+    path.write_text("\n".join(f"Uploaded sentence {i} mentions a lighthouse by the shore." for i in range(texts)))
     bad = tmp_path / "binary.txt"
     bad.write_bytes(b"\x00\x01\x02")
     dash_duo.start_server(app)
-    dash_duo.driver.get(dash_duo.server_url + "/?layer=1&head=2")
+    dash_duo.driver.get(dash_duo.server_url + "/?layer=1&head=2&method=pca")
+    before = wait_for_points(dash_duo, timeout=240)[0][2]  # the default corpus's picture: not to outstay its heading
     upload = dash_duo.wait_for_element("#corpus-upload input[type=file]", timeout=30)
     upload.send_keys(str(bad))
     dash_duo.wait_for_contains_text("#upload-notice", "Upload refused: corpus file binary.txt looks binary", timeout=20)
     upload = dash_duo.find_element("#corpus-upload input[type=file]")
     upload.send_keys(str(path))
-    dash_duo.wait_for_contains_text("#upload-notice", "Uploaded my corpus.txt: 30 texts", timeout=20)
+    dash_duo.wait_for_contains_text("#upload-notice", f"Uploaded my corpus.txt: {texts:,} texts", timeout=20)
     wait_until(lambda: "corpus=upload-" in dash_duo.driver.current_url, timeout=20)
+    dash_duo.wait_for_contains_text("#view-subheading", "corpus my corpus.txt (uploaded)", timeout=20)  # its name
+    renamed, stale, placeholder = time.monotonic(), [0.0], []
+
+    def uploaded_view_drawn() -> bool:
+        counts = [n for kind, _name, n in traces(dash_duo, "single-graph") or [] if kind == "scattergl"]
+        if counts and counts[0] == before:  # the default corpus's points, under the uploaded corpus's heading
+            stale.append(time.monotonic() - renamed)
+        placeholder.extend([True] if not counts else [])  # "Computing …" while the workers run the new corpus
+        return bool(counts) and counts[0] != before
+
+    wait_until(uploaded_view_drawn, timeout=120, interval=0.1, what="the uploaded corpus's points")
+    assert placeholder and max(stale) < 2.0, f"the previous picture stayed {max(stale):.1f} s under the new heading"
     try:
-        dash_duo.wait_for_contains_text("#view-status", "from 30 texts", timeout=120)
+        dash_duo.wait_for_contains_text("#view-status", f"from {texts:,} texts", timeout=120)
     except Exception as exc:  # say what the page and the workers were doing
         raise AssertionError(f"the uploaded corpus's view did not come: {_worker_report(dash_duo)}") from exc
-    assert wait_for_points(dash_duo)[0][2] == 30 * 12  # every token of the uploaded texts, none of the default
+    tokens = jobs.tokens_table(jobs.cached_keys(HeadRequest(corpus=dash_duo.driver.current_url.split("corpus=")[1]
+                                                            .split("&")[0], layer=1, head=2, method="pca"),
+                                                jobs.store())["tokens"])
+    assert wait_for_points(dash_duo)[0][2] == len(tokens["token"]) and set(tokens["text_id"]) == set(range(texts))
     shared = dash_duo.driver.current_url
     dash_duo.driver.get(shared)  # the link opens the same corpus
-    dash_duo.wait_for_contains_text("#view-status", "from 30 texts", timeout=60)
-    assert "my corpus.txt (uploaded, 30 texts)" in dash_duo.find_element("#corpus-dropdown").text
+    dash_duo.wait_for_contains_text("#view-status", f"from {texts:,} texts", timeout=60)
+    assert f"my corpus.txt (uploaded, {texts:,} texts)" in dash_duo.find_element("#corpus-dropdown").text
     huge = tmp_path / "huge.txt"
     huge.write_bytes(b"a line of text\n" * 1_400_000)  # 21 MB: the box refuses it before any byte is sent
     dash_duo.find_element("#corpus-upload input[type=file]").send_keys(str(huge))
