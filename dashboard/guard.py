@@ -226,7 +226,7 @@ RULES: dict[tuple[str, str], Check] = {
     **{(cid, "n_intervals"): optional(count) for cid in (ids.MATRIX_INTERVAL, ids.HEADMAP_INTERVAL,
                                                           ids.HEALTH_INTERVAL, ids.SINGLE_POLL, ids.COMPARE_A_POLL,
                                                           ids.COMPARE_B_POLL,
-                                                          ids.MEASURES_POLL)},
+                                                          ids.MEASURES_POLL, ids.COMPARE_MEASURES_POLL)},
     (ids.UPLOAD, "contents"): optional(text(10**12)),  # the size limit is the request's (MAX_CONTENT_LENGTH)
     (ids.UPLOAD, "filename"): optional(text(255)),
     (ids.CLIENT, "data"): optional(client_id),

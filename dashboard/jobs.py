@@ -22,6 +22,7 @@ import numpy as np
 from dashboard.figures.single import HeadData
 from workers.contracts.requests import HeadRequest, job_request, stage_of
 from workers.core import metrics
+from workers.core.tokens import with_readable
 from workers.pipeline.keys import resolve, stage_done
 from workers.runtime import local_queue
 from workers.store import Store
@@ -291,9 +292,11 @@ def run_request(request: HeadRequest, store: Store, progress: Any = None, client
     raise TimeoutError(f"no result after {TIMEOUT_SECONDS:.0f} s; is the worker running?")
 
 
+@lru_cache(maxsize=32)
 def tokens_table(key: str) -> dict[str, np.ndarray]:
-    """Tokens table by key (immutable content, so cached in process)."""
-    return _arrays(key)
+    """Tokens table by key with each token's readable label and piece (workers.core.tokens; immutable content, so
+    cached in process)."""
+    return with_readable(_arrays(key))
 
 
 @lru_cache(maxsize=32)
@@ -322,10 +325,11 @@ def head_data(keys: dict[str, str], causal: bool) -> HeadData:
                     q=stored_vector(keys["q"]), k=stored_vector(keys["k"]), causal=causal)
 
 
-def hovered_sentence(tokens_key: str, index: int) -> tuple[list[str], int] | None:
-    """Tokens of the text that holds token `index`, and the token's position in it."""
+def hovered_sentence(tokens_key: str, index: int) -> tuple[list[str], str, int] | None:
+    """The pieces of the text that holds token `index` (joined, they read as the text), the token's label, and
+    its position in the text."""
     tokens = tokens_table(tokens_key)
     if not 0 <= index < len(tokens["token"]):
         return None
     rows = metrics.text_rows(tokens["text_id"], tokens["text_id"][index])
-    return [str(t) for t in tokens["token"][rows]], int(tokens["position"][index])
+    return [str(p) for p in tokens["piece"][rows]], str(tokens["label"][index]), int(tokens["position"][index])

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-WORD_PIECE_MARKS = ("##", "Ġ", "▁")
+from workers.core.tokens import MARKS
 
 
 def _bare(token: str) -> str:
     """A token without word-piece marks, lower-cased (how two tokenizers may spell the same piece)."""
-    for mark in WORD_PIECE_MARKS:
+    for mark in MARKS:
         token = token.removeprefix(mark)
     return token.lower()
 

@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, urlencode
 from dashboard.figures.single import COLOR_MODES, Style
 from workers.config import settings
 from workers.contracts.choices import (
+    COLOURS,
     DEFAULT_COLOUR,
     DEFAULT_DIMS,
     DEFAULT_METHOD,
@@ -25,6 +26,9 @@ from workers.contracts.choices import (
     DIMS,
     METHODS,
     NORMALISATIONS,
+    ROLE_PLURALS,
+    find,
+    for_modality,
     values,
 )
 from workers.contracts.requests import DEFAULT_CORPUS, DEFAULT_IMAGE_CORPUS, REPEATED_CORPUS
@@ -35,7 +39,7 @@ from workers.models.registry import read_spec, registry
 
 VIEWS = ("single", "matrix", "sentence", "headmap", "compare")
 COLORS = COLOR_MODES
-SHOWS = ("both", "queries", "keys")
+SHOWS = ("both", *ROLE_PLURALS.values())
 MAX_SEARCH = 64
 COMPUTE_FIELDS = ("model", "corpus", "layer", "head", "norm", "method", "dims")
 OPTIONAL = ("search", "text", "pos", "order", "keep", "tint", "weight",  # left out of the URL when unset
@@ -45,6 +49,12 @@ ORDERS = ("grid", *SUMMARY_NAMES, "fidelity", "fidelity_rank", "fidelity_non_sin
 TINTS = ("none", *ORDERS[1:])  # matrix cells: a background colour by the same per-head values
 WEIGHTS = ("attention", "value")  # sentence view: lines by attention, or by attention × value-vector norm
 UNSET = ("", -1, "grid", "none", "attention")  # optional fields at these values stay out of the URL
+NOTICE_NAMES = {"color": "colour", "pos": "token position", "b_model": "picture B's model",  # in notices
+                "b_corpus": "picture B's corpus", "b_layer": "picture B's layer", "b_head": "picture B's head",
+                "b_vectors": "picture B's vectors"}
+UNSET_MEANS = {"text": "no text selected", "pos": "no token selected",  # what an unset value does, in notices
+               **{f"b_{name}": "picture B follows picture A" for name in ("model", "corpus", "layer", "head")},
+               "b_vectors": "picture B shows queries and keys"}
 
 
 @dataclass(frozen=True)
@@ -164,26 +174,49 @@ def _shown(value: str) -> str:
     return repr(value[:40] + ("…" if len(value) > 40 else ""))
 
 
+def _noun(name: str, capital: bool = False) -> str:
+    """A URL field as a notice names it ('pos' -> 'token position', 'b_head' -> "picture B's head")."""
+    noun = NOTICE_NAMES.get(name, name)
+    return noun[0].upper() + noun[1:] if capital else noun
+
+
+def _instead(name: str, default: Any) -> str:
+    """What a notice says is shown instead of a refused value: the default, or what an unset field means."""
+    if name in UNSET_MEANS and default in UNSET:
+        return UNSET_MEANS[name]
+    return f"showing {default!r}" if isinstance(default, str) else f"showing {_noun(name)} {default}"
+
+
 def _choice(params: dict[str, list[str]], name: str, allowed, default: str, notices: list[str]) -> str:
     """A value from an allowed set, else the default with a notice."""
     value = _first(params, name)
     if value is None or value in allowed:
         return default if value is None else value
-    notices.append(f"Unknown {name} {_shown(value)}; showing {default!r}.")
+    notices.append(f"Unknown {_noun(name)} {_shown(value)}; {_instead(name, default)}.")
     return default
 
 
 def _index(params: dict[str, list[str]], name: str, upper: int, notices: list[str], default: int = 0) -> int:
-    """An integer in [0, upper), else the default with a notice."""
+    """An integer in [0, upper), else the default with a notice (-1, an optional field's unset value: unset)."""
     value = _first(params, name)
-    if value is None or value == "":
+    if value is None or value == "" or (default == -1 and value.strip() == "-1"):
         return default
     digits = value.strip()
     if digits.isascii() and digits.isdigit() and len(digits) <= 9 and int(digits) < upper:  # not '²', not 10^5000
         return int(digits)
-    instead = f"showing {name} {default}" if default >= 0 else f"no {name} selected"
-    notices.append(f"{name.capitalize()} {_shown(value)} is not in 0..{upper - 1}; {instead}.")
+    notices.append(f"{_noun(name, capital=True)} {_shown(value)} is not in 0..{upper - 1}; {_instead(name, default)}.")
     return default
+
+
+def _colour(params: dict[str, list[str]], modality: str, notices: list[str]) -> str:
+    """A colour mode that means something for the model's modality, else the default with a notice."""
+    value = _choice(params, "color", values(COLOURS), DEFAULT_COLOUR, notices)
+    if value in values(for_modality(COLOURS, modality)):
+        return value
+    choice = find(COLOURS, value)
+    notices.append(f"Colour {choice.label!r} applies to {choice.modality} models only; "
+                   f"{_instead('color', DEFAULT_COLOUR)}.")
+    return DEFAULT_COLOUR
 
 
 def _spec(params: dict[str, list[str]], notices: list[str]) -> tuple[str, ModelSpec]:
@@ -261,7 +294,7 @@ def _parse_query(search: str | None) -> tuple[ViewState, list[str]]:
         method=_choice(params, "method", values(METHODS), DEFAULT_METHOD, notices),
         dims=int(_choice(params, "dims", values(DIMS), str(DEFAULT_DIMS), notices)),
         norm=_choice(params, "norm", values(NORMALISATIONS), DEFAULT_NORMALISATION, notices),
-        color=_choice(params, "color", list(COLORS), DEFAULT_COLOUR, notices),
+        color=_colour(params, spec.modality, notices),
         show=_choice(params, "show", SHOWS, "both", notices),
         labels=int(_choice(params, "labels", ("0", "1"), "0", notices)),
         search=_search(params, notices),
@@ -297,7 +330,8 @@ def _with_picture_b(state: ViewState, params: dict[str, list[str]], notices: lis
     try:
         spec = read_spec(b_model or state.model)
     except (ModelError, OSError, ValueError) as exc:
-        notices.append(f"Model {b_model!r} is unavailable ({str(exc).splitlines()[0][:120]}).")
+        notices.append(f"Picture B's model {b_model!r} is unavailable ({str(exc).splitlines()[0][:120]}); "
+                       f"{UNSET_MEANS['b_model']}.")
         b_model, spec = "", read_spec(state.model)
     return replace(state, b=PictureState(
         model=b_model, corpus=_choice(params, "b_corpus", ["", *corpus_choices(spec.modality)], "", notices),
@@ -323,11 +357,11 @@ def _typed_controls(values: dict[str, Any], notices: list[str]) -> dict[str, Any
         if name in INT_CONTROLS:
             value = _as_int(value)
         if not isinstance(value, int if name in INT_CONTROLS else str):
-            notices.append(f"{name.capitalize()} {_shown(repr(value))} is not a valid value; left as it was.")
+            notices.append(f"{_noun(name, capital=True)} {_shown(repr(value))} is not a valid value; left as it was.")
             continue
         offered = model_choices() + ([""] if name == "b_model" else [])
         if name in ("model", "b_model") and value not in offered:
-            notices.append(f"Unknown {name} {_shown(value)}; left as it was.")
+            notices.append(f"Unknown {_noun(name)} {_shown(value)}; left as it was.")
             continue
         clean[name] = value
     return clean

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import html
-
 import numpy as np
 import plotly.graph_objects as go
+
+from dashboard.figures.text import plotly_text
 
 DISPLAY = 224  # pixels a side (images are shown as the model sees them: resized to a square)
 
@@ -35,7 +35,7 @@ def image_figure(image: np.ndarray, attention_row: np.ndarray, grid: int, positi
                          line={"color": "#00e5ff", "width": 3})
     cls_share = float(attention_row[0])
     label = "CLS" if position == 0 else f"patch r{(position - 1) // grid} c{(position - 1) % grid}"
-    figure.update_layout(title={"text": html.escape(f"{title} · {label} · {cls_share:.2f} of its attention on CLS"),
+    figure.update_layout(title={"text": plotly_text(f"{title} · {label} · {cls_share:.2f} of its attention on CLS"),
                                 "font": {"size": 13}},
                          margin={"l": 10, "r": 10, "t": 40, "b": 10}, plot_bgcolor="white")
     figure.update_xaxes(visible=False, range=[0, DISPLAY])

@@ -12,6 +12,8 @@ from plotly.colors import sample_colorscale
 
 from dashboard.figures import LEGEND_BELOW, MODEBAR
 from dashboard.figures.single import KEY_COLOR, QUERY_COLOR
+from dashboard.figures.text import plotly_text
+from workers.contracts.choices import ROLE_PLURALS
 
 TINT_SCALE = "Viridis"
 TINT_ALPHA = 0.28
@@ -82,7 +84,8 @@ def matrix_figure(cells: dict[tuple[int, int], np.ndarray], n_layers: int, n_hea
         if matches is not None and len(matches):
             hit = np.isin(sample, matches)
             placed["match"].append(np.vstack([points[: len(sample)][hit], points[len(sample):][hit]]))
-    traces = [_role_trace(placed["query"], "queries", QUERY_COLOR), _role_trace(placed["key"], "keys", KEY_COLOR)]
+    traces = [_role_trace(placed["query"], ROLE_PLURALS["query"], QUERY_COLOR),
+              _role_trace(placed["key"], ROLE_PLURALS["key"], KEY_COLOR)]
     if placed["match"]:
         traces.append(_role_trace(placed["match"], "search matches", "#111111", size=4, opacity=0.9))
     fills, value_range = tint_colours(tint[0]) if tint else ({}, (0.0, 1.0))
@@ -99,7 +102,7 @@ def _colour_bar(value_range: tuple[float, float], title: str) -> go.Scattergl:
     return go.Scattergl(x=[None], y=[None], mode="markers", name=title, showlegend=False, hoverinfo="none",
                         marker={"color": [low, high], "colorscale": TINT_SCALE, "cmin": low, "cmax": high,
                                 "opacity": TINT_ALPHA + 0.3, "showscale": True,
-                                "colorbar": {"title": {"text": title, "side": "right"}, "thickness": 12,
+                                "colorbar": {"title": {"text": plotly_text(title), "side": "right"}, "thickness": 12,
                                              "len": 0.6}})
 
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import html
-
 import numpy as np
 import plotly.graph_objects as go
 
 from dashboard.figures.single import KEY_COLOR, QUERY_COLOR
+from dashboard.figures.text import plotly_text
 
 OPACITY_BINS = (0.02, 0.1, 0.2, 0.4, 0.6, 0.8, 1.01)  # lines under 0.02 are not drawn
 
@@ -15,8 +14,8 @@ OPACITY_BINS = (0.02, 0.1, 0.2, 0.4, 0.6, 0.8, 1.01)  # lines under 0.02 are not
 def sentence_figure(words: list[str], attention: np.ndarray, focus: int | None, title: str) -> go.Figure:
     """Queries on the left, keys on the right, a line per (query, key) with opacity = attention.
 
-    words: tokens of the text [n]; attention [n, n] (rows queries); focus: a query position whose lines
-    alone are drawn (hover isolates them), or None for all.
+    words: the text's tokens as people read them [n] (workers.core.tokens labels); attention [n, n] (rows
+    queries); focus: a query position whose lines alone are drawn (hover isolates them), or None for all.
     """
     n = len(words)
     y = -np.arange(n, dtype=float)
@@ -32,7 +31,7 @@ def sentence_figure(words: list[str], attention: np.ndarray, focus: int | None, 
             traces.append(go.Scatter(x=xs, y=ys, mode="lines", hoverinfo="skip", showlegend=False,
                                      line={"color": "#ff7f0e", "width": 1 + 3 * low},
                                      opacity=min(1.0, 0.15 + (low + min(high, 1.0)) / 2)))
-    labels = [html.escape(w) for w in words]
+    labels = [plotly_text(w) for w in words]
     position = list(range(n))  # a list: Dash drops typed-array customdata from events
     traces.append(go.Scatter(x=np.zeros(n), y=y, mode="markers+text", text=labels, textposition="middle left",
                              customdata=position, name="queries", marker={"color": QUERY_COLOR, "size": 8},
@@ -41,7 +40,7 @@ def sentence_figure(words: list[str], attention: np.ndarray, focus: int | None, 
                              customdata=position, name="keys", marker={"color": KEY_COLOR, "size": 8},
                              hovertemplate="key %{text} · position %{customdata}<extra></extra>"))
     figure = go.Figure(traces)
-    figure.update_layout(title={"text": html.escape(title), "font": {"size": 13}}, showlegend=False,
+    figure.update_layout(title={"text": plotly_text(title), "font": {"size": 13}}, showlegend=False,
                          plot_bgcolor="white", margin={"l": 10, "r": 10, "t": 40, "b": 10}, hovermode="closest")
     figure.update_xaxes(visible=False, range=[-0.9, 1.9], fixedrange=True)
     figure.update_yaxes(visible=False, range=[-n + 0.3, 0.8], fixedrange=True)
@@ -56,7 +55,7 @@ def aggregate_figure(mean: np.ndarray, count: np.ndarray, title: str) -> go.Figu
                                   hovertemplate="query pos %{y} → key pos %{x}<br>mean attention %{z:.3f}"
                                                 "<br>%{customdata} texts<extra></extra>",
                                   colorbar={"title": {"text": "mean attn"}, "thickness": 12}))
-    figure.update_layout(title={"text": html.escape(title), "font": {"size": 13}}, plot_bgcolor="white",
+    figure.update_layout(title={"text": plotly_text(title), "font": {"size": 13}}, plot_bgcolor="white",
                          margin={"l": 40, "r": 10, "t": 40, "b": 40})
     figure.update_xaxes(title="key position", constrain="domain")
     figure.update_yaxes(title="query position", autorange="reversed", scaleanchor="x")

@@ -6,18 +6,20 @@ its attention lines). Queries are traces[0] and keys traces[1], so a click's poi
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass, replace
 
 import numpy as np
 import plotly.graph_objects as go
 
 from dashboard.figures import LEGEND_BELOW, MODEBAR
-from workers.contracts.choices import COLOURS
+from dashboard.figures.text import plotly_text
+from workers.contracts.choices import COLOURS, ROLE_PLURALS
 from workers.core import metrics
+from workers.core.tokens import with_readable
 
 QUERY_COLOR = "#1b9e77"  # green, as AttentionViz draws queries
 KEY_COLOR = "#d6257c"  # magenta-pink for keys
+ROLE_COLOURS = {"query": QUERY_COLOR, "key": KEY_COLOR}
 QUERY_SCALE = [[0.0, "#c7e9c0"], [1.0, "#00441b"]]
 KEY_SCALE = [[0.0, "#fcc5c0"], [1.0, "#7a0177"]]
 CATEGORY_PALETTE = ["#4c78a8", "#f58518", "#54a24b", "#b279a2", "#e45756"]
@@ -53,19 +55,33 @@ class Style:
 
 
 def available_colors(tokens: dict[str, np.ndarray]) -> list[str]:
-    """Colour modes that apply to this tokens table (an image-only mode, patch row / column, where it has one)."""
-    return [c.value for c in COLOURS if c.modality != "image" or c.value in tokens]
+    """Colour modes that apply to this tokens table: an image table's (it has patch rows) or a text table's."""
+    modality = "image" if "row" in tokens else "text"
+    return [c.value for c in COLOURS if c.modality in ("", modality)]
+
+
+def token_labels(tokens: dict[str, np.ndarray]) -> np.ndarray:
+    """Each token as people read it (workers.core.tokens), from a tokens table."""
+    return with_readable(tokens)["label"]
+
+
+def role_hidden(style: Style, role: str) -> bool:
+    """Whether the style shows only the other role."""
+    return style.show not in ("both", ROLE_PLURALS[role])
 
 
 def color_values(mode: str, role: str, data: HeadData) -> np.ndarray | None:
-    """Per-token values [N] that a colour mode maps (None for 'role')."""
+    """Per-token values [N] that a colour mode maps (None for 'role', and for a mode this table has no values for,
+    drawn as 'role')."""
     tokens = data.tokens
+    if mode not in available_colors(tokens):
+        return None
     values = {
         "position": lambda: tokens["position_norm"],
         "position_mod5": lambda: tokens["position"] % 5,
-        "kind": lambda: metrics.token_kind(tokens["token"], tokens["is_special"]),
+        "kind": lambda: metrics.token_kind(token_labels(tokens), tokens["is_special"]),
         "norm": lambda: metrics.vector_norms(data.q if role == "query" else data.k),
-        "token_length": lambda: metrics.token_lengths(tokens["token"]),
+        "token_length": lambda: metrics.token_lengths(token_labels(tokens)),
         "frequency": lambda: np.log10(np.maximum(tokens["frequency"], 1)),
         "text_length": lambda: tokens["length"],
         "row": lambda: tokens.get("row"),
@@ -87,7 +103,7 @@ def _marker(style: Style, role: str, data: HeadData, size: float, lows_highs: tu
     """Marker spec for one role under the colour mode."""
     values = color_values(style.color, role, data)
     if values is None:
-        return {"color": QUERY_COLOR if role == "query" else KEY_COLOR, "size": size, "opacity": 0.7}
+        return {"color": ROLE_COLOURS[role], "size": size, "opacity": 0.7}
     marker = {"color": values, "size": size, "opacity": 0.75}
     if style.color in CATEGORIES:
         names = CATEGORIES[style.color]
@@ -95,11 +111,11 @@ def _marker(style: Style, role: str, data: HeadData, size: float, lows_highs: tu
                       symbol="circle" if role == "query" else "diamond")
         if role == "query":
             marker["colorbar"] = {"tickvals": list(range(len(names))), "ticktext": names, "len": 0.5,
-                                  "thickness": 12, "title": {"text": COLOR_MODES[style.color]}}
+                                  "thickness": 12, "title": {"text": plotly_text(COLOR_MODES[style.color])}}
         return marker
     low, high = lows_highs or (float(np.nanmin(values)), float(np.nanmax(values)))
     marker.update(colorscale=QUERY_SCALE if role == "query" else KEY_SCALE, cmin=low, cmax=high,
-                  colorbar={"title": {"text": "queries" if role == "query" else "keys"},
+                  colorbar={"title": {"text": ROLE_PLURALS[role]},
                             "x": 1.02 if role == "query" else 1.13, "len": 0.5, "thickness": 12})
     return marker
 
@@ -137,25 +153,24 @@ def base_traces(data: HeadData, style: Style) -> list[go.BaseTraceType]:
     position = data.tokens["position"].astype(np.uint8 if data.tokens["position"].max() < 256 else np.uint16)
     shared = _shared_range(style, data)
     traces = []
-    for role, rows, visible in (("query", slice(0, n), style.show != "keys"),
-                                ("key", slice(n, 2 * n), style.show != "queries")):
+    for role, rows in (("query", slice(0, n)), ("key", slice(n, 2 * n))):
         traces.append(_scatter(
-            data.coords[rows], name="queries" if role == "query" else "keys", mode="markers", customdata=position,
-            visible=True if visible else "legendonly", marker=_marker(style, role, data, size, shared),
+            data.coords[rows], name=ROLE_PLURALS[role], mode="markers", customdata=position,
+            visible="legendonly" if role_hidden(style, role) else True, marker=_marker(style, role, data, size, shared),
             hovertemplate=f"{role} · position %{{customdata}}<extra></extra>"))
     return traces
 
 
-def gl_text(tokens: np.ndarray) -> list[str]:
-    """Token labels for WebGL text (Scattergl, Scatter3d): drawn as given, never parsed as markup, so NOT escaped
-    (escaping would show '&lt;'). Hover labels and SVG text are parsed by Plotly and are escaped instead."""
-    return [str(t) for t in tokens]
+def gl_text(labels: np.ndarray) -> list[str]:
+    """Token labels for WebGL text (Scattergl, Scatter3d): drawn as given, never parsed as markup, so not passed
+    through plotly_text (that would show '&lt;'). Hover labels and SVG text are parsed by Plotly and are."""
+    return [str(label) for label in labels]
 
 
 def hover_labels(tokens: dict[str, np.ndarray], rows: np.ndarray) -> list[str]:
-    """'<b>token</b> · position p' per row, token text escaped (never markup)."""
-    return [f"<b>{html.escape(str(t))}</b> · position {p}"
-            for t, p in zip(tokens["token"][rows], tokens["position"][rows], strict=True)]
+    """'<b>token</b> · position p' per row, the token as people read it and never as markup."""
+    return [f"<b>{plotly_text(str(label))}</b> · position {p}"
+            for label, p in zip(token_labels(tokens)[rows], tokens["position"][rows], strict=True)]
 
 
 def _points(data: HeadData, rows: np.ndarray, role: str) -> np.ndarray:
@@ -171,7 +186,7 @@ def overlay_traces(data: HeadData, style: Style) -> tuple[list[go.BaseTraceType]
     if style.labels:
         traces += _label_traces(data, style)
     if style.search.strip():
-        matches = np.flatnonzero(metrics.search_matches(data.tokens["token"], style.search))
+        matches = np.flatnonzero(metrics.search_matches(token_labels(data.tokens), style.search))
         counts["matches"] = int(len(matches))
         traces += _highlight_traces(data, style, matches, "match", "#111111", text=style.labels or len(matches) <= 60,
                                     size=6)
@@ -191,12 +206,12 @@ def _label_traces(data: HeadData, style: Style) -> list[go.BaseTraceType]:
     sample = np.random.default_rng(0).permutation(n)[:LABEL_SAMPLE]
     traces = []
     for role in ("query", "key"):
-        if style.show == ("keys" if role == "query" else "queries"):
+        if role_hidden(style, role):
             continue
         label = f"{role} labels ({len(sample):,} of {n:,})" if n > LABEL_SAMPLE else f"{role} labels"
         traces.append(_scatter(_points(data, sample, role), mode="text", name=label, hoverinfo="skip",
-                               text=gl_text(data.tokens["token"][sample]),
-                               textfont={"size": 9, "color": QUERY_COLOR if role == "query" else KEY_COLOR}))
+                               text=gl_text(token_labels(data.tokens)[sample]),
+                               textfont={"size": 9, "color": ROLE_COLOURS[role]}))
     return traces
 
 
@@ -204,12 +219,12 @@ def _highlight_traces(data: HeadData, style: Style, rows: np.ndarray, label: str
                       size: float = 9) -> list[go.BaseTraceType]:
     """Bigger, outlined markers (and labels) for some tokens' queries and keys."""
     traces = []
-    words = gl_text(data.tokens["token"][rows])
-    for role, colour in (("query", QUERY_COLOR), ("key", KEY_COLOR)):
-        if style.show == ("keys" if role == "query" else "queries"):
+    words = gl_text(token_labels(data.tokens)[rows])
+    for role, colour in ROLE_COLOURS.items():
+        if role_hidden(style, role):
             continue
         traces.append(_scatter(
-            _points(data, rows, role), name=f"{label} ({'queries' if role == 'query' else 'keys'})",
+            _points(data, rows, role), name=f"{label} ({ROLE_PLURALS[role]})",
             mode="markers+text" if text else "markers",
             text=words, textposition="top center", textfont={"size": 10, "color": "#222"},
             customdata=rows.tolist(), hovertext=hover_labels(data.tokens, rows),  # a list: Dash drops typed arrays
@@ -272,7 +287,7 @@ def _picture_layout(figure: go.Figure, uirevision: str, dims: int) -> None:
 def empty_figure(message: str) -> go.Figure:
     """A blank figure carrying a message (while computing or on error)."""
     figure = go.Figure()
-    figure.add_annotation(text=html.escape(message), showarrow=False, font={"size": 14, "color": "#6c757d"})
+    figure.add_annotation(text=plotly_text(message), showarrow=False, font={"size": 14, "color": "#6c757d"})
     figure.update_xaxes(visible=False)
     figure.update_yaxes(visible=False)
     figure.update_layout(plot_bgcolor="white", margin={"l": 10, "r": 10, "t": 10, "b": 10})
@@ -299,7 +314,7 @@ def values_figure(coords: np.ndarray, tokens: dict[str, np.ndarray], values: np.
     if style.text is not None:
         rows = metrics.text_rows(tokens["text_id"], style.text)
         traces.append(_scatter(
-            points[rows], name="selected text (values)", mode="markers+text", text=gl_text(tokens["token"][rows]),
+            points[rows], name="selected text (values)", mode="markers+text", text=gl_text(token_labels(tokens)[rows]),
             textposition="top center", textfont={"size": 10, "color": "#222"}, customdata=rows.tolist(),
             hovertext=hover_labels(tokens, rows), hovertemplate="%{hovertext}<br>value<extra></extra>",
             marker={"size": 9, "color": VALUE_COLOR, "line": {"width": 1.5, "color": "#111"}, "opacity": 1.0}))

@@ -10,10 +10,20 @@ from dash import Dash, dcc, html
 
 from dashboard import ids
 from dashboard.shell import url
-from dashboard.shell.widgets import METHOD_LABELS, corpus_options, dropdown, field, model_options, range_options
-from dashboard.state import COLORS, ViewState
+from dashboard.shell.widgets import (
+    SEARCH_HINT,
+    TIPS,
+    choice_options,
+    colour_options,
+    corpus_options,
+    dropdown,
+    field,
+    model_options,
+    range_options,
+)
+from dashboard.state import SHOWS, ViewState
 from workers.config import settings
-from workers.contracts.choices import DIMS, NORMALISATIONS
+from workers.contracts.choices import DIMS, METHODS, NORMALISATIONS
 from workers.models.registry import read_spec
 
 SEARCH_DEBOUNCE_MS = 400  # search as you type: sent once typing pauses this long
@@ -23,12 +33,12 @@ STEPS = {ids.PREV_LAYER: ("layer", -1), ids.NEXT_LAYER: ("layer", 1), ids.PREV_H
          ids.NEXT_HEAD: ("head", 1)}
 
 
-def _stepper(menu: dcc.Dropdown, prev_id: str, next_id: str, what: str) -> dbc.InputGroup:
+def _stepper(menu: dcc.Dropdown, prev_id: str, next_id: str) -> dbc.InputGroup:
     """A dropdown between previous / next buttons."""
     return dbc.InputGroup([
-        dbc.Button("‹", id=prev_id, color="light", size="sm", title=f"previous {what}"),
+        dbc.Button("‹", id=prev_id, color="light", size="sm", title=TIPS[prev_id]),
         html.Div(menu, style={"flex": "1 1 auto", "minWidth": "3.5rem"}),
-        dbc.Button("›", id=next_id, color="light", size="sm", title=f"next {what}"),
+        dbc.Button("›", id=next_id, color="light", size="sm", title=TIPS[next_id]),
     ], size="sm", className="flex-nowrap")
 
 
@@ -36,9 +46,11 @@ def controls(state: ViewState) -> dbc.Card:
     """Every control of the view (their values mirror the URL)."""
     spec = read_spec(state.model)
     return dbc.Card(dbc.CardBody([
-        field("Model", dropdown(ids.MODEL, model_options(), state.model)),
-        field("Corpus", dropdown(ids.CORPUS, corpus_options(spec.modality, state.corpus), state.corpus)),
-        html.Div(**{"id": ids.UPLOAD_BOX, "data-limit": str(settings().max_upload_bytes)}, children=dcc.Upload(
+        field("Model", dropdown(ids.MODEL, model_options(), state.model), tip=TIPS[ids.MODEL]),
+        field("Corpus", dropdown(ids.CORPUS, corpus_options(spec.modality, state.corpus), state.corpus),
+              tip=TIPS[ids.CORPUS]),
+        html.Div(**{"id": ids.UPLOAD_BOX, "data-limit": str(settings().max_upload_bytes)}, title=TIPS[ids.UPLOAD],
+                 children=dcc.Upload(
                    id=ids.UPLOAD, max_size=settings().max_upload_bytes, multiple=False,
                    accept=".txt,.csv,.jsonl", className="small text-muted border rounded p-1 mb-2 text-center",
                    children=html.Span(["Drop or ", html.A("choose", href="#"), " a corpus file (.txt one text a "
@@ -47,42 +59,41 @@ def controls(state: ViewState) -> dbc.Card:
         html.Div(id=ids.UPLOAD_NOTICE),
         dbc.Row([
             dbc.Col(field("Layer", _stepper(dropdown(ids.LAYER, range_options(spec.n_layers), state.layer),
-                                            ids.PREV_LAYER, ids.NEXT_LAYER, "layer"))),
+                                            ids.PREV_LAYER, ids.NEXT_LAYER), tip=TIPS[ids.LAYER])),
             dbc.Col(field("Head", _stepper(dropdown(ids.HEAD, range_options(spec.n_heads), state.head),
-                                           ids.PREV_HEAD, ids.NEXT_HEAD, "head"))),
+                                           ids.PREV_HEAD, ids.NEXT_HEAD), tip=TIPS[ids.HEAD])),
         ], className="g-2"),
-        field("Projection", dropdown(ids.METHOD, [{"label": v, "value": k} for k, v in METHOD_LABELS.items()],
-                                     state.method)),
-        field("Dimensions", dbc.RadioItems(id=ids.DIMS, options=[{"label": c.label, "value": int(c.value)}
-                                                                  for c in DIMS],
-                                           value=state.dims, inline=True)),
-        field("Normalisation", dropdown(ids.NORM, [{"label": c.label, "value": c.value} for c in NORMALISATIONS],
-                                        state.norm)),
-        field("Colour", dropdown(ids.COLOR, [{"label": v, "value": k} for k, v in COLORS.items()], state.color)),
-        field("Show", dbc.RadioItems(id=ids.SHOW, options=[{"label": s, "value": s}
-                                                            for s in ("both", "queries", "keys")],
-                                     value=state.show, inline=True)),
-        dbc.Switch(id=ids.LABELS, label="token labels", value=bool(state.labels), className="small mb-2"),
+        field("Projection", dropdown(ids.METHOD, choice_options(METHODS), state.method), tip=TIPS[ids.METHOD]),
+        field("Dimensions", dbc.RadioItems(id=ids.DIMS, options=[{"label": html.Span(c.label, title=c.help),
+                                                                   "value": int(c.value)} for c in DIMS],
+                                           value=state.dims, inline=True), tip=TIPS[ids.DIMS]),
+        field("Normalisation", dropdown(ids.NORM, choice_options(NORMALISATIONS), state.norm), tip=TIPS[ids.NORM]),
+        field("Colour", dropdown(ids.COLOR, colour_options(spec.modality), state.color), tip=TIPS[ids.COLOR]),
+        field("Show", dbc.RadioItems(id=ids.SHOW, options=[{"label": s, "value": s} for s in SHOWS],
+                                     value=state.show, inline=True), tip=TIPS[ids.SHOW]),
+        html.Div(dbc.Switch(id=ids.LABELS, label="token labels", value=bool(state.labels), className="small mb-2"),
+                 title=TIPS[ids.LABELS]),
         field("Search a token", dbc.Input(id=ids.SEARCH, type="search", value=state.search,
-                                          debounce=SEARCH_DEBOUNCE_MS, placeholder="e.g. the", maxLength=64,
+                                          debounce=SEARCH_DEBOUNCE_MS, placeholder=SEARCH_HINT, maxLength=64,
                                           size="sm"),
-              [html.Div(id=ids.SEARCH_COUNT, className="small text-muted mt-1")]),
+              [html.Div(id=ids.SEARCH_COUNT, className="small text-muted mt-1")], tip=TIPS[ids.SEARCH]),
         html.Hr(className="my-2"),
         html.Div([
-            html.Span([dcc.Clipboard(id=ids.COPY_LINK, title="copy a link to this view",
+            html.Span([dcc.Clipboard(id=ids.COPY_LINK, title=TIPS[ids.COPY_LINK],
                                      style={"display": "inline-block", "cursor": "pointer"}), " Copy link"],
                       className="btn btn-outline-secondary btn-sm me-1"),
             dbc.Button("CSV", id=ids.DOWNLOAD_CSV, color="secondary", outline=True, size="sm", className="me-1",
-                       title="download this head's points as CSV"),
+                       title=TIPS[ids.DOWNLOAD_CSV]),
             dbc.Button("Parquet", id=ids.DOWNLOAD_PARQUET, color="secondary", outline=True, size="sm",
-                       title="download this head's points as Parquet"),
+                       title=TIPS[ids.DOWNLOAD_PARQUET]),
             dcc.Download(id=ids.DOWNLOAD),
         ]),
         html.Div([
             html.Span("Camera button saves ", className="small text-muted me-2"),
             dbc.RadioItems(id=ids.IMAGE_FORMAT, inline=True, value="png", className="d-inline-block small",
                            options=[{"label": "PNG", "value": "png"}, {"label": "SVG", "value": "svg"}]),
-        ], className="mt-2"),
+        ], className="mt-2", title=TIPS[ids.IMAGE_FORMAT]),
+        dbc.Tooltip(TIPS[ids.VIEW_TABS], target=ids.VIEW_TABS, placement="bottom"),  # the tabs take no title
     ]), className="shadow-sm")
 
 

@@ -16,7 +16,7 @@ import dash_bootstrap_components as dbc
 from dash import Dash, Input, Output, State, ctx, html, no_update
 
 from dashboard import ids
-from dashboard.shell.widgets import corpus_options, range_options
+from dashboard.shell.widgets import colour_options, corpus_options, range_options
 from dashboard.state import ViewState, parse_query, with_controls
 from workers.models.registry import read_spec
 
@@ -106,12 +106,14 @@ def register(app: Dash) -> None:
         *[Output(cid, prop(cid)) for cid in CONTROL_FIELDS],
         Output(ids.LAYER, "options"), Output(ids.HEAD, "options"), Output(ids.CORPUS, "options"),
         Output(ids.B_LAYER, "options"), Output(ids.B_HEAD, "options"), Output(ids.B_CORPUS, "options"),
-        *[Output(store, "data") for store in stores], Output(ids.NOTICES, "children"), Output(ids.URL_PUSHED, "data"),
+        Output(ids.COLOR, "options"), *[Output(store, "data") for store in stores], Output(ids.NOTICES, "children"),
+        Output(ids.URL_PUSHED, "data"),
         Input(ids.URL, "search"), *[State(cid, prop(cid)) for cid in CONTROL_FIELDS],
         *[State(store, "data") for store in stores], State(ids.URL_PUSHED, "data"),
     )
     def sync(search: str | None, *args):
-        """URL changed (an intent, a link, load, back, forward) -> controls, menus, view stores and notices."""
+        """URL changed (an intent, a link, load, back, forward) -> controls, the menus that depend on the model
+        (layers, heads, corpora, colour modes), view stores and notices."""
         shown = args[: len(CONTROL_FIELDS)]
         old_request, old_style, old_matrix, old_a, old_b, pushed = args[len(CONTROL_FIELDS):]
         state, notices = parse_query(search)
@@ -126,7 +128,7 @@ def register(app: Dash) -> None:
         return (*[_unless_same(value, old) for value, old in zip(values, shown, strict=True)],
                 range_options(spec.n_layers), range_options(spec.n_heads), corpus_options(spec.modality, state.corpus),
                 range_options(b_spec.n_layers), range_options(b_spec.n_heads),
-                corpus_options(b_spec.modality, picture_b.corpus),
+                corpus_options(b_spec.modality, picture_b.corpus), colour_options(spec.modality),
                 # the matrix computes its own heads: the single view's head waits until a view shows it
                 _unless_same(request, old_request) if state.view not in ("matrix", "headmap") else no_update,
                 _unless_same(style, old_style),

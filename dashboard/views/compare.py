@@ -12,9 +12,10 @@ from dash import Dash, Input, Output, State, dcc, html, no_update
 from dashboard import ids, jobs, picture
 from dashboard.linking import linked_token
 from dashboard.shell import url
-from dashboard.shell.widgets import corpus_label, model_options
+from dashboard.shell.widgets import TIPS, corpus_label, model_options
 from dashboard.state import ViewState
-from dashboard.views.single import clicked_token, keys_of, selected_token
+from dashboard.views.single import clicked_token, fidelity_line, keys_of, picture_line, selected_token
+from workers.contracts.requests import HeadRequest
 
 B_CONTROLS = (ids.B_MODEL, ids.B_CORPUS, ids.B_LAYER, ids.B_HEAD, ids.B_VECTORS)
 
@@ -23,7 +24,7 @@ def panel() -> html.Div:
     """Side by side: picture A (the controls on the left) and picture B (its own model, corpus, layer, head)."""
     def b_field(label: str, control) -> html.Div:
         return html.Div([html.Span(label, className="small me-1"), control], className="me-3",
-                        style={"minWidth": "9rem"})
+                        style={"minWidth": "9rem"}, title=TIPS[control.id])
 
     return html.Div([
         html.Div([html.Span("Picture B:", className="small fw-bold me-2"),
@@ -33,11 +34,14 @@ def panel() -> html.Div:
                                                  style={"minWidth": "10rem"})),
                   b_field("layer", dcc.Dropdown(id=ids.B_LAYER, clearable=False, searchable=False)),
                   b_field("head", dcc.Dropdown(id=ids.B_HEAD, clearable=False, searchable=False)),
-                  dbc.RadioItems(id=ids.B_VECTORS, inline=True, value="qk", className="small",
-                                 options=[{"label": "queries and keys", "value": "qk"},
-                                          {"label": "value vectors", "value": "v"}])],
+                  html.Div(dbc.RadioItems(id=ids.B_VECTORS, inline=True, value="qk", className="small",
+                                          options=[{"label": "queries and keys", "value": "qk"},
+                                                   {"label": "value vectors", "value": "v"}]),
+                           title=TIPS[ids.B_VECTORS])],
                  className="d-flex align-items-center flex-wrap mb-1"),
         html.Div(id=ids.COMPARE_STATUS, className="small text-muted mb-1"),
+        html.Div(id=ids.COMPARE_B_FIDELITY, className="small text-muted mb-1"),
+        dcc.Interval(id=ids.COMPARE_MEASURES_POLL, interval=1000, disabled=True),
         dbc.Row([dbc.Col(picture.layout(ids.COMPARE_A, "Preparing picture A…", title=True), md=6),
                  dbc.Col(picture.layout(ids.COMPARE_B, "Preparing picture B…", title=True), md=6)],
                 className="qk-row-fill g-2"),
@@ -95,6 +99,17 @@ def register(app: Dash) -> None:
 
     picture.register(app, ids.COMPARE_A)  # its progress shows in the page's progress bar (the single picture's)
     picture.register(app, ids.COMPARE_B, [Output(ids.COMPARE_STATUS, "children")], progress_b)
+
+    @app.callback(Output(ids.COMPARE_B_FIDELITY, "children"), Output(ids.COMPARE_MEASURES_POLL, "disabled"),
+                  Input(ids.COMPARE_B_KEYS, "data"), Input(ids.COMPARE_MEASURES_POLL, "n_intervals"),
+                  State(ids.COMPARE_B_REQUEST, "data"), State(ids.CLIENT, "data"), prevent_initial_call=True)
+    def picture_b_fidelity(computed: dict | None, _tick, wanted: dict | None, client: str | None):
+        """Picture B's fidelity line (picture A's is above the view), read from the store; while it is missing, its
+        job is submitted and looked at again every second. None for value vectors (not dotted with anything)."""
+        if not computed or "keys" not in computed or computed.get("request") != wanted:
+            return "", True
+        line, busy = fidelity_line(HeadRequest.from_dict(computed["request"]), bool(computed["causal"]), client)
+        return picture_line("B", line), not busy
 
     @app.callback(Output(ids.COMPARE_A_GRAPH, "figure"), Output(ids.COMPARE_B_GRAPH, "figure"),
                   Output(ids.COMPARE_A_TITLE, "children"), Output(ids.COMPARE_B_TITLE, "children"),

@@ -16,7 +16,7 @@ from dashboard import ids, jobs
 from dashboard.figures.matrix import cell_at, matrix_figure, ranked_slots
 from dashboard.figures.single import empty_figure
 from dashboard.shell import url
-from dashboard.shell.widgets import GRAPH_CONFIG
+from dashboard.shell.widgets import GRAPH_CONFIG, TIPS
 from dashboard.state import ViewState
 from workers.contracts.choices import METHODS
 from workers.contracts.requests import HeadRequest, job_request
@@ -39,6 +39,7 @@ ORDER_LABELS = {"grid": "layer x head", "prev_token": "attention to the previous
                                      "(ranked)"}
 TINT_LABELS = {"none": "nothing", **{value: label.removesuffix(" (ranked)") for value, label in ORDER_LABELS.items()
                                      if value != "grid"}}
+KEEP_DEBOUNCE_S = 0.6  # the threshold applies once typing pauses this long (seconds: dcc.Input's unit)
 SAMPLE_TOKENS = 2000  # tokens drawn per head (each a query and a key); stated in the status line
 PREVIEW_NOTES = {choice.value: choice.preview_note for choice in METHODS if choice.preview_note}
 
@@ -49,15 +50,23 @@ def panel() -> html.Div:
         dbc.Progress(id=ids.MATRIX_PROGRESS, value=0, striped=True, animated=True, className="mb-1",
                      style={"height": "1.2rem"}),
         html.Div(id=ids.MATRIX_STATUS, className="small text-muted mb-1"),
-        html.Div([html.Span("Place cells by ", className="small me-2"),
-                  dcc.Dropdown(id=ids.MATRIX_ORDER, clearable=False, value="grid", style={"minWidth": "17rem"},
-                               options=[{"label": label, "value": value} for value, label in ORDER_LABELS.items()]),
-                  html.Span("keep heads at or above", className="small ms-3 me-2"),
-                  dcc.Input(id=ids.MATRIX_KEEP, type="text", debounce=True, placeholder="any value",
-                            inputMode="decimal", style={"width": "6rem"}, className="form-control form-control-sm"),
-                  html.Span("colour cells by", className="small ms-3 me-2"),
-                  dcc.Dropdown(id=ids.MATRIX_TINT, clearable=False, value="none", style={"minWidth": "13rem"},
-                               options=[{"label": label, "value": value} for value, label in TINT_LABELS.items()])],
+        html.Div([html.Div([html.Span("Place cells by ", className="small me-2"),
+                            dcc.Dropdown(id=ids.MATRIX_ORDER, clearable=False, value="grid",
+                                         style={"minWidth": "17rem"},
+                                         options=[{"label": label, "value": value}
+                                                  for value, label in ORDER_LABELS.items()])],
+                           title=TIPS[ids.MATRIX_ORDER], className="d-flex align-items-center"),
+                  html.Div([html.Span("keep heads at or above", className="small ms-3 me-2"),
+                            dcc.Input(id=ids.MATRIX_KEEP, type="text", debounce=KEEP_DEBOUNCE_S,
+                                      placeholder="e.g. 0.5", inputMode="decimal", style={"width": "6rem"},
+                                      className="form-control form-control-sm")],
+                           title=TIPS[ids.MATRIX_KEEP], className="d-flex align-items-center"),
+                  html.Div([html.Span("colour cells by", className="small ms-3 me-2"),
+                            dcc.Dropdown(id=ids.MATRIX_TINT, clearable=False, value="none",
+                                         style={"minWidth": "13rem"},
+                                         options=[{"label": label, "value": value}
+                                                  for value, label in TINT_LABELS.items()])],
+                           title=TIPS[ids.MATRIX_TINT], className="d-flex align-items-center")],
                  className="d-flex align-items-center mb-1 flex-wrap"),
         dcc.Interval(id=ids.MATRIX_INTERVAL, interval=1000, disabled=True),
         dcc.Store(id=ids.MATRIX_DRAWN),
@@ -278,7 +287,7 @@ def cells_figure(done: dict[tuple[int, int], dict], provisional: dict[tuple[int,
     tokens = jobs.tokens_table(next(iter(shown_cells.values()))["tokens"])
     n = len(tokens["token"])
     sample = token_sample(n)
-    matches = np.flatnonzero(metrics.search_matches(tokens["token"], search)) if search.strip() else None
+    matches = np.flatnonzero(metrics.search_matches(tokens["label"], search)) if search.strip() else None
     cells = {cell: coords for cell, keys in shown_cells.items() if (coords := _readable_coords(keys)) is not None}
     figure = matrix_figure(cells, spec.n_layers, spec.n_heads, sample, matches, provisional=set(provisional),
                            slots=slots, labels=labels, tint=tint)

@@ -13,7 +13,7 @@ from dashboard.figures.image import image_figure
 from dashboard.figures.sentence import aggregate_figure, sentence_figure
 from dashboard.figures.single import empty_figure
 from dashboard.shell import url
-from dashboard.shell.widgets import GRAPH_CONFIG
+from dashboard.shell.widgets import GRAPH_CONFIG, TIPS
 from workers.core import metrics
 from workers.pipeline.keys import corpus_for
 
@@ -22,12 +22,13 @@ def panel() -> html.Div:
     """The sentence view: BertViz-style lines for the selected text, and the head's average by position."""
     return html.Div([
         html.Div([
-            dbc.Switch(id=ids.HIDE_SPECIAL, label="hide special tokens (renormalise the rest)", value=False,
-                       className="small me-4"),
-            html.Span("Lines show", className="small me-2"),
-            dbc.RadioItems(id=ids.SENTENCE_WEIGHT, inline=True, value="attention", className="small",
-                           options=[{"label": "attention", "value": "attention"},
-                                    {"label": "attention × value norm ‖v‖", "value": "value"}]),
+            html.Div(dbc.Switch(id=ids.HIDE_SPECIAL, label="hide special tokens (renormalise the rest)", value=False,
+                                className="small me-4"), title=TIPS[ids.HIDE_SPECIAL]),
+            html.Div([html.Span("Lines show", className="small me-2"),
+                      dbc.RadioItems(id=ids.SENTENCE_WEIGHT, inline=True, value="attention", className="small",
+                                     options=[{"label": "attention", "value": "attention"},
+                                              {"label": "attention × value norm ‖v‖", "value": "value"}])],
+                     title=TIPS[ids.SENTENCE_WEIGHT], className="d-flex align-items-center"),
         ], className="d-flex align-items-center flex-wrap"),
         html.Div([
             dbc.Row([
@@ -86,7 +87,7 @@ def register(app: Dash) -> None:
             attention, weighting = metrics.value_weighted(attention, norms), " · attention × ‖v‖, renormalised"
         if "row" in tokens:  # an image corpus: the image view
             return _image_view(style, tokens, rows, attention), aggregate
-        words = [str(t) for t in tokens["token"][rows]]
+        words = [str(label) for label in tokens["label"][rows]]
         if hide_special:
             drop = tokens["is_special"][rows] | (causal & (tokens["position"][rows] == 0))
             attention = metrics.renormalise_without(attention, drop)[~drop][:, ~drop]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html as html_lib
 from dataclasses import replace
 from typing import Any
 
@@ -12,6 +11,7 @@ from dash import Dash, Input, Output, Patch, State, dcc, html, no_update
 from dashboard import ids, jobs, picture
 from dashboard.figures.single import base_signature, empty_figure, on_screen, overlay_traces, single_figure
 from dashboard.shell import url
+from dashboard.shell.widgets import TIPS
 from dashboard.state import ViewState
 from dashboard.views.headmap import related_line
 from workers.contracts.choices import ATTENTION_METHODS
@@ -24,7 +24,8 @@ def panel() -> html.Div:
     return html.Div([
         html.Div([html.Span(id=ids.SELECTION, className="small"),
                   dbc.Button("clear selection", id=ids.CLEAR_SELECTION, size="sm", color="link",
-                             className="py-0")], className="d-flex align-items-center"),
+                             className="py-0", title=TIPS[ids.CLEAR_SELECTION])],
+                 className="d-flex align-items-center"),
         dbc.Row([dbc.Col(picture.layout(ids.SINGLE, "Preparing the view…"), lg=9),
                  dbc.Col(dbc.Card(dbc.CardBody(html.Div("Hover a point to see its sentence; click it to select its "
                                                         "text.", id=ids.HOVER_PANEL, className="small")),
@@ -106,16 +107,19 @@ def register(app: Dash) -> None:
 
     @app.callback(Output(ids.FIDELITY, "children"), Output(ids.RELATED_HEADS, "children"),
                   Output(ids.MEASURES_POLL, "disabled"), Input(ids.SINGLE_KEYS, "data"),
-                  Input(ids.MEASURES_POLL, "n_intervals"), State(ids.VIEW_STYLE, "data"), State(ids.CLIENT, "data"),
+                  Input(ids.MEASURES_POLL, "n_intervals"), Input(ids.VIEW_STYLE, "data"), State(ids.CLIENT, "data"),
                   prevent_initial_call=True)
     def one_head_lines(computed: dict[str, Any] | None, _tick, style: dict[str, Any] | None, client: str | None):
         """How faithfully this picture shows attention, and the heads that attend most alike: read from the store;
-        what is missing is submitted to the workers and looked at again every second."""
+        what is missing is submitted to the workers and looked at again every second. Side by side, the lines
+        are picture A's and say so."""
         if not computed or "keys" not in computed or not style:
             return "", "", True
         request = HeadRequest.from_dict(computed["request"])
         fidelity, fidelity_busy = fidelity_line(request, bool(computed.get("causal")), client)
         related, related_busy = related_line(request, style, client)
+        if style["view"] == "compare":
+            fidelity = picture_line("A", fidelity)
         return fidelity, related, not (fidelity_busy or related_busy)
 
     @app.callback(Output(ids.HOVER_PANEL, "children"), Input(ids.SINGLE_GRAPH, "hoverData"),
@@ -129,11 +133,17 @@ def register(app: Dash) -> None:
         found = jobs.hovered_sentence(computed["keys"]["tokens"], index)
         if not found:
             return no_update
-        words, position = found
+        pieces, label, position = found
         role = {0: "query, ", 1: "key, "}.get(point.get("curveNumber"), "")
-        pieces = [html.Mark(w) if i == position else html.Span(w) for i, w in enumerate(words)]
-        spaced = [p for piece in pieces for p in (piece, " ")]
-        return [html.Strong(f"{html_lib.unescape(words[position])} ({role}position {position}): "), *spaced]
+        return [html.Strong(f"{label} ({role}position {position}): "), *marked_sentence(pieces, position, label)]
+
+
+def marked_sentence(pieces: list[str], position: int, label: str) -> list:
+    """A text's pieces joined as the text reads, the piece at `position` marked (its leading space left outside;
+    a piece with nothing to see, such as a line break, marked by its label)."""
+    before, piece, after = "".join(pieces[:position]), pieces[position], "".join(pieces[position + 1:])
+    space = piece[: len(piece) - len(piece.lstrip())]
+    return [(before + space).lstrip(), html.Mark(piece.strip() or label), after]
 
 
 def progress_shown(seen: picture.Look) -> tuple:
@@ -179,6 +189,11 @@ def fidelity_summary(found: dict[str, dict]) -> str:
     return (f"Fidelity: {_percent(picture['top1_in_k'])} of queries have their most-attended key among their 3 "
             f"nearest (no picture, a sink or the previous token: {_percent(picture['baseline'])}) · rank "
             f"correlation {picture['rank_correlation']:.2f} · more…")
+
+
+def picture_line(label: str, line: str) -> str:
+    """A one-head line of the side-by-side view, saying which picture it is about."""
+    return f"Picture {label} · {line}" if line else ""
 
 
 def _percent(value: float) -> str:

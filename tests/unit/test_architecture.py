@@ -21,7 +21,7 @@ DASHBOARD_MAY_IMPORT = {
     "workers.contracts.requests", "workers.contracts.results", "workers.contracts.specs", "workers.corpora.corpus",
     "workers.corpora.uploads", "workers.models.registry", "workers.pipeline.keys", "workers.runtime.local_queue",
     "workers.runtime.team_jobs", "workers.runtime.celery_app", "workers.core.attention", "workers.core.metrics",
-    "workers.core.export",
+    "workers.core.export", "workers.core.tokens",
 }
 
 

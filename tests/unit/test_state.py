@@ -28,15 +28,16 @@ def test_empty_query_gives_defaults():
     ("?model=gpt2", "model", "Unknown model"),
     ("?corpus=/etc/passwd", "corpus", "Unknown corpus"),
     ("?norm=%3Cscript%3E", "norm", "Unknown norm"),
-    ("?color=rainbow", "color", "Unknown color"),
+    ("?color=rainbow", "color", "Unknown colour"),
+    ("?color=row", "color", "Colour 'patch row (images)' applies to image models only; showing 'role'"),
     ("?view=matrix3000", "view", "Unknown view"),
     ("?order=alphabetical", "order", "Unknown order"),
     ("?order=entropy&keep=abc", "keep", "is not a number"),
     ("?order=entropy&keep=nan", "keep", "is not a number"),
     ("?tint=rainbow", "tint", "Unknown tint"),
     ("?weight=heavy", "weight", "Unknown weight"),
-    ("?text=-1", "text", "is not in 0..4999; no text selected"),
-    ("?pos=x", "pos", "no pos selected"),
+    ("?text=-2", "text", "is not in 0..4999; no text selected"),
+    ("?pos=x", "pos", "Token position 'x' is not in 0..127; no token selected"),
 ])
 def test_bad_values_fall_back_with_a_notice(query, field, fragment):
     state, notices = parse_query(query + "&head=2" if field != "head" else query)
@@ -122,3 +123,52 @@ def test_every_picture_has_a_one_line_reading_guide():
     assert reading("pca", "fit", vectors="v") == VALUES_READING
     assert guide_text({"view": "single", "method": "pca", "norm": "none"}) == reading("pca", "none")
     assert "head" in guide_text({"view": "headmap", "method": "pca", "norm": "none"})
+@pytest.mark.parametrize(("query", "says"), [
+    ("?b_layer=99", "Picture B's layer '99' is not in 0..5; picture B follows picture A."),
+    ("?b_head=x", "Picture B's head 'x' is not in 0..11; picture B follows picture A."),
+    ("?b_model=gpt-17", "Unknown picture B's model 'gpt-17'; picture B follows picture A."),
+    ("?b_corpus=/etc/passwd", "Unknown picture B's corpus '/etc/passwd'; picture B follows picture A."),
+    ("?b_vectors=q", "Unknown picture B's vectors 'q'; picture B shows queries and keys."),
+    ("?text=abc", "Text 'abc' is not in 0..4999; no text selected."),
+])
+def test_a_refused_optional_value_says_what_is_shown_instead(query, says):
+    """A field that is unset by default says what unset means, never its internal value (-1 or '')."""
+    _state, notices = parse_query(query)
+    assert notices == [says]
+
+
+def test_minus_one_is_no_selection_and_needs_no_notice():
+    assert parse_query("?text=-1&pos=-1&b_layer=-1") == (ViewState(), [])
+
+
+@pytest.fixture
+def image_model(tmp_path, monkeypatch) -> str:
+    """A registered ViT (its config alone: the URL's rules read no weights)."""
+    import json
+
+    folder = tmp_path / "vit"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model_type": "vit", "num_hidden_layers": 2,
+                                                    "num_attention_heads": 4, "hidden_size": 32}))
+    monkeypatch.setenv("QK_ATLAS_MODELS", f"tiny-vit={folder}")
+    return "tiny-vit"
+
+
+def test_colour_modes_follow_the_model_modality(image_model):
+    """Image-only modes on a text model, and text-only modes on an image model, fall back with a notice; the menu
+    offers each model only its own modes."""
+    from dashboard.shell.widgets import colour_options
+
+    state, notices = parse_query(f"?model={image_model}&color=row")
+    assert state.color == "row" and notices == []
+    state, notices = parse_query(f"?model={image_model}&color=token_length")
+    assert state.color == "role"
+    assert notices == ["Colour 'token length (characters)' applies to text models only; showing 'role'."]
+    switched, notices = ViewState(model=image_model, corpus="images", color="col"), []
+    assert with_controls(switched, notices, model="minilm").color == "role"
+    assert notices == ["Colour 'patch column (images)' applies to image models only; showing 'role'."]
+    text_menu = [option["value"] for option in colour_options("text")]
+    image_menu = [option["value"] for option in colour_options("image")]
+    assert "row" not in text_menu and "token_length" in text_menu
+    assert "row" in image_menu and "token_length" not in image_menu and "role" in image_menu
+    assert all(option["title"] for option in colour_options("text"))  # each mode's help, from the table

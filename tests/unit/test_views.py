@@ -10,6 +10,7 @@ from dashboard.figures.single import COLOR_MODES, HeadData, Style, available_col
 from tests.support.texts import SENTENCES
 from workers.core import metrics
 from workers.core.attention import text_attention
+from workers.core.tokens import readable
 from workers.corpora.corpus import make_corpus
 from workers.models.extract import extract
 
@@ -24,17 +25,22 @@ def head(minilm) -> HeadData:
 CLIENT = "test-client"
 
 
-def test_token_kinds_and_lengths():
-    tokens = np.array(["[CLS]", "the", ".", "##s", "'", "Ġhello", "?!", "[SEP]"])
-    special = np.array([True, False, False, False, False, False, False, True])
-    assert list(metrics.token_kind(tokens, special)) == [1, 0, 2, 0, 2, 0, 2, 1]
-    assert list(metrics.token_lengths(tokens)[:4]) == [5, 3, 1, 1]
+def test_token_kinds_and_lengths_read_the_labels():
+    labels = readable(["[CLS]", "the", ".", "##s", "'", "?!", "[SEP]"], [True, False, False, False, False, False, True],
+                      [0] * 7)["label"]
+    special = np.array([True, False, False, False, False, False, True])
+    assert list(metrics.token_kind(labels, special)) == [1, 0, 2, 0, 2, 2, 1]
+    assert list(metrics.token_lengths(labels)[:4]) == [5, 3, 1, 1]  # '##s' reads 's'
 
 
-def test_search_is_case_insensitive_and_ignores_wordpiece_marks():
-    tokens = np.array(["The", "the", "THE", "##the", "there", "[CLS]"])
-    assert list(metrics.search_matches(tokens, " tHe ")) == [True, True, True, True, False, False]
-    assert not metrics.search_matches(tokens, "").any()
+def test_search_is_case_insensitive_and_matches_tokens_as_they_read():
+    labels = readable(["The", "the", "THE", "##the", "there", "[CLS]"], [False] * 5 + [True], [0] * 6)["label"]
+    assert list(metrics.search_matches(labels, " tHe ")) == [True, True, True, True, False, False]
+    assert list(metrics.search_matches(labels, "##the")) == [True, True, True, True, False, False]  # mark ignored
+    assert not metrics.search_matches(labels, "").any()
+    byte_level = readable(["<|endoftext|>", "ĠThe", "Ġcaf", "Ã", "©"], [True] + [False] * 4, [0] * 5)["label"]
+    assert list(metrics.search_matches(byte_level, "the")) == [False, True, False, False, False]
+    assert list(metrics.search_matches(byte_level, "É")) == [False, False, False, True, True]
 
 
 def test_value_weighting_scales_each_key_by_its_value_norm_and_renormalises():

@@ -23,7 +23,7 @@ class Choice:
     params: dict[str, Any] = field(default_factory=dict)  # everything beside the value that determines the result
     preview: dict[str, Any] | None = None  # the matrix cells' faster parameters (None: the same as params)
     preview_note: str = ""  # said under the matrix when its cells are previews
-    modality: str = ""  # "image": only meaningful for image models ("" for all)
+    modality: str = ""  # "image" / "text": only meaningful for that kind of model ("" for all)
     from_attention: bool = False  # a picture placed from the head's attention, not from the points alone
     # a method placed from the points alone: "module:name" of a function (points [n, d], dims, seed, **params) ->
     # [n, dims], or of a scikit-learn-style estimator class taking n_components (and random_state if it has one)
@@ -118,12 +118,16 @@ COLOURS: tuple[Choice, ...] = (
     Choice("position_mod5", "position mod 5", "position mod 5", "position in the text modulo 5"),
     Choice("kind", "special / punctuation", "kind", "special tokens, punctuation, other tokens"),
     Choice("norm", "vector norm", "norm", "the vector's norm after normalisation"),
-    Choice("token_length", "token length (characters)", "token length", "characters in the token"),
-    Choice("frequency", "corpus frequency (log10)", "frequency", "log10 of the token's count in the corpus"),
-    Choice("text_length", "text length (tokens)", "text length", "tokens in the token's text"),
+    Choice("token_length", "token length (characters)", "token length", "characters in the token",
+           modality="text"),
+    Choice("frequency", "corpus frequency (log10)", "frequency", "log10 of the token's count in the corpus",
+           modality="text"),
+    Choice("text_length", "text length (tokens)", "text length", "tokens in the token's text", modality="text"),
     Choice("row", "patch row (images)", "patch row", "the image patch's row", modality="image"),
     Choice("col", "patch column (images)", "patch column", "the image patch's column", modality="image"),
 )
+
+ROLE_PLURALS = {"query": "queries", "key": "keys"}  # a role's points in legends, menus and sentences
 
 ATTENTION_METHODS: tuple[str, ...] = tuple(c.value for c in METHODS if c.from_attention)
 
@@ -148,6 +152,11 @@ def find(table: tuple[Choice, ...], value: str) -> Choice:
         if choice.value == value:
             return choice
     raise KeyError(value)
+
+
+def for_modality(table: tuple[Choice, ...], modality: str) -> tuple[Choice, ...]:
+    """The choices that mean something for a model of this modality ("text" or "image"), in menu order."""
+    return tuple(choice for choice in table if choice.modality in ("", modality))
 
 
 def params_of(table: tuple[Choice, ...], value: str, preview: bool = False) -> dict[str, Any]:

@@ -7,6 +7,7 @@ import string
 import numpy as np
 
 from workers.core.attention import text_attention
+from workers.core.tokens import MARKS
 
 PUNCTUATION = set(string.punctuation) | {"…", "“", "”", "‘", "’", "—", "–"}
 
@@ -58,22 +59,24 @@ def vector_norms(vectors: np.ndarray) -> np.ndarray:
     return np.linalg.norm(vectors, axis=1).astype(np.float32)
 
 
-def token_kind(tokens: np.ndarray, is_special: np.ndarray) -> np.ndarray:
-    """0 ordinary, 1 special (CLS, SEP, BOS ...), 2 punctuation: uint8 [token]."""
-    bare = np.char.lstrip(np.char.replace(tokens.astype(str), "##", ""), "Ġ▁")
-    punct = np.array([len(t) > 0 and all(c in PUNCTUATION for c in t) for t in bare], dtype=bool)
+def token_kind(labels: np.ndarray, is_special: np.ndarray) -> np.ndarray:
+    """0 ordinary, 1 special (CLS, SEP, BOS ...), 2 punctuation: uint8 [token]; labels as workers.core.tokens
+    reads them (no word-piece marks)."""
+    punct = np.array([len(t) > 0 and all(c in PUNCTUATION for c in t) for t in labels.astype(str)], dtype=bool)
     return np.where(is_special, 1, np.where(punct, 2, 0)).astype(np.uint8)
 
 
-def token_lengths(tokens: np.ndarray) -> np.ndarray:
-    """Characters per token, word-piece markers removed: int32 [token]."""
-    return np.char.str_len(np.char.lstrip(np.char.replace(tokens.astype(str), "##", ""), "Ġ▁")).astype(np.int32)
+def token_lengths(labels: np.ndarray) -> np.ndarray:
+    """Characters per token as people read it (workers.core.tokens labels): int32 [token]."""
+    return np.char.str_len(labels.astype(str)).astype(np.int32)
 
 
-def search_matches(tokens: np.ndarray, query: str) -> np.ndarray:
-    """Bool [token]: tokens equal to the query, case-insensitive, ignoring word-piece markers."""
+def search_matches(labels: np.ndarray, query: str) -> np.ndarray:
+    """Bool [token]: tokens that read as the query (workers.core.tokens labels), case-insensitive; a word-piece
+    mark typed in the query is ignored."""
     wanted = query.strip().lower()
+    for mark in MARKS:
+        wanted = wanted.removeprefix(mark)
     if not wanted:
-        return np.zeros(len(tokens), dtype=bool)
-    bare = np.char.lower(np.char.lstrip(np.char.replace(tokens.astype(str), "##", ""), "Ġ▁"))
-    return bare == wanted.replace("##", "")
+        return np.zeros(len(labels), dtype=bool)
+    return np.char.lower(labels.astype(str)) == wanted

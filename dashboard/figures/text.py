@@ -1,0 +1,20 @@
+"""Text that goes into a Plotly figure, shown as typed.
+
+Plotly reads titles, annotations, tick labels, legend names, hover text and SVG trace text as its own small markup
+(`<b>`, `<br>`, `<a href>` …) and decodes only a few entities (`&amp;`, `&lt;`, `&gt;`, `&nbsp;` and numeric ones):
+`html.escape` would show its `&quot;` and `&#x27;` as written. `plotly_text` writes only & < > as entities, which
+Plotly turns back into the characters, so markup in a corpus or a URL is shown, never followed. WebGL text
+(Scattergl and Scatter3d `text`) is drawn as given and takes the text unchanged; Dash components (html.Div
+children) escape their text themselves and take it unchanged too.
+"""
+
+from __future__ import annotations
+
+ENTITIES = (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"))  # & first: the others' entities hold one
+
+
+def plotly_text(text: str) -> str:
+    """Text for Plotly's SVG markup: & < > as the entities Plotly decodes, everything else as it is."""
+    for character, entity in ENTITIES:
+        text = text.replace(character, entity)
+    return text
