@@ -155,9 +155,11 @@ def view_style(value: Any) -> str | None:
 def computed(request_check: Check) -> Check:
     """A computed view's record: the request, and the store keys the server resolves for it (or an error)."""
     def check(value: Any) -> str | None:
-        problem = _with_only(value, ("request",), ("keys", "causal", "error"))
+        problem = _with_only(value, ("request",), ("keys", "causal", "error", "pending"))
         if problem is not None or (problem := request_check(value["request"])) is not None:
             return problem
+        if "pending" in value:
+            return None if set(value) == {"request", "pending"} and value["pending"] is True else "malformed pending"
         if "error" in value:
             return None if set(value) == {"request", "error"} and isinstance(value["error"], str) else "malformed error"
         return _keys_problem(value)

@@ -18,7 +18,7 @@ from dash import Dash, Input, Output, State, ctx, dcc, html, no_update
 
 from dashboard import ids, jobs
 from dashboard.figures.single import Style, empty_figure, single_figure, values_figure
-from dashboard.shell.widgets import GRAPH_CONFIG, POLL_MS
+from dashboard.shell.widgets import GRAPH_CONFIG, POLL_MS, corpus_label
 from workers.contracts.requests import HeadRequest
 from workers.models.registry import read_spec
 
@@ -53,15 +53,16 @@ def look(data: dict[str, Any], job: dict[str, Any] | None, client: str | None, a
                 f"{seen['message']} · {time.time() - started:.0f} s")
 
 
-def layout(prefix: str, height: str, placeholder: str, title: bool = False) -> list:
-    """The graph of a picture (under a title line if asked) and the stores and poll that follow its job."""
+def layout(prefix: str, placeholder: str, title: bool = False) -> list:
+    """The graph of a picture (under a title line if asked; it fills the height its flex column leaves) and the
+    stores and poll that follow its job."""
     def part(name: str) -> str:
         return ids.picture(prefix, name)
 
     return [dcc.Store(id=part("request")), dcc.Store(id=part("job")), dcc.Store(id=part("keys")),
             dcc.Interval(id=part("poll"), interval=POLL_MS, disabled=True),
             *([html.Div(id=part("title"), className="small fw-bold")] if title else []),
-            dcc.Graph(id=part("graph"), style={"height": height}, config=GRAPH_CONFIG,
+            dcc.Graph(id=part("graph"), className="qk-fill", responsive=True, config=GRAPH_CONFIG,
                       figure=empty_figure(placeholder))]
 
 
@@ -77,13 +78,27 @@ def register(app: Dash, prefix: str, progress: Sequence[Output] = (),
                   *progress, Input(part("request"), "data"), Input(part("poll"), "n_intervals"),
                   State(part("job"), "data"), State(ids.CLIENT, "data"), prevent_initial_call=True)
     def follow(data: dict[str, Any] | None, _tick: int | None, job: dict[str, Any] | None, client: str | None):
-        """One look at the picture's job; the computed record once it is done."""
+        """One look at the picture's job; the computed record once it is done. A newly asked picture that is not
+        stored yet replaces the shown one at once by a pending record (no stale picture under a new heading)."""
         if not data:
             return (no_update,) * (3 + len(progress))
-        seen = look(data, job, client, asked=ctx.triggered_id == part("request"))
+        asked = ctx.triggered_id == part("request")
+        seen = look(data, job, client, asked=asked)
         if seen.waiting:
-            return no_update, seen.job, False, *shown(seen)
+            return pending(data) if asked else no_update, seen.job, False, *shown(seen)
         return seen.computed, None, True, *shown(seen)
+
+
+def pending(data: dict[str, Any]) -> dict[str, Any]:
+    """The record of a picture asked for and being computed: what its views draw meanwhile is a placeholder."""
+    return {"request": data, "pending": True}
+
+
+def placeholder(computed: dict[str, Any], what: str = "this view") -> Any:
+    """The figure shown while a picture is computed: its head and corpus, and where the progress is."""
+    request = computed["request"]
+    return empty_figure(f"Computing {what}: L{request['layer']} H{request['head']} of {request['model']} over "
+                        f"corpus {corpus_label(request['corpus'])} (progress above)")
 
 
 def style_of(data: dict[str, Any]) -> Style:

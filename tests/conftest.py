@@ -26,6 +26,7 @@ def isolated_cache(tmp_path_factory, monkeypatch) -> Path:
     directory = tmp_path_factory.mktemp("qk-cache")
     monkeypatch.setenv("QK_ATLAS_CACHE_DIR", str(directory))
     monkeypatch.setenv("QK_ATLAS_WARM_UMAP", "0")
+    monkeypatch.setenv("QK_ATLAS_PRELOAD_MODEL", "")  # each test's first job loads what it uses
     return directory
 
 

@@ -1,5 +1,10 @@
 """Plotly figure builders (pure: arrays in, figures out)."""
 
+# Every picture's legend sits under its plot and its toolbar stands upright at the top right, so the two never
+# meet however many entries the legend holds (tests/browser checks their boxes).
+LEGEND_BELOW = {"orientation": "h", "x": 0, "y": 0, "yanchor": "top", "itemsizing": "constant"}
+MODEBAR = {"orientation": "v"}
+
 
 def warm_default_template() -> int:
     """Materialise every set property of Plotly's default template once, before requests arrive; how many.

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
+from dashboard.figures import LEGEND_BELOW, MODEBAR
 from workers.contracts.results import HeadMap
 
 Cell = tuple[int, int]
@@ -13,10 +14,17 @@ Cell = tuple[int, int]
 
 def head_map_figure(head_map: HeadMap, n_layers: int, current: Cell | None = None,
                     related: list[tuple[Cell, float]] | None = None) -> go.Figure:
-    """Heads as labelled points (customdata = [layer, head]); lines from `current` to its related heads."""
+    """Heads as points (customdata = [layer, head]), labelled where labels do not collide (every name on hover);
+    lines from `current` to its related heads; the current head ringed and named on top."""
     cells = np.array(head_map.cells)
     x, y = head_map.coords[:, 0], head_map.coords[:, 1]
-    labels = [f"L{layer}H{head}" for layer, head in head_map.cells]
+    names = [f"L{layer}H{head}" for layer, head in head_map.cells]
+    first = [head_map.cells.index(cell) for cell in [current, *(c for c, _d in related or [])]
+             if cell in head_map.cells]
+    shown = labels_that_fit(x, y, names, first)
+    if current in head_map.cells:
+        shown[head_map.cells.index(current)] = False  # drawn on top, with its ring
+    labels = [name if keep else "" for name, keep in zip(names, shown, strict=True)]
     hover = [f"L{layer} H{head}: nearest " + ", ".join(f"L{a}H{b} {d:.2f}" for (a, b), d in head_map.related(cell, 3))
              for layer, head in head_map.cells for cell in [(layer, head)]]
     traces = []
@@ -38,13 +46,36 @@ def head_map_figure(head_map: HeadMap, n_layers: int, current: Cell | None = Non
                              "tickvals": list(range(n_layers))}}))
     if current is not None and current in head_map.cells:
         at = head_map.cells.index(current)
-        traces.append(go.Scatter(x=[x[at]], y=[y[at]], mode="markers", name=f"L{current[0]}H{current[1]} (current)",
-                                 hoverinfo="skip", marker={"size": 20, "color": "rgba(0,0,0,0)",
-                                                           "line": {"width": 2.5, "color": "#f0a030"}}))
+        traces.append(go.Scatter(x=[x[at]], y=[y[at]], mode="markers+text", name=f"{names[at]} (current)",
+                                 text=[f"<b>{names[at]}</b>"], textposition="top center",
+                                 textfont={"size": 10, "color": "#b35c00"}, hoverinfo="skip",
+                                 marker={"size": 20, "color": "rgba(0,0,0,0)",
+                                         "line": {"width": 2.5, "color": "#f0a030"}}))
     figure = go.Figure(traces)
     axis = {"showticklabels": False, "showgrid": False, "zeroline": False, "title": None}
     figure.update_layout(plot_bgcolor="white", margin={"l": 10, "r": 10, "t": 30, "b": 10}, hovermode="closest",
-                         legend={"orientation": "h", "y": 1.05, "x": 0}, uirevision="headmap")
+                         legend=LEGEND_BELOW, modebar=MODEBAR, uirevision="headmap")
     figure.update_xaxes(**axis)
     figure.update_yaxes(**axis, scaleanchor="x", scaleratio=1)
     return figure
+
+
+def labels_that_fit(x: np.ndarray, y: np.ndarray, names: list[str], first: list[int],
+                    width_px: float = 700, height_px: float = 420, font_px: float = 9) -> np.ndarray:
+    """Which of the points [n] keep their label above them: greedily, `first` then the most isolated points,
+    each label kept when its box meets no kept one; boxes are sized for the smallest plot the page draws (width_px x
+    height_px, equal aspect, less the axes' padding), so on a larger one the labels only stand further apart."""
+    n = len(names)
+    span = max(float(np.ptp(x)) / width_px, float(np.ptp(y)) / height_px, 1e-12)  # data units per pixel
+    gaps = np.hypot(x[:, None] - x[None, :], y[:, None] - y[None, :]) + np.diag(np.full(n, np.inf))
+    order = list(dict.fromkeys([*first, *np.argsort(-gaps.min(axis=1)).tolist()])) if n > 1 else list(range(n))
+    kept: list[tuple[float, float, float, float]] = []
+    shown = np.zeros(n, dtype=bool)
+    for i in order:
+        half_w, half_h = (0.62 * font_px * len(names[i]) + 6) / 2 * span, (font_px + 4) / 2 * span
+        centre_y = y[i] + (7 + font_px / 2) * span
+        box = (x[i] - half_w, x[i] + half_w, centre_y - half_h, centre_y + half_h)
+        if all(box[1] < o[0] or o[1] < box[0] or box[3] < o[2] or o[3] < box[2] for o in kept):
+            kept.append(box)
+            shown[i] = True
+    return shown

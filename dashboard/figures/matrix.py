@@ -10,6 +10,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.colors import sample_colorscale
 
+from dashboard.figures import LEGEND_BELOW, MODEBAR
 from dashboard.figures.single import KEY_COLOR, QUERY_COLOR
 from dashboard.figures.text import plotly_text
 from workers.contracts.choices import ROLE_PLURALS
@@ -146,7 +147,7 @@ def _decorate(figure: go.Figure, cells: dict, n_layers: int, n_heads: int, provi
     axis = {"showticklabels": False, "showgrid": False, "zeroline": False, "title": None}
     figure.update_layout(shapes=shapes, annotations=annotations, plot_bgcolor="white", uirevision="matrix",
                          margin={"l": 30, "r": 10, "t": 30, "b": 10}, dragmode="pan", showlegend=True,
-                         legend={"orientation": "h", "y": 1.06, "x": 0, "itemsizing": "constant"},
+                         legend=LEGEND_BELOW, modebar=MODEBAR,
                          hovermode="closest")
     figure.update_xaxes(**axis)
     figure.update_yaxes(**axis, scaleanchor="x", scaleratio=1)

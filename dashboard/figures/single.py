@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import plotly.graph_objects as go
 
+from dashboard.figures import LEGEND_BELOW, MODEBAR
 from dashboard.figures.text import plotly_text
 from workers.contracts.choices import COLOURS, ROLE_PLURALS
 from workers.core import metrics
@@ -269,11 +270,11 @@ def single_figure(data: HeadData, style: Style, uirevision: str) -> tuple[go.Fig
 
 
 def _picture_layout(figure: go.Figure, uirevision: str, dims: int) -> None:
-    """The layout every point picture shares: no axes, equal aspect, pan, click events, legend on top."""
+    """The layout every point picture shares: no axes, equal aspect, pan, click events, legend below."""
     axis = {"showticklabels": False, "showgrid": False, "zeroline": False, "title": None}
     figure.update_layout(
         uirevision=uirevision, margin={"l": 10, "r": 10, "t": 10, "b": 10},
-        legend={"orientation": "h", "y": 1.02, "x": 0, "itemsizing": "constant"},
+        legend=LEGEND_BELOW, modebar=MODEBAR,
         hoverlabel={"namelength": 0}, plot_bgcolor="white", dragmode="pan", clickmode="event",
     )
     if dims == 3:

@@ -12,7 +12,7 @@ from dashboard.views import compare, headmap, matrix, sentence, single
 
 
 def view_panel() -> html.Div:
-    """Tabs, heading, progress and the views."""
+    """Tabs, notices, heading, progress and the views; the open view's picture takes the height left."""
     return html.Div([
         dbc.Tabs([dbc.Tab(label="Matrix (all heads)", tab_id="matrix"), dbc.Tab(label="Single head", tab_id="single"),
                   dbc.Tab(label="Sentence", tab_id="sentence"), dbc.Tab(label="Head map", tab_id="headmap"),
@@ -25,6 +25,7 @@ def view_panel() -> html.Div:
         html.Div([html.H4(id=ids.HEADING, className="mb-0 me-3"),
                   html.Span(id=ids.SUBHEADING, className="text-muted small")],
                  className="d-flex align-items-baseline mb-1"),
+        html.Div(id=ids.GUIDE, className="small fst-italic text-secondary mb-1 qk-one-line"),
         html.Div([dbc.Progress(id=ids.PROGRESS, value=0, striped=True, animated=True, style={"height": "0.8rem"}),
                   html.Div(id=ids.PROGRESS_TEXT, className="small text-muted")],
                  id=ids.PROGRESS_WRAP, style={"display": "none"}, className="mb-1"),
@@ -32,7 +33,7 @@ def view_panel() -> html.Div:
         html.Div(id=ids.FIDELITY, className="small text-muted mb-1"),
         html.Div(id=ids.RELATED_HEADS, className="small text-muted mb-1"),
         single.panel(), matrix.panel(), sentence.panel(), headmap.panel(), compare.panel(),
-    ])
+    ], className="qk-view")
 
 
 def page() -> html.Div:
@@ -46,6 +47,7 @@ def page() -> html.Div:
         dbc.Navbar(dbc.Container([
             dbc.NavbarBrand("qk-atlas", className="fw-bold"),
             html.Span("queries and keys of every attention head, in one picture", className="text-light small"),
-        ], fluid=True), color="dark", dark=True, className="mb-3"),
-        dbc.Container(dbc.Row([dbc.Col(controls(state), md=3), dbc.Col(view_panel(), md=9)]), fluid=True),
+        ], fluid=True), color="dark", dark=True, className="py-1", style={"height": "44px"}),
+        dbc.Container(dbc.Row([dbc.Col(controls(state), md=3, className="qk-controls pt-2"),
+                               dbc.Col(view_panel(), md=9, className="pt-2")]), fluid=True, className="qk-shell"),
     ])

@@ -37,8 +37,17 @@ def prop(component_id: str) -> str:
 
 
 def notices_of(messages: list[str]) -> list:
-    """Dismissable warnings for replaced URL values (rendered as text, never as markup)."""
-    return [dbc.Alert(m, color="warning", dismissable=True, className="py-2 small") for m in messages]
+    """Warnings for replaced URL values in one dismissable line: the first, and a count that opens the rest (text,
+    never markup)."""
+    if not messages:
+        return []
+    if len(messages) == 1:
+        line: Any = messages[0]
+    else:
+        line = html.Details([html.Summary(f"{len(messages)} notices: {messages[0]}", className="qk-one-line"),
+                             html.Ul([html.Li(m) for m in messages[1:]], className="mb-0 mt-1")],
+                            id=ids.NOTICES_MORE)
+    return [dbc.Alert(line, color="warning", dismissable=True, className="py-1 px-2 mb-1 small qk-notice")]
 
 
 def control_value(state: ViewState, field: str) -> Any:

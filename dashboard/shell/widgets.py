@@ -12,7 +12,7 @@ from dashboard.session import browser_id
 from dashboard.state import corpus_choices, model_choices
 from workers.contracts.choices import COLOURS, METHODS, Choice, for_modality
 from workers.contracts.specs import ModelError
-from workers.corpora.uploads import list_uploads, owned_by
+from workers.corpora.uploads import list_uploads, owned_by, upload_name
 from workers.models.registry import read_spec, registry
 
 POLL_MS = 500  # how often an open page looks at a view that is being computed
@@ -103,6 +103,12 @@ def corpus_options(modality: str, current: str = "") -> list[dict]:
     return [{"label": f"{uploads[name]['name']} (uploaded, {uploads[name]['texts']:,} texts)" if name in uploads
              else name, "value": name} for name in corpus_choices(modality)
             if name not in uploads or name in mine or name == current]
+
+
+def corpus_label(ref: str) -> str:
+    """How headings name a corpus: an upload by the file name it came with, any other by its name."""
+    name = upload_name(ref)
+    return f"{name} (uploaded)" if name else ref
 
 
 def range_options(count: int) -> list[dict]:

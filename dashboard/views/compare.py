@@ -12,7 +12,7 @@ from dash import Dash, Input, Output, State, dcc, html, no_update
 from dashboard import ids, jobs, picture
 from dashboard.linking import linked_token
 from dashboard.shell import url
-from dashboard.shell.widgets import TIPS, model_options
+from dashboard.shell.widgets import TIPS, corpus_label, model_options
 from dashboard.state import ViewState
 from dashboard.views.single import clicked_token, fidelity_line, keys_of, picture_line, selected_token
 from workers.contracts.requests import HeadRequest
@@ -42,9 +42,10 @@ def panel() -> html.Div:
         html.Div(id=ids.COMPARE_STATUS, className="small text-muted mb-1"),
         html.Div(id=ids.COMPARE_B_FIDELITY, className="small text-muted mb-1"),
         dcc.Interval(id=ids.COMPARE_MEASURES_POLL, interval=1000, disabled=True),
-        dbc.Row([dbc.Col(picture.layout(ids.COMPARE_A, "64vh", "Preparing picture A…", title=True), md=6),
-                 dbc.Col(picture.layout(ids.COMPARE_B, "64vh", "Preparing picture B…", title=True), md=6)]),
-    ], id=ids.COMPARE_PANEL, style={"display": "none"})
+        dbc.Row([dbc.Col(picture.layout(ids.COMPARE_A, "Preparing picture A…", title=True), md=6),
+                 dbc.Col(picture.layout(ids.COMPARE_B, "Preparing picture B…", title=True), md=6)],
+                className="qk-row-fill g-2"),
+    ], id=ids.COMPARE_PANEL, className="qk-panel", style={"display": "none"})
 
 
 def picture_b_token(state: ViewState, click: dict | None) -> ViewState:
@@ -68,7 +69,8 @@ def picture_b_token(state: ViewState, click: dict | None) -> ViewState:
 
 def picture_title(label: str, request: dict[str, Any]) -> str:
     """'A · minilm · corpus default · L2 H5' (and ' · value vectors' for a value picture)."""
-    title = f"{label} · {request['model']} · corpus {request['corpus']} · L{request['layer']} H{request['head']}"
+    title = (f"{label} · {request['model']} · corpus {corpus_label(request['corpus'])} · "
+             f"L{request['layer']} H{request['head']}")
     return title + (" · value vectors" if request.get("vectors") == "v" else "")
 
 
@@ -122,11 +124,15 @@ def register(app: Dash) -> None:
             return (no_update,) * 5
         figure_a, title_a = no_update, no_update
         keys_a = computed_a.get("keys") if computed_a and computed_a.get("request") == wanted_a else None
+        if computed_a and computed_a.get("pending") and computed_a.get("request") == wanted_a:
+            figure_a = picture.placeholder(computed_a, "picture A")
         if keys_a:
             figure_a = picture.figure(computed_a, picture.style_of(style), f"A|{sorted(computed_a['request'].items())}")
             title_a = picture_title("A", computed_a["request"])
         if not computed_b or computed_b.get("request") != wanted_b:
             return figure_a, no_update, title_a, no_update, no_update
+        if computed_b.get("pending"):
+            return figure_a, picture.placeholder(computed_b, "picture B"), title_a, no_update, no_update
         if "error" in computed_b:
             return figure_a, picture.figure(computed_b, picture.style_of(style), "", "picture B"), title_a, "", ""
         same = computed_b["request"]["model"] == style["model"]

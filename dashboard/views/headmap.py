@@ -29,9 +29,9 @@ def panel() -> html.Div:
     return html.Div([
         html.Div(id=ids.HEADMAP_STATUS, className="small text-muted mb-1"),
         dcc.Interval(id=ids.HEADMAP_INTERVAL, interval=1000, disabled=True),
-        dcc.Graph(id=ids.HEADMAP_GRAPH, style={"height": "74vh"}, figure=empty_figure("Open the head map…"),
+        dcc.Graph(id=ids.HEADMAP_GRAPH, className="qk-fill", responsive=True, figure=empty_figure("Open the head map…"),
                   config=GRAPH_CONFIG),
-    ], id=ids.HEADMAP_PANEL, style={"display": "none"})
+    ], id=ids.HEADMAP_PANEL, className="qk-panel", style={"display": "none"})
 
 
 def _template(style: dict[str, Any]) -> HeadRequest:

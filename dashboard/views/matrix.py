@@ -52,7 +52,7 @@ def panel() -> html.Div:
         html.Div(id=ids.MATRIX_STATUS, className="small text-muted mb-1"),
         html.Div([html.Div([html.Span("Place cells by ", className="small me-2"),
                             dcc.Dropdown(id=ids.MATRIX_ORDER, clearable=False, value="grid",
-                                         style={"minWidth": "22rem"},
+                                         style={"minWidth": "17rem"},
                                          options=[{"label": label, "value": value}
                                                   for value, label in ORDER_LABELS.items()])],
                            title=TIPS[ids.MATRIX_ORDER], className="d-flex align-items-center"),
@@ -63,16 +63,16 @@ def panel() -> html.Div:
                            title=TIPS[ids.MATRIX_KEEP], className="d-flex align-items-center"),
                   html.Div([html.Span("colour cells by", className="small ms-3 me-2"),
                             dcc.Dropdown(id=ids.MATRIX_TINT, clearable=False, value="none",
-                                         style={"minWidth": "16rem"},
+                                         style={"minWidth": "13rem"},
                                          options=[{"label": label, "value": value}
                                                   for value, label in TINT_LABELS.items()])],
                            title=TIPS[ids.MATRIX_TINT], className="d-flex align-items-center")],
                  className="d-flex align-items-center mb-1 flex-wrap"),
         dcc.Interval(id=ids.MATRIX_INTERVAL, interval=1000, disabled=True),
         dcc.Store(id=ids.MATRIX_DRAWN),
-        dcc.Graph(id=ids.MATRIX_GRAPH, style={"height": "78vh"}, figure=empty_figure("Open the matrix view…"),
-                  config=GRAPH_CONFIG),
-    ], id=ids.MATRIX_PANEL, style={"display": "none"})
+        dcc.Graph(id=ids.MATRIX_GRAPH, className="qk-fill", responsive=True,
+                  figure=empty_figure("Open the matrix view…"), config=GRAPH_CONFIG),
+    ], id=ids.MATRIX_PANEL, className="qk-panel", style={"display": "none"})
 
 
 def _template(request: dict[str, Any]) -> HeadRequest:

@@ -8,7 +8,7 @@ from typing import Any
 import dash_bootstrap_components as dbc
 from dash import Dash, Input, Output, dcc, html, no_update
 
-from dashboard import ids, jobs
+from dashboard import ids, jobs, picture
 from dashboard.figures.image import image_figure
 from dashboard.figures.sentence import aggregate_figure, sentence_figure
 from dashboard.figures.single import empty_figure
@@ -32,13 +32,13 @@ def panel() -> html.Div:
         ], className="d-flex align-items-center flex-wrap"),
         html.Div([
             dbc.Row([
-                dbc.Col(dcc.Graph(id=ids.SENTENCE_GRAPH, style={"height": "70vh"}, config=GRAPH_CONFIG,
+                dbc.Col(dcc.Graph(id=ids.SENTENCE_GRAPH, className="qk-fill", responsive=True, config=GRAPH_CONFIG,
                                   figure=empty_figure("Select a text: click a point in the single view")), md=6),
-                dbc.Col(dcc.Graph(id=ids.AGGREGATE_GRAPH, style={"height": "70vh"}, config=GRAPH_CONFIG,
-                                  figure=empty_figure("")), md=6),
-            ]),
-        ], id=ids.SENTENCE_VIEW),
-    ], id=ids.SENTENCE_PANEL, style={"display": "none"})
+                dbc.Col(dcc.Graph(id=ids.AGGREGATE_GRAPH, className="qk-fill", responsive=True,
+                                  config=GRAPH_CONFIG, figure=empty_figure("")), md=6),
+            ], className="qk-row-fill g-2"),
+        ], id=ids.SENTENCE_VIEW, className="d-flex flex-column qk-fill"),
+    ], id=ids.SENTENCE_PANEL, className="qk-panel", style={"display": "none"})
 
 
 @lru_cache(maxsize=16)
@@ -59,7 +59,11 @@ def register(app: Dash) -> None:
     def draw(computed: dict[str, Any] | None, style: dict[str, Any] | None, hide_special: bool,
              hover: dict | None):
         """Lines for the selected text (hovering a query isolates its lines) and the position average."""
-        if not computed or not style or style.get("view") != "sentence" or "keys" not in computed:
+        if not computed or not style or style.get("view") != "sentence":
+            return no_update, no_update
+        if computed.get("pending"):
+            return picture.placeholder(computed), empty_figure("")
+        if "keys" not in computed:
             return no_update, no_update
         keys, causal = computed["keys"], computed["causal"]
         tokens = jobs.tokens_table(keys["tokens"])

@@ -20,16 +20,18 @@ from workers.pipeline.keys import fidelity_key, resolve
 
 
 def panel() -> html.Div:
-    """The single-head view: scatter, selection line and hover panel."""
+    """The single-head view: selection line, then the scatter with the hover panel beside it."""
     return html.Div([
         html.Div([html.Span(id=ids.SELECTION, className="small"),
                   dbc.Button("clear selection", id=ids.CLEAR_SELECTION, size="sm", color="link",
                              className="py-0", title=TIPS[ids.CLEAR_SELECTION])],
                  className="d-flex align-items-center"),
-        *picture.layout(ids.SINGLE, "70vh", "Preparing the view…"), dcc.Store(id=ids.SINGLE_DRAWN),
-        dbc.Card(dbc.CardBody(html.Div("Hover a point to see its sentence; click it to select its text.",
-                                       id=ids.HOVER_PANEL, className="small")), className="mt-2"),
-    ], id=ids.SINGLE_PANEL)
+        dbc.Row([dbc.Col(picture.layout(ids.SINGLE, "Preparing the view…"), lg=9),
+                 dbc.Col(dbc.Card(dbc.CardBody(html.Div("Hover a point to see its sentence; click it to select its "
+                                                        "text.", id=ids.HOVER_PANEL, className="small")),
+                                  className="qk-hover"), lg=3)], className="qk-row-fill g-2"),
+        dcc.Store(id=ids.SINGLE_DRAWN),
+    ], id=ids.SINGLE_PANEL, className="qk-panel")
 
 
 def clicked_token(point: dict) -> int | None:
@@ -89,6 +91,8 @@ def register(app: Dash) -> None:
             return no_update, no_update, no_update, no_update
         if "error" in computed:
             return empty_figure(f"Could not compute this view: {computed['error']}"), "", "", None
+        if computed.get("pending"):
+            return picture.placeholder(computed), "", "", None
         request, view_style = computed["request"], picture.style_of(style)
         data = jobs.head_data(computed["keys"], computed["causal"])
         signature = base_signature(request, view_style)
@@ -161,8 +165,9 @@ def overlay_patch(previous: int, overlays: list) -> Patch:
     return patch
 
 
-def fidelity_line(request: HeadRequest, causal: bool, client: str | None) -> tuple[str, bool]:
-    """The fidelity line of a stored picture, or what its job is doing; (text, still working)."""
+def fidelity_line(request: HeadRequest, causal: bool, client: str | None) -> tuple[Any, bool]:
+    """The fidelity line of a stored picture (one line, the whole account on a click), or what its job is doing;
+    (line, still working)."""
     if request.vectors != "qk":
         return "", False
     store = jobs.store()
@@ -172,7 +177,19 @@ def fidelity_line(request: HeadRequest, causal: bool, client: str | None) -> tup
     if seen["state"] == "waiting":
         return f"Fidelity: measuring ({seen['message']})", True
     found = store.get_json(fidelity_key(resolve(request)))
-    return fidelity_text(found, causal, request.method) if found else "", found is None
+    if not found:
+        return "", True
+    return html.Details([html.Summary(fidelity_summary(found), className="qk-one-line"),
+                         html.Div(fidelity_text(found, causal, request.method))], id=ids.FIDELITY_MORE), False
+
+
+def fidelity_summary(found: dict[str, dict]) -> str:
+    """One line: the picture's top-1-in-3 beside the no-picture guess, and the rank correlation (the rest on a
+    click: fidelity_text)."""
+    picture = found["picture"]
+    return (f"Fidelity: {_percent(picture['top1_in_k'])} of queries have their most-attended key among their 3 "
+            f"nearest (no picture, a sink or the previous token: {_percent(picture['baseline'])}) · rank "
+            f"correlation {picture['rank_correlation']:.2f} · more…")
 
 
 def picture_line(label: str, line: str) -> str:

@@ -23,6 +23,12 @@ from tests.support.browser import (
 from workers.contracts.requests import HeadRequest
 
 pytestmark = pytest.mark.browser
+LABEL_BOXES = """
+var texts = document.querySelectorAll('#' + arguments[0] + ' .textpoint text');
+return Array.from(texts).filter(t => t.textContent).map(function (t) {
+  var r = t.getBoundingClientRect(); return [t.textContent, [r.left, r.top, r.right, r.bottom]];
+});
+"""
 
 
 @pytest.fixture
@@ -43,7 +49,7 @@ def test_url_opens_the_chosen_head_and_webgl_draws_its_points(dash_duo, app):
     data = wait_for_points(dash_duo)
     assert data[0][2] == data[1][2] >= 10_000  # one query and one key per token of the default corpus
     dash_duo.wait_for_contains_text("#view-status", "points", timeout=30)
-    dash_duo.wait_for_contains_text("#view-fidelity", "of queries in this picture", timeout=30)
+    dash_duo.wait_for_contains_text("#view-fidelity", "of queries have their most-attended key", timeout=30)
     time.sleep(1.0)  # let WebGL finish its frame
     png = dash_duo.find_element("#single-graph").screenshot_as_png
     assert colour_pixels(png, QUERY_COLOR) > 2000, "queries not drawn"
@@ -171,8 +177,12 @@ def test_bad_url_values_fall_back_with_a_notice_and_markup_stays_text(dash_duo, 
     injected = "%3Cimg%20src%3Dx%20onerror%3Dwindow.pwned%3D1%3E"
     dash_duo.driver.get(dash_duo.server_url + f"/?layer=99&head=3&model={injected}&search={injected}")
     dash_duo.wait_for_text_to_equal("#view-heading", "L0 H3", timeout=30)
+    dash_duo.wait_for_contains_text("#notices", "2 notices: ", timeout=10)  # one line, the rest on a click
+    notices = dash_duo.find_element("#notices")
+    assert notices.size["height"] < 48, notices.size
+    dash_duo.find_element("#notices-more summary").click()
     dash_duo.wait_for_contains_text("#notices", "Layer '99' is not in 0..5", timeout=10)
-    assert "<img src=x" in dash_duo.find_element("#notices").text
+    assert "<img src=x" in notices.text
     wait_for_points(dash_duo)
     dash_duo.wait_for_contains_text("#search-count", "match", timeout=30)
     assert dash_duo.driver.execute_script("return window.pwned === undefined")
@@ -275,27 +285,44 @@ def test_markup_in_the_corpus_is_shown_as_text_everywhere(dash_duo, isolated_cac
 
 def test_uploading_a_corpus_switches_the_view_to_it(dash_duo, app, tmp_path):
     path = tmp_path / "my corpus.txt"
-    path.write_text("\n".join(f"Uploaded sentence {i} mentions a lighthouse by the shore." for i in range(30)))
+    texts = 300  # enough that its view takes seconds: the previous picture must not stay meanwhile
+    path.write_text("\n".join(f"Uploaded sentence {i} mentions a lighthouse by the shore." for i in range(texts)))
     bad = tmp_path / "binary.txt"
     bad.write_bytes(b"\x00\x01\x02")
     dash_duo.start_server(app)
-    dash_duo.driver.get(dash_duo.server_url + "/?layer=1&head=2")
+    dash_duo.driver.get(dash_duo.server_url + "/?layer=1&head=2&method=pca")
+    before = wait_for_points(dash_duo, timeout=240)[0][2]  # the default corpus's picture: not to outstay its heading
     upload = dash_duo.wait_for_element("#corpus-upload input[type=file]", timeout=30)
     upload.send_keys(str(bad))
     dash_duo.wait_for_contains_text("#upload-notice", "Upload refused: corpus file binary.txt looks binary", timeout=20)
     upload = dash_duo.find_element("#corpus-upload input[type=file]")
     upload.send_keys(str(path))
-    dash_duo.wait_for_contains_text("#upload-notice", "Uploaded my corpus.txt: 30 texts", timeout=20)
+    dash_duo.wait_for_contains_text("#upload-notice", f"Uploaded my corpus.txt: {texts:,} texts", timeout=20)
     wait_until(lambda: "corpus=upload-" in dash_duo.driver.current_url, timeout=20)
+    dash_duo.wait_for_contains_text("#view-subheading", "corpus my corpus.txt (uploaded)", timeout=20)  # its name
+    renamed, stale, placeholder = time.monotonic(), [0.0], []
+
+    def uploaded_view_drawn() -> bool:
+        counts = [n for kind, _name, n in traces(dash_duo, "single-graph") or [] if kind == "scattergl"]
+        if counts and counts[0] == before:  # the default corpus's points, under the uploaded corpus's heading
+            stale.append(time.monotonic() - renamed)
+        placeholder.extend([True] if not counts else [])  # "Computing …" while the workers run the new corpus
+        return bool(counts) and counts[0] != before
+
+    wait_until(uploaded_view_drawn, timeout=120, interval=0.1, what="the uploaded corpus's points")
+    assert placeholder and max(stale) < 2.0, f"the previous picture stayed {max(stale):.1f} s under the new heading"
     try:
-        dash_duo.wait_for_contains_text("#view-status", "from 30 texts", timeout=120)
+        dash_duo.wait_for_contains_text("#view-status", f"from {texts:,} texts", timeout=120)
     except Exception as exc:  # say what the page and the workers were doing
         raise AssertionError(f"the uploaded corpus's view did not come: {_worker_report(dash_duo)}") from exc
-    assert wait_for_points(dash_duo)[0][2] == 30 * 12  # every token of the uploaded texts, none of the default
+    tokens = jobs.tokens_table(jobs.cached_keys(HeadRequest(corpus=dash_duo.driver.current_url.split("corpus=")[1]
+                                                            .split("&")[0], layer=1, head=2, method="pca"),
+                                                jobs.store())["tokens"])
+    assert wait_for_points(dash_duo)[0][2] == len(tokens["token"]) and set(tokens["text_id"]) == set(range(texts))
     shared = dash_duo.driver.current_url
     dash_duo.driver.get(shared)  # the link opens the same corpus
-    dash_duo.wait_for_contains_text("#view-status", "from 30 texts", timeout=60)
-    assert "my corpus.txt (uploaded, 30 texts)" in dash_duo.find_element("#corpus-dropdown").text
+    dash_duo.wait_for_contains_text("#view-status", f"from {texts:,} texts", timeout=60)
+    assert f"my corpus.txt (uploaded, {texts:,} texts)" in dash_duo.find_element("#corpus-dropdown").text
     huge = tmp_path / "huge.txt"
     huge.write_bytes(b"a line of text\n" * 1_400_000)  # 21 MB: the box refuses it before any byte is sent
     dash_duo.find_element("#corpus-upload input[type=file]").send_keys(str(huge))
@@ -366,6 +393,11 @@ def test_head_map_places_every_head_and_related_heads_link_to_each_other(dash_du
     drawn = wait_until(lambda: traces(dash_duo, "headmap-graph"), timeout=30)
     assert [name for _type, name, _n in drawn] == ["most alike heads", "heads", "L0H2 (current)"]
     assert drawn[1][2] == 72 and drawn[0][2] == 3 * 5  # a line (two ends and a gap) to each of 5 related heads
+    labels = dash_duo.driver.execute_script(LABEL_BOXES, "headmap-graph")
+    assert 12 <= len(labels) < 72 and "L0H2" in [name for name, _box in labels]  # the current head named
+    for i, (name, box) in enumerate(labels):  # no two labels overlap (the rest are named on hover)
+        for other, box2 in labels[i + 1:]:
+            assert box[2] <= box2[0] or box2[2] <= box[0] or box[3] <= box2[1] or box2[3] <= box[1], (name, other)
     mouse_to_point(dash_duo, "headmap-graph", 1, 2, click=True)  # L0H2: the heads are in layer-major order
     dash_duo.wait_for_text_to_equal("#view-heading", "L0 H2", timeout=30)
     assert "view=single" in dash_duo.driver.current_url
@@ -426,7 +458,7 @@ def test_tiny_gpt_from_the_model_menu_and_the_attention_layout_from_the_projecti
     dash_duo.wait_for_contains_text("#view-status", "points", timeout=120)
     data = wait_for_points(dash_duo)
     assert data[0][2] == data[1][2] > 5_000
-    fidelity = dash_duo.wait_for_contains_text("#view-fidelity", "of queries in this picture", timeout=60) or \
+    fidelity = dash_duo.wait_for_contains_text("#view-fidelity", "most-attended key", timeout=60) or \
         dash_duo.find_element("#view-fidelity").text
     picture_share = int(dash_duo.find_element("#view-fidelity").text.split("%")[0].split()[-1])
     assert picture_share >= 85, fidelity

@@ -188,3 +188,30 @@ def wait_until_done(job_id: str, store, timeout: float = 300) -> dict:
             return record
         time.sleep(0.3)
     raise AssertionError(f"job {job_id} not done in {timeout} s")
+
+
+def test_the_first_local_worker_loads_the_bundled_model_before_the_first_request(isolated_cache, monkeypatch):
+    """Model loading overlaps with the page loading: the first worker loads MiniLM as it starts (its heartbeat
+    says so), then idles and serves jobs; a preload that fails is only said, and jobs are served all the same."""
+    from tests.support.browser import wait_until
+
+    monkeypatch.setenv("QK_ATLAS_PRELOAD_MODEL", "minilm")
+    workers = LocalWorker(isolated_cache, count=1)
+    workers.start()
+    try:
+        store = open_store(isolated_cache)
+        seen = set()
+        wait_until(lambda: seen.update(b.get("activity") for b in local_queue._beats(store)) or
+                   ("loading minilm" in seen and "idle" in seen), 120, interval=0.05, what="the model preloaded")
+        job_id = local_queue.submit(HeadRequest(layer=0, head=1, method="pca").to_dict(), store)
+        wait_until(lambda: local_queue.job_status(job_id, store)["state"] == "done", 120, what="the job done")
+    finally:
+        workers.stop()
+    monkeypatch.setenv("QK_ATLAS_PRELOAD_MODEL", "no-such-model")
+    workers = LocalWorker(isolated_cache, count=1)
+    workers.start()
+    try:
+        job_id = local_queue.submit(HeadRequest(layer=0, head=2, method="pca").to_dict(), store)
+        wait_until(lambda: local_queue.job_status(job_id, store)["state"] == "done", 120, what="served all the same")
+    finally:
+        workers.stop()

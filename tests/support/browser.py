@@ -153,3 +153,10 @@ def colour_pixels(png: bytes, hex_colour: str, tolerance: int = 40) -> int:
     image = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
     target = np.array([int(hex_colour[i: i + 2], 16) for i in (1, 3, 5)])
     return int((np.abs(image - target).max(axis=2) <= tolerance).sum())
+
+
+def set_viewport(driver, width: int, height: int) -> None:
+    """Size the window so that the page itself (window.innerWidth x innerHeight) is width x height."""
+    driver.set_window_size(width, height)
+    inner_width, inner_height = driver.execute_script("return [window.innerWidth, window.innerHeight]")
+    driver.set_window_size(2 * width - inner_width, 2 * height - inner_height)

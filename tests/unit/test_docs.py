@@ -164,6 +164,14 @@ def test_readme_table_of_choices_is_the_table_the_code_reads():
     assert markdown_table() in section(doc("README.md"), "### The choices")
 
 
+def test_architecture_table_of_stored_results_is_the_table_the_code_reads():
+    """Each stored result's inputs, version and function in docs/architecture.md are STORED_RESULTS' own."""
+    from workers.pipeline.keys import stored_results_table
+
+    quoted = re.search(r"<!-- stored results -->\n(.*?)\n<!-- /stored results -->", doc("architecture.md"), re.S)
+    assert quoted is not None and quoted.group(1) == stored_results_table()
+
+
 def test_every_environment_variable_is_in_the_configuration_table():
     """Each QK_ATLAS_* name the code or the compose file uses is a row of docs/configuration.md."""
     sources = [*ROOT.glob("workers/**/*.py"), *ROOT.glob("dashboard/**/*.py"), ROOT / "docker-compose.yml"]

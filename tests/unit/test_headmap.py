@@ -107,3 +107,21 @@ def test_head_map_of_minilm_is_stored_once_and_puts_each_head_near_similar_ones(
             ["prev_token"] for cell in found.cells}
     nearest = found.related((0, 2), 1)[0][0]
     assert prev[nearest] > np.median(list(prev.values()))
+
+
+def test_head_map_labels_never_collide_and_the_current_head_is_named_on_top():
+    from dashboard.figures.headmap import head_map_figure, labels_that_fit
+
+    rng = np.random.default_rng(0)
+    pile = rng.normal(0, 1e-3, size=(50, 2))  # fifty heads on one spot, as in a real map's bottom cluster
+    apart = np.array([[x, 1.0] for x in np.linspace(-1, 1, 5)])  # five heads far apart
+    coords = np.vstack([pile, apart])
+    names = [f"L{i // 12}H{i % 12}" for i in range(len(coords))]
+    shown = labels_that_fit(coords[:, 0], coords[:, 1], names, first=[7])
+    assert shown[7] and shown[50:].all() and shown[:50].sum() == 1  # the pile gets one label: the one asked first
+    cells = [(i // 12, i % 12) for i in range(len(coords))]
+    figure = head_map_figure(HeadMap(cells=cells, coords=coords, distances=np.zeros((55, 55))), 5, current=(0, 7))
+    heads, ring = figure.data[-2], figure.data[-1]
+    assert heads.text[7] == "" and ring.text == ("<b>L0H7</b>",)  # named once, on top of every other trace
+    assert sum(bool(t) for t in heads.text) == 5  # the five far apart; the pile's labels only on hover
+    assert all(h.startswith(f"L{a} H{b}:") for (a, b), h in zip(cells, heads.hovertext, strict=True))

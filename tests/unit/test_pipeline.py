@@ -159,3 +159,18 @@ def test_value_picture_embeds_the_heads_value_vectors_alone(tmp_path):
     assert resolve(same).coords == keys.coords  # values are not normalised
     with pytest.raises(ValueError, match="unknown vectors"):
         ensure_head_view(HeadRequest(corpus=str(corpus), vectors="o"), store)
+
+
+def test_a_job_resolves_its_keys_once(monkeypatch, tmp_path):
+    """run_stage resolves the request's keys once and hands them down: extraction, transform, picture, fidelity."""
+    from workers.contracts.requests import job_request
+    from workers.pipeline.stages import run_stage
+
+    calls = []
+    real = workers.pipeline.stages.resolve
+    monkeypatch.setattr(workers.pipeline.stages, "resolve", lambda *a, **k: calls.append(a) or real(*a, **k))
+    store = open_store(tmp_path / "cache")
+    request = HeadRequest(layer=2, head=5, method="pca")
+    record = run_stage(job_request(request, "fidelity"), store)
+    assert len(calls) == 1
+    assert record["keys"] == real(request).__dict__ and store.get_arrays(record["keys"]["coords"]) is not None

@@ -108,6 +108,21 @@ def test_fuzzed_queries_give_a_valid_state():
         assert parse_query(state.to_query()) == (state, [])  # whatever came in, the canonical URL is clean
 
 
+def test_every_picture_has_a_one_line_reading_guide():
+    """The line under the heading says what near means: from the method when it is placed from attention (the
+    normalisation cannot change it), else from the normalisation; value pictures have their own."""
+    from dashboard.shell.heading import guide_text
+    from workers.contracts.choices import METHODS, NORMALISATIONS, VALUES_READING, reading
+
+    for method in METHODS:
+        for norm in NORMALISATIONS:
+            line = reading(method.value, norm.value)
+            assert 40 < len(line) <= 115 and "\n" not in line
+            assert line == (method.reading if method.from_attention else norm.reading)
+    assert reading("pca", "none") != reading("pca", "scale+translate")
+    assert reading("pca", "fit", vectors="v") == VALUES_READING
+    assert guide_text({"view": "single", "method": "pca", "norm": "none"}) == reading("pca", "none")
+    assert "head" in guide_text({"view": "headmap", "method": "pca", "norm": "none"})
 @pytest.mark.parametrize(("query", "says"), [
     ("?b_layer=99", "Picture B's layer '99' is not in 0..5; picture B follows picture A."),
     ("?b_head=x", "Picture B's head 'x' is not in 0..11; picture B follows picture A."),

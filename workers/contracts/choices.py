@@ -28,6 +28,7 @@ class Choice:
     # a method placed from the points alone: "module:name" of a function (points [n, d], dims, seed, **params) ->
     # [n, dims], or of a scikit-learn-style estimator class taking n_components (and random_state if it has one)
     estimator: str = ""
+    reading: str = ""  # the guide line under the heading: how to read a picture made with this choice
 
 
 # The attention layout (workers.core.layout): each query linked to the keys it attends to most.
@@ -55,11 +56,19 @@ NORMALISATIONS: tuple[Choice, ...] = (
            "per head, the key translation and query/key scale whose 2D PCA picture is most faithful to attention",
            params={"translations": FIT_TRANSLATIONS, "multipliers": FIT_SCALE_MULTIPLIERS,
                    "sample_texts": FIT_SAMPLE_TEXTS, "score": "pca-2d top-1-in-3",
-                   "spread_ratio_limit": FIT_SPREAD_RATIO_LIMIT, "version": 2}),
-    Choice("none", "none (raw q, k)", "none", "the raw query and key vectors"),
-    Choice("scale", "scale", "scale", "queries scaled by c and keys by 1/c so their mean norms match"),
+                   "spread_ratio_limit": FIT_SPREAD_RATIO_LIMIT, "version": 2},
+           reading="Keys moved and rescaled per head (attention unchanged) so that a query near a key tends to "
+                   "attend to it."),
+    Choice("none", "none (raw q, k)", "none", "the raw query and key vectors",
+           reading="Raw vectors: attention follows the dot product q·k, so a query near a key need not attend to "
+                   "it."),
+    Choice("scale", "scale", "scale", "queries scaled by c and keys by 1/c so their mean norms match",
+           reading="Queries and keys rescaled to equal mean norms (attention unchanged): nearness follows q·k more "
+                   "closely."),
     Choice("scale+translate", "scale + translate (AttentionViz)", "scale+translate",
-           "scaled as above, then keys translated onto the query centroid, as in AttentionViz"),
+           "scaled as above, then keys translated onto the query centroid, as in AttentionViz",
+           reading="Keys moved onto the queries' centre and rescaled, as in AttentionViz: a query near a key tends "
+                   "to attend to it."),
 )
 
 # Matrix cells: fewer optimisation steps (bench/umap_settings.py: UMAP 50 epochs is 3.4x faster than 200, the
@@ -84,7 +93,8 @@ METHODS: tuple[Choice, ...] = (
            preview={"n_epochs": 50, "top_keys": LAYOUT_TOP_KEYS, "n_neighbors": LAYOUT_NEIGHBOURS,
                     "structure_weight": LAYOUT_STRUCTURE_WEIGHT, "sharpness": LAYOUT_SHARPNESS, "version": 1},
            preview_note="cells are attention-layout previews (50 epochs; the opened head runs 100)",
-           from_attention=True),
+           from_attention=True,
+           reading="Placed from the head's attention: each query is drawn towards the keys it attends to most."),
     Choice("fitted", "Fitted to attention (default)", "picture fitted to attention",
            "queries and keys placed so that a softmax over distances reproduces each query's attention",
            params={"iterations": FITTED_ITERATIONS, "tau": FITTED_TAU, "anchor": FITTED_ANCHOR,
@@ -92,7 +102,9 @@ METHODS: tuple[Choice, ...] = (
            preview={"iterations": 20, "tau": FITTED_TAU, "anchor": FITTED_ANCHOR, "gap_weight": FITTED_GAP_WEIGHT,
                     "version": 1},
            preview_note="cells are previews of the fitted picture (20 steps; the opened head runs 60)",
-           from_attention=True),
+           from_attention=True,
+           reading="Placed so that distance reproduces attention: a query sits closest to the keys it attends to "
+                   "most."),
 )
 
 DIMS: tuple[Choice, ...] = (
@@ -163,3 +175,15 @@ def markdown_table() -> str:
             lines.append(f"| {flag} | `{choice.value}` | {choice.label} | {'yes' if choice.value == default else ''} "
                          f"| {choice.help} | {choice.preview_note} |")
     return "\n".join(lines)
+
+
+VALUES_READING = "The head's value vectors alone: near means the two tokens pass on alike information."
+
+
+def reading(method: str, norm: str, vectors: str = "qk") -> str:
+    """The guide line under a picture's heading: from its method when placed from attention, else from its
+    normalisation (value pictures: VALUES_READING)."""
+    if vectors == "v":
+        return VALUES_READING
+    chosen = find(METHODS, method)
+    return chosen.reading if chosen.from_attention else find(NORMALISATIONS, norm).reading

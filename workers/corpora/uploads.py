@@ -37,6 +37,13 @@ def upload_path(ref: str) -> Path | None:
     return path if record is not None and not _expired(record) else None
 
 
+def upload_name(ref: str) -> str | None:
+    """The file name an uploaded corpus came with (as shown in messages), or None when `ref` is no live upload."""
+    path = upload_path(ref)
+    record = _record(path) if path else None
+    return str(record["name"]) if record and "name" in record else None
+
+
 def _record(path: Path) -> dict[str, Any] | None:
     """The sidecar of an upload file, or None when either is missing or unreadable."""
     try:

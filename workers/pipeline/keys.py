@@ -4,7 +4,7 @@ so the web process resolves keys itself."""
 from __future__ import annotations
 
 import functools
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,39 @@ PROJECTION_PARAMS: dict[str, dict[str, Any]] = {c.value: params_of(METHOD_CHOICE
 PREVIEW_PARAMS: dict[str, dict[str, Any]] = {c.value: params_of(METHOD_CHOICES, c.value, preview=True)
                                              for c in METHOD_CHOICES}
 METHOD_NAMES = {c.value: c.name for c in METHOD_CHOICES}
+
+
+@dataclass(frozen=True)
+class StoredResult:
+    """One kind of stored result: what its key names, its version (raised whenever its computation changes, so
+    results of the old computation are never read again) and the function of workers.pipeline.stages that gets or
+    computes it."""
+
+    name: str
+    inputs: str
+    version: int
+    computed_by: str
+
+
+STORED_RESULTS: tuple[StoredResult, ...] = (
+    StoredResult("extraction", "model source and revision, corpus content, token limits (tokens table; q, k, v of "
+                 "every head)", 1, "ensure_extraction"),
+    StoredResult("transform", "q, k and tokens table of the head, normalisation and its parameters", 1,
+                 "ensure_transform"),
+    StoredResult("picture", "extraction, layer, head, normalisation, projection and its parameters, dims", 1,
+                 "ensure_head_view"),
+    StoredResult("fidelity", "picture", 4, "ensure_view_fidelity"),
+    StoredResult("summary", "q, k and tokens table of the head", 2, "ensure_head_summary"),
+    StoredResult("headmap", "tokens table and every head's q, k; texts sampled", 1, "ensure_head_map"),
+)
+VERSIONS: dict[str, int] = {result.name: result.version for result in STORED_RESULTS}
+
+
+def stored_results_table() -> str:
+    """docs/architecture.md's table of stored results (tests/unit/test_docs.py checks the doc holds exactly this)."""
+    lines = ["| result | its key names | version | got or computed by |", "|---|---|---|---|"]
+    lines += [f"| {r.name} | {r.inputs} | {r.version} | `{r.computed_by}` |" for r in STORED_RESULTS]
+    return "\n".join(lines)
 
 
 def projection_params(method: str, preview: bool) -> dict[str, Any]:
@@ -71,7 +104,7 @@ def extraction_params(model: str, corpus: Corpus | ImageCorpus) -> dict[str, Any
     source = model_source(model)
     return {"model": source.location if source.kind == "hub" else model, "revision": source.revision,
             "corpus": corpus.content_hash, "max_tokens": settings().max_tokens_per_text,
-            "max_total_tokens": settings().max_total_tokens, "roles": "qkv"}
+            "max_total_tokens": settings().max_total_tokens, "roles": "qkv", "version": VERSIONS["extraction"]}
 
 
 def vector_key(base: dict[str, Any], role: str, layer: int, head: int) -> str:
@@ -87,7 +120,7 @@ def resolve(request: HeadRequest, base: dict[str, Any] | None = None, spec: Mode
     view = {**base, "layer": request.layer, "head": request.head, "norm": request.norm,
             "norm_params": normalisation_params(request.norm),
             "method": request.method, "dims": request.dims,
-            "params": projection_params(request.method, request.preview)}
+            "params": projection_params(request.method, request.preview), "version": VERSIONS["picture"]}
     kv_head = kv_head_for(request.head, spec.n_heads, spec.n_kv_heads)
     values = vector_key(base, "v", request.layer, kv_head)
     if request.vectors == "v":  # the value picture: v alone [N, dims], no normalisation
@@ -107,33 +140,30 @@ def resolve_heads(template: HeadRequest) -> dict[tuple[int, int], ViewKeys]:
             for layer in range(spec.n_layers) for head in range(spec.n_heads)}
 
 
-# Every stored result derived from the extraction: the inputs its key names, and its version (raised whenever its
-# computation changes, so results of the old computation are never read again).
-DERIVED_VERSIONS = {"transform": 1, "fidelity": 4, "summary": 2, "headmap": 1}
 
 
 def transform_key(keys: ViewKeys, norm: str) -> str:
     """Store key of a head's normalisation (from its q, k and tokens table, and the normalisation's parameters)."""
     return content_key("transform", {"q": keys.q, "k": keys.k, "tokens": keys.tokens, "norm": norm,
                                      "norm_params": normalisation_params(norm),
-                                     "version": DERIVED_VERSIONS["transform"]})
+                                     "version": VERSIONS["transform"]})
 
 
 def fidelity_key(keys: ViewKeys) -> str:
     """Store key of a view's fidelity (it depends on its picture, hence on everything behind it)."""
-    return content_key("fidelity", {"coords": keys.coords, "version": DERIVED_VERSIONS["fidelity"]})
+    return content_key("fidelity", {"coords": keys.coords, "version": VERSIONS["fidelity"]})
 
 
 def summary_key(keys: ViewKeys) -> str:
     """Store key of a head's summary (it depends on its q, k and tokens table only)."""
     return content_key("summary", {"q": keys.q, "k": keys.k, "tokens": keys.tokens,
-                                   "version": DERIVED_VERSIONS["summary"]})
+                                   "version": VERSIONS["summary"]})
 
 
 def head_map_key(keys: ViewKeys) -> str:
     """Store key of a model's head map over a corpus (it depends on the extraction only)."""
     return content_key("headmap", {"tokens": keys.tokens, "sample_texts": HEAD_MAP_SAMPLE_TEXTS,
-                                   "version": DERIVED_VERSIONS["headmap"]})
+                                   "version": VERSIONS["headmap"]})
 
 
 def stored_head_map(template: HeadRequest, store: Store) -> dict[str, Any] | None:

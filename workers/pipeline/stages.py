@@ -20,6 +20,7 @@ from workers.core.normalize import Transform, transform_for
 from workers.core.project import Projector
 from workers.models.registry import read_spec
 from workers.pipeline.keys import (
+    STORED_RESULTS,
     corpus_for,
     corpus_template,
     estimator_params,
@@ -51,9 +52,11 @@ def loaded_model(ref: str) -> Any:
     return load_model(ref)
 
 
-def ensure_extraction(request: HeadRequest, store: Store, progress: Progress = _no_progress) -> ViewKeys:
-    """Run the model over the corpus unless its tokens table (written last) is stored; streams heads to the store."""
-    keys = resolve(request)
+def ensure_extraction(request: HeadRequest, store: Store, progress: Progress = _no_progress,
+                      keys: ViewKeys | None = None) -> ViewKeys:
+    """Run the model over the corpus unless its tokens table (written last) is stored; streams heads to the store.
+    `keys`: the request's, when the caller resolved them already."""
+    keys = keys or resolve(request)
     if keys.extracted(store):
         return keys
     from workers.models.extract import extract_heads
@@ -88,12 +91,27 @@ def head_vectors(store: Store, keys: ViewKeys) -> tuple[np.ndarray, np.ndarray]:
     return q["v"].astype(np.float32), k["v"].astype(np.float32)
 
 
+_TOKENS_READ: dict[tuple[str, str], dict[str, np.ndarray]] = {}  # the last tokens table read, by store and key
+
+
+def tokens_table(store: Store, keys: ViewKeys) -> dict[str, np.ndarray]:
+    """The stored tokens table of a view: token, text_id, position, is_special … [token] (texts, notes); read once
+    while its heads are computed in a row (a key names its content, so the table under it never changes)."""
+    if not store.has(keys.tokens):
+        raise RuntimeError("the tokens table is missing from the store")
+    where = (str(store.directory), keys.tokens)
+    if where not in _TOKENS_READ:
+        tokens = store.get_arrays(keys.tokens)
+        if tokens is None:
+            raise RuntimeError("the tokens table is missing from the store")
+        _TOKENS_READ.clear()
+        _TOKENS_READ[where] = tokens
+    return _TOKENS_READ[where]
+
+
 def text_ids(store: Store, keys: ViewKeys) -> np.ndarray:
     """text_id [token] of the stored tokens table."""
-    tokens = store.get_arrays(keys.tokens)
-    if tokens is None:
-        raise RuntimeError("the tokens table is missing from the store")
-    return tokens["text_id"]
+    return tokens_table(store, keys)["text_id"]
 
 
 def head_qk(request: HeadRequest, store: Store) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -103,18 +121,23 @@ def head_qk(request: HeadRequest, store: Store) -> tuple[np.ndarray, np.ndarray,
     return q, k, text_ids(store, keys)
 
 
-def ensure_head_view(request: HeadRequest, store: Store, progress: Progress = _no_progress) -> ViewKeys:
-    """Compute (or find) the coordinates of one head's joint q/k projection; returns its keys."""
+def ensure_head_view(request: HeadRequest, store: Store, progress: Progress = _no_progress,
+                     keys: ViewKeys | None = None) -> ViewKeys:
+    """Compute (or find) the coordinates [N or 2N, dims] of one head's picture; returns its keys."""
     spec = read_spec(request.model)
     validate(request, spec)
-    keys = resolve(request)
+    keys = keys or resolve(request, spec=spec)
     if keys.complete(store) and keys.intact(store):
         progress(1.0, "cached")
         return keys
-    keys = ensure_extraction(request, store, progress)
-    coords = (project_values(request, keys, store, progress) if request.vectors == "v"
-              else project_queries_and_keys(request, keys, store, spec.causal, progress))
-    store.put_arrays(keys.coords, {"coords": coords.astype(np.float32)})
+    ensure_extraction(request, store, progress, keys)
+
+    def compute() -> dict[str, np.ndarray]:
+        coords = (project_values(request, keys, store, progress) if request.vectors == "v"
+                  else project_queries_and_keys(request, keys, store, spec.causal, progress))
+        return {"coords": coords.astype(np.float32)}
+
+    get_or_compute(store, keys.coords, compute, arrays=True)
     progress(1.0, "done")
     return keys
 
@@ -142,66 +165,68 @@ def project_queries_and_keys(request: HeadRequest, keys: ViewKeys, store: Store,
     params = estimator_params(request.method, request.preview)
     progress(0.85, f"{picture_label(request.method, request.preview)} of {2 * len(q):,} points")
     if request.method == "fitted":  # from attention, which no normalisation changes: skip it
-        sinks = sink_keys(text_id, store.get_arrays(keys.tokens)["is_special"], causal)
+        sinks = sink_keys(text_id, tokens_table(store, keys)["is_special"], causal)
         return fitted_layout(q, k, text_id, causal, sinks, request.dims, **params)
-    q_norm, k_norm = ensure_transform(request, keys, store, causal).apply(q, k)
+    q_norm, k_norm = ensure_transform(request, keys, store, causal, (q, k, text_id)).apply(q, k)
     if request.method == "attention":
         return attention_layout(q_norm, k_norm, text_id, causal, request.dims, **params)
     return Projector(request.method, request.dims, **params).fit_transform(np.vstack([q_norm, k_norm]))
 
 
-def get_or_compute(store: Store, key: str, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """The JSON result stored under `key`, or `compute()`'s, stored there first: the one get-or-compute path of
-    every result derived from an extraction (keys and versions: workers.pipeline.keys)."""
-    found = store.get_json(key)
+def get_or_compute(store: Store, key: str, compute: Callable[[], dict[str, Any]], arrays: bool = False
+                   ) -> dict[str, Any]:
+    """The result stored under `key` (a JSON record, or named arrays), or `compute()`'s, stored there first: the one
+    get-or-compute path of every result derived from an extraction (keys and versions:
+    workers.pipeline.keys.STORED_RESULTS). A damaged entry reads as absent, so it is computed again."""
+    get, put = (store.get_arrays, store.put_arrays) if arrays else (store.get_json, store.put_json)
+    found = get(key)
     if found is None:
         found = compute()
-        store.put_json(key, found)
+        put(key, found)
     return found
 
 
-def ensure_transform(request: HeadRequest, keys: ViewKeys, store: Store, causal: bool) -> Transform:
+def ensure_transform(request: HeadRequest, keys: ViewKeys, store: Store, causal: bool,
+                     read: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> Transform:
     """The head's normalisation (the fitted one searches 12 candidates): computed once, then read by the picture,
-    its fidelity and the export."""
+    its fidelity and the export. `read`: the head's q, k [token, d_head] and text_id [token] when already read."""
     def compute() -> dict[str, Any]:
-        q, k = head_vectors(store, keys)
-        return transform_for(q, k, request.norm, text_ids(store, keys), causal).to_dict()
+        q, k, text_id = read or (*head_vectors(store, keys), text_ids(store, keys))
+        return transform_for(q, k, request.norm, text_id, causal).to_dict()
 
     return Transform.from_dict(get_or_compute(store, transform_key(keys, request.norm), compute))
 
 
-def ensure_view_fidelity(request: HeadRequest, store: Store) -> dict[str, dict]:
+def ensure_view_fidelity(request: HeadRequest, store: Store, keys: ViewKeys | None = None) -> dict[str, dict]:
     """Fidelity of a stored view (raw vectors, normalised vectors, picture), computed once and stored."""
     from workers.core.stage_fidelity import view_fidelity
 
     if request.vectors != "qk":
         raise ValueError("fidelity measures pictures of queries and keys, not of value vectors")
-    keys = resolve(request)
+    keys = keys or resolve(request)
 
     def compute() -> dict[str, Any]:
         q, k = head_vectors(store, keys)
-        tokens, coords = store.get_arrays(keys.tokens), store.get_arrays(keys.coords)
-        if tokens is None or coords is None:
+        tokens, coords = tokens_table(store, keys), store.get_arrays(keys.coords)
+        if coords is None:
             raise RuntimeError("this view is not stored yet")
         causal = read_spec(request.model).causal
         return view_fidelity(q, k, coords["coords"], tokens["text_id"], causal,
-                             ensure_transform(request, keys, store, causal),
+                             ensure_transform(request, keys, store, causal, (q, k, tokens["text_id"])),
                              sink_keys(tokens["text_id"], tokens["is_special"], causal))
 
     return get_or_compute(store, fidelity_key(keys), compute)
 
 
-def ensure_head_summary(request: HeadRequest, store: Store) -> dict[str, float]:
+def ensure_head_summary(request: HeadRequest, store: Store, keys: ViewKeys | None = None) -> dict[str, float]:
     """The head's summary numbers (workers.core.summaries), from its stored vectors, computed once and stored."""
     from workers.core.summaries import summarise_head
 
-    keys = ensure_extraction(request, store)
+    keys = ensure_extraction(request, store, keys=keys)
 
     def compute() -> dict[str, Any]:
         q, k = head_vectors(store, keys)
-        tokens = store.get_arrays(keys.tokens)
-        if tokens is None:
-            raise RuntimeError("the tokens of this head are missing from the store")
+        tokens = tokens_table(store, keys)
         spec = read_spec(request.model)
         return summarise_head(q, k, tokens["text_id"], tokens["is_special"], spec.causal,
                               tokens=tokens["token"] if spec.modality == "text" else None).to_dict()
@@ -212,8 +237,9 @@ def ensure_head_summary(request: HeadRequest, store: Store) -> dict[str, float]:
 def export_metrics(request: HeadRequest, store: Store, notes: list[str]) -> dict[str, Any]:
     """What `qk-atlas export` writes beside the arrays: the request, head summary, the view's fidelity, and the
     notes `export_arrays` returned."""
-    return {"request": request.to_dict(), "summary": ensure_head_summary(request, store),
-            "fidelity": ensure_view_fidelity(request, store), "notes": notes}
+    keys = resolve(request)
+    return {"request": request.to_dict(), "summary": ensure_head_summary(request, store, keys),
+            "fidelity": ensure_view_fidelity(request, store, keys), "notes": notes}
 
 
 def export_arrays(request: HeadRequest, store: Store, progress: Progress = _no_progress) -> dict[str, np.ndarray]:
@@ -259,39 +285,39 @@ def ensure_head_map(template: HeadRequest, store: Store, progress: Progress = _n
 
 def ensure_head_summaries(template: HeadRequest, store: Store, progress: Progress = _no_progress) -> int:
     """Every head's summary (ensure_head_summary) of the template's model and corpus; returns how many heads."""
-    cells = list(resolve_heads(template))
-    ensure_extraction(template, store, progress)
-    for done, (layer, head) in enumerate(cells):
-        progress(done / len(cells), f"summarised {done} of {len(cells)} heads")
-        ensure_head_summary(replace(template, layer=layer, head=head), store)
-    return len(cells)
+    every = resolve_heads(template)
+    ensure_extraction(template, store, progress, next(iter(every.values())))
+    for done, ((layer, head), keys) in enumerate(every.items()):
+        progress(done / len(every), f"summarised {done} of {len(every)} heads")
+        ensure_head_summary(replace(template, layer=layer, head=head), store, keys)
+    return len(every)
 
 
-def _view_stage(request: HeadRequest, store: Store, progress: Progress) -> dict[str, Any]:
+def _view_stage(request: HeadRequest, keys: ViewKeys, store: Store, progress: Progress) -> dict[str, Any]:
     """The picture: its keys."""
-    return {"keys": ensure_head_view(request, store, progress).__dict__}
+    return {"keys": ensure_head_view(request, store, progress, keys).__dict__}
 
 
-def _fidelity_stage(request: HeadRequest, store: Store, progress: Progress) -> dict[str, Any]:
+def _fidelity_stage(request: HeadRequest, keys: ViewKeys, store: Store, progress: Progress) -> dict[str, Any]:
     """The picture, then its fidelity: the picture's keys."""
-    keys = ensure_head_view(request, store, progress)
+    ensure_head_view(request, store, progress, keys)
     progress(0.95, "measuring how faithful the picture is")
-    ensure_view_fidelity(request, store)
+    ensure_view_fidelity(request, store, keys)
     return {"keys": keys.__dict__}
 
 
-def _summaries_stage(request: HeadRequest, store: Store, progress: Progress) -> dict[str, Any]:
+def _summaries_stage(request: HeadRequest, keys: ViewKeys, store: Store, progress: Progress) -> dict[str, Any]:
     """Every head's summary of the request's model and corpus."""
     return {"heads": ensure_head_summaries(corpus_template(request), store, progress)}
 
 
-def _head_map_stage(request: HeadRequest, store: Store, progress: Progress) -> dict[str, Any]:
+def _head_map_stage(request: HeadRequest, keys: ViewKeys, store: Store, progress: Progress) -> dict[str, Any]:
     """The model's head map over the corpus (after its extraction)."""
-    ensure_extraction(request, store, progress)
+    ensure_extraction(request, store, progress, keys)
     return {"heads": len(ensure_head_map(request, store, progress)["cells"])}
 
 
-StageRunner = Callable[[HeadRequest, Store, Progress], dict[str, Any]]
+StageRunner = Callable[[HeadRequest, ViewKeys, Store, Progress], dict[str, Any]]
 STAGE_RUNNERS: dict[str, StageRunner] = {"view": _view_stage, "fidelity": _fidelity_stage,
                                          "summaries": _summaries_stage, "headmap": _head_map_stage}
 
@@ -300,8 +326,10 @@ def run_stage(job: dict[str, Any], store: Store, progress: Progress = _no_progre
     """Compute what a job names (workers.contracts.requests.job_request) and store it; returns what the job record
     keeps (a picture's keys, or how many heads were measured)."""
     request = HeadRequest.from_dict(job)
-    validate(request, read_spec(request.model))
-    return STAGE_RUNNERS[stage_of(job)](request, store, progress)
+    spec = read_spec(request.model)
+    validate(request, spec)
+    return STAGE_RUNNERS[stage_of(job)](request, resolve(request, spec=spec), store, progress)
 
 
 assert set(STAGE_RUNNERS) == set(STAGES), "every stage a job may name has a runner"
+assert all(callable(globals().get(result.computed_by)) for result in STORED_RESULTS), "each result has its function"

@@ -274,7 +274,10 @@ def _next_item(queues: tuple[diskcache.Deque, ...]) -> dict[str, Any] | None:
 
 def _serve_queue(store: Store, queues: tuple[diskcache.Deque, ...], status: dict[str, str], owner_pid: int | None,
                  warm_umap: bool, slot: int = 0) -> None:
-    """Pop and run jobs, urgent ones first; compile UMAP once idle for a while, so no request pays for it."""
+    """Pop and run jobs, urgent ones first; compile UMAP once idle for a while, so no request pays for it. The
+    first worker loads the preloaded model first (QK_ATLAS_PRELOAD_MODEL), while the browser loads the page."""
+    if slot == 0:
+        _preload(status)
     idle_since = time.monotonic()
     while _owner_alive(owner_pid):
         item = _unless_store_fails(lambda: _next_item(queues), status)
@@ -295,6 +298,25 @@ def _serve_queue(store: Store, queues: tuple[diskcache.Deque, ...], status: dict
         _unless_store_fails(lambda: store.delete(f"{CURRENT_KEY}:{slot}"), status)
         status["activity"] = "idle"
         idle_since = time.monotonic()
+
+
+def _preload(status: dict[str, str]) -> None:
+    """Load the model most first views need (QK_ATLAS_PRELOAD_MODEL: the bundled one unless set; empty: none)
+    and import what the first picture needs, so the first request does not wait for them; a failure is only said."""
+    from workers.contracts.specs import BUNDLED_ALIAS
+
+    ref = os.environ.get("QK_ATLAS_PRELOAD_MODEL", BUNDLED_ALIAS).strip()
+    if not ref:
+        return
+    status["activity"] = f"loading {ref}"
+    try:
+        from workers.pipeline.stages import loaded_model
+
+        loaded_model(ref)
+        import workers.core.fitted  # noqa: F401  (scipy's optimiser: the default picture)
+    except Exception as exc:  # a broken or unknown model: the jobs that ask for it say why
+        print(f"qk-atlas worker: could not preload {ref}: {exc}", file=sys.stderr, flush=True)
+    status["activity"] = "idle"
 
 
 def main(argv: list[str] | None = None) -> None:
