@@ -95,6 +95,7 @@ COMPARE_A_TITLE = picture(COMPARE_A, "title")
 COMPARE_B_TITLE = picture(COMPARE_B, "title")
 COMPARE_STATUS = "compare-status"
 COMPARE_B_FIDELITY = "compare-b-fidelity"  # picture B's fidelity line
+COMPARE_B_FIDELITY_MORE = "compare-b-fidelity-more"  # its whole account, opened on a click
 COMPARE_MEASURES_POLL = "compare-measures-poll"  # picture B's fidelity line looks again while its job runs
 COMPARE_B_KEYS = picture(COMPARE_B, "keys")
 COMPARE_B_REQUEST = picture(COMPARE_B, "request")

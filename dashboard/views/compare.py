@@ -14,7 +14,7 @@ from dashboard.linking import linked_token
 from dashboard.shell import url
 from dashboard.shell.widgets import TIPS, corpus_label, model_options
 from dashboard.state import ViewState
-from dashboard.views.single import clicked_token, fidelity_line, keys_of, picture_line, selected_token
+from dashboard.views.single import clicked_token, fidelity_line, keys_of, selected_token
 from workers.contracts.requests import HeadRequest
 
 B_CONTROLS = (ids.B_MODEL, ids.B_CORPUS, ids.B_LAYER, ids.B_HEAD, ids.B_VECTORS)
@@ -108,8 +108,8 @@ def register(app: Dash) -> None:
         job is submitted and looked at again every second. None for value vectors (not dotted with anything)."""
         if not computed or "keys" not in computed or computed.get("request") != wanted:
             return "", True
-        line, busy = fidelity_line(HeadRequest.from_dict(computed["request"]), bool(computed["causal"]), client)
-        return picture_line("B", line), not busy
+        line, busy = fidelity_line(HeadRequest.from_dict(computed["request"]), bool(computed["causal"]), client, "B")
+        return line, not busy
 
     @app.callback(Output(ids.COMPARE_A_GRAPH, "figure"), Output(ids.COMPARE_B_GRAPH, "figure"),
                   Output(ids.COMPARE_A_TITLE, "children"), Output(ids.COMPARE_B_TITLE, "children"),

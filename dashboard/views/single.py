@@ -117,10 +117,9 @@ def register(app: Dash) -> None:
         if not computed or "keys" not in computed or not style:
             return "", "", True
         request = HeadRequest.from_dict(computed["request"])
-        fidelity, fidelity_busy = fidelity_line(request, bool(computed.get("causal")), client)
+        fidelity, fidelity_busy = fidelity_line(request, bool(computed.get("causal")), client,
+                                                "A" if view == "compare" else "")
         related, related_busy = related_line(request, style, client)
-        if view == "compare":
-            fidelity = picture_line("A", fidelity)
         return fidelity, related, not (fidelity_busy or related_busy)
 
     @app.callback(Output(ids.HOVER_PANEL, "children"), Input(ids.SINGLE_GRAPH, "hoverData"),
@@ -165,22 +164,26 @@ def overlay_patch(previous: int, overlays: list) -> Patch:
     return patch
 
 
-def fidelity_line(request: HeadRequest, causal: bool, client: str | None) -> tuple[Any, bool]:
+FIDELITY_MORE = {"": ids.FIDELITY_MORE, "A": ids.FIDELITY_MORE, "B": ids.COMPARE_B_FIDELITY_MORE}
+
+
+def fidelity_line(request: HeadRequest, causal: bool, client: str | None, picture: str = "") -> tuple[Any, bool]:
     """The fidelity line of a stored picture (one line, the whole account on a click), or what its job is doing;
-    (line, still working)."""
+    (line, still working). picture: "A" or "B" side by side, named at the line's start."""
     if request.vectors != "qk":
         return "", False
+    named = f"Picture {picture} · " if picture else ""
     store = jobs.store()
     seen = jobs.measure(request, "fidelity", store, client)
     if seen["state"] == "error":
-        return f"Fidelity not available: {seen['error']}", False
+        return f"{named}Fidelity not available: {seen['error']}", False
     if seen["state"] == "waiting":
-        return f"Fidelity: measuring ({seen['message']})", True
+        return f"{named}Fidelity: measuring ({seen['message']})", True
     found = store.get_json(fidelity_key(resolve(request)))
     if not found:
         return "", True
-    return html.Details([html.Summary(fidelity_summary(found), className="qk-one-line"),
-                         html.Div(fidelity_text(found, causal, request.method))], id=ids.FIDELITY_MORE), False
+    return html.Details([html.Summary(named + fidelity_summary(found), className="qk-one-line"),
+                         html.Div(fidelity_text(found, causal, request.method))], id=FIDELITY_MORE[picture]), False
 
 
 def fidelity_summary(found: dict[str, dict]) -> str:
@@ -190,11 +193,6 @@ def fidelity_summary(found: dict[str, dict]) -> str:
     return (f"Fidelity: {_percent(picture['top1_in_k'])} of queries have their most-attended key among their 3 "
             f"nearest (no picture, a sink or the previous token: {_percent(picture['baseline'])}) · rank "
             f"correlation {picture['rank_correlation']:.2f} · more…")
-
-
-def picture_line(label: str, line: str) -> str:
-    """A one-head line of the side-by-side view, saying which picture it is about."""
-    return f"Picture {label} · {line}" if line else ""
 
 
 def _percent(value: float) -> str:

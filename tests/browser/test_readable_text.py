@@ -75,8 +75,9 @@ def test_byte_level_text_reads_as_typed_in_the_sentence_view_hover_and_labels(da
                                               "&text=0&color=row&pos=x")
     # an image-only colour on a text model: the default colour, and a notice in words (no internal -1)
     dash_duo.wait_for_contains_text("#notices", "applies to image models only; showing 'role'", timeout=30)
-    notices = dash_duo.find_element("#notices").text
-    assert "Token position 'x' is not in 0..127; no token selected" in notices and "-1" not in notices
+    dash_duo.find_element("#notices-more summary").click()  # two notices: the count opens the second
+    dash_duo.wait_for_contains_text("#notices", "Token position 'x' is not in 0..127; no token selected", timeout=10)
+    assert "-1" not in dash_duo.find_element("#notices").text
     wait_until(lambda: "color=role" in dash_duo.driver.current_url, timeout=20)
     wait_until(lambda: any(n == "queries" for _t, n, _c in traces(dash_duo, "sentence-graph") or []), timeout=120)
     title = script(dash_duo, "return document.querySelector('#sentence-graph .gtitle').textContent")
@@ -150,6 +151,8 @@ def test_wordpiece_search_colour_menus_tooltips_and_both_fidelity_lines(dash_duo
     assert "patch row (images)" in options and "token length (characters)" not in options
     # side by side: picture A's fidelity line says it is A's, picture B has its own
     dash_duo.driver.get(dash_duo.server_url + "/?view=compare&corpus=readable&layer=0&head=0&b_layer=1&method=pca")
-    dash_duo.wait_for_contains_text("#view-fidelity", "Picture A · Fidelity: for", timeout=180)
-    dash_duo.wait_for_contains_text("#compare-b-fidelity", "Picture B · Fidelity: for", timeout=180)
+    dash_duo.wait_for_contains_text("#view-fidelity", "Picture A · Fidelity: ", timeout=180)
+    dash_duo.wait_for_contains_text("#compare-b-fidelity", "Picture B · Fidelity: ", timeout=180)
+    for line in ("#view-fidelity", "#compare-b-fidelity"):  # settled: measured, not 'measuring'
+        wait_until(lambda line=line: "% of queries" in dash_duo.find_element(line).text, timeout=180)
     assert dash_duo.find_element("#view-fidelity").text != dash_duo.find_element("#compare-b-fidelity").text
