@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from dashboard.figures.text import plotly_text
+from dashboard.figures.text import title_layout
 
 DISPLAY = 224  # pixels a side (images are shown as the model sees them: resized to a square)
 
@@ -26,7 +26,8 @@ def image_figure(image: np.ndarray, attention_row: np.ndarray, grid: int, positi
     figure = go.Figure([
         go.Image(z=shown, hoverinfo="skip"),
         go.Heatmap(z=patches, x=centres, y=centres, colorscale="Inferno", opacity=0.55, zmin=0,
-                   zmax=float(patches.max()) or 1.0, colorbar={"title": {"text": "attention"}, "thickness": 12},
+                   zmax=float(patches.max()) or 1.0,
+                   colorbar={"title": {"text": "attention"}, "thickness": 12, "len": 0.7, "y": 0, "yanchor": "bottom"},
                    hovertemplate="patch row %{y:.0f}px col %{x:.0f}px<br>attention %{z:.3f}<extra></extra>"),
     ])
     if position > 0:
@@ -35,9 +36,8 @@ def image_figure(image: np.ndarray, attention_row: np.ndarray, grid: int, positi
                          line={"color": "#00e5ff", "width": 3})
     cls_share = float(attention_row[0])
     label = "CLS" if position == 0 else f"patch r{(position - 1) // grid} c{(position - 1) % grid}"
-    figure.update_layout(title={"text": plotly_text(f"{title} · {label} · {cls_share:.2f} of its attention on CLS"),
-                                "font": {"size": 13}},
-                         margin={"l": 10, "r": 10, "t": 40, "b": 10}, plot_bgcolor="white")
+    figure.update_layout(**title_layout(f"{title} · {label} · {cls_share:.2f} of its attention on CLS"),
+                         margin={"l": 10, "r": 40, "b": 10}, plot_bgcolor="white")
     figure.update_xaxes(visible=False, range=[0, DISPLAY])
     figure.update_yaxes(visible=False, range=[DISPLAY, 0], scaleanchor="x")
     return figure

@@ -6,7 +6,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from dashboard.figures.single import KEY_COLOR, QUERY_COLOR
-from dashboard.figures.text import plotly_text
+from dashboard.figures.text import plotly_text, title_layout
 
 OPACITY_BINS = (0.02, 0.1, 0.2, 0.4, 0.6, 0.8, 1.01)  # lines under 0.02 are not drawn
 
@@ -40,8 +40,8 @@ def sentence_figure(words: list[str], attention: np.ndarray, focus: int | None, 
                              customdata=position, name="keys", marker={"color": KEY_COLOR, "size": 8},
                              hovertemplate="key %{text} · position %{customdata}<extra></extra>"))
     figure = go.Figure(traces)
-    figure.update_layout(title={"text": plotly_text(title), "font": {"size": 13}}, showlegend=False,
-                         plot_bgcolor="white", margin={"l": 10, "r": 10, "t": 40, "b": 10}, hovermode="closest")
+    figure.update_layout(**title_layout(title), showlegend=False, plot_bgcolor="white",
+                         margin={"l": 10, "r": 40, "b": 10}, hovermode="closest")
     figure.update_xaxes(visible=False, range=[-0.9, 1.9], fixedrange=True)
     figure.update_yaxes(visible=False, range=[-n + 0.3, 0.8], fixedrange=True)
     return figure
@@ -54,9 +54,9 @@ def aggregate_figure(mean: np.ndarray, count: np.ndarray, title: str) -> go.Figu
                                   customdata=count[:size, :size],
                                   hovertemplate="query pos %{y} → key pos %{x}<br>mean attention %{z:.3f}"
                                                 "<br>%{customdata} texts<extra></extra>",
-                                  colorbar={"title": {"text": "mean attn"}, "thickness": 12}))
-    figure.update_layout(title={"text": plotly_text(title), "font": {"size": 13}}, plot_bgcolor="white",
-                         margin={"l": 40, "r": 10, "t": 40, "b": 40})
+                                  colorbar={"title": {"text": "mean attn"}, "thickness": 12, "len": 0.7,
+                                            "y": 0, "yanchor": "bottom"}))  # under the upright toolbar
+    figure.update_layout(**title_layout(title), plot_bgcolor="white", margin={"l": 40, "r": 40, "b": 40})
     figure.update_xaxes(title="key position", constrain="domain")
     figure.update_yaxes(title="query position", autorange="reversed", scaleanchor="x")
     return figure

@@ -18,3 +18,18 @@ def plotly_text(text: str) -> str:
     for character, entity in ENTITIES:
         text = text.replace(character, entity)
     return text
+
+
+TITLE_CHARS = 56  # a title line in the sentence view's half-width graphs at 1366 px
+
+
+def title_layout(title: str, size: int = 13) -> dict:
+    """Layout for a figure titled by `title` (plain text): wrapped to TITLE_CHARS a line, left-aligned, with the
+    top margin it needs and the toolbar upright in the right margin, so the title never runs under the toolbar."""
+    import textwrap
+
+    lines = textwrap.wrap(title, TITLE_CHARS) or [""]
+    return {"title": {"text": "<br>".join(plotly_text(line) for line in lines), "font": {"size": size},
+                      "x": 0, "xref": "paper", "xanchor": "left", "y": 1, "yref": "container", "yanchor": "top",
+                      "pad": {"t": 6}},
+            "margin_t": 14 + int(1.35 * size) * len(lines), "modebar": {"orientation": "v"}}

@@ -82,6 +82,14 @@ def test_every_view_fits_the_window_at_both_sizes(dash_duo, app):
         hover, graph = found["#hover-panel"], found["#single-graph"]
         assert hover[0] >= graph[2] - 1 and hover[1] < graph[3], found  # beside the picture, not below it
 
+        dash_duo.driver.get(dash_duo.server_url + "/?view=sentence&layer=2&head=5&method=pca&text=3&pos=4")
+        wait_until(lambda: len(traces(dash_duo, "sentence-graph") or []) > 2, timeout=60, what="the sentence drawn")
+        for graph in ("sentence-graph", "aggregate-graph"):  # titles and colour bars clear of the toolbar
+            found = boxes(dash_duo, [f"#{graph}", f"#{graph} .gtitle", f"#{graph} .modebar", f"#{graph} .colorbar"])
+            assert on_screen(found, f"#{graph}") and found[f"#{graph} .gtitle"], found
+            for part in (".gtitle", ".colorbar"):
+                assert not found[f"#{graph} {part}"] or apart(found[f"#{graph} {part}"], found[f"#{graph} .modebar"])
+
         dash_duo.driver.get(dash_duo.server_url + "/?view=matrix&method=pca")
         dash_duo.wait_for_contains_text("#matrix-status", "72/72 heads", timeout=240)
         assert_fits(dash_duo, "matrix-graph")

@@ -80,7 +80,9 @@ def test_byte_level_text_reads_as_typed_in_the_sentence_view_hover_and_labels(da
     assert "-1" not in dash_duo.find_element("#notices").text
     wait_until(lambda: "color=role" in dash_duo.driver.current_url, timeout=20)
     wait_until(lambda: any(n == "queries" for _t, n, _c in traces(dash_duo, "sentence-graph") or []), timeout=120)
-    title = script(dash_duo, "return document.querySelector('#sentence-graph .gtitle').textContent")
+    title = script(dash_duo, "var t = document.querySelector('#sentence-graph .gtitle'), lines = t.querySelectorAll"
+                             "('tspan.line'); return lines.length ? Array.from(lines).map(l => l.textContent)"
+                             ".join(' ') : t.textContent")  # a long title wraps: its lines, read in order
     assert title == f"text 0: {QUOTED}"  # the quotes and markup as typed, no entity
     words = script(dash_duo, "return [...document.querySelectorAll('#sentence-graph .textpoint text')]"
                              ".map(t => t.textContent)")
