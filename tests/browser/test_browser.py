@@ -23,6 +23,7 @@ from tests.support.browser import (
 from workers.contracts.requests import HeadRequest
 
 pytestmark = pytest.mark.browser
+RELATED_NAMES = "return Array.from(document.querySelectorAll('#related-heads a.related-head')).map(a => a.textContent)"
 LABEL_BOXES = """
 var texts = document.querySelectorAll('#' + arguments[0] + ' .textpoint text');
 return Array.from(texts).filter(t => t.textContent).map(function (t) {
@@ -402,12 +403,12 @@ def test_head_map_places_every_head_and_related_heads_link_to_each_other(dash_du
     dash_duo.wait_for_text_to_equal("#view-heading", "L0 H2", timeout=30)
     assert "view=single" in dash_duo.driver.current_url
     wait_for_points(dash_duo)
-    links = wait_until(lambda: dash_duo.driver.find_elements(By.CSS_SELECTOR, "#related-heads a.related-head"),
-                       timeout=120)
-    assert len(links) == 5 and "Heads that attend most alike" in dash_duo.find_element("#related-heads").text
-    first = links[0].text  # e.g. 'L2H11'
+    # read and click in the page itself: the line is drawn again each second while the fidelity is measured
+    names = wait_until(lambda: dash_duo.driver.execute_script(RELATED_NAMES), timeout=120, what="related heads")
+    assert len(names) == 5 and "Heads that attend most alike" in dash_duo.find_element("#related-heads").text
+    first = names[0]  # e.g. 'L2H11'
     layer, head = (int(n) for n in first[1:].split("H"))
-    links[0].click()
+    dash_duo.driver.execute_script("document.querySelector('#related-heads a.related-head').click()")
     dash_duo.wait_for_text_to_equal("#view-heading", f"L{layer} H{head}", timeout=30)
     assert f"layer={layer}" in dash_duo.driver.current_url and f"head={head}" in dash_duo.driver.current_url
     wait_for_points(dash_duo)  # drawn: no background computation outlives the test
