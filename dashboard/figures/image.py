@@ -27,7 +27,8 @@ def image_figure(image: np.ndarray, attention_row: np.ndarray, grid: int, positi
         go.Image(z=shown, hoverinfo="skip"),
         go.Heatmap(z=patches, x=centres, y=centres, colorscale="Inferno", opacity=0.55, zmin=0,
                    zmax=float(patches.max()) or 1.0,
-                   colorbar={"title": {"text": "attention"}, "thickness": 12, "len": 0.7, "y": 0, "yanchor": "bottom"},
+                   colorbar={"title": {"text": "attention", "side": "top"}, "thickness": 10, "len": 0.6,
+                             "orientation": "h", "y": -0.02, "yanchor": "top"},  # under: the toolbar is upright
                    hovertemplate="patch row %{y:.0f}px col %{x:.0f}px<br>attention %{z:.3f}<extra></extra>"),
     ])
     if position > 0:

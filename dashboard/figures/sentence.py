@@ -54,8 +54,9 @@ def aggregate_figure(mean: np.ndarray, count: np.ndarray, title: str) -> go.Figu
                                   customdata=count[:size, :size],
                                   hovertemplate="query pos %{y} → key pos %{x}<br>mean attention %{z:.3f}"
                                                 "<br>%{customdata} texts<extra></extra>",
-                                  colorbar={"title": {"text": "mean attn"}, "thickness": 12, "len": 0.7,
-                                            "y": 0, "yanchor": "bottom"}))  # under the upright toolbar
+                                  colorbar={"title": {"text": "mean attention", "side": "top"}, "thickness": 10,
+                                            "len": 0.6, "orientation": "h", "y": -0.22, "yanchor": "top"}))
+    # the colour bar lies under the plot: the toolbar stands upright in the right margin
     figure.update_layout(**title_layout(title), plot_bgcolor="white", margin={"l": 40, "r": 40, "b": 40})
     figure.update_xaxes(title="key position", constrain="domain")
     figure.update_yaxes(title="query position", autorange="reversed", scaleanchor="x")
