@@ -39,7 +39,8 @@ from workers.models.tiny_vit import (  # noqa: E402
     RELATIONS,
     classifier_logits,
     heads_found,
-    held_out_pixels,
+    held_out,
+    ink_patches,
     pixels,
     strongest_heads,
 )
@@ -116,7 +117,8 @@ def remeasure(folder: Path) -> None:
     model = ViTModel.from_pretrained(folder, attn_implementation="eager").eval()
     record = json.loads((folder / "training.json").read_text())
     record["relations"] = list(RELATIONS)
-    record["heads"] = heads_found(model, held_out_pixels(processor)[0])
+    pixel_values, _labels, ink = held_out(processor, model.config.patch_size)
+    record["heads"] = heads_found(model, pixel_values, ink)
     record["strongest_heads"] = strongest_heads(record["heads"])
     (folder / "training.json").write_text(json.dumps(record, indent=1) + "\n")
     report(record)
@@ -125,9 +127,9 @@ def remeasure(folder: Path) -> None:
 def report(record: dict) -> None:
     """Accuracy beside the baseline, and the head giving each relation the largest share."""
     print(f"held-out accuracy {record['test_accuracy']:.3f} (majority class {record['majority_baseline']:.3f})")
-    for name, best in record["strongest_heads"].items():
-        print(f"  {name:12s} {best['head']}: {best['share']:.3f} (uniform {best['uniform']:.3f}, "
-              f"{best['times_uniform']}x)")
+    for name, ends in record["strongest_heads"].items():
+        print(f"  {name:12s} uniform {ends['most']['uniform']:.3f}; " + ", ".join(
+            f"{end} {found['head']} {found['share']:.3f} ({found['times_uniform']}x)" for end, found in ends.items()))
 
 
 def main() -> None:
@@ -157,13 +159,13 @@ def main() -> None:
     from transformers import ViTConfig, ViTImageProcessor
 
     images, labels = digits()
-    train, held_out = digit_split(len(images))
+    train, held_out_ids = digit_split(len(images))
     grey = images[train].astype(np.float64) / 255
     mean, std = round(float(grey.mean()), 3), round(float(grey.std()), 3)
     side = settings["image_size"]
     processor = ViTImageProcessor(do_resize=True, size={"height": side, "width": side}, do_rescale=True,
                                   do_normalize=True, image_mean=[mean] * 3, image_std=[std] * 3)
-    train_pixels, test_pixels = pixels(processor, images[train]), pixels(processor, images[held_out])
+    train_pixels, test_pixels = pixels(processor, images[train]), pixels(processor, images[held_out_ids])
     train_labels = torch.from_numpy(labels[train])
     black = (0.0 - mean) / std
     config = ViTConfig(image_size=side, patch_size=settings["patch_size"], num_channels=3,
@@ -201,17 +203,17 @@ def main() -> None:
     encoder.set_attn_implementation("eager")
     classifier = {name: value.detach().clone() for name, value in model.classifier.state_dict().items()}
     majority = int(np.bincount(labels[train]).argmax())
-    found = heads_found(encoder, test_pixels)
+    found = heads_found(encoder, test_pixels, ink_patches(images[held_out_ids], settings["patch_size"]))
     record = {"settings": settings, "train_seconds": round(train_seconds, 1), "cpu_seconds": round(cpu_seconds, 1),
               "threads": args.threads,
               "torch": torch.__version__, "parameters": sum(p.numel() for p in model.parameters()),
-              "split_seed": DIGITS_SEED, "train_images": len(train), "test_images": len(held_out),
+              "split_seed": DIGITS_SEED, "train_images": len(train), "test_images": len(held_out_ids),
               "image_mean": mean, "image_std": std,
               "final_loss": window_means(losses[-50:])[0], "loss_every_50": window_means(losses),
               "train_accuracy": accuracy(encoder, classifier, train_pixels, labels[train]),
-              "test_accuracy": accuracy(encoder, classifier, test_pixels, labels[held_out]),
+              "test_accuracy": accuracy(encoder, classifier, test_pixels, labels[held_out_ids]),
               "majority_class": majority,
-              "majority_baseline": round(float((labels[held_out] == majority).mean()), 4),
+              "majority_baseline": round(float((labels[held_out_ids] == majority).mean()), 4),
               "relations": list(RELATIONS), "heads": found, "strongest_heads": strongest_heads(found)}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

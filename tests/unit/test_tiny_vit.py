@@ -20,7 +20,8 @@ from workers.models.tiny_vit import (
     TINY_VIT_ALIAS,
     classifier_logits,
     heads_found,
-    held_out_pixels,
+    held_out,
+    ink_patches,
     load_classifier,
     relation_shares,
     tiny_vit_path,
@@ -44,8 +45,10 @@ def record() -> dict:
 
 def test_relation_shares_on_constructed_attention():
     """Heads whose attention is known: all on the query's own patch, all on CLS, spread evenly over every token,
-    and split between a patch's neighbours."""
+    split between a patch's neighbours, and all on the ink (for the CLS query too)."""
     n = 1 + GRID * GRID
+    ink = np.zeros((1, GRID * GRID), dtype=bool)
+    ink[0, [10, 11, 12, 20, 28]] = True  # five ink patches
     itself = np.zeros((n, n))
     itself[np.arange(n), np.arange(n)] = 1.0
     on_cls = np.zeros((n, n))
@@ -58,21 +61,27 @@ def test_relation_shares_on_constructed_attention():
                   if 0 <= r < GRID and 0 <= c < GRID]
         for r, c in around:
             neighbours[1 + patch, 1 + r * GRID + c] = 1.0 / len(around)
-    maps = np.stack([itself, on_cls, even, neighbours])[None, None]  # [images=1, layers=1, heads=4, n, n]
-    shares = relation_shares(maps, GRID)
-    uniform = uniform_shares(GRID)
-    assert list(shares) == list(RELATIONS)
+    on_ink = np.zeros((n, n))
+    on_ink[:, 1 + np.flatnonzero(ink[0])] = 1.0 / ink.sum()
+    maps = np.stack([itself, on_cls, even, neighbours, on_ink])[None, None]  # [images=1, layers=1, heads=5, n, n]
+    shares = relation_shares(maps, GRID, ink)
+    uniform = uniform_shares(GRID, ink)
+    assert list(shares) == list(RELATIONS) == list(uniform)
     half = 8 * 3.5 / n  # the patches left of a patch in column c: 8 c; c is 3.5 on average
     assert uniform == pytest.approx({"same_patch": 1 / n, "neighbours": 3.5 / n, "same_row": 7 / n,
-                                     "same_column": 7 / n, "cls": 1 / n, "left": half, "right": half,
-                                     "above": half, "below": half})
-    np.testing.assert_allclose(shares["same_patch"][0], [1, 0, 1 / n, 0])
-    np.testing.assert_allclose(shares["cls"][0], [0, 1, 1 / n, 0])
+                                     "same_column": 7 / n, "left": half, "right": half, "above": half,
+                                     "below": half, "cls": 1 / n, "ink": 5 / n, "cls_to_ink": 5 / n})
+    np.testing.assert_allclose(shares["same_patch"][0], [1, 0, 1 / n, 0, 1 / 64])  # 5 patches 1/5 on themselves
+    np.testing.assert_allclose(shares["cls"][0], [0, 1, 1 / n, 0, 0])
     np.testing.assert_allclose([shares[name][0, 2] for name in RELATIONS], list(uniform.values()))
     np.testing.assert_allclose(shares["neighbours"][0, 3], 1.0)
     assert shares["same_row"][0, 3] + shares["same_column"][0, 3] == pytest.approx(1.0)
     assert shares["left"][0, 3] + shares["right"][0, 3] == pytest.approx(shares["same_row"][0, 3])
     assert shares["above"][0, 3] == pytest.approx(shares["below"][0, 3])
+    np.testing.assert_allclose(shares["ink"][0, [0, 1, 2, 4]], [5 / 64, 0, 5 / n, 1])
+    np.testing.assert_allclose(shares["cls_to_ink"][0], [0, 0, 5 / n, 0, 1])
+    assert ink_patches(np.kron(ink.reshape(1, GRID, GRID, 1), np.ones((1, 4, 4, 3))).astype(np.uint8) * 255,
+                       4).tolist() == ink.tolist()
 
 
 def test_ships_small_and_loads_through_the_registry_as_an_image_model(tiny_vit):
@@ -85,8 +94,8 @@ def test_ships_small_and_loads_through_the_registry_as_an_image_model(tiny_vit):
     spec = read_spec(TINY_VIT_ALIAS)
     assert (spec.family, spec.modality, spec.causal, spec.n_layers, spec.n_heads) == ("vit", "image", False, 4, 4)
     assert tiny_vit.spec == spec
-    pixels = tiny_vit.tokenizer(images=[held_out_digits()[0][1]], return_tensors="pt")["pixel_values"]
-    assert tuple(pixels.shape) == (1, 3, 32, 32)
+    pixel_values = tiny_vit.tokenizer(images=[held_out_digits()[0][1]], return_tensors="pt")["pixel_values"]
+    assert tuple(pixel_values.shape) == (1, 3, 32, 32)
 
 
 def test_extraction_over_the_bundled_images_is_its_own_attention(tiny_vit):
@@ -106,7 +115,8 @@ def test_extraction_over_the_bundled_images_is_its_own_attention(tiny_vit):
 def test_the_recorded_heads_are_what_the_shipped_weights_give(tiny_vit, record):
     """`--remeasure`'s measure on the held-out digits, from the weights as the registry loads them, gives the
     shares training.json records."""
-    found = heads_found(tiny_vit.model, held_out_pixels(tiny_vit.tokenizer)[0])
+    pixels, _labels, ink = held_out(tiny_vit.tokenizer)
+    found = heads_found(tiny_vit.model, pixels, ink)
     assert found["images"] == record["test_images"] and found["uniform"] == record["heads"]["uniform"]
     for name in RELATIONS:
         np.testing.assert_allclose(found["shares"][name], record["heads"]["shares"][name], atol=1.5e-3, rtol=0)
@@ -115,7 +125,7 @@ def test_the_recorded_heads_are_what_the_shipped_weights_give(tiny_vit, record):
 def test_the_recorded_accuracy_is_what_the_shipped_weights_give(tiny_vit, record):
     """The classifier saved beside the model, on its pooled CLS, reads the held-out digits as well as recorded, far
     above the majority class; the 30 digits of the bundled corpus are among the held-out ones."""
-    pixels, labels = held_out_pixels(tiny_vit.tokenizer)
+    pixels, labels, _ink = held_out(tiny_vit.tokenizer)
     predicted = classifier_logits(tiny_vit.model, load_classifier(), pixels).argmax(-1)
     assert round(float((predicted == labels).mean()), 4) == record["test_accuracy"]
     assert record["test_accuracy"] >= 0.9 > 0.2 > record["majority_baseline"]
