@@ -19,6 +19,15 @@ def model_attentions(loaded, texts: list[str]) -> list[np.ndarray]:
     return [stacked[:, b, :, :n, :n] for b, n in enumerate(lengths)]
 
 
+def model_image_attentions(loaded, images: list[np.ndarray]) -> list[np.ndarray]:
+    """The model's own output_attentions per image, through its image processor: list of [layer, head, pos, pos]."""
+    pixels = loaded.tokenizer(images=list(images), return_tensors="pt")["pixel_values"]
+    with torch.inference_mode():
+        out = loaded.model(pixel_values=pixels, output_attentions=True)
+    stacked = torch.stack(out.attentions).double().numpy()  # [layer, batch, head, pos, pos]
+    return [stacked[:, b] for b in range(stacked.shape[1])]
+
+
 def rebuilt_attentions(bundle, spec) -> list[np.ndarray]:
     """softmax(q kᵀ/√d + mask) per text from the extracted vectors: list of [layer, head, pos, pos]."""
     text_id = bundle.tokens["text_id"]

@@ -200,3 +200,56 @@ def test_tiny_gpt_figures_are_its_training_record():
                              (1, 1, "induction_corpus_words"), (1, 2, "induction_corpus_words"),
                              (1, 3, "induction_corpus_words")):
         assert f"{heads[key][layer][head]:.3g} (L{layer}H{head})" in section_text, (key, layer, head)
+
+
+TINY_VIT_RELATIONS = {"same_patch": "same patch", "neighbours": "4 neighbours", "same_row": "same row",
+                      "same_column": "same column", "left": "left", "right": "right", "above": "above",
+                      "below": "below", "cls": "CLS", "ink": "ink", "cls_to_ink": "CLS → ink"}
+
+
+def test_tiny_vit_figures_are_its_training_record():
+    """The tiny-vit section and the README state what its training.json records: time, steps, accuracy beside
+    the majority class, every head's share of attention on each relation beside the uniform one, and the heads
+    that give a relation the most (or the least)."""
+    text = section(doc("models.md"), "## The bundled tiny-vit")
+    said = " ".join(text.split())
+    record = json.loads((ROOT / "workers" / "data" / "tiny_vit" / "training.json").read_text())
+    heads, settings = record["heads"], record["settings"]
+    assert f"**{record['train_seconds']:,.0f} s on this 2-core machine**" in said
+    assert f"({record['cpu_seconds']:,.0f} s of CPU time;" in said
+    assert f"{settings['steps']:,} AdamW steps of {settings['batch_size']} images" in said
+    assert f"{record['parameters']:,} parameters" in said
+    assert f"{record['loss_every_50'][0]} over the first 50 steps → {record['final_loss']} over the last 50" in said
+    assert f"{record['train_images']:,} for training and {record['test_images']} held out" in said
+    assert f"**{record['test_accuracy']:.1%}** of the {record['test_images']} held-out digits" in said
+    assert f"({record['train_accuracy']:.1%} of the training digits), against {record['majority_baseline']:.1%} " \
+           "for always answering the most common digit" in said
+    assert list(TINY_VIT_RELATIONS) == record["relations"]
+    assert "| head | " + " | ".join(TINY_VIT_RELATIONS.values()) + " |\n" in text
+    assert "| uniform | " + " | ".join(f"{heads['uniform'][name]:.3f}" for name in TINY_VIT_RELATIONS) + " |\n" \
+        in text
+    layers, per_layer = len(heads["shares"]["cls"]), len(heads["shares"]["cls"][0])
+    for layer in range(layers):
+        for head in range(per_layer):
+            row = " | ".join(cell(heads, name, layer, head) for name in TINY_VIT_RELATIONS)
+            assert f"| L{layer}H{head} | {row} |\n" in text, (layer, head)
+    found = record["strongest_heads"]
+    quoted = [found[name]["most"] for name in TINY_VIT_RELATIONS if name not in ("left", "right", "below", "cls")]
+    quoted += [found["cls_to_ink"]["least"], found["cls"]["least"]]
+    for head in quoted:
+        assert f"{head['head']} gives {head['share']:.3f} ({head['times_uniform']:.2f}x uniform)" in said, head
+    assert f"(and {found['below']['least']['share']:.3f} below it)" in said
+    assert found["above"]["most"]["head"] == found["below"]["least"]["head"]
+    assert f"none gives it more than {found['cls']['most']['share']:.3f}" in said
+    assert "every head of layer 2 at least 0.8" in said and min(heads["shares"]["cls_to_ink"][2]) >= 0.8
+    readme = " ".join(section(doc("README.md"), "## Models and corpora").split())
+    best = found["cls_to_ink"]["most"]
+    assert f"{record['test_accuracy']:.1%} of held-out digits, against {record['majority_baseline']:.1%}" in readme
+    assert f"{best['head']}, gives {best['share']:.3f} of its attention to the ink" in readme
+
+
+def cell(heads: dict, relation: str, layer: int, head: int) -> str:
+    """One share of the tiny-vit heads table: 3 digits, bold at least 1.5x the uniform share, italic at most half."""
+    share, uniform = heads["shares"][relation][layer][head], heads["uniform"][relation]
+    return f"**{share:.3f}**" if share >= 1.5 * uniform else f"*{share:.3f}*" if share <= 0.5 * uniform \
+        else f"{share:.3f}"

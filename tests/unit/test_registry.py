@@ -34,7 +34,7 @@ def test_export_from_a_local_folder(checkpoints, tmp_path, kind, corpus, tokens_
     n, d = data["q"].shape
     assert data["k"].shape == (n, d) and data["coords"].shape == (2 * n, 2)
     if tokens_per_item:  # images: CLS + 4x4 patches, with row and col
-        assert n == 34 * tokens_per_item
+        assert n == 64 * tokens_per_item
         assert data["row"].min() == -1 and data["col"].max() == 3
         assert data["token"][0] == "[CLS]"
 

@@ -89,7 +89,7 @@ def test_ships_small_and_loads_through_the_registry(tiny_gpt):
 
 
 def test_the_wheel_carries_the_weights_and_tokenizer(tmp_path):
-    """A clean install gets the model: the wheel holds every file of the folder."""
+    """A clean install gets the model: the wheel holds every file of the folder (and every file of tiny-vit's)."""
     done = subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation",
                            "-q", "-w", str(tmp_path)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
@@ -97,7 +97,8 @@ def test_the_wheel_carries_the_weights_and_tokenizer(tmp_path):
     inside = set(zipfile.ZipFile(wheel).namelist())
     wanted = {f"workers/data/tiny_gpt/{name}" for name in ("config.json", "model.safetensors", "tokenizer.json",
                                                               "tokenizer_config.json")}
-    assert wanted <= inside
+    wanted |= {f"workers/data/tiny_vit/{path.name}" for path in (ROOT / "workers" / "data" / "tiny_vit").iterdir()}
+    assert len(wanted) == 4 + 5 and wanted <= inside
 
 
 def test_a_previous_token_head_on_the_corpus(tiny_gpt):

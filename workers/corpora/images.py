@@ -1,4 +1,5 @@
-"""Image corpora: the generated default (gradients, sinusoids, scikit-learn's sample photos), folders, .npz files.
+"""Image corpora: the bundled default (gradients, sinusoids, scikit-learn's sample photos and handwritten digits),
+folders, .npz files.
 
 Each image is a uint8 array [height, width, 3]; the model's image processor resizes and normalises it.
 """
@@ -12,6 +13,10 @@ import numpy as np
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 SIZE = 224
+DIGIT_SIDE = 32  # an 8x8 digit upscaled 4x: each of its pixels one 4x4 block, one patch of tiny-vit
+DIGITS_SEED = 0
+HELD_OUT_SHARE = 0.2
+DIGITS_PER_CLASS = 3  # held-out digits of each class in the bundled corpus
 
 
 def _to_uint8(image: np.ndarray) -> np.ndarray:
@@ -63,9 +68,40 @@ def sample_photos() -> list[tuple[str, np.ndarray]]:
     return out
 
 
+def digits() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's 1,797 handwritten digits (8x8, ink 0..16) as uint8 RGB [n, 32, 32, 3], ink bright on black,
+    each digit pixel a 4x4 block; and their labels [n]."""
+    from sklearn.datasets import load_digits
+
+    data = load_digits()
+    grey = np.round(data.images * (255 / 16)).astype(np.uint8)
+    scale = DIGIT_SIDE // grey.shape[1]
+    big = grey.repeat(scale, axis=1).repeat(scale, axis=2)
+    return np.repeat(big[..., None], 3, axis=3), data.target.astype(np.int64)
+
+
+def digit_split(n: int, seed: int = DIGITS_SEED) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded split of `n` digits into training and held-out indices (a fifth held out), each sorted."""
+    order = np.random.default_rng(seed).permutation(n)
+    cut = n - round(n * HELD_OUT_SHARE)
+    return np.sort(order[:cut]), np.sort(order[cut:])
+
+
+def held_out_digits(per_class: int = DIGITS_PER_CLASS) -> list[tuple[str, np.ndarray]]:
+    """The first `per_class` held-out digits of each class (tiny-vit never trained on them), by class, each named
+    by its label and its index in scikit-learn's digits ("digit 3 #12")."""
+    images, labels = digits()
+    _train, held_out = digit_split(len(images))
+    out = []
+    for label in range(10):
+        for index in held_out[labels[held_out] == label][:per_class]:
+            out.append((f"digit {label} #{index}", images[index]))
+    return out
+
+
 def default_images() -> list[tuple[str, np.ndarray]]:
-    """The bundled image corpus: 8 gradients, 16 sinusoids, 10 photo crops."""
-    return gradients() + sinusoids() + sample_photos()
+    """The bundled image corpus: 8 gradients, 16 sinusoids, 10 photo crops, 30 held-out handwritten digits."""
+    return gradients() + sinusoids() + sample_photos() + held_out_digits()
 
 
 def images_hash(images: list[np.ndarray]) -> str:

@@ -1,9 +1,10 @@
 """The model registry: aliases -> a Hugging Face id or local folder, with a pinned revision.
 
-Sources, later ones overriding earlier: the bundled `minilm` and `tiny-gpt`; a TOML file (`QK_ATLAS_MODELS_FILE`) with
-`[models.ALIAS]` tables holding `source`, `revision` and an optional `description`; the environment variable
-`QK_ATLAS_MODELS` = `alias=source[@revision],...`. Anything else is refused unless unlisted models are allowed
-(`QK_ATLAS_ALLOW_UNLISTED_MODELS=1`, which only the command line sets). `trust_remote_code` is never enabled.
+Sources, later ones overriding earlier: the bundled `minilm`, `tiny-gpt` and `tiny-vit`; a TOML file
+(`QK_ATLAS_MODELS_FILE`) with `[models.ALIAS]` tables holding `source`, `revision` and an optional `description`; the
+environment variable `QK_ATLAS_MODELS` = `alias=source[@revision],...`. Anything else is refused unless unlisted models
+are allowed (`QK_ATLAS_ALLOW_UNLISTED_MODELS=1`, which only the command line sets). `trust_remote_code` is never
+enabled.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 from workers.contracts.specs import BUNDLED_ALIAS, ModelError, ModelSpec
 from workers.models.families import spec_from_config
 from workers.models.tiny_gpt import TINY_GPT_ALIAS, tiny_gpt_path
+from workers.models.tiny_vit import TINY_VIT_ALIAS, tiny_vit_path
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
@@ -48,6 +50,13 @@ def _tiny_gpt() -> ModelSource:
     path = tiny_gpt_path()
     return ModelSource(TINY_GPT_ALIAS, "bundled", str(path), _content_revision(path),
                        "tiny-gpt (bundled, GPT-2 trained here: previous-token and induction heads)")
+
+
+def _tiny_vit() -> ModelSource:
+    """The small ViT trained on scikit-learn's digits (scripts/train_tiny_vit.py), shipped in this package."""
+    path = tiny_vit_path()
+    return ModelSource(TINY_VIT_ALIAS, "bundled", str(path), _content_revision(path),
+                       "tiny-vit (bundled, ViT trained here on handwritten digits: neighbour, row and column heads)")
 
 
 def _content_revision(path: Path) -> str:
@@ -117,6 +126,8 @@ def registry() -> dict[str, ModelSource]:
     models = {BUNDLED_ALIAS: _bundled()}
     if (tiny_gpt_path() / "config.json").is_file():
         models[TINY_GPT_ALIAS] = _tiny_gpt()
+    if (tiny_vit_path() / "config.json").is_file():
+        models[TINY_VIT_ALIAS] = _tiny_vit()
     if os.environ.get("QK_ATLAS_MODELS_FILE"):
         models.update(_from_file(os.environ["QK_ATLAS_MODELS_FILE"]))
     models.update(_from_env(os.environ.get("QK_ATLAS_MODELS", "")))
