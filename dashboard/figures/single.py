@@ -26,6 +26,7 @@ CATEGORY_PALETTE = ["#4c78a8", "#f58518", "#54a24b", "#b279a2", "#e45756"]
 LINE_THRESHOLD = 0.1  # attention lines below this weight are not drawn
 LINE_BINS = (0.1, 0.25, 0.5, 0.75, 1.01)
 LABEL_SAMPLE = 1000
+MATCH_LABELS = 60  # search matches are labelled when at most this many (more would bury the picture in text)
 
 COLOR_MODES = {choice.value: choice.label for choice in COLOURS}
 CATEGORIES = {"position_mod5": ["0", "1", "2", "3", "4"], "kind": ["ordinary", "special", "punctuation"]}
@@ -183,12 +184,14 @@ def overlay_traces(data: HeadData, style: Style) -> tuple[list[go.BaseTraceType]
     """Label, search and selection overlays, and counts for the status line."""
     traces: list[go.BaseTraceType] = []
     counts: dict[str, int] = {}
-    if style.labels:
-        traces += _label_traces(data, style)
-    if style.search.strip():
-        matches = np.flatnonzero(metrics.search_matches(token_labels(data.tokens), style.search))
+    searching = bool(style.search.strip())
+    matches = (np.flatnonzero(metrics.search_matches(token_labels(data.tokens), style.search)) if searching
+               else np.array([], dtype=int))
+    if style.labels:  # faint behind a search or a selection, which carry their own labels
+        traces += _label_traces(data, style, faint=searching or style.text is not None, skip=matches)
+    if searching:
         counts["matches"] = int(len(matches))
-        traces += _highlight_traces(data, style, matches, "match", "#111111", text=style.labels or len(matches) <= 60,
+        traces += _highlight_traces(data, style, matches, "match", "#111111", text=len(matches) <= MATCH_LABELS,
                                     size=6)
     if style.text is not None and style.text >= 0:
         rows = metrics.text_rows(data.tokens["text_id"], style.text)
@@ -200,10 +203,14 @@ def overlay_traces(data: HeadData, style: Style) -> tuple[list[go.BaseTraceType]
     return traces, counts
 
 
-def _label_traces(data: HeadData, style: Style) -> list[go.BaseTraceType]:
-    """Token labels on a fixed sample of points (all of them when the head has few)."""
+def _label_traces(data: HeadData, style: Style, faint: bool = False, skip: np.ndarray | None = None
+                  ) -> list[go.BaseTraceType]:
+    """Token labels on a fixed sample of points (all of them when the head has few), less the rows `skip` (labelled
+    by an overlay); faint: drawn light, behind a search or a selection."""
     n = len(data.tokens["token"])
     sample = np.random.default_rng(0).permutation(n)[:LABEL_SAMPLE]
+    if skip is not None and len(skip):
+        sample = sample[~np.isin(sample, skip)]
     traces = []
     for role in ("query", "key"):
         if role_hidden(style, role):
@@ -211,7 +218,7 @@ def _label_traces(data: HeadData, style: Style) -> list[go.BaseTraceType]:
         label = f"{role} labels ({len(sample):,} of {n:,})" if n > LABEL_SAMPLE else f"{role} labels"
         traces.append(_scatter(_points(data, sample, role), mode="text", name=label, hoverinfo="skip",
                                text=gl_text(token_labels(data.tokens)[sample]),
-                               textfont={"size": 9, "color": ROLE_COLOURS[role]}))
+                               textfont={"size": 9, "color": ROLE_COLOURS[role] + ("55" if faint else "")}))
     return traces
 
 

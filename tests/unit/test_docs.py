@@ -132,6 +132,14 @@ def test_load_table_is_the_bench_output():
     assert f"{memory['rss_before_mb']} → {memory['rss_after_mb']} MB (**+{memory['growth_mb']} MB**)" in table
 
 
+def test_cold_start_figures_are_the_bench_output():
+    """The README's first-view times are bench/cold_start.py's medians."""
+    measured = json.loads((RESULTS / "cold_start.json").read_text())
+    readme = " ".join(doc("README.md").split())
+    assert f"first picture is drawn **{measured['preloaded_first_view_s']:.1f} s** after the server starts" in readme
+    assert f"{measured['not_preloaded_first_view_s']:.1f} s when the model waits for the first request" in readme
+
+
 def test_memory_table_is_the_bench_output():
     table = section(doc("performance.md"), "## Memory and large corpora")
     runs = {run["variant"]: run for run in json.loads((RESULTS / "memory.json").read_text())}

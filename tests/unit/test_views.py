@@ -344,3 +344,29 @@ def test_label_legend_names_read_as_english(head, monkeypatch):
     n = len(head.tokens["token"])
     assert [t.name for t in figure.data if t.mode == "text"] == [f"query labels (5 of {n})",
                                                                    f"key labels (5 of {n})"]
+
+
+def test_labels_with_a_search_stay_readable(head):
+    """Token labels plus a search do not bury the picture: the sample's labels turn faint and skip the matches,
+    and matches carry labels only when there are few of them."""
+    from dashboard.figures.single import LABEL_SAMPLE, MATCH_LABELS, overlay_traces
+
+    common = "the"
+    plain, _ = overlay_traces(head, Style(labels=True))
+    searched, counts = overlay_traces(head, Style(labels=True, search=common))
+    labels = {t.name: t for t in searched if "labels" in t.name}
+    matches = [t for t in searched if t.name.startswith("match")]
+    assert all(len(t.textfont.color) == 9 for t in labels.values())  # #rrggbb + alpha: faint
+    assert all(len(t.textfont.color) == 7 for t in plain if "labels" in t.name)  # full colour without a search
+    assert sum(len(t.x) for t in labels.values()) < sum(len(t.x) for t in plain)  # the matches' labels left out
+    assert len(plain[0].x) == min(LABEL_SAMPLE, len(head.tokens["token"]))
+    assert all(m.mode == ("markers+text" if counts["matches"] <= MATCH_LABELS else "markers") for m in matches)
+    import dashboard.figures.single as single  # few matches: labelled; more than MATCH_LABELS: markers alone
+
+    for limit, mode in ((counts["matches"], "markers+text"), (counts["matches"] - 1, "markers")):
+        original, single.MATCH_LABELS = single.MATCH_LABELS, limit
+        try:
+            again, _ = overlay_traces(head, Style(labels=True, search=common))
+        finally:
+            single.MATCH_LABELS = original
+        assert {t.mode for t in again if t.name.startswith("match")} == {mode}
