@@ -31,8 +31,8 @@ VIEWS = {  # name: (URL query, the graph ids that must be drawn)
     "matrix": ("?view=matrix&method=pca", ("matrix-graph",)),
     "sentence": ("?view=sentence&layer=2&head=5&text=3&pos=4", ("sentence-graph",)),
     "headmap": ("?view=headmap&layer=2&head=5", ("headmap-graph",)),
-    "compare": ("?view=compare&layer=2&head=5&b_method=pca", ("compare-a-graph", "compare-b-graph")),
-    "image": ("?view=sentence&model=tiny-vit&corpus=images&layer=1&head=0&text=0&pos=20", ("sentence-graph",)),
+    "compare": ("?view=compare&layer=2&head=5&b_layer=0&b_head=2", ("compare-a-graph", "compare-b-graph")),
+    "image": ("?view=sentence&model=tiny-vit&corpus=images&layer=0&head=0&text=40&pos=28", ("sentence-graph",)),
 }
 DRAWN = """
 var ids = arguments[0];
