@@ -267,7 +267,8 @@ def test_markup_in_the_corpus_is_shown_as_text_everywhere(dash_duo, isolated_cac
         time.sleep(1)
         labels = dash_duo.driver.execute_script(  # WebGL text is drawn as given: the raw characters, no entity
             "var gd = document.querySelector('#single-graph .js-plotly-plot');"
-            "return gd.data.filter(t => t.name.endsWith('labels')).flatMap(t => Array.from(t.text));")
+            "return gd.data.filter(t => t.name.endsWith('labels') || t.name.startsWith('match'))"
+            ".flatMap(t => Array.from(t.text));")  # the sample's labels, and the matches' own (they skip each other)
         assert {"<", ">", "script", '"'} <= set(labels) and not any("&" in label for label in labels)
         dash_duo.driver.get(dash_duo.server_url + "/?view=sentence&corpus=markup&layer=0&head=0&text=2")
         wait_until(lambda: any(n == "queries" for _t, n, _c in traces(dash_duo, "sentence-graph") or []),
