@@ -30,6 +30,9 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from training_schedule import learning_rate, window_means  # noqa: E402
 
 from workers.models.tiny_gpt import (  # noqa: E402
     BOS,
@@ -44,6 +47,9 @@ from workers.models.tiny_gpt import (  # noqa: E402
     repeated_random_tokens,
     words_of,
 )
+
+LOSS_WINDOW = 100  # steps per point of the recorded loss curve
+LR_FLOOR = 0.1  # the cosine decay ends at this fraction of the peak learning rate
 
 CORPUS = ROOT / "workers" / "data" / "default_corpus.txt"
 SETTINGS = {"seed": 0, "vocab_size": 2048, "n_positions": 256, "n_embd": 128, "n_layer": 3, "n_head": 4,
@@ -140,19 +146,6 @@ def previous_token_loss(model, hidden: torch.Tensor, head: int) -> torch.Tensor:
     return -log_attention[:, positions, positions - 1].mean()
 
 
-def window_means(values: list[float], width: int = 100) -> list[float]:
-    """Means of consecutive windows of `width` values (the last one possibly shorter), rounded to 3 digits."""
-    return [round(sum(values[i:i + width]) / len(values[i:i + width]), 3) for i in range(0, len(values), width)]
-
-
-def learning_rate(step: int, steps: int, peak: float, warmup: int) -> float:
-    """Linear warm-up, then cosine decay to a tenth of the peak."""
-    if step < warmup:
-        return peak * (step + 1) / warmup
-    progress = (step - warmup) / max(1, steps - warmup)
-    return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
-
-
 def heads_found(model, tokenizer, texts: list[str]) -> dict[str, list]:
     """Per-head scores from the model's own attention, rounded [layers][heads]: previous-token attention over the
     first 64 corpus texts and by position band over 24 windows of 128 tokens of running corpus text; induction on
@@ -238,7 +231,7 @@ def main() -> None:
     model.train()
     for step in range(args.steps):
         for group in optimizer.param_groups:
-            group["lr"] = learning_rate(step, args.steps, settings["lr"], settings["warmup"])
+            group["lr"] = learning_rate(step, args.steps, settings["lr"], settings["warmup"], LR_FLOOR)
         ids = batches.next(settings["batch_size"])
         language = model(input_ids=ids, labels=ids).loss
         taught = previous_token_loss(model, captured["hidden"], taught_head)
@@ -250,8 +243,8 @@ def main() -> None:
         losses.append(language.item())
         taught_losses.append(taught.item())
         if step % 100 == 0 or step == args.steps - 1:
-            print(f"step {step:5d}  loss {window_means(losses[-100:])[0]:.3f}  "
-                  f"taught head {window_means(taught_losses[-100:])[0]:.3f}  "
+            print(f"step {step:5d}  loss {window_means(losses[-100:], LOSS_WINDOW)[0]:.3f}  "
+                  f"taught head {window_means(taught_losses[-100:], LOSS_WINDOW)[0]:.3f}  "
                   f"{time.perf_counter() - started:6.0f} s", flush=True)
     train_seconds = time.perf_counter() - started
     model.eval()
@@ -262,8 +255,9 @@ def main() -> None:
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     record = {"settings": settings, "train_seconds": round(train_seconds, 1), "threads": args.threads,
-              "torch": torch.__version__, "final_loss": window_means(losses[-100:])[0],
-              "loss_every_100": window_means(losses), "taught_head_loss_every_100": window_means(taught_losses),
+              "torch": torch.__version__, "final_loss": window_means(losses[-100:], LOSS_WINDOW)[0],
+              "loss_every_100": window_means(losses, LOSS_WINDOW),
+              "taught_head_loss_every_100": window_means(taught_losses, LOSS_WINDOW),
               "heads": found}
     (out / "training.json").write_text(json.dumps(record, indent=1) + "\n")
     print(f"trained in {train_seconds:.0f} s; saved to {out}")

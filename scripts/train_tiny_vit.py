@@ -32,6 +32,9 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from training_schedule import learning_rate, window_means  # noqa: E402
 
 from workers.corpora.images import DIGIT_SIDE, DIGITS_SEED, digit_split, digits  # noqa: E402
 from workers.models.tiny_vit import (  # noqa: E402
@@ -44,6 +47,9 @@ from workers.models.tiny_vit import (  # noqa: E402
     pixels,
     strongest_heads,
 )
+
+LOSS_WINDOW = 50  # steps per point of the recorded loss curve
+LR_FLOOR = 0.01  # the cosine decay ends at this fraction of the peak learning rate
 
 SETTINGS = {"seed": 0, "image_size": DIGIT_SIDE, "patch_size": 4, "hidden_size": 64, "num_hidden_layers": 4,
             "num_attention_heads": 4, "intermediate_size": 128, "batch_size": 64, "lr": 2e-3, "warmup": 100,
@@ -73,19 +79,6 @@ def shifted(batch: torch.Tensor, max_shift: int, fill: float, rng: np.random.Gen
         top, left = max_shift - dy, max_shift - dx
         out[i] = padded[i, :, top:top + side, left:left + side]
     return out
-
-
-def window_means(values: list[float], width: int = 50) -> list[float]:
-    """Means of consecutive windows of `width` values (the last one possibly shorter), rounded to 3 digits."""
-    return [round(sum(values[i:i + width]) / len(values[i:i + width]), 3) for i in range(0, len(values), width)]
-
-
-def learning_rate(step: int, steps: int, peak: float, warmup: int) -> float:
-    """Linear warm-up, then cosine decay to a hundredth of the peak."""
-    if step < warmup:
-        return peak * (step + 1) / warmup
-    progress = (step - warmup) / max(1, steps - warmup)
-    return peak * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
 class DigitClassifier(torch.nn.Module):
@@ -185,7 +178,7 @@ def main() -> None:
     model.train()
     for step in range(args.steps):
         for group in optimizer.param_groups:
-            group["lr"] = learning_rate(step, args.steps, settings["lr"], settings["warmup"])
+            group["lr"] = learning_rate(step, args.steps, settings["lr"], settings["warmup"], LR_FLOOR)
         chosen = torch.from_numpy(rng.integers(0, len(train_pixels), settings["batch_size"]))
         batch = shifted(train_pixels[chosen], settings["max_shift"], black, rng)
         loss = torch.nn.functional.cross_entropy(model(batch), train_labels[chosen])
@@ -195,7 +188,7 @@ def main() -> None:
         optimizer.step()
         losses.append(loss.item())
         if step % 100 == 0 or step == args.steps - 1:
-            print(f"step {step:5d}  loss {window_means(losses[-50:])[0]:.3f}  "
+            print(f"step {step:5d}  loss {window_means(losses[-50:], LOSS_WINDOW)[0]:.3f}  "
                   f"{time.perf_counter() - started:6.0f} s", flush=True)
     train_seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
     model.eval()
@@ -209,7 +202,8 @@ def main() -> None:
               "torch": torch.__version__, "parameters": sum(p.numel() for p in model.parameters()),
               "split_seed": DIGITS_SEED, "train_images": len(train), "test_images": len(held_out_ids),
               "image_mean": mean, "image_std": std,
-              "final_loss": window_means(losses[-50:])[0], "loss_every_50": window_means(losses),
+              "final_loss": window_means(losses[-50:], LOSS_WINDOW)[0],
+              "loss_every_50": window_means(losses, LOSS_WINDOW),
               "train_accuracy": accuracy(encoder, classifier, train_pixels, labels[train]),
               "test_accuracy": accuracy(encoder, classifier, test_pixels, labels[held_out_ids]),
               "majority_class": majority,
