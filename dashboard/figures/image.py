@@ -25,8 +25,8 @@ def image_figure(image: np.ndarray, attention_row: np.ndarray, grid: int, positi
     centres = (np.arange(grid) + 0.5) * cell
     figure = go.Figure([
         go.Image(z=shown, hoverinfo="skip"),
-        go.Heatmap(z=patches, x=centres, y=centres, colorscale="Inferno", opacity=0.55, zmin=0,
-                   zmax=float(patches.max()) or 1.0,
+        go.Heatmap(z=patches, x=centres, y=centres, customdata=1 + np.arange(grid * grid).reshape(grid, grid),
+                   colorscale="Inferno", opacity=0.55, zmin=0, zmax=float(patches.max()) or 1.0,
                    colorbar={"title": {"text": "attention", "side": "top"}, "thickness": 10, "len": 0.6,
                              "orientation": "h", "y": -0.02, "yanchor": "top"},  # under: the toolbar is upright
                    hovertemplate="patch row %{y:.0f}px col %{x:.0f}px<br>attention %{z:.3f}<extra></extra>"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import lru_cache
 from typing import Any
 
@@ -14,6 +15,7 @@ from dashboard.figures.sentence import aggregate_figure, sentence_figure
 from dashboard.figures.single import empty_figure
 from dashboard.shell import url
 from dashboard.shell.widgets import GRAPH_CONFIG, TIPS
+from dashboard.state import ViewState
 from workers.core import metrics
 from workers.pipeline.keys import corpus_for
 
@@ -49,9 +51,20 @@ def _position_mean(q_key: str, k_key: str, tokens_key: str, causal: bool):
     return metrics.position_attention(q, k, jobs.tokens_table(tokens_key)["text_id"], causal)
 
 
+def clicked_patch(state: ViewState, click: dict | None) -> ViewState:
+    """A click on a patch of the image view selects that patch of the shown image; any other click changes nothing."""
+    point = (click or {}).get("points", [{}])[0]
+    position = point.get("customdata")
+    if isinstance(position, float) and position.is_integer():
+        position = int(position)
+    if state.text < 0 or "z" not in point or isinstance(position, bool) or not isinstance(position, int):
+        return state
+    return replace(state, pos=position) if position > 0 else state
+
+
 def register(app: Dash) -> None:
-    """Callbacks of the sentence view: what its lines weigh by, and the drawing."""
-    url.intent(app, (ids.SENTENCE_WEIGHT,))
+    """Callbacks of the sentence view: what its lines weigh by, a click on an image's patch, and the drawing."""
+    url.intent(app, (ids.SENTENCE_WEIGHT,), events={ids.SENTENCE_GRAPH: ("clickData", clicked_patch)})
 
     @app.callback(Output(ids.SENTENCE_GRAPH, "figure"), Output(ids.AGGREGATE_GRAPH, "figure"),
                   Input(ids.SINGLE_KEYS, "data"), Input(ids.VIEW_STYLE, "data"), Input(ids.HIDE_SPECIAL, "value"),

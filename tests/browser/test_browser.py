@@ -189,29 +189,23 @@ def test_bad_url_values_fall_back_with_a_notice_and_markup_stays_text(dash_duo, 
     assert dash_duo.driver.execute_script("return window.pwned === undefined")
 
 
-@pytest.fixture
-def vit_app(isolated_cache, minilm, tmp_path, monkeypatch):
-    from dashboard.app import create_app
-    from tests.support.tiny_models import save
-
-    folder = save("vit", tmp_path / "tiny-vit", minilm.tokenizer)
-    monkeypatch.setenv("QK_ATLAS_MODELS", f"tiny-vit={folder}")
-    app = create_app(cache_dir=isolated_cache)
-    yield app
-    app.local_worker.stop()
-
-
-def test_image_view_shows_the_patch_attention(dash_duo, vit_app):
-    dash_duo.start_server(vit_app)
-    dash_duo.driver.get(dash_duo.server_url + "/?view=sentence&model=tiny-vit&corpus=images&layer=1&head=2"
-                                              "&text=20&pos=6")
+def test_image_view_shows_the_patch_attention(dash_duo, app):
+    """The bundled tiny-vit on the bundled images: a held-out digit, the chosen patch outlined, its attention as a
+    heatmap over the image; clicking another patch selects it."""
+    dash_duo.start_server(app)
+    dash_duo.driver.get(dash_duo.server_url + "/?view=sentence&model=tiny-vit&corpus=images&layer=0&head=2"
+                                              "&text=40&pos=28")
     wait_until(lambda: [t for t, _n, _c in traces(dash_duo, "sentence-graph") or []] == ["image", "heatmap"],
                timeout=90)
     shapes = dash_duo.driver.execute_script(
         "return document.querySelector('#sentence-graph .js-plotly-plot').layout.shapes.length")
     assert shapes == 1  # the selected patch is outlined
-    dash_duo.wait_for_contains_text("#sentence-graph", "patch r1 c1", timeout=10)  # position 6 = 1 + 1 * 4 + 1
-    assert "tiny-vit (vit, 2x4)" in dash_duo.find_element("#model-dropdown").text
+    dash_duo.wait_for_contains_text("#sentence-graph", "patch r3 c3", timeout=10)  # position 28 = 1 + 3 * 8 + 3
+    assert "digit 2 #" in dash_duo.find_element("#sentence-graph").text
+    assert "tiny-vit (vit, 4x4)" in dash_duo.find_element("#model-dropdown").text
+    mouse_to_point(dash_duo, "sentence-graph", 1, 5, click=True)  # the heatmap cell at row 5, column 5
+    dash_duo.wait_for_contains_text("#sentence-graph", "patch r5 c5", timeout=30)
+    assert "pos=46" in dash_duo.driver.current_url and "text=40" in dash_duo.driver.current_url
 
 
 def test_copy_link_sentence_hover_and_image_format(dash_duo, app):

@@ -370,3 +370,24 @@ def test_labels_with_a_search_stay_readable(head):
         finally:
             single.MATCH_LABELS = original
         assert {t.mode for t in again if t.name.startswith("match")} == {mode}
+
+
+def test_a_click_on_an_image_patch_selects_it_and_other_clicks_change_nothing():
+    """The image view's heatmap carries each cell's token position: clicking a cell selects that patch of the shown
+    image; a click on a text's lines, or with no image shown, leaves the selection as it was."""
+    from dashboard.figures.image import image_figure
+    from dashboard.state import ViewState
+    from dashboard.views.sentence import clicked_patch
+
+    grid = 8
+    figure = image_figure(np.zeros((32, 32, 3), dtype=np.uint8), np.full(1 + grid * grid, 1 / 65), grid, 28, "x")
+    heatmap = figure.data[1]
+    row, col = 5, 2
+    position = int(heatmap.customdata[row][col])
+    assert position == 1 + row * grid + col
+    shown = ViewState(model="tiny-vit", corpus="images", text=40, pos=28)
+    click = {"points": [{"x": float(heatmap.x[col]), "y": float(heatmap.y[row]), "z": 0.1, "customdata": position}]}
+    assert clicked_patch(shown, click).pos == position and clicked_patch(shown, click).text == 40
+    assert clicked_patch(shown, {"points": [{"x": 0, "y": 3, "customdata": 3}]}) == shown  # a text's lines
+    assert clicked_patch(ViewState(text=-1, pos=-1), click).pos == -1  # no image shown
+    assert clicked_patch(shown, None) == shown
