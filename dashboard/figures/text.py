@@ -21,15 +21,21 @@ def plotly_text(text: str) -> str:
 
 
 TITLE_CHARS = 56  # a title line in the sentence view's half-width graphs at 1366 px
+TITLE_PAD = 6  # pixels between the top of the figure and its title's first line
+CAP_SHIFT = 0.7  # ems: Plotly lowers a one-line title anchored at the top by this much, a wrapped one not at all
 
 
 def title_layout(title: str, size: int = 13) -> dict:
     """Layout for a figure titled by `title` (plain text): wrapped to TITLE_CHARS a line, left-aligned, with the
-    top margin it needs and the toolbar upright in the right margin, so the title never runs under the toolbar."""
+    top margin it needs and the toolbar upright in the right margin, so the title never runs under the toolbar.
+
+    A wrapped title is padded down by the cap shift Plotly leaves out for it (its first line would start above the
+    figure and be cut off); tests/browser/test_layout.py checks the title's box lies inside the graph's."""
     import textwrap
 
     lines = textwrap.wrap(title, TITLE_CHARS) or [""]
+    pad = TITLE_PAD + (round(CAP_SHIFT * size) if len(lines) > 1 else 0)
     return {"title": {"text": "<br>".join(plotly_text(line) for line in lines), "font": {"size": size},
                       "x": 0, "xref": "paper", "xanchor": "left", "y": 1, "yref": "container", "yanchor": "top",
-                      "pad": {"t": 6}},
+                      "pad": {"t": pad}},
             "margin_t": 14 + int(1.35 * size) * len(lines), "modebar": {"orientation": "v"}}

@@ -6,11 +6,12 @@ from __future__ import annotations
 from dataclasses import replace
 
 import dash_bootstrap_components as dbc
-from dash import Dash, dcc, html
+from dash import Dash, Input, Output, dcc, html, no_update
 
 from dashboard import ids
 from dashboard.shell import url
 from dashboard.shell.widgets import (
+    IMAGE_SEARCH_HINT,
     SEARCH_HINT,
     TIPS,
     choice_options,
@@ -106,8 +107,21 @@ def step(field_name: str, delta: int) -> url.Handler:
     return moved
 
 
+def modality_controls(modality: str) -> tuple[dict[str, str], str]:
+    """The upload box's style (shown for text models only: an upload is a text corpus) and the search box's
+    placeholder (a token of a text, or a patch of an image)."""
+    image = modality == "image"
+    return {"display": "none" if image else "block"}, IMAGE_SEARCH_HINT if image else SEARCH_HINT
+
+
 def register(app: Dash) -> None:
-    """The controls' intents: which head and picture, how it is shown, the step buttons."""
+    """The controls' intents (which head and picture, how it is shown, the step buttons), and the controls shown
+    for the model's modality."""
     url.intent(app, PICTURE_CONTROLS)
     url.intent(app, DISPLAY_CONTROLS)
     url.intent(app, events={button: ("n_clicks", step(*move)) for button, move in STEPS.items()})
+
+    @app.callback(Output(ids.UPLOAD_BOX, "style"), Output(ids.SEARCH, "placeholder"), Input(ids.VIEW_STYLE, "data"))
+    def controls_for_modality(style: dict | None):
+        """Only the controls that mean something for the shown model's texts or images."""
+        return modality_controls(read_spec(style["model"]).modality) if style else (no_update, no_update)

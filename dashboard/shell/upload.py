@@ -10,8 +10,11 @@ from dash import Dash, Input, Output, State, no_update
 
 from dashboard import ids
 from dashboard.session import browser_id
+from dashboard.shell.widgets import UPLOAD_TEXT_ONLY
+from dashboard.state import parse_query
 from workers.corpora.corpus import CorpusError
 from workers.corpora.uploads import save_upload
+from workers.models.registry import read_spec
 
 
 def register(app: Dash) -> None:
@@ -19,13 +22,17 @@ def register(app: Dash) -> None:
 
     @app.callback(Output(ids.CORPUS, "value", allow_duplicate=True),
                   Output(ids.UPLOAD_NOTICE, "children"),
-                  Input(ids.UPLOAD, "contents"), State(ids.UPLOAD, "filename"), prevent_initial_call=True)
-    def upload(contents: str | None, filename: str | None):
-        """data URL -> stored corpus; a notice either way (errors name the file and the problem)."""
+                  Input(ids.UPLOAD, "contents"), State(ids.UPLOAD, "filename"), State(ids.URL, "search"),
+                  prevent_initial_call=True)
+    def upload(contents: str | None, filename: str | None, search: str | None):
+        """data URL -> stored corpus; a notice either way (errors name the file and the problem). An image model's
+        page offers no upload (its box is hidden), and a request that sends one anyway is refused unread."""
         if not contents:
             return no_update, no_update
         name = filename or "upload.txt"
         try:
+            if read_spec(parse_query(search)[0].model).modality == "image":
+                raise ValueError(UPLOAD_TEXT_ONLY)
             raw = base64.b64decode(contents.partition(",")[2], validate=True)
             ref, texts = save_upload(raw, name, owner=browser_id(create=True))
         except (CorpusError, binascii.Error, ValueError) as exc:

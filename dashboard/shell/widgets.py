@@ -22,6 +22,8 @@ GRAPH_CONFIG = {"scrollZoom": True, "displaylogo": False,
 
 
 SEARCH_HINT = "a whole token, any case: e.g. the"  # the search box's placeholder: what a search matches
+IMAGE_SEARCH_HINT = "a patch as r3c4 (row 3, column 4), or [CLS]"  # its placeholder for an image model
+UPLOAD_TEXT_ONLY = "an uploaded corpus is text, and this model reads images: choose a text model to upload one"
 B_FOLLOWS = "picture B follows picture A until this is set"
 TIPS = {  # what each control does, in one line (menus backed by a table of choices add each choice's help)
     ids.VIEW_TABS: "Switch view: every head, one head, one text's attention, heads compared, two pictures",

@@ -17,7 +17,14 @@ from dashboard.shell import url
 from dashboard.shell.widgets import GRAPH_CONFIG, TIPS
 from dashboard.state import ViewState
 from workers.core import metrics
+from workers.models.registry import read_spec
 from workers.pipeline.keys import corpus_for
+
+WEIGHT_NAMES = {  # modality -> what the weighting applies to: its label and tooltip
+    "text": ("Lines show", TIPS[ids.SENTENCE_WEIGHT]),
+    "image": ("Heatmap shows", "The heatmap by attention, or by attention times the length of each patch's value "
+                               "vector"),
+}
 
 
 def panel() -> html.Div:
@@ -25,12 +32,12 @@ def panel() -> html.Div:
     return html.Div([
         html.Div([
             html.Div(dbc.Switch(id=ids.HIDE_SPECIAL, label="hide special tokens (renormalise the rest)", value=False,
-                                className="small me-4"), title=TIPS[ids.HIDE_SPECIAL]),
-            html.Div([html.Span("Lines show", className="small me-2"),
+                                className="small me-4"), id=ids.HIDE_SPECIAL_BOX, title=TIPS[ids.HIDE_SPECIAL]),
+            html.Div([html.Span(WEIGHT_NAMES["text"][0], id=ids.SENTENCE_WEIGHT_LABEL, className="small me-2"),
                       dbc.RadioItems(id=ids.SENTENCE_WEIGHT, inline=True, value="attention", className="small",
                                      options=[{"label": "attention", "value": "attention"},
                                               {"label": "attention × value norm ‖v‖", "value": "value"}])],
-                     title=TIPS[ids.SENTENCE_WEIGHT], className="d-flex align-items-center"),
+                     id=ids.SENTENCE_WEIGHT_BOX, title=WEIGHT_NAMES["text"][1], className="d-flex align-items-center"),
         ], className="d-flex align-items-center flex-wrap"),
         html.Div([
             dbc.Row([
@@ -62,9 +69,25 @@ def clicked_patch(state: ViewState, click: dict | None) -> ViewState:
     return replace(state, pos=position) if position > 0 else state
 
 
+def modality_controls(modality: str) -> tuple[dict[str, str], str, str]:
+    """The special-token switch's style (shown for texts only: an image's heatmap leaves its CLS out and states the
+    CLS share in its title), and the weighting's label and tooltip (lines of a text, the heatmap of an image)."""
+    label, tip = WEIGHT_NAMES["image" if modality == "image" else "text"]
+    return {"display": "none" if modality == "image" else "block"}, label, tip
+
+
 def register(app: Dash) -> None:
-    """Callbacks of the sentence view: what its lines weigh by, a click on an image's patch, and the drawing."""
+    """Callbacks of the sentence view: its controls for the model's modality, what its lines weigh by, a click on
+    an image's patch, and the drawing."""
     url.intent(app, (ids.SENTENCE_WEIGHT,), events={ids.SENTENCE_GRAPH: ("clickData", clicked_patch)})
+
+    @app.callback(Output(ids.HIDE_SPECIAL_BOX, "style"), Output(ids.SENTENCE_WEIGHT_LABEL, "children"),
+                  Output(ids.SENTENCE_WEIGHT_BOX, "title"), Input(ids.VIEW_STYLE, "data"))
+    def controls_for_modality(style: dict[str, Any] | None):
+        """Only the controls that mean something for the shown model's texts or images."""
+        if not style:
+            return no_update, no_update, no_update
+        return modality_controls(read_spec(style["model"]).modality)
 
     @app.callback(Output(ids.SENTENCE_GRAPH, "figure"), Output(ids.AGGREGATE_GRAPH, "figure"),
                   Input(ids.SINGLE_KEYS, "data"), Input(ids.VIEW_STYLE, "data"), Input(ids.HIDE_SPECIAL, "value"),
@@ -81,8 +104,9 @@ def register(app: Dash) -> None:
         keys, causal = computed["keys"], computed["causal"]
         tokens = jobs.tokens_table(keys["tokens"])
         mean, count = _position_mean(keys["q"], keys["k"], keys["tokens"], causal)
+        items = "images" if "row" in tokens else "texts"
         aggregate = aggregate_figure(mean, count, f"L{style['layer']} H{style['head']}: mean attention by "
-                                                  f"position over {len(tokens['texts']):,} texts")
+                                                  f"position over {len(tokens['texts']):,} {items}")
         if style["text"] < 0:
             return empty_figure("Select a text: click a point in the single view, or add &text=N to the URL"), \
                 aggregate
@@ -99,7 +123,7 @@ def register(app: Dash) -> None:
             norms = metrics.vector_norms(jobs.stored_vector(keys["v"])[rows])
             attention, weighting = metrics.value_weighted(attention, norms), " · attention × ‖v‖, renormalised"
         if "row" in tokens:  # an image corpus: the image view
-            return _image_view(style, tokens, rows, attention), aggregate
+            return _image_view(style, tokens, rows, attention, weighting), aggregate
         words = [str(label) for label in tokens["label"][rows]]
         if hide_special:
             drop = tokens["is_special"][rows] | (causal & (tokens["position"][rows] == 0))
@@ -110,13 +134,14 @@ def register(app: Dash) -> None:
         return sentence_figure(words, attention, focus, title), aggregate
 
 
-def _image_view(style: dict[str, Any], tokens: dict, rows, attention):
-    """The selected image with the selected patch's attention (CLS when no patch is selected)."""
+def _image_view(style: dict[str, Any], tokens: dict, rows, attention, weighting: str = ""):
+    """The selected image with the selected patch's attention (CLS when no patch is selected); `weighting` names
+    any weighting of the attention in the title."""
     corpus = corpus_for(style["corpus"])
     grid = int(tokens["row"].max()) + 1
     position = style["pos"] if 0 <= style["pos"] < len(rows) else 0
     return image_figure(corpus.images[style["text"]], attention[position], grid, position,
-                        f"image {style['text']}: {corpus.names[style['text']]}")
+                        f"image {style['text']}: {corpus.names[style['text']]}{weighting}")
 
 
 def _hovered_query(hover: dict | None) -> int | None:

@@ -242,10 +242,11 @@ def layout_text(layout: dict[str, float] | None) -> str:
 
 
 def view_status(keys: dict[str, str]) -> str:
-    """Tokens, texts and points of a computed view, and any note about what the corpus limits cut."""
+    """Tokens, texts (or images) and points of a computed view, and any note about what the corpus limits cut."""
     tokens = jobs.tokens_table(keys["tokens"])
     n = len(tokens["token"])
-    status = f"{n:,} tokens from {len(tokens['texts']):,} texts: {2 * n:,} points (queries and keys)"
+    items = "images" if "row" in tokens else "texts"
+    status = f"{n:,} tokens from {len(tokens['texts']):,} {items}: {2 * n:,} points (queries and keys)"
     return " · ".join([status, *(f"Note: {note}" for note in tokens.get("notes", []))])
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from dashboard.state import corpus_choices, parse_query
@@ -75,7 +77,6 @@ def test_uploads_past_the_quota_evict_the_oldest_first(isolated_cache, monkeypat
 
 
 def test_uploads_expire_after_the_age_limit(isolated_cache, monkeypatch):
-    import json
     import time
 
     monkeypatch.setenv("QK_ATLAS_UPLOADS_MAX_AGE_DAYS", "2")
@@ -116,3 +117,28 @@ def test_an_upload_is_listed_only_to_the_browser_that_made_it_and_opens_for_anyo
     assert ref in offered(alice, "?corpus=default")
     assert ref not in offered(bob, "?corpus=default")  # another browser does not see it listed
     assert ref in offered(bob, f"?corpus={ref}")  # but a shared link opens it
+
+
+def test_an_upload_sent_while_an_image_model_is_shown_is_refused_unread(isolated_cache):
+    """An image model's page hides the upload box (an upload is a text corpus); a request that sends a file anyway
+    is refused with the reason and nothing is kept, while the same file on a text model's page is taken."""
+    import base64
+
+    from dashboard import ids
+    from dashboard.app import create_app
+    from dashboard.shell.widgets import UPLOAD_TEXT_ONLY
+    from dashboard.state import ViewState
+    from tests.support.callbacks import base_values, dependency, post, request_body
+
+    client = create_app(cache_dir=isolated_cache, start_worker=False).server.test_client()
+    upload = dependency(client, f"..{ids.CORPUS}.value")
+    data_url = "data:text/plain;base64," + base64.b64encode(TEXTS).decode()
+    sent = {(ids.UPLOAD, "contents"): data_url, (ids.UPLOAD, "filename"): "notes.txt"}
+    image = ViewState(model="tiny-vit", corpus="images")
+    answer = post(client, request_body(upload, {**base_values(image), **sent}, f"{ids.UPLOAD}.contents"))
+    assert answer.status_code == 200, answer.get_data(as_text=True)[-300:]
+    response = answer.get_json()["response"]
+    assert ids.CORPUS not in response and UPLOAD_TEXT_ONLY in json.dumps(response[ids.UPLOAD_NOTICE])
+    assert list_uploads() == []
+    answer = post(client, request_body(upload, {**base_values(ViewState()), **sent}, f"{ids.UPLOAD}.contents"))
+    assert answer.get_json()["response"][ids.CORPUS]["value"].startswith("upload-") and len(list_uploads()) == 1

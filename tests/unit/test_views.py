@@ -391,3 +391,40 @@ def test_a_click_on_an_image_patch_selects_it_and_other_clicks_change_nothing():
     assert clicked_patch(shown, {"points": [{"x": 0, "y": 3, "customdata": 3}]}) == shown  # a text's lines
     assert clicked_patch(ViewState(text=-1, pos=-1), click).pos == -1  # no image shown
     assert clicked_patch(shown, None) == shown
+
+
+def test_the_special_token_switch_changes_a_text_and_is_ignored_for_an_image(isolated_cache, tmp_path, monkeypatch):
+    """The sentence view's 'hide special tokens' switch means something for a text only: posted on an image (its
+    box is hidden there, but a request is anyone's to send) it leaves the drawing as it was; on a text it drops
+    [CLS] and [SEP]."""
+    import json
+
+    from dashboard import ids, jobs
+    from dashboard.app import create_app
+    from dashboard.state import ViewState
+    from tests.support.callbacks import base_values, post, reading, request_body
+    from workers.contracts.requests import HeadRequest
+    from workers.pipeline.stages import ensure_head_view
+
+    corpus = tmp_path / "small.txt"
+    corpus.write_text("\n".join(SENTENCES))
+    monkeypatch.setenv("QK_ATLAS_CORPORA", f"small={corpus}")
+    client = create_app(cache_dir=isolated_cache, start_worker=False).server.test_client()
+    draw = reading(client, f"{ids.HIDE_SPECIAL}.value")
+
+    def drawn(state: ViewState, hide: bool) -> dict:
+        keys = ensure_head_view(HeadRequest.from_dict(state.request()), jobs.store()).__dict__
+        values = {**base_values(state, keys), (ids.HIDE_SPECIAL, "value"): hide}
+        answer = post(client, request_body(draw, values, f"{ids.HIDE_SPECIAL}.value"))
+        assert answer.status_code == 200, answer.get_data(as_text=True)[-500:]
+        return json.loads(answer.get_data(as_text=True))["response"][ids.SENTENCE_GRAPH]["figure"]
+
+    image = ViewState(view="sentence", model="tiny-vit", corpus="images", method="pca", text=40, pos=28)
+    shown = drawn(image, False)
+    assert [t["type"] for t in shown["data"]] == ["image", "heatmap"]
+    assert drawn(image, True) == shown
+    text = ViewState(view="sentence", corpus="small", method="pca", text=0)
+    queries = {hide: next(t for t in drawn(text, hide)["data"] if t.get("name") == "queries")["text"]
+               for hide in (False, True)}
+    assert queries[False][0] == "[CLS]" and queries[False][-1] == "[SEP]"
+    assert queries[True] == queries[False][1:-1]
