@@ -10,6 +10,8 @@ from selenium.webdriver.common.by import By
 
 from dashboard import jobs
 from dashboard.figures.single import KEY_COLOR, QUERY_COLOR
+from dashboard.shell.widgets import IMAGE_SEARCH_HINT
+from dashboard.views.sentence import WEIGHT_NAMES
 from tests.support.browser import (
     HOVERED,
     colour_pixels,
@@ -164,6 +166,8 @@ def test_sentence_view_draws_lines_and_hides_special_tokens(dash_duo, app):
     counts = {name: n for _t, name, n in traces(dash_duo, "sentence-graph")}
     assert counts["queries"] == counts["keys"] == 7  # [CLS] snow fell all night . [SEP]
     assert traces(dash_duo, "aggregate-graph")[0][0] == "heatmap"
+    assert dash_duo.find_element("#sentence-weight-label").text == "Lines show"  # a text's controls, upload too
+    assert is_visible(dash_duo, "#corpus-upload-box") and is_visible(dash_duo, "#hide-special-box")
     dash_duo.find_element("#hide-special-switch").click()
     wait_until(lambda: {n: c for _t, n, c in traces(dash_duo, "sentence-graph")}.get("queries") == 5, timeout=20)
     title = "return document.querySelector('#sentence-graph .js-plotly-plot').layout.title.text"
@@ -203,6 +207,15 @@ def test_image_view_shows_the_patch_attention(dash_duo, app):
     dash_duo.wait_for_contains_text("#sentence-graph", "patch r3 c3", timeout=10)  # position 28 = 1 + 3 * 8 + 3
     assert "digit 2 #" in dash_duo.find_element("#sentence-graph").text
     assert "tiny-vit (vit, 4x4)" in dash_duo.find_element("#model-dropdown").text
+    # only what means something for an image: no special-token switch (the heatmap leaves CLS out), no text upload,
+    # the weighting named for the heatmap (and it weighs it), a patch as the search example
+    assert not is_visible(dash_duo, "#hide-special-box") and not is_visible(dash_duo, "#corpus-upload-box")
+    assert dash_duo.find_element("#sentence-weight-label").text == "Heatmap shows"
+    assert dash_duo.find_element("#sentence-weight-box").get_attribute("title") == WEIGHT_NAMES["image"][1]
+    assert dash_duo.find_element("#search-input").get_attribute("placeholder") == IMAGE_SEARCH_HINT
+    dash_duo.driver.find_element(By.XPATH, "//label[contains(., 'attention × value norm')]").click()
+    dash_duo.wait_for_contains_text("#sentence-graph", "attention × ‖v‖", timeout=30)
+    assert "weight=value" in dash_duo.driver.current_url
     mouse_to_point(dash_duo, "sentence-graph", 1, 5, click=True)  # the heatmap cell at row 5, column 5
     dash_duo.wait_for_contains_text("#sentence-graph", "patch r5 c5", timeout=30)
     assert "pos=46" in dash_duo.driver.current_url and "text=40" in dash_duo.driver.current_url

@@ -1,26 +1,15 @@
 """The page fits the window: at 1366x768 and 1920x1080 the picture, its heading, the controls that change it and
-the hover panel are on screen without scrolling; legends never meet toolbars; notices take one line."""
+the hover panel are on screen without scrolling; legends never meet toolbars; titles lie inside their graphs;
+notices take one line."""
 
 from __future__ import annotations
 
 import pytest
 
-from tests.support.browser import set_viewport, traces, wait_for_points, wait_until
+from tests.support.browser import apart, boxes, on_screen, set_viewport, traces, wait_for_points, wait_until
 
 pytestmark = pytest.mark.browser
 
-BOXES = """
-function box(selector) {
-  var e = document.querySelector(selector);
-  if (!e) return null;
-  var r = e.getBoundingClientRect();
-  return [r.left, r.top, r.right, r.bottom];
-}
-var out = {inner: [window.innerWidth, window.innerHeight],
-           page: [document.scrollingElement.scrollWidth, document.scrollingElement.scrollHeight]};
-arguments[0].forEach(function (s) { out[s] = box(s); });
-return out;
-"""
 CONTROLS = ("#model-dropdown", "#corpus-dropdown", "#layer-dropdown", "#head-dropdown", "#method-dropdown")
 
 
@@ -31,23 +20,6 @@ def app(isolated_cache):
     app = create_app(cache_dir=isolated_cache)
     yield app
     app.local_worker.stop()
-
-
-def boxes(dash_duo, selectors: list[str]) -> dict:
-    """Bounding boxes [left, top, right, bottom] of the selectors' first elements, the window and the page size."""
-    return dash_duo.driver.execute_script(BOXES, selectors)
-
-
-def on_screen(found: dict, selector: str) -> bool:
-    """Whether the element lies wholly inside the window."""
-    width, height = found["inner"]
-    left, top, right, bottom = found[selector]
-    return left >= -1 and top >= -1 and right <= width + 1 and bottom <= height + 1
-
-
-def apart(a: list[float], b: list[float]) -> bool:
-    """Whether two boxes do not overlap."""
-    return a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1]
 
 
 def assert_fits(dash_duo, graph: str, extra: tuple[str, ...] = ()) -> dict:
@@ -86,10 +58,30 @@ def test_every_view_fits_the_window_at_both_sizes(dash_duo, app):
         wait_until(lambda: len(traces(dash_duo, "sentence-graph") or []) > 2, timeout=60, what="the sentence drawn")
         for graph in ("sentence-graph", "aggregate-graph"):  # titles and colour bars clear of the toolbar
             found = boxes(dash_duo, [f"#{graph}", f"#{graph} .gtitle", f"#{graph} .modebar", f"#{graph} .colorbar"])
-            assert on_screen(found, f"#{graph}") and found[f"#{graph} .gtitle"], found
+            assert_title_inside(dash_duo, graph)
             for part in (".gtitle", ".colorbar"):
                 assert not found[f"#{graph} {part}"] or apart(found[f"#{graph} {part}"], found[f"#{graph} .modebar"])
+
+        # the image view's title, long enough to wrap (weighted by value norms), inside its graph
+        dash_duo.driver.get(dash_duo.server_url + "/?view=sentence&model=tiny-vit&corpus=images&method=pca&text=40"
+                                                  "&pos=28&weight=value")
+        wait_until(lambda: [t for t, _n, _c in traces(dash_duo, "sentence-graph") or []] == ["image", "heatmap"],
+                   timeout=120, what="the image drawn")
+        assert_title_inside(dash_duo, "sentence-graph", wrapped=True)
 
         dash_duo.driver.get(dash_duo.server_url + "/?view=matrix&method=pca")
         dash_duo.wait_for_contains_text("#matrix-status", "72/72 heads", timeout=240)
         assert_fits(dash_duo, "matrix-graph")
+
+
+def assert_title_inside(dash_duo, graph: str, wrapped: bool = False) -> None:
+    """The graph is on screen and its title lies inside it (a wrapped one too: Plotly places it differently from
+    one line), clear of the toolbar."""
+    found = boxes(dash_duo, [f"#{graph}", f"#{graph} .main-svg", f"#{graph} .gtitle", f"#{graph} .modebar"])
+    title, svg = found[f"#{graph} .gtitle"], found[f"#{graph} .main-svg"]
+    assert on_screen(found, f"#{graph}") and title, found
+    lines = dash_duo.driver.execute_script("return document.querySelectorAll(arguments[0]).length",
+                                           f"#{graph} .gtitle tspan.line")
+    assert lines >= 2 if wrapped else lines <= 1, lines
+    assert svg[0] <= title[0] and svg[1] + 1 <= title[1] and title[2] <= svg[2] and title[3] <= svg[3], found
+    assert apart(title, found[f"#{graph} .modebar"]), found

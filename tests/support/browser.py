@@ -160,3 +160,34 @@ def set_viewport(driver, width: int, height: int) -> None:
     driver.set_window_size(width, height)
     inner_width, inner_height = driver.execute_script("return [window.innerWidth, window.innerHeight]")
     driver.set_window_size(2 * width - inner_width, 2 * height - inner_height)
+
+
+BOXES = """
+function box(selector) {
+  var e = document.querySelector(selector);
+  if (!e) return null;
+  var r = e.getBoundingClientRect();
+  return [r.left, r.top, r.right, r.bottom];
+}
+var out = {inner: [window.innerWidth, window.innerHeight],
+           page: [document.scrollingElement.scrollWidth, document.scrollingElement.scrollHeight]};
+arguments[0].forEach(function (s) { out[s] = box(s); });
+return out;
+"""
+
+
+def boxes(dash_duo, selectors: list[str]) -> dict:
+    """Bounding boxes [left, top, right, bottom] of the selectors' first elements, the window and the page size."""
+    return dash_duo.driver.execute_script(BOXES, selectors)
+
+
+def on_screen(found: dict, selector: str) -> bool:
+    """Whether the element lies wholly inside the window."""
+    width, height = found["inner"]
+    left, top, right, bottom = found[selector]
+    return left >= -1 and top >= -1 and right <= width + 1 and bottom <= height + 1
+
+
+def apart(a: list[float], b: list[float]) -> bool:
+    """Whether two boxes do not overlap."""
+    return a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1]
