@@ -7,6 +7,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from dashboard.figures import LEGEND_BELOW, MODEBAR
+from dashboard.figures.text import labels_that_fit
 from workers.contracts.results import HeadMap
 
 Cell = tuple[int, int]
@@ -58,24 +59,3 @@ def head_map_figure(head_map: HeadMap, n_layers: int, current: Cell | None = Non
     figure.update_xaxes(**axis)
     figure.update_yaxes(**axis, scaleanchor="x", scaleratio=1)
     return figure
-
-
-def labels_that_fit(x: np.ndarray, y: np.ndarray, names: list[str], first: list[int],
-                    width_px: float = 700, height_px: float = 420, font_px: float = 9) -> np.ndarray:
-    """Which of the points [n] keep their label above them: greedily, `first` then the most isolated points,
-    each label kept when its box meets no kept one; boxes are sized for the smallest plot the page draws (width_px x
-    height_px, equal aspect, less the axes' padding), so on a larger one the labels only stand further apart."""
-    n = len(names)
-    span = max(float(np.ptp(x)) / width_px, float(np.ptp(y)) / height_px, 1e-12)  # data units per pixel
-    gaps = np.hypot(x[:, None] - x[None, :], y[:, None] - y[None, :]) + np.diag(np.full(n, np.inf))
-    order = list(dict.fromkeys([*first, *np.argsort(-gaps.min(axis=1)).tolist()])) if n > 1 else list(range(n))
-    kept: list[tuple[float, float, float, float]] = []
-    shown = np.zeros(n, dtype=bool)
-    for i in order:
-        half_w, half_h = (0.62 * font_px * len(names[i]) + 6) / 2 * span, (font_px + 4) / 2 * span
-        centre_y = y[i] + (7 + font_px / 2) * span
-        box = (x[i] - half_w, x[i] + half_w, centre_y - half_h, centre_y + half_h)
-        if all(box[1] < o[0] or o[1] < box[0] or box[3] < o[2] or o[3] < box[2] for o in kept):
-            kept.append(box)
-            shown[i] = True
-    return shown

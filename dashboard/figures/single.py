@@ -12,7 +12,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from dashboard.figures import LEGEND_BELOW, MODEBAR
-from dashboard.figures.text import plotly_text
+from dashboard.figures.text import labels_that_fit, plotly_text
 from workers.contracts.choices import COLOURS, ROLE_PLURALS
 from workers.core import metrics
 from workers.core.tokens import with_readable
@@ -27,6 +27,8 @@ LINE_THRESHOLD = 0.1  # attention lines below this weight are not drawn
 LINE_BINS = (0.1, 0.25, 0.5, 0.75, 1.01)
 LABEL_SAMPLE = 1000
 MATCH_LABELS = 60  # search matches are labelled when at most this many (more would bury the picture in text)
+MATCH_FONT = 10  # pixels: labels of search matches and of the selected text
+SMALLEST_PLOT = (480, 330)  # pixels: a picture of the side-by-side view at 1366x768 (match labels are fitted to it)
 
 COLOR_MODES = {choice.value: choice.label for choice in COLOURS}
 CATEGORIES = {"position_mod5": ["0", "1", "2", "3", "4"], "kind": ["ordinary", "special", "punctuation"]}
@@ -191,8 +193,9 @@ def overlay_traces(data: HeadData, style: Style) -> tuple[list[go.BaseTraceType]
         traces += _label_traces(data, style, faint=searching or style.text is not None, skip=matches)
     if searching:
         counts["matches"] = int(len(matches))
-        traces += _highlight_traces(data, style, matches, "match", "#111111", text=len(matches) <= MATCH_LABELS,
-                                    size=6)
+        labelled = _labels_apart(data, style, matches) if len(matches) <= MATCH_LABELS else None
+        traces += _highlight_traces(data, style, matches, "match", "#111111", text=labelled is not None, size=6,
+                                    labelled=labelled)
     if style.text is not None and style.text >= 0:
         rows = metrics.text_rows(data.tokens["text_id"], style.text)
         if len(rows):
@@ -222,18 +225,39 @@ def _label_traces(data: HeadData, style: Style, faint: bool = False, skip: np.nd
     return traces
 
 
+def _shown_roles(style: Style) -> list[str]:
+    """The roles drawn, queries first."""
+    return [role for role in ROLE_COLOURS if not role_hidden(style, role)]
+
+
+def _labels_apart(data: HeadData, style: Style, rows: np.ndarray) -> dict[str, np.ndarray]:
+    """Per shown role, which of the rows' points keep their label: those whose labels meet no other kept one in
+    the smallest plot the picture is drawn in (a pile of one word reads as a blot, not as words)."""
+    roles = _shown_roles(style)
+    if not roles or not len(rows) or data.coords.shape[1] != 2:
+        return {role: np.ones(len(rows), dtype=bool) for role in roles}
+    points = np.vstack([_points(data, rows, role) for role in roles])
+    words = gl_text(token_labels(data.tokens)[rows]) * len(roles)
+    extent = np.ptp(data.coords.astype(float), axis=0)  # the whole picture's, not the matches'
+    shown = labels_that_fit(points[:, 0], points[:, 1], words, [], *SMALLEST_PLOT, font_px=MATCH_FONT,
+                            extent=(float(extent[0]), float(extent[1])))
+    return {role: part for role, part in zip(roles, np.split(shown, len(roles)), strict=True)}
+
+
 def _highlight_traces(data: HeadData, style: Style, rows: np.ndarray, label: str, outline: str, text: bool,
-                      size: float = 9) -> list[go.BaseTraceType]:
-    """Bigger, outlined markers (and labels) for some tokens' queries and keys."""
+                      size: float = 9, labelled: dict[str, np.ndarray] | None = None) -> list[go.BaseTraceType]:
+    """Bigger, outlined markers (and labels: per role, only where `labelled` says, when given) for some tokens'
+    queries and keys."""
     traces = []
     words = gl_text(token_labels(data.tokens)[rows])
-    for role, colour in ROLE_COLOURS.items():
-        if role_hidden(style, role):
-            continue
+    for role in _shown_roles(style):
+        colour = ROLE_COLOURS[role]
+        shown = words if labelled is None else [w if keep else "" for w, keep in zip(words, labelled[role],
+                                                                                       strict=True)]
         traces.append(_scatter(
             _points(data, rows, role), name=f"{label} ({ROLE_PLURALS[role]})",
             mode="markers+text" if text else "markers",
-            text=words, textposition="top center", textfont={"size": 10, "color": "#222"},
+            text=shown, textposition="top center", textfont={"size": MATCH_FONT, "color": "#222"},
             customdata=rows.tolist(), hovertext=hover_labels(data.tokens, rows),  # a list: Dash drops typed arrays
             hovertemplate=f"%{{hovertext}}<br>{role}<extra>{label}</extra>",
             marker={"size": size, "color": colour, "line": {"width": 1.5, "color": outline}, "opacity": 1.0}))
@@ -322,7 +346,7 @@ def values_figure(coords: np.ndarray, tokens: dict[str, np.ndarray], values: np.
         rows = metrics.text_rows(tokens["text_id"], style.text)
         traces.append(_scatter(
             points[rows], name="selected text (values)", mode="markers+text", text=gl_text(token_labels(tokens)[rows]),
-            textposition="top center", textfont={"size": 10, "color": "#222"}, customdata=rows.tolist(),
+            textposition="top center", textfont={"size": MATCH_FONT, "color": "#222"}, customdata=rows.tolist(),
             hovertext=hover_labels(tokens, rows), hovertemplate="%{hovertext}<br>value<extra></extra>",
             marker={"size": 9, "color": VALUE_COLOR, "line": {"width": 1.5, "color": "#111"}, "opacity": 1.0}))
     figure = go.Figure(traces)

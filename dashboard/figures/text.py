@@ -10,6 +10,8 @@ children) escape their text themselves and take it unchanged too.
 
 from __future__ import annotations
 
+import numpy as np
+
 ENTITIES = (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"))  # & first: the others' entities hold one
 
 
@@ -39,3 +41,28 @@ def title_layout(title: str, size: int = 13) -> dict:
                       "x": 0, "xref": "paper", "xanchor": "left", "y": 1, "yref": "container", "yanchor": "top",
                       "pad": {"t": pad}},
             "margin_t": 14 + int(1.35 * size) * len(lines), "modebar": {"orientation": "v"}}
+
+
+def labels_that_fit(x: np.ndarray, y: np.ndarray, names: list[str], first: list[int],
+                    width_px: float = 700, height_px: float = 420, font_px: float = 9,
+                    extent: tuple[float, float] | None = None) -> np.ndarray:
+    """Which of the points [n] keep their label above them: greedily, `first` then the most isolated points,
+    each label kept when its box meets no kept one; boxes are sized for the smallest plot the page draws (width_px x
+    height_px, equal aspect, less the axes' padding), so on a larger one the labels only stand further apart.
+    `extent`: the plot's width and height in data units when the points fill only part of it."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)  # screen coordinates come as uint16
+    n = len(names)
+    wide, tall = extent or (float(np.ptp(x)) if n else 0.0, float(np.ptp(y)) if n else 0.0)
+    span = max(wide / width_px, tall / height_px, 1e-12)  # data units per pixel
+    gaps = np.hypot(x[:, None] - x[None, :], y[:, None] - y[None, :]) + np.diag(np.full(n, np.inf))
+    order = list(dict.fromkeys([*first, *np.argsort(-gaps.min(axis=1)).tolist()])) if n > 1 else list(range(n))
+    kept: list[tuple[float, float, float, float]] = []
+    shown = np.zeros(n, dtype=bool)
+    for i in order:
+        half_w, half_h = (0.62 * font_px * len(names[i]) + 6) / 2 * span, (font_px + 4) / 2 * span
+        centre_y = y[i] + (7 + font_px / 2) * span
+        box = (x[i] - half_w, x[i] + half_w, centre_y - half_h, centre_y + half_h)
+        if all(box[1] < o[0] or o[1] < box[0] or box[3] < o[2] or o[3] < box[2] for o in kept):
+            kept.append(box)
+            shown[i] = True
+    return shown

@@ -9,22 +9,27 @@ import pytest
 from selenium.webdriver.common.by import By
 
 from dashboard import jobs
+from dashboard.figures import single
 from dashboard.figures.single import KEY_COLOR, QUERY_COLOR
 from dashboard.shell.widgets import IMAGE_SEARCH_HINT
 from dashboard.views.sentence import WEIGHT_NAMES
 from tests.support.browser import (
     HOVERED,
     colour_pixels,
+    gl_labels,
     is_visible,
     isolated_point,
     mouse_to_point,
+    overlapping_share,
     traces,
     wait_for_points,
     wait_until,
 )
 from workers.contracts.requests import HeadRequest
+from workers.core import metrics
 
 pytestmark = pytest.mark.browser
+BLOT_SHARE = 0.1  # at most this share of the labels drawn in full colour may touch another one
 RELATED_NAMES = "return Array.from(document.querySelectorAll('#related-heads a.related-head')).map(a => a.textContent)"
 LABEL_BOXES = """
 var texts = document.querySelectorAll('#' + arguments[0] + ' .textpoint text');
@@ -128,7 +133,7 @@ def test_hover_shows_the_sentence_and_click_selects_its_text(dash_duo, app):
     wait_until(lambda: "text=" not in dash_duo.driver.current_url, timeout=20)
 
 
-def test_search_highlights_and_counts(dash_duo, app):
+def test_search_highlights_and_counts_and_labels_never_blot_the_picture(dash_duo, app, monkeypatch):
     dash_duo.start_server(app)
     dash_duo.driver.get(dash_duo.server_url + "/?layer=3&head=1&search=The")
     dash_duo.wait_for_contains_text("#search-count", "match 'The'", timeout=60)
@@ -140,6 +145,35 @@ def test_search_highlights_and_counts(dash_duo, app):
     field.send_keys("cat")  # no Enter: the search follows the typing once it pauses
     dash_duo.wait_for_contains_text("#search-count", "match 'cat'", timeout=30)
     wait_until(lambda: "search=cat" in dash_duo.driver.current_url, timeout=10)
+
+    # token labels with a search, as drawn: the labels in full colour (those that could pile into a dark blot) stay
+    # few and apart, for a frequent token (its matches unlabelled) and one with a few dozen matches (labelled);
+    # the sample's labels are faint. With the limits off, the same measure finds the blot.
+    tokens = jobs.tokens_table(jobs.cached_keys(HeadRequest(layer=3, head=1), jobs.store())["tokens"])
+    labels = single.token_labels(tokens)
+    words = {str(word).lower() for word in labels if str(word).isalpha()}
+    counts = {word: int(metrics.search_matches(labels, word).sum()) for word in words}
+    few = max((w for w, c in counts.items() if c <= single.MATCH_LABELS), key=counts.get)
+    assert counts["the"] > single.MATCH_LABELS and counts[few] >= 20, (counts["the"], few, counts[few])
+
+    def solid_labels(word: str) -> np.ndarray:
+        dash_duo.driver.get(dash_duo.server_url + f"/?layer=3&head=1&labels=1&search={word}")
+        dash_duo.wait_for_contains_text("#search-count", f"{counts[word]:,} tokens match '{word}'", timeout=30)
+        found = wait_until(lambda: (drawn,) if len(drawn := gl_labels(dash_duo, "single-graph")) else None,
+                           timeout=30, what="the labels drawn")[0]
+        assert (found[:, 0] < 0.5).sum() <= 2 * single.LABEL_SAMPLE  # the sample's labels: faint, at most its size
+        return found[found[:, 0] >= 0.5, 1:]
+
+    for word in ("the", few):
+        solid = solid_labels(word)
+        assert len(solid) <= 2 * single.MATCH_LABELS and overlapping_share(solid) <= BLOT_SHARE, (word, len(solid))
+    assert len(solid) >= 10  # the few dozen matches do carry labels
+    limit = single.MATCH_LABELS
+    monkeypatch.setattr(single, "MATCH_LABELS", 10**9)  # every match labelled, piles and all
+    monkeypatch.setattr(single, "_labels_apart", lambda data, style, rows: {role: np.ones(len(rows), dtype=bool)
+                                                                            for role in ("query", "key")})
+    blot = solid_labels("the")
+    assert len(blot) > 2 * limit and overlapping_share(blot) > BLOT_SHARE, (len(blot), overlapping_share(blot))
 
 
 def test_matrix_fills_in_and_a_click_opens_the_head(dash_duo, app):

@@ -191,3 +191,48 @@ def on_screen(found: dict, selector: str) -> bool:
 def apart(a: list[float], b: list[float]) -> bool:
     """Whether two boxes do not overlap."""
     return a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1]
+
+
+# Plotly draws Scattergl text with WebGL onto its canvas: no SVG element holds a label. Each label's box is taken from
+# what Plotly draws: its trace's points through the axes (in plot pixels), the text measured in the trace's font by
+# the browser, above its point ('top center') or on it; only labels inside the plot area and with text count.
+GL_LABELS = """
+var gd = document.querySelector('#' + arguments[0] + ' .js-plotly-plot');
+var xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, context = document.createElement('canvas').getContext('2d');
+function alpha(colour) {
+  var m = /^#[0-9a-f]{6}([0-9a-f]{2})$/i.exec(colour);
+  if (m) return parseInt(m[1], 16) / 255;
+  m = /^rgba\\(.*,\\s*([0-9.]+)\\)$/.exec(colour);
+  return m ? parseFloat(m[1]) : 1;
+}
+var out = [];
+gd._fullData.forEach(function (t) {
+  if (t.visible !== true || !t.mode || t.mode.indexOf('text') < 0 || !t.text) return;
+  var size = t.textfont.size, shade = alpha(t.textfont.color), above = String(t.textposition).indexOf('top') === 0;
+  context.font = size + 'px ' + t.textfont.family;
+  for (var i = 0; i < t.x.length; i++) {
+    var text = t.text[i], px = xa.l2p(t.x[i]), py = ya.l2p(t.y[i]);
+    if (!text || !(px >= 0 && px <= xa._length && py >= 0 && py <= ya._length)) continue;
+    var width = context.measureText(text).width, middle = above ? py - 4 - size / 2 : py;
+    out.push([shade, px - width / 2, middle - size / 2, px + width / 2, middle + size / 2]);
+  }
+});
+return out;
+"""
+
+
+def gl_labels(dash_duo, graph_id: str) -> np.ndarray:
+    """[labels, 5]: each drawn WebGL text label's opacity and box (left, top, right, bottom, plot pixels)."""
+    return np.array(dash_duo.driver.execute_script(GL_LABELS, graph_id) or [], dtype=float).reshape(-1, 5)
+
+
+def overlapping_share(found: np.ndarray, margin: float = 1.0) -> float:
+    """Share of boxes [n, 4] (left, top, right, bottom) that overlap another by more than `margin` pixels each way."""
+    if len(found) < 2:
+        return 0.0
+    left, top, right, bottom = (found[:, i] for i in range(4))
+    wide = np.minimum(right[:, None], right[None, :]) - np.maximum(left[:, None], left[None, :]) > margin
+    tall = np.minimum(bottom[:, None], bottom[None, :]) - np.maximum(top[:, None], top[None, :]) > margin
+    meets = wide & tall
+    np.fill_diagonal(meets, False)
+    return float(meets.any(axis=1).mean())

@@ -110,7 +110,8 @@ def test_head_map_of_minilm_is_stored_once_and_puts_each_head_near_similar_ones(
 
 
 def test_head_map_labels_never_collide_and_the_current_head_is_named_on_top():
-    from dashboard.figures.headmap import head_map_figure, labels_that_fit
+    from dashboard.figures.headmap import head_map_figure
+    from dashboard.figures.text import labels_that_fit
 
     rng = np.random.default_rng(0)
     pile = rng.normal(0, 1e-3, size=(50, 2))  # fifty heads on one spot, as in a real map's bottom cluster

@@ -372,6 +372,29 @@ def test_labels_with_a_search_stay_readable(head):
         assert {t.mode for t in again if t.name.startswith("match")} == {mode}
 
 
+def test_search_match_labels_never_pile_up(head):
+    """A few matches are labelled, but a pile of one word is labelled once: matching queries heaped on one spot get
+    one label between them, matching keys set far apart keep all theirs; in 3D (the camera decides) all are."""
+    from dataclasses import replace
+
+    from dashboard.figures.single import MATCH_LABELS, overlay_traces, token_labels
+
+    word = "the"
+    rows = np.flatnonzero(metrics.search_matches(token_labels(head.tokens), word))
+    assert 3 <= len(rows) <= MATCH_LABELS
+    n = len(head.tokens["token"])
+    coords = np.random.default_rng(1).uniform(0, 1000, size=(2 * n, 2))
+    coords[rows] = 500.0  # every matching query on one spot
+    coords[n + rows] = np.column_stack([np.linspace(0, 1000, len(rows)), np.zeros(len(rows))])  # keys far apart
+    traces, _ = overlay_traces(replace(head, coords=coords), Style(search=word))
+    queries, keys = (next(t for t in traces if t.name == f"match ({role})") for role in ("queries", "keys"))
+    assert queries.mode == keys.mode == "markers+text"
+    assert sum(bool(t) for t in queries.text) == 1 and all(keys.text)
+    spaced = np.hstack([coords, np.zeros((2 * n, 1))])
+    traces, _ = overlay_traces(replace(head, coords=spaced), Style(search=word))
+    assert all(all(t.text) for t in traces if t.name.startswith("match"))
+
+
 def test_a_click_on_an_image_patch_selects_it_and_other_clicks_change_nothing():
     """The image view's heatmap carries each cell's token position: clicking a cell selects that patch of the shown
     image; a click on a text's lines, or with no image shown, leaves the selection as it was."""
