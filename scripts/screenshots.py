@@ -36,8 +36,9 @@ VIEWS = {  # name: (URL query, the graph ids that must be drawn)
 }
 DRAWN = """
 var ids = arguments[0];
-var busy = document.getElementById('progress-wrap');
+var busy = document.getElementById('progress-wrap'), cells = document.getElementById('matrix-progress');
 if (busy && busy.style.display !== 'none') return false;
+if (cells && cells.offsetParent !== null) return false;  // the matrix: heads still missing
 return ids.every(function (id) {
   var gd = document.querySelector('#' + id + ' .js-plotly-plot');
   return gd && gd._fullData && gd._fullData.some(function (t) { return (t.x || t.z || []).length > 1; });

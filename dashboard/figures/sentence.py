@@ -7,8 +7,19 @@ import plotly.graph_objects as go
 
 from dashboard.figures.single import KEY_COLOR, QUERY_COLOR
 from dashboard.figures.text import plotly_text, title_layout
+from workers.contracts.choices import ROLE_PLURALS
 
 OPACITY_BINS = (0.02, 0.1, 0.2, 0.4, 0.6, 0.8, 1.01)  # lines under 0.02 are not drawn
+ROWS_PX = 420  # pixels the tokens' column spans in the smallest sentence graph (a 1366x768 window)
+LABEL_PX = (7, 12)  # the labels' font size, smallest and largest
+
+
+def label_size(n: int) -> tuple[int, int]:
+    """Font size of the token labels for a text of n tokens, and every how many rows one is written: as large as
+    lets one label's row clear the next in the smallest sentence graph (ROWS_PX), within LABEL_PX; a text too long
+    for the smallest size has every second (third …) token written, the rest named on hover."""
+    room = 0.9 * ROWS_PX / max(n, 1)
+    return int(np.clip(np.floor(room), *LABEL_PX)), int(np.ceil(LABEL_PX[0] / room)) if room < LABEL_PX[0] else 1
 
 
 def sentence_figure(words: list[str], attention: np.ndarray, focus: int | None, title: str) -> go.Figure:
@@ -33,12 +44,13 @@ def sentence_figure(words: list[str], attention: np.ndarray, focus: int | None, 
                                      opacity=min(1.0, 0.15 + (low + min(high, 1.0)) / 2)))
     labels = [plotly_text(w) for w in words]
     position = list(range(n))  # a list: Dash drops typed-array customdata from events
-    traces.append(go.Scatter(x=np.zeros(n), y=y, mode="markers+text", text=labels, textposition="middle left",
-                             customdata=position, name="queries", marker={"color": QUERY_COLOR, "size": 8},
-                             hovertemplate="query %{text} · position %{customdata}<extra></extra>"))
-    traces.append(go.Scatter(x=np.ones(n), y=y, mode="markers+text", text=labels, textposition="middle right",
-                             customdata=position, name="keys", marker={"color": KEY_COLOR, "size": 8},
-                             hovertemplate="key %{text} · position %{customdata}<extra></extra>"))
+    size, every = label_size(n)
+    written = [label if i % every == 0 else "" for i, label in enumerate(labels)]
+    for role, x, side, colour in (("query", 0.0, "left", QUERY_COLOR), ("key", 1.0, "right", KEY_COLOR)):
+        traces.append(go.Scatter(x=np.full(n, x), y=y, mode="markers+text", text=written, hovertext=labels,
+                                 textposition=f"middle {side}", textfont={"size": size}, customdata=position,
+                                 name=ROLE_PLURALS[role], marker={"color": colour, "size": 8},
+                                 hovertemplate=f"{role} %{{hovertext}} · position %{{customdata}}<extra></extra>"))
     figure = go.Figure(traces)
     figure.update_layout(**title_layout(title), showlegend=False, plot_bgcolor="white",
                          margin={"l": 10, "r": 40, "b": 10}, hovermode="closest")

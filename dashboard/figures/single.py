@@ -28,6 +28,7 @@ LINE_BINS = (0.1, 0.25, 0.5, 0.75, 1.01)
 LABEL_SAMPLE = 1000
 MATCH_LABELS = 60  # search matches are labelled when at most this many (more would bury the picture in text)
 MATCH_FONT = 10  # pixels: labels of search matches and of the selected text
+MATCH_SIZE = 6  # pixels: a search match's marker
 SMALLEST_PLOT = (480, 330)  # pixels: a picture of the side-by-side view at 1366x768 (match labels are fitted to it)
 
 COLOR_MODES = {choice.value: choice.label for choice in COLOURS}
@@ -194,8 +195,8 @@ def overlay_traces(data: HeadData, style: Style) -> tuple[list[go.BaseTraceType]
     if searching:
         counts["matches"] = int(len(matches))
         labelled = _labels_apart(data, style, matches) if len(matches) <= MATCH_LABELS else None
-        traces += _highlight_traces(data, style, matches, "match", "#111111", text=labelled is not None, size=6,
-                                    labelled=labelled)
+        traces += _highlight_traces(data, style, matches, "match", "#111111", text=labelled is not None,
+                                    size=MATCH_SIZE, labelled=labelled)
     if style.text is not None and style.text >= 0:
         rows = metrics.text_rows(data.tokens["text_id"], style.text)
         if len(rows):
@@ -240,7 +241,7 @@ def _labels_apart(data: HeadData, style: Style, rows: np.ndarray) -> dict[str, n
     words = gl_text(token_labels(data.tokens)[rows]) * len(roles)
     extent = np.ptp(data.coords.astype(float), axis=0)  # the whole picture's, not the matches'
     shown = labels_that_fit(points[:, 0], points[:, 1], words, [], *SMALLEST_PLOT, font_px=MATCH_FONT,
-                            extent=(float(extent[0]), float(extent[1])))
+                            extent=(float(extent[0]), float(extent[1])), marker_px=MATCH_SIZE / 2)
     return {role: part for role, part in zip(roles, np.split(shown, len(roles)), strict=True)}
 
 

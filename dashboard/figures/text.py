@@ -22,6 +22,14 @@ def plotly_text(text: str) -> str:
     return text
 
 
+def shortened(text: str, limit: int) -> str:
+    """At most `limit` characters: cut at the last space that leaves room for an ellipsis (a word is never cut)."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    return (cut.rsplit(" ", 1)[0] if " " in cut else cut).rstrip(" ,;:·") + "…"
+
+
 TITLE_CHARS = 56  # a title line in the sentence view's half-width graphs at 1366 px
 TITLE_PAD = 6  # pixels between the top of the figure and its title's first line
 CAP_SHIFT = 0.7  # ems: Plotly lowers a one-line title anchored at the top by this much, a wrapped one not at all
@@ -45,11 +53,12 @@ def title_layout(title: str, size: int = 13) -> dict:
 
 def labels_that_fit(x: np.ndarray, y: np.ndarray, names: list[str], first: list[int],
                     width_px: float = 700, height_px: float = 420, font_px: float = 9,
-                    extent: tuple[float, float] | None = None) -> np.ndarray:
+                    extent: tuple[float, float] | None = None, marker_px: float = 0.0) -> np.ndarray:
     """Which of the points [n] keep their label above them: greedily, `first` then the most isolated points,
-    each label kept when its box meets no kept one; boxes are sized for the smallest plot the page draws (width_px x
-    height_px, equal aspect, less the axes' padding), so on a larger one the labels only stand further apart.
-    `extent`: the plot's width and height in data units when the points fill only part of it."""
+    each label kept when its box meets no kept one (nor, but for `first`, another point's marker of radius
+    `marker_px`); boxes are sized for the smallest plot the page draws (width_px x height_px, equal aspect, less the
+    axes' padding), so on a larger one the labels only stand further apart. `extent`: the plot's width and height in
+    data units when the points fill only part of it."""
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)  # screen coordinates come as uint16
     n = len(names)
     wide, tall = extent or (float(np.ptp(x)) if n else 0.0, float(np.ptp(y)) if n else 0.0)
@@ -58,11 +67,19 @@ def labels_that_fit(x: np.ndarray, y: np.ndarray, names: list[str], first: list[
     order = list(dict.fromkeys([*first, *np.argsort(-gaps.min(axis=1)).tolist()])) if n > 1 else list(range(n))
     kept: list[tuple[float, float, float, float]] = []
     shown = np.zeros(n, dtype=bool)
+    chosen = set(first)
     for i in order:
         half_w, half_h = (0.62 * font_px * len(names[i]) + 6) / 2 * span, (font_px + 4) / 2 * span
         centre_y = y[i] + (7 + font_px / 2) * span
         box = (x[i] - half_w, x[i] + half_w, centre_y - half_h, centre_y + half_h)
-        if all(box[1] < o[0] or o[1] < box[0] or box[3] < o[2] or o[3] < box[2] for o in kept):
-            kept.append(box)
-            shown[i] = True
+        if any(not (box[1] < o[0] or o[1] < box[0] or box[3] < o[2] or o[3] < box[2]) for o in kept):
+            continue
+        if marker_px and i not in chosen:
+            reach = marker_px * span
+            covered = (np.abs(x - x[i]) < half_w + reach) & (np.abs(y - centre_y) < half_h + reach)
+            covered[i] = False
+            if covered.any():
+                continue
+        kept.append(box)
+        shown[i] = True
     return shown

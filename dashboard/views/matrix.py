@@ -40,6 +40,7 @@ ORDER_LABELS = {"grid": "layer x head", "prev_token": "attention to the previous
 TINT_LABELS = {"none": "nothing", **{value: label.removesuffix(" (ranked)") for value, label in ORDER_LABELS.items()
                                      if value != "grid"}}
 KEEP_DEBOUNCE_S = 0.6  # the threshold applies once typing pauses this long (seconds: dcc.Input's unit)
+PROGRESS_STYLE = {"height": "1.2rem"}
 SAMPLE_TOKENS = 2000  # tokens drawn per head (each a query and a key); stated in the status line
 PREVIEW_NOTES = {choice.value: choice.preview_note for choice in METHODS if choice.preview_note}
 
@@ -48,7 +49,7 @@ def panel() -> html.Div:
     """The matrix view: every head of the model in one WebGL figure."""
     return html.Div([
         dbc.Progress(id=ids.MATRIX_PROGRESS, value=0, striped=True, animated=True, className="mb-1",
-                     style={"height": "1.2rem"}),
+                     style=PROGRESS_STYLE),
         html.Div(id=ids.MATRIX_STATUS, className="small text-muted mb-1"),
         html.Div([html.Div([html.Span("Place cells by ", className="small me-2"),
                             dcc.Dropdown(id=ids.MATRIX_ORDER, clearable=False, value="grid",
@@ -217,7 +218,8 @@ def register(app: Dash) -> None:
         return False, None, held
 
     @app.callback(Output(ids.MATRIX_GRAPH, "figure"), Output(ids.MATRIX_PROGRESS, "value"),
-                  Output(ids.MATRIX_PROGRESS, "label"), Output(ids.MATRIX_STATUS, "children"),
+                  Output(ids.MATRIX_PROGRESS, "label"), Output(ids.MATRIX_PROGRESS, "style"),
+                  Output(ids.MATRIX_STATUS, "children"),
                   Output(ids.MATRIX_INTERVAL, "disabled", allow_duplicate=True),
                   Output(ids.MATRIX_DRAWN, "data", allow_duplicate=True),
                   Output(ids.MATRIX_DEFERRED, "data", allow_duplicate=True),
@@ -226,9 +228,10 @@ def register(app: Dash) -> None:
                   State(ids.CLIENT, "data"), prevent_initial_call=True)
     def draw(_tick, request: dict[str, Any] | None, style: dict[str, Any] | None, drawn: dict | None,
              held: int | None, client: str | None):
-        """Redraw when more heads have finished (or the search changed); submit heads the job limit held back."""
+        """Redraw when more heads have finished (or the search changed); submit heads the job limit held back; the
+        progress bar shows while heads are missing (the status line counts them either way)."""
         if not request or not style or style.get("view") != "matrix":
-            return (no_update,) * 7
+            return (no_update,) * 8
         done, total = finished_cells(request)
         # every pending head again (queued ones are not queued twice): heads the session's job limit held back,
         # and heads whose job was dropped (a server restart) or lost
@@ -251,7 +254,7 @@ def register(app: Dash) -> None:
         finished = len(done) == total and not unsummarised and not untinted
         signature["full"] = full
         if drawn == signature and ctx.triggered_id == ids.MATRIX_INTERVAL:
-            return (no_update,) * 4 + (finished, no_update, still_held)
+            return (no_update,) * 5 + (finished, no_update, still_held)
         spec = read_spec(request["model"])
         keep = style.get("keep", "") if order != "grid" else ""
         slots, labels = ranking(kept(values, keep) if values is not None else None, spec.n_heads)
@@ -274,7 +277,8 @@ def register(app: Dash) -> None:
         if waiting:
             status += (f" · {waiting} heads wait for this session's earlier jobs to finish (at most "
                        f"{jobs.job_limit()} unfinished at once, QK_ATLAS_MAX_JOBS_PER_USER)")
-        return figure, percent, f"{len(done)}/{total} heads", status, finished, signature, still_held
+        bar = {**PROGRESS_STYLE, "display": "none" if len(done) == total else "flex"}
+        return figure, percent, f"{len(done)}/{total} heads", bar, status, finished, signature, still_held
 
 
 def cells_figure(done: dict[tuple[int, int], dict], provisional: dict[tuple[int, int], dict], spec, search: str,

@@ -13,6 +13,7 @@ from dashboard import ids, jobs, picture
 from dashboard.figures.image import image_figure
 from dashboard.figures.sentence import aggregate_figure, sentence_figure
 from dashboard.figures.single import empty_figure
+from dashboard.figures.text import shortened
 from dashboard.shell import url
 from dashboard.shell.widgets import GRAPH_CONFIG, TIPS
 from dashboard.state import ViewState
@@ -130,7 +131,7 @@ def register(app: Dash) -> None:
             attention = metrics.renormalise_without(attention, drop)[~drop][:, ~drop]
             words = [w for w, d in zip(words, drop, strict=True) if not d]
         focus = _hovered_query(hover)
-        title = f"text {style['text']}: {tokens['texts'][style['text']]}"[:120 - len(weighting)] + weighting
+        title = shortened(f"text {style['text']}: {tokens['texts'][style['text']]}", 120 - len(weighting)) + weighting
         return sentence_figure(words, attention, focus, title), aggregate
 
 

@@ -15,6 +15,7 @@ from dashboard.shell.widgets import IMAGE_SEARCH_HINT
 from dashboard.views.sentence import WEIGHT_NAMES
 from tests.support.browser import (
     HOVERED,
+    LABEL_BOXES,
     colour_pixels,
     gl_labels,
     is_visible,
@@ -31,12 +32,6 @@ from workers.core import metrics
 pytestmark = pytest.mark.browser
 BLOT_SHARE = 0.1  # at most this share of the labels drawn in full colour may touch another one
 RELATED_NAMES = "return Array.from(document.querySelectorAll('#related-heads a.related-head')).map(a => a.textContent)"
-LABEL_BOXES = """
-var texts = document.querySelectorAll('#' + arguments[0] + ' .textpoint text');
-return Array.from(texts).filter(t => t.textContent).map(function (t) {
-  var r = t.getBoundingClientRect(); return [t.textContent, [r.left, r.top, r.right, r.bottom]];
-});
-"""
 
 
 @pytest.fixture
@@ -180,7 +175,8 @@ def test_matrix_fills_in_and_a_click_opens_the_head(dash_duo, app):
     dash_duo.start_server(app)
     dash_duo.driver.get(dash_duo.server_url + "/?view=matrix&method=pca")
     dash_duo.wait_for_text_to_equal("#view-heading", "All heads · 6 layers x 12 heads", timeout=30)
-    dash_duo.wait_for_contains_text("#matrix-progress", "72/72 heads", timeout=120)
+    dash_duo.wait_for_contains_text("#matrix-status", "72/72 heads", timeout=120)
+    wait_until(lambda: not is_visible(dash_duo, "#matrix-progress"), timeout=10, what="the full bar gone")
     data = wait_for_points(dash_duo, "matrix-graph")
     assert data[0][2] == data[1][2] == 72 * 2000  # ONE figure, one trace per role, every head tiled
     time.sleep(1.0)
@@ -401,7 +397,7 @@ def matrix_layout(dash_duo, expression: str):
 def test_matrix_ranked_by_previous_token_attention(dash_duo, app):
     dash_duo.start_server(app)
     dash_duo.driver.get(dash_duo.server_url + "/?view=matrix&method=pca")
-    dash_duo.wait_for_contains_text("#matrix-progress", "72/72 heads", timeout=120)
+    dash_duo.wait_for_contains_text("#matrix-status", "72/72 heads", timeout=120)
     choose_matrix_values(dash_duo, "#matrix-order", "attention to the previous token (ranked)", "order=prev_token",
                          "ranked by attention to the previous token")
     labels = matrix_layout(dash_duo, "annotations.map(a => a.text).filter(t => t.includes(' · '))")

@@ -4,9 +4,20 @@ notices take one line."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from tests.support.browser import apart, boxes, on_screen, set_viewport, traces, wait_for_points, wait_until
+from tests.support.browser import (
+    LABEL_BOXES,
+    apart,
+    boxes,
+    on_screen,
+    overlapping_share,
+    set_viewport,
+    traces,
+    wait_for_points,
+    wait_until,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -61,6 +72,16 @@ def test_every_view_fits_the_window_at_both_sizes(dash_duo, app):
             assert_title_inside(dash_duo, graph)
             for part in (".gtitle", ".colorbar"):
                 assert not found[f"#{graph} {part}"] or apart(found[f"#{graph} {part}"], found[f"#{graph} .modebar"])
+
+        # the corpus's longest text (47 tokens): every token's label clear of the next, its title cut at a word
+        dash_duo.driver.get(dash_duo.server_url + "/?view=sentence&layer=2&head=5&method=pca&text=615")
+        wait_until(lambda: {n: c for _t, n, c in traces(dash_duo, "sentence-graph") or []}.get("queries") == 47,
+                   timeout=60, what="the long text drawn")
+        labels = dash_duo.driver.execute_script(LABEL_BOXES, "sentence-graph")
+        assert len(labels) == 2 * 47 and overlapping_share(np.array([box for _t, box in labels])) == 0, labels
+        assert_title_inside(dash_duo, "sentence-graph", wrapped=True)
+        assert dash_duo.driver.execute_script(
+            "return document.querySelector('#sentence-graph .js-plotly-plot').layout.title.text").endswith("forest…")
 
         # the image view's title, long enough to wrap (weighted by value norms), inside its graph
         dash_duo.driver.get(dash_duo.server_url + "/?view=sentence&model=tiny-vit&corpus=images&method=pca&text=40"

@@ -193,6 +193,14 @@ def apart(a: list[float], b: list[float]) -> bool:
     return a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1]
 
 
+LABEL_BOXES = """
+var texts = document.querySelectorAll('#' + arguments[0] + ' .textpoint text');
+return Array.from(texts).filter(t => t.textContent).map(function (t) {
+  var r = t.getBoundingClientRect(); return [t.textContent, [r.left, r.top, r.right, r.bottom]];
+});
+"""  # SVG text of a Scatter trace (the sentence view, the head map): each label and its box in the page
+
+
 # Plotly draws Scattergl text with WebGL onto its canvas: no SVG element holds a label. Each label's box is taken from
 # what Plotly draws: its trace's points through the axes (in plot pixels), the text measured in the trace's font by
 # the browser, above its point ('top center') or on it; only labels inside the plot area and with text count.

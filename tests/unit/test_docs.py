@@ -261,3 +261,12 @@ def cell(heads: dict, relation: str, layer: int, head: int) -> str:
     share, uniform = heads["shares"][relation][layer][head], heads["uniform"][relation]
     return f"**{share:.3f}**" if share >= 1.5 * uniform else f"*{share:.3f}*" if share <= 0.5 * uniform \
         else f"{share:.3f}"
+
+
+def test_the_guide_states_the_label_limits_the_code_uses():
+    """docs/dashboard.md's label sample and match-label limit are the single view's constants."""
+    from dashboard.figures.single import LABEL_SAMPLE, MATCH_LABELS
+
+    text = " ".join(doc("dashboard.md").split())
+    assert f"up to {MATCH_LABELS} matches are labelled" in text
+    assert f"token labels on a fixed sample of {LABEL_SAMPLE:,} points" in text

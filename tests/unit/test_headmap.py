@@ -120,6 +120,10 @@ def test_head_map_labels_never_collide_and_the_current_head_is_named_on_top():
     names = [f"L{i // 12}H{i % 12}" for i in range(len(coords))]
     shown = labels_that_fit(coords[:, 0], coords[:, 1], names, first=[7])
     assert shown[7] and shown[50:].all() and shown[:50].sum() == 1  # the pile gets one label: the one asked first
+    # a label is not written over another head's point: A's label would cover B's, B's clears A's
+    x, y = np.array([100.0, 110.0]), np.array([100.0, 114.0])  # one data unit a pixel
+    assert labels_that_fit(x, y, ["L0H0", "L0H1"], [], extent=(700, 420), marker_px=5.5).tolist() == [False, True]
+    assert labels_that_fit(x, y, ["L0H0", "L0H1"], [], extent=(700, 420)).tolist() == [True, True]
     cells = [(i // 12, i % 12) for i in range(len(coords))]
     figure = head_map_figure(HeadMap(cells=cells, coords=coords, distances=np.zeros((55, 55))), 5, current=(0, 7))
     heads, ring = figure.data[-2], figure.data[-1]

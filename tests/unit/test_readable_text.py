@@ -91,3 +91,24 @@ def test_every_control_has_a_one_line_tooltip():
     controls = {*guard.CONTROLS, *guard.BUTTONS, ids.UPLOAD}
     assert controls <= set(TIPS), sorted(controls - set(TIPS))
     assert all(0 < len(TIPS[control]) <= 110 and "\n" not in TIPS[control] for control in controls)
+
+
+def test_a_long_texts_labels_keep_clear_of_each_other_and_its_title_keeps_whole_words():
+    """The sentence view's labels shrink with the text's length so that one row clears the next in the smallest
+    graph, and past the smallest size only every second (third …) token is written (all are named on hover); a
+    title too long is cut after a whole word, with an ellipsis."""
+    from dashboard.figures.sentence import LABEL_PX, ROWS_PX
+    from dashboard.figures.text import shortened
+
+    for n, size, every in ((7, 12, 1), (47, 8, 1), (128, 7, 3)):
+        words = [f"w{i}" for i in range(n)]
+        queries, keys = sentence_figure(words, np.eye(n), None, "t").data[-2:]
+        assert queries.textfont.size == keys.textfont.size == size and list(queries.hovertext) == words
+        assert [i for i, text in enumerate(keys.text) if text] == list(range(0, n, every))
+        assert LABEL_PX[0] <= size <= 0.9 * every * ROWS_PX / n or size == LABEL_PX[1]  # written rows clear
+    title = "text 615: After years of saving every spare dollar, the couple bought a farmhouse"
+    for limit in range(12, len(title)):
+        cut = shortened(title, limit)
+        assert len(cut) <= limit and cut.endswith("…") and title.startswith(cut[:-1])
+        assert not title[len(cut) - 1].isalnum()  # the last word kept whole
+    assert shortened(title, len(title)) == title
