@@ -1,9 +1,17 @@
 """Plotly figure builders (pure: arrays in, figures out)."""
 
 # Every picture's legend sits under its plot and its toolbar stands upright at the top right, so the two never
-# meet however many entries the legend holds (tests/browser checks their boxes).
+# meet however many entries the legend holds; colour bars stand at the left (tests/browser checks their boxes).
 LEGEND_BELOW = {"orientation": "h", "x": 0, "y": 0, "yanchor": "top", "itemsizing": "constant"}
 MODEBAR = {"orientation": "v"}
+BAR_PLACES = {"upper": (1.0, "top", 0.45), "lower": (0.0, "bottom", 0.45), "middle": (0.5, "middle", 0.6)}
+
+
+def colour_bar_left(place: str = "middle", **more) -> dict:
+    """A colour bar at the left of its plot, so it never meets the toolbar upright at the right: in the 'upper' or
+    'lower' half of the plot's height (two bars: queries above keys) or its 'middle' 0.6; `more` adds settings."""
+    y, anchor, length = BAR_PLACES[place]
+    return {"x": -0.02, "xanchor": "right", "y": y, "yanchor": anchor, "len": length, "thickness": 12, **more}
 
 
 def warm_default_template() -> int:

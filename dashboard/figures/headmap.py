@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
-from dashboard.figures import LEGEND_BELOW, MODEBAR
+from dashboard.figures import LEGEND_BELOW, MODEBAR, colour_bar_left
 from dashboard.figures.text import labels_that_fit
 from workers.contracts.results import HeadMap
 
@@ -46,8 +46,8 @@ def head_map_figure(head_map: HeadMap, n_layers: int, current: Cell | None = Non
         marker={"size": MARKER_SIZE, "color": cells[:, 0], "colorscale": "Viridis", "cmin": 0,
                 "cmax": max(n_layers - 1, 1),
                 "line": {"width": 0.5, "color": "#333"},
-                "colorbar": {"title": {"text": "layer", "side": "right"}, "thickness": 12, "len": 0.6,
-                             "tickvals": list(range(n_layers))}}))
+                "colorbar": colour_bar_left("middle", title={"text": "layer", "side": "right"},
+                                            tickvals=list(range(n_layers)))}))
     if current is not None and current in head_map.cells:
         at = head_map.cells.index(current)
         traces.append(go.Scatter(x=[x[at]], y=[y[at]], mode="markers+text", name=f"{names[at]} (current)",

@@ -10,7 +10,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.colors import sample_colorscale
 
-from dashboard.figures import LEGEND_BELOW, MODEBAR
+from dashboard.figures import LEGEND_BELOW, MODEBAR, colour_bar_left
 from dashboard.figures.single import KEY_COLOR, QUERY_COLOR
 from dashboard.figures.text import plotly_text
 from workers.contracts.choices import ROLE_PLURALS
@@ -102,8 +102,8 @@ def _colour_bar(value_range: tuple[float, float], title: str) -> go.Scattergl:
     return go.Scattergl(x=[None], y=[None], mode="markers", name=title, showlegend=False, hoverinfo="none",
                         marker={"color": [low, high], "colorscale": TINT_SCALE, "cmin": low, "cmax": high,
                                 "opacity": TINT_ALPHA + 0.3, "showscale": True,
-                                "colorbar": {"title": {"text": plotly_text(title), "side": "right"}, "thickness": 12,
-                                             "len": 0.6}})
+                                "colorbar": colour_bar_left("middle", title={"text": plotly_text(title),
+                                                                             "side": "right"})})
 
 
 def _role_trace(parts: list[np.ndarray], name: str, colour: str, size: float = 2, opacity: float = 0.6

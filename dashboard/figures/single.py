@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import plotly.graph_objects as go
 
-from dashboard.figures import LEGEND_BELOW, MODEBAR
+from dashboard.figures import LEGEND_BELOW, MODEBAR, colour_bar_left
 from dashboard.figures.text import labels_that_fit, plotly_text
 from workers.contracts.choices import COLOURS, ROLE_PLURALS
 from workers.core import metrics
@@ -28,6 +28,8 @@ LINE_BINS = (0.1, 0.25, 0.5, 0.75, 1.01)
 LABEL_SAMPLE = 1000
 MATCH_LABELS = 60  # search matches are labelled when at most this many (more would bury the picture in text)
 MATCH_FONT = 10  # pixels: labels of search matches and of the selected text
+LABEL_FONT = 9  # pixels: the sample's token labels
+NO_LABEL = " "  # an unlabelled point of a labelled trace (WebGL text draws no label of a trace whose first is "")
 MATCH_SIZE = 6  # pixels: a search match's marker
 SMALLEST_PLOT = (480, 330)  # pixels: a picture of the side-by-side view at 1366x768 (match labels are fitted to it)
 
@@ -114,13 +116,13 @@ def _marker(style: Style, role: str, data: HeadData, size: float, lows_highs: tu
         marker.update(colorscale=_discrete_scale(len(names)), cmin=-0.5, cmax=len(names) - 0.5,
                       symbol="circle" if role == "query" else "diamond")
         if role == "query":
-            marker["colorbar"] = {"tickvals": list(range(len(names))), "ticktext": names, "len": 0.5,
-                                  "thickness": 12, "title": {"text": plotly_text(COLOR_MODES[style.color])}}
+            marker["colorbar"] = colour_bar_left("middle", tickvals=list(range(len(names))), ticktext=names,
+                                                 title={"text": plotly_text(COLOR_MODES[style.color]), "side": "right"})
         return marker
     low, high = lows_highs or (float(np.nanmin(values)), float(np.nanmax(values)))
     marker.update(colorscale=QUERY_SCALE if role == "query" else KEY_SCALE, cmin=low, cmax=high,
-                  colorbar={"title": {"text": ROLE_PLURALS[role]},
-                            "x": 1.02 if role == "query" else 1.13, "len": 0.5, "thickness": 12})
+                  colorbar=colour_bar_left("upper" if role == "query" else "lower",
+                                           title={"text": ROLE_PLURALS[role]}))
     return marker
 
 
@@ -194,7 +196,8 @@ def overlay_traces(data: HeadData, style: Style) -> tuple[list[go.BaseTraceType]
         traces += _label_traces(data, style, faint=searching or style.text is not None, skip=matches)
     if searching:
         counts["matches"] = int(len(matches))
-        labelled = _labels_apart(data, style, matches) if len(matches) <= MATCH_LABELS else None
+        labelled = _labels_apart(data, style, matches, marker_px=MATCH_SIZE / 2) if len(matches) <= MATCH_LABELS \
+            else None
         traces += _highlight_traces(data, style, matches, "match", "#111111", text=labelled is not None,
                                     size=MATCH_SIZE, labelled=labelled)
     if style.text is not None and style.text >= 0:
@@ -210,19 +213,21 @@ def overlay_traces(data: HeadData, style: Style) -> tuple[list[go.BaseTraceType]
 def _label_traces(data: HeadData, style: Style, faint: bool = False, skip: np.ndarray | None = None
                   ) -> list[go.BaseTraceType]:
     """Token labels on a fixed sample of points (all of them when the head has few), less the rows `skip` (labelled
-    by an overlay); faint: drawn light, behind a search or a selection."""
+    by an overlay), each written only where it meets no other (the rest of the sample is named by nothing: a cloud
+    of words on words reads as none); faint: drawn light, behind a search or a selection."""
     n = len(data.tokens["token"])
     sample = np.random.default_rng(0).permutation(n)[:LABEL_SAMPLE]
     if skip is not None and len(skip):
         sample = sample[~np.isin(sample, skip)]
+    words = token_labels(data.tokens)
+    fits = _labels_apart(data, style, sample, LABEL_FONT)
     traces = []
-    for role in ("query", "key"):
-        if role_hidden(style, role):
-            continue
-        label = f"{role} labels ({len(sample):,} of {n:,})" if n > LABEL_SAMPLE else f"{role} labels"
-        traces.append(_scatter(_points(data, sample, role), mode="text", name=label, hoverinfo="skip",
-                               text=gl_text(token_labels(data.tokens)[sample]),
-                               textfont={"size": 9, "color": ROLE_COLOURS[role] + ("55" if faint else "")}))
+    for role in _shown_roles(style):
+        written = sample[fits[role]]
+        label = f"{role} labels" if len(written) == n else f"{role} labels ({len(written):,} of {n:,})"
+        traces.append(_scatter(_points(data, written, role), mode="text", name=label, hoverinfo="skip",
+                               text=gl_text(words[written]),
+                               textfont={"size": LABEL_FONT, "color": ROLE_COLOURS[role] + ("55" if faint else "")}))
     return traces
 
 
@@ -231,17 +236,19 @@ def _shown_roles(style: Style) -> list[str]:
     return [role for role in ROLE_COLOURS if not role_hidden(style, role)]
 
 
-def _labels_apart(data: HeadData, style: Style, rows: np.ndarray) -> dict[str, np.ndarray]:
-    """Per shown role, which of the rows' points keep their label: those whose labels meet no other kept one in
-    the smallest plot the picture is drawn in (a pile of one word reads as a blot, not as words)."""
+def _labels_apart(data: HeadData, style: Style, rows: np.ndarray, font_px: float = MATCH_FONT,
+                  marker_px: float = 0.0) -> dict[str, np.ndarray]:
+    """Per shown role, which of the rows' points keep their label: those whose labels meet no other kept one (nor
+    another of the rows' markers of radius marker_px) in the smallest plot the picture is drawn in (a pile of one
+    word reads as a blot, not as words); in 3D, where the camera decides, all of them."""
     roles = _shown_roles(style)
     if not roles or not len(rows) or data.coords.shape[1] != 2:
         return {role: np.ones(len(rows), dtype=bool) for role in roles}
     points = np.vstack([_points(data, rows, role) for role in roles])
     words = gl_text(token_labels(data.tokens)[rows]) * len(roles)
     extent = np.ptp(data.coords.astype(float), axis=0)  # the whole picture's, not the matches'
-    shown = labels_that_fit(points[:, 0], points[:, 1], words, [], *SMALLEST_PLOT, font_px=MATCH_FONT,
-                            extent=(float(extent[0]), float(extent[1])), marker_px=MATCH_SIZE / 2)
+    shown = labels_that_fit(points[:, 0], points[:, 1], words, [], *SMALLEST_PLOT, font_px=font_px,
+                            extent=(float(extent[0]), float(extent[1])), marker_px=marker_px)
     return {role: part for role, part in zip(roles, np.split(shown, len(roles)), strict=True)}
 
 
@@ -253,8 +260,8 @@ def _highlight_traces(data: HeadData, style: Style, rows: np.ndarray, label: str
     words = gl_text(token_labels(data.tokens)[rows])
     for role in _shown_roles(style):
         colour = ROLE_COLOURS[role]
-        shown = words if labelled is None else [w if keep else "" for w, keep in zip(words, labelled[role],
-                                                                                       strict=True)]
+        shown = words if labelled is None else [w if keep else NO_LABEL for w, keep in zip(words, labelled[role],
+                                                                                             strict=True)]
         traces.append(_scatter(
             _points(data, rows, role), name=f"{label} ({ROLE_PLURALS[role]})",
             mode="markers+text" if text else "markers",

@@ -51,10 +51,19 @@ def title_layout(title: str, size: int = 13) -> dict:
             "margin_t": 14 + int(1.35 * size) * len(lines), "modebar": {"orientation": "v"}}
 
 
+def crowding(x: np.ndarray, y: np.ndarray, width: float, height: float) -> np.ndarray:
+    """How many of the points [n] share each point's cell of a width x height grid (1: alone in its cell), int [n]."""
+    if not len(x):
+        return np.zeros(0, dtype=int)
+    cells = np.column_stack([np.floor((x - x.min()) / width), np.floor((y - y.min()) / height)])
+    _, inverse, counts = np.unique(cells, axis=0, return_inverse=True, return_counts=True)
+    return counts[inverse.ravel()]
+
+
 def labels_that_fit(x: np.ndarray, y: np.ndarray, names: list[str], first: list[int],
                     width_px: float = 700, height_px: float = 420, font_px: float = 9,
                     extent: tuple[float, float] | None = None, marker_px: float = 0.0) -> np.ndarray:
-    """Which of the points [n] keep their label above them: greedily, `first` then the most isolated points,
+    """Which of the points [n] keep their label above them: greedily, `first` then the least crowded points,
     each label kept when its box meets no kept one (nor, but for `first`, another point's marker of radius
     `marker_px`); boxes are sized for the smallest plot the page draws (width_px x height_px, equal aspect, less the
     axes' padding), so on a larger one the labels only stand further apart. `extent`: the plot's width and height in
@@ -63,23 +72,25 @@ def labels_that_fit(x: np.ndarray, y: np.ndarray, names: list[str], first: list[
     n = len(names)
     wide, tall = extent or (float(np.ptp(x)) if n else 0.0, float(np.ptp(y)) if n else 0.0)
     span = max(wide / width_px, tall / height_px, 1e-12)  # data units per pixel
-    gaps = np.hypot(x[:, None] - x[None, :], y[:, None] - y[None, :]) + np.diag(np.full(n, np.inf))
-    order = list(dict.fromkeys([*first, *np.argsort(-gaps.min(axis=1)).tolist()])) if n > 1 else list(range(n))
-    kept: list[tuple[float, float, float, float]] = []
+    order = list(dict.fromkeys([*first, *np.argsort(crowding(x, y, 40 * span, 16 * span), kind="stable").tolist()]))
+    half_w = (0.62 * font_px * np.array([len(name) for name in names], dtype=float) + 6) / 2 * span
+    half_h, centre_y, reach = (font_px + 4) / 2 * span, y + (7 + font_px / 2) * span, marker_px * span
+    boxes = np.column_stack([x - half_w, x + half_w, centre_y - half_h, centre_y + half_h]) if n else np.zeros((0, 4))
+    kept = np.zeros((n, 4))
+    count = 0
     shown = np.zeros(n, dtype=bool)
     chosen = set(first)
     for i in order:
-        half_w, half_h = (0.62 * font_px * len(names[i]) + 6) / 2 * span, (font_px + 4) / 2 * span
-        centre_y = y[i] + (7 + font_px / 2) * span
-        box = (x[i] - half_w, x[i] + half_w, centre_y - half_h, centre_y + half_h)
-        if any(not (box[1] < o[0] or o[1] < box[0] or box[3] < o[2] or o[3] < box[2]) for o in kept):
+        box, others = boxes[i], kept[:count]
+        if np.any((box[1] >= others[:, 0]) & (others[:, 1] >= box[0]) & (box[3] >= others[:, 2])
+                  & (others[:, 3] >= box[2])):
             continue
-        if marker_px and i not in chosen:
-            reach = marker_px * span
-            covered = (np.abs(x - x[i]) < half_w + reach) & (np.abs(y - centre_y) < half_h + reach)
+        if reach and i not in chosen:
+            covered = (np.abs(x - x[i]) < half_w[i] + reach) & (np.abs(y - centre_y[i]) < half_h + reach)
             covered[i] = False
             if covered.any():
                 continue
-        kept.append(box)
+        kept[count] = box
+        count += 1
         shown[i] = True
     return shown

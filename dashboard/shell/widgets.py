@@ -41,7 +41,8 @@ TIPS = {  # what each control does, in one line (menus backed by a table of choi
     ids.NORM: "How queries and keys are scaled and moved before they are placed (attention stays the same)",
     ids.COLOR: "What the points' colour shows (each option says what)",
     ids.SHOW: "Draw the queries, the keys, or both",
-    ids.LABELS: f"Write each token beside its points (on a fixed sample of {LABEL_SAMPLE:,} tokens)",
+    ids.LABELS: f"Write each token beside its points (on a fixed sample of {LABEL_SAMPLE:,} tokens, where the labels "
+                "do not meet)",
     ids.SEARCH: "Outline and count every token that reads as this text, as you type (a whole token, any case)",
     ids.CLEAR_SELECTION: "Clear the selected text",
     ids.COPY_LINK: "Copy a link to this exact view",
@@ -50,7 +51,7 @@ TIPS = {  # what each control does, in one line (menus backed by a table of choi
     ids.IMAGE_FORMAT: "What the camera button above each plot saves: PNG or SVG",
     ids.MATRIX_ORDER: "Place the cells by layer and head, or rank the heads by a per-head value, highest first",
     ids.MATRIX_KEEP: "Ranked cells: show only the heads whose value is at least this number (empty: all)",
-    ids.MATRIX_TINT: "Colour each cell's background by a per-head value (scale on the right)",
+    ids.MATRIX_TINT: "Colour each cell's background by a per-head value (scale on the left)",
     ids.HIDE_SPECIAL: "Hide [CLS] / [SEP] (and a causal model's first token) and renormalise the other lines",
     ids.SENTENCE_WEIGHT: "Lines by attention, or by attention times the length of each key's value vector",
     ids.B_MODEL: f"Picture B's model ({B_FOLLOWS})",

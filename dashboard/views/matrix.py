@@ -267,7 +267,7 @@ def register(app: Dash) -> None:
             if unsummarised:
                 status += f" ({unsummarised} heads still being measured)"
         if tint != "none":
-            status += f" · cell colour: {TINT_LABELS[tint]} (scale on the right)"
+            status += f" · cell colour: {TINT_LABELS[tint]} (scale on the left)"
             if untinted:
                 status += f" ({untinted} heads still being measured)"
         if full is not None:

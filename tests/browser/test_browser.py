@@ -165,8 +165,9 @@ def test_search_highlights_and_counts_and_labels_never_blot_the_picture(dash_duo
     assert len(solid) >= 10  # the few dozen matches do carry labels
     limit = single.MATCH_LABELS
     monkeypatch.setattr(single, "MATCH_LABELS", 10**9)  # every match labelled, piles and all
-    monkeypatch.setattr(single, "_labels_apart", lambda data, style, rows: {role: np.ones(len(rows), dtype=bool)
-                                                                            for role in ("query", "key")})
+    monkeypatch.setattr(single, "_labels_apart",  # every label written, on top of each other or not
+                        lambda data, style, rows, *_a, **_k: {role: np.ones(len(rows), dtype=bool)
+                                                              for role in ("query", "key")})
     blot = solid_labels("the")
     assert len(blot) > 2 * limit and overlapping_share(blot) > BLOT_SHARE, (len(blot), overlapping_share(blot))
 

@@ -33,9 +33,13 @@ def app(isolated_cache):
     app.local_worker.stop()
 
 
+ALL_BOXES = ("return Array.from(document.querySelectorAll(arguments[0])).map(function (e) {"
+             "var r = e.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; })")
+
+
 def assert_fits(dash_duo, graph: str, extra: tuple[str, ...] = ()) -> dict:
     """The page does not scroll; heading, guide line, controls, the graph (at least 300 px tall) and `extra` are on
-    screen; the graph's legend and toolbar do not meet."""
+    screen; the graph's legend and colour bars do not meet its toolbar."""
     legend, toolbar = f"#{graph} g.legend", f"#{graph} .modebar"
     selectors = ["#view-heading", "#view-guide", f"#{graph}", legend, toolbar, *CONTROLS, *extra]
     found = boxes(dash_duo, selectors)
@@ -45,6 +49,8 @@ def assert_fits(dash_duo, graph: str, extra: tuple[str, ...] = ()) -> dict:
         assert found[selector] and on_screen(found, selector), (selector, found)
     assert found[f"#{graph}"][3] - found[f"#{graph}"][1] >= 300, found
     assert found[legend] and found[toolbar] and apart(found[legend], found[toolbar]), found
+    bars = dash_duo.driver.execute_script(ALL_BOXES, f"#{graph} .colorbar")
+    assert all(apart(bar, found[toolbar]) for bar in bars), (bars, found[toolbar])
     return found
 
 
@@ -52,15 +58,17 @@ def test_every_view_fits_the_window_at_both_sizes(dash_duo, app):
     dash_duo.start_server(app)
     for width, height in ((1366, 768), (1920, 1080)):
         set_viewport(dash_duo.driver, width, height)
-        # a selected text adds legend entries (its tokens, its attention lines); three refused values, three notices
-        dash_duo.driver.get(dash_duo.server_url + "/?layer=2&head=5&method=pca&text=3&pos=4&color=nonsense"
-                                                  "&order=nothing&tint=bogus")
+        # a selected text adds legend entries (its tokens, its attention lines), vector norms two colour bars;
+        # three refused values, three notices
+        dash_duo.driver.get(dash_duo.server_url + "/?layer=2&head=5&method=pca&text=3&pos=4&color=norm"
+                                                  "&show=nonsense&order=nothing&tint=bogus")
         dash_duo.wait_for_text_to_equal("#view-heading", "L2 H5", timeout=60)
         wait_for_points(dash_duo, timeout=240)
         wait_until(lambda: len(traces(dash_duo, "single-graph")) > 2, timeout=30, what="the selection drawn")
         dash_duo.wait_for_contains_text("#notices", "3 notices: ", timeout=30)
         assert dash_duo.find_element("#notices").size["height"] < 48  # one line
         assert "q·k" in dash_duo.find_element("#view-guide").text or "near" in dash_duo.find_element("#view-guide").text
+        assert len(dash_duo.driver.execute_script(ALL_BOXES, "#single-graph .colorbar")) == 2
         found = assert_fits(dash_duo, "single-graph", ("#hover-panel",))
         hover, graph = found["#hover-panel"], found["#single-graph"]
         assert hover[0] >= graph[2] - 1 and hover[1] < graph[3], found  # beside the picture, not below it

@@ -203,7 +203,8 @@ return Array.from(texts).filter(t => t.textContent).map(function (t) {
 
 # Plotly draws Scattergl text with WebGL onto its canvas: no SVG element holds a label. Each label's box is taken from
 # what Plotly draws: its trace's points through the axes (in plot pixels), the text measured in the trace's font by
-# the browser, above its point ('top center') or on it; only labels inside the plot area and with text count.
+# the browser, above its point ('top center') or on it; only labels inside the plot area and with text (not blank)
+# count.
 GL_LABELS = """
 var gd = document.querySelector('#' + arguments[0] + ' .js-plotly-plot');
 var xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, context = document.createElement('canvas').getContext('2d');
@@ -220,7 +221,7 @@ gd._fullData.forEach(function (t) {
   context.font = size + 'px ' + t.textfont.family;
   for (var i = 0; i < t.x.length; i++) {
     var text = t.text[i], px = xa.l2p(t.x[i]), py = ya.l2p(t.y[i]);
-    if (!text || !(px >= 0 && px <= xa._length && py >= 0 && py <= ya._length)) continue;
+    if (!String(text).trim() || !(px >= 0 && px <= xa._length && py >= 0 && py <= ya._length)) continue;
     var width = context.measureText(text).width, middle = above ? py - 4 - size / 2 : py;
     out.push([shade, px - width / 2, middle - size / 2, px + width / 2, middle + size / 2]);
   }

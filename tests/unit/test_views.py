@@ -333,24 +333,39 @@ def test_the_default_plotly_template_is_built_before_requests_draw_figures():
     assert unbuilt(template.layout) == [] and unbuilt(template.data) == []
 
 
-def test_label_legend_names_read_as_english(head, monkeypatch):
-    """Token labels are named per role in plain words, whole or sampled ('query labels (5 of N)')."""
+def test_label_legend_names_read_as_english_and_count_the_labels_written(head, monkeypatch):
+    """Token labels are named per role in plain words, with how many tokens are written when not all ('query
+    labels (35 of 64)'); of a crowded picture's sample only the labels that meet no other are written, of one spread
+    wide all of them."""
+
     from dashboard.figures import single
 
-    figure, _ = single_figure(head, Style(labels=True), "r")
-    assert [t.name for t in figure.data if t.mode == "text"] == ["query labels", "key labels"]
-    monkeypatch.setattr(single, "LABEL_SAMPLE", 5)
-    figure, _ = single_figure(head, Style(labels=True), "r")
     n = len(head.tokens["token"])
-    assert [t.name for t in figure.data if t.mode == "text"] == [f"query labels (5 of {n})",
-                                                                   f"key labels (5 of {n})"]
+    figure, _ = single_figure(head, Style(labels=True), "r")  # 2 x 64 points drawn at random: crowded
+    labels = [t for t in figure.data if t.mode == "text"]
+    written = [len(t.text) for t in labels]  # the sample is every token; only the labels that fit are drawn
+    assert [t.name for t in labels] == [f"query labels ({written[0]} of {n})", f"key labels ({written[1]} of {n})"]
+    assert all(0 < count < n for count in written) and all(len(t.x) == len(t.text) for t in labels)
+    first = np.flatnonzero(head.tokens["text_id"] == 0)  # one text, its queries in a row above its keys, far apart
+    m = len(first)
+    spread = HeadData(coords=np.array([[100.0 * (i % m), 200.0 * (i // m)] for i in range(2 * m)]),
+                      tokens={name: column[first] if len(column) == n else column
+                              for name, column in head.tokens.items()}, q=head.q[first], k=head.k[first], causal=False)
+    figure, _ = single_figure(spread, Style(labels=True), "r")
+    labels = [t for t in figure.data if t.mode == "text"]
+    assert [t.name for t in labels] == ["query labels", "key labels"] and all(len(t.text) == m for t in labels)
+    monkeypatch.setattr(single, "LABEL_SAMPLE", 3)
+    figure, _ = single_figure(spread, Style(labels=True), "r")
+    assert [t.name for t in figure.data if t.mode == "text"] == [f"query labels (3 of {m})", f"key labels (3 of {m})"]
 
 
-def test_labels_with_a_search_stay_readable(head):
+def test_labels_with_a_search_stay_readable(head, monkeypatch):
     """Token labels plus a search do not bury the picture: the sample's labels turn faint and skip the matches,
-    and matches carry labels only when there are few of them."""
+    and matches carry labels only when there are few of them (every label fitting, for the count)."""
+    from dashboard.figures import single
     from dashboard.figures.single import LABEL_SAMPLE, MATCH_LABELS, overlay_traces
 
+    monkeypatch.setattr(single, "labels_that_fit", lambda x, y, *_a, **_k: np.ones(len(x), dtype=bool))
     common = "the"
     plain, _ = overlay_traces(head, Style(labels=True))
     searched, counts = overlay_traces(head, Style(labels=True, search=common))
@@ -361,8 +376,6 @@ def test_labels_with_a_search_stay_readable(head):
     assert sum(len(t.x) for t in labels.values()) < sum(len(t.x) for t in plain)  # the matches' labels left out
     assert len(plain[0].x) == min(LABEL_SAMPLE, len(head.tokens["token"]))
     assert all(m.mode == ("markers+text" if counts["matches"] <= MATCH_LABELS else "markers") for m in matches)
-    import dashboard.figures.single as single  # few matches: labelled; more than MATCH_LABELS: markers alone
-
     for limit, mode in ((counts["matches"], "markers+text"), (counts["matches"] - 1, "markers")):
         original, single.MATCH_LABELS = single.MATCH_LABELS, limit
         try:
@@ -389,10 +402,10 @@ def test_search_match_labels_never_pile_up(head):
     traces, _ = overlay_traces(replace(head, coords=coords), Style(search=word))
     queries, keys = (next(t for t in traces if t.name == f"match ({role})") for role in ("queries", "keys"))
     assert queries.mode == keys.mode == "markers+text"
-    assert sum(bool(t) for t in queries.text) == 1 and all(keys.text)
+    assert sum(bool(t.strip()) for t in queries.text) == 1 and all(t.strip() for t in keys.text)
     spaced = np.hstack([coords, np.zeros((2 * n, 1))])
     traces, _ = overlay_traces(replace(head, coords=spaced), Style(search=word))
-    assert all(all(t.text) for t in traces if t.name.startswith("match"))
+    assert all(all(text.strip() for text in t.text) for t in traces if t.name.startswith("match"))
 
 
 def test_a_click_on_an_image_patch_selects_it_and_other_clicks_change_nothing():
