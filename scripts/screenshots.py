@@ -70,7 +70,11 @@ def save_small(png: bytes, path: Path) -> None:
 
     from PIL import Image
 
-    Image.open(io.BytesIO(png)).convert("RGB").quantize(COLOURS).save(path, optimize=True)
+    image = Image.open(io.BytesIO(png)).convert("RGB")
+    expected = tuple(int(side) for side in path.stem.rsplit("-", 1)[1].split("x"))
+    if image.size != expected:
+        raise RuntimeError(f"{path.name}: the page is {image.size[0]}x{image.size[1]}")
+    image.quantize(COLOURS).save(path, optimize=True)
 
 
 def shoot(driver, base: str, name: str, out: Path, timeout: float) -> list[Path]:

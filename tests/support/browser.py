@@ -156,10 +156,17 @@ def colour_pixels(png: bytes, hex_colour: str, tolerance: int = 40) -> int:
 
 
 def set_viewport(driver, width: int, height: int) -> None:
-    """Size the window so that the page itself (window.innerWidth x innerHeight) is width x height."""
+    """Size the window so that the page itself (window.innerWidth x innerHeight) is width x height: the window's
+    frame is measured on the window as it is now (a fresh window may not have taken the first size yet)."""
     driver.set_window_size(width, height)
-    inner_width, inner_height = driver.execute_script("return [window.innerWidth, window.innerHeight]")
-    driver.set_window_size(2 * width - inner_width, 2 * height - inner_height)
+    for _attempt in range(10):
+        inner = driver.execute_script("return [window.innerWidth, window.innerHeight]")
+        if inner == [width, height]:
+            return
+        outer = driver.get_window_size()
+        driver.set_window_size(outer["width"] + width - inner[0], outer["height"] + height - inner[1])
+        time.sleep(0.1)
+    raise AssertionError(f"the page is {inner[0]}x{inner[1]}, not {width}x{height}")
 
 
 BOXES = """
