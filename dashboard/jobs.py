@@ -8,6 +8,7 @@ started and supervised here. Nothing in this module imports torch.
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import subprocess
 import sys
@@ -72,6 +73,21 @@ class LocalWorker:
                 process.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+def start_local_workers(cache_dir: str | Path) -> LocalWorker | None:
+    """Start the embedded mode's worker processes over a cache directory (None in team mode), after dropping the
+    matrix jobs an earlier run left queued."""
+    from workers.config import settings
+
+    if team_mode():
+        return None
+    dropped = local_queue.drop_bulk_jobs(store_for(str(cache_dir)))
+    if dropped:
+        logging.getLogger(__name__).info("dropped %d matrix jobs left queued by an earlier run", dropped)
+    workers = LocalWorker(Path(cache_dir), settings().local_workers)
+    workers.start()
+    return workers
 
 
 _CACHE_DIR: list[str] = []
