@@ -130,6 +130,30 @@ def browser(results: dict, cache: Path) -> None:
             app.local_worker.stop()
 
 
+def markdown(results: dict) -> str:
+    """The table docs/performance.md quotes."""
+    compute, server, browser = results["compute"], results["server"], results["browser"]
+    model = results["model"]
+    per_cell = server["points"] // (2 * model["heads"])
+    rows = [
+        ("extraction of the default corpus (one pass, every head's q / k / v stored)", f"{compute['extraction_s']} s"),
+        (f"PCA pictures of all {model['heads']:,} heads, one process",
+         f"{compute['pca_all_heads_s']} s ({compute['pca_per_head_ms']} ms a head)"),
+        (f"head map ({compute['head_map_heads']:,} heads compared pairwise)", f"{compute['head_map_s']} s"),
+        ("store after all of it", f"{compute['store_mb']:,} MB ({compute['store_mb'] / model['heads']:.2f} MB a head)"),
+        ("matrix figure on the server: first (store read) / cached",
+         f"{server['first_figure_s']} / {server['cached_figure_s']} s"),
+        ("points drawn (budget 300,000)", f"{server['points']:,} ({per_cell} tokens a cell, as a query and a key)"),
+        ("figure sent", f"{server['bytes'] / 2**20:.1f} MB ({server['bytes_per_point']} bytes a point)"),
+        (f"first paint in headless Chromium, {browser['window']}, store warm (median of 3)",
+         f"{browser['first_paint_s']} s"),
+        ("a cell on screen", f"{browser['cell_px']} px"),
+    ]
+    head = (f"| {model['layers']} layers x {model['heads_per_layer']} heads (random Llama, GQA 4:1, d_head 8), "
+            f"{results['machine']} | measured |")
+    return "\n".join([head, "|---|---|", *(f"| {step} | {value} |" for step, value in rows)]) + "\n"
+
+
 def main() -> int:
     """Build the model, measure every step, print and write the JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -148,6 +172,9 @@ def main() -> int:
     text = json.dumps(results, indent=1)
     print(text)
     Path(args.out).write_text(text + "\n")
+    table = markdown(results)
+    print(table)
+    Path(args.out).with_suffix(".md").write_text(table)
     return 0
 
 
