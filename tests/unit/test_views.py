@@ -122,25 +122,24 @@ def test_matrix_cells_tile_and_clicks_map_back():
 
 
 def test_a_1024_head_matrix_stays_within_its_point_budget_with_readable_labels_and_clickable_cells():
-    """32 layers x 32 heads: every cell draws the same fewer tokens so the whole figure holds at most POINT_BUDGET
+    """32 layers x 32 heads: every cell draws the same fewer tokens so the whole figure holds at most view.POINT_BUDGET
     points; each cell keeps its own picture (scaled into its cell), every 2nd layer and head is labelled, and the
     graph is tall enough for 18 px rows."""
     from dashboard.figures.matrix import label_step
-    from dashboard.views.matrix import (MIN_CELL_PX, POINT_BUDGET, SAMPLE_TOKENS, graph_style, token_sample,
-                                        tokens_per_cell)
+    from dashboard.views import matrix as view
 
-    assert tokens_per_cell(12_492, 72) == SAMPLE_TOKENS  # MiniLM's matrix is unchanged
-    assert tokens_per_cell(12_492, 1024) == POINT_BUDGET // (2 * 1024) == 146
-    assert tokens_per_cell(100, 1024) == 100 and tokens_per_cell(10**6, 10**6) == 1
+    assert view.tokens_per_cell(12_492, 72) == view.SAMPLE_TOKENS  # MiniLM's matrix is unchanged
+    assert view.tokens_per_cell(12_492, 1024) == view.POINT_BUDGET // (2 * 1024) == 146
+    assert view.tokens_per_cell(100, 1024) == 100 and view.tokens_per_cell(10**6, 10**6) == 1
     rng = np.random.default_rng(0)
     n_tokens, layers, heads = 600, 32, 32
-    size = tokens_per_cell(n_tokens, layers * heads)
-    sample = token_sample(n_tokens, size)
+    size = view.tokens_per_cell(n_tokens, layers * heads)
+    sample = view.token_sample(n_tokens, size)
     cells = {(layer, head): rng.normal(size=(2 * n_tokens, 2)) + layer for layer in range(layers)
              for head in range(heads)}
     figure = matrix_figure(cells, layers, heads, sample)
     points = sum(len(trace.x) for trace in figure.data)
-    assert points == 2 * layers * heads * size <= POINT_BUDGET
+    assert points == 2 * layers * heads * size <= view.POINT_BUDGET
     origin = np.array(cell_origin(31, 7, layers))
     rows = np.concatenate([sample, sample + n_tokens])
     expected = (np.round(unit_cell(cells[(31, 7)][rows]) * 1000) + origin).astype(np.uint16)
@@ -149,7 +148,7 @@ def test_a_1024_head_matrix_stays_within_its_point_budget_with_readable_labels_a
     texts = [a.text for a in figure.layout.annotations]
     assert label_step(32) == 2 and "L30" in texts and "L31" not in texts and "H30" in texts and "H31" not in texts
     assert len(figure.layout.shapes) == layers * heads  # one frame a cell
-    assert graph_style(32) == {"minHeight": f"{32 * MIN_CELL_PX + 90}px"}
+    assert view.graph_style(32) == {"minHeight": f"{32 * view.MIN_CELL_PX + 90}px"}
     assert [a.text for a in matrix_figure(cells, 6, 12, sample).layout.annotations if a.text.startswith("H")] == \
         [f"H{h}" for h in range(12)]  # MiniLM: every head labelled
 
