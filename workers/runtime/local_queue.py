@@ -169,9 +169,7 @@ def lock_while_alive(store: Store, key: str, waiting: Any = None, poll_seconds: 
 
 def run_job(item: dict[str, Any], store: Store) -> None:
     """Compute one queued request, recording progress, result keys or a one-line error."""
-    from workers.contracts.requests import HeadRequest
-    from workers.pipeline.keys import resolve
-    from workers.pipeline.stages import ensure_extraction, run_stage
+    from workers.pipeline.stages import ensure_extraction, job_keys, run_stage
 
     job_key = f"job:{item['job_id']}"
 
@@ -179,15 +177,14 @@ def run_job(item: dict[str, Any], store: Store) -> None:
         store.put_json(job_key, _record("running", fraction, message))
 
     try:
-        request = HeadRequest.from_dict(item["request"])
+        request, keys = job_keys(item["request"])  # resolved once, handed to the extraction and the stage
         # one worker extracts a corpus; the others wait on the lock, then find it stored
-        tokens_key = resolve(request).tokens
-        with lock_while_alive(store, f"lock:{tokens_key}", lambda: progress(0.0, "waiting for another worker's "
-                                                                                 "extraction of this corpus")):
-            if not store.has(tokens_key):
+        with lock_while_alive(store, f"lock:{keys.tokens}", lambda: progress(0.0, "waiting for another worker's "
+                                                                                  "extraction of this corpus")):
+            if not store.has(keys.tokens):
                 store.cache.incr("stats:extractions", default=0)
-            ensure_extraction(request, store, progress)
-        result = run_stage(item["request"], store, progress)
+            ensure_extraction(request, store, progress, keys)
+        result = run_stage(item["request"], store, progress, keys)
         store.put_json(job_key, {**_record("done", 1.0, "done"), **result, "worker": os.getpid()})
     except Exception as exc:  # the worker must survive any single bad request
         traceback.print_exc()
