@@ -28,7 +28,7 @@ class Placement:
         where = str(self.device)
         if self.device.type == "cuda":
             where += f" ({torch.cuda.get_device_name(self.device)})"
-        spread = ", layers spread over the GPUs by accelerate" if self.device_map else ""
+        spread = f", device_map={self.device_map} (accelerate)" if self.device_map else ""
         return f"{where}, {str(self.dtype).removeprefix('torch.')}{spread}"
 
 
