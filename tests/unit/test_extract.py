@@ -74,7 +74,7 @@ def test_default_corpus_is_over_ten_thousand_tokens(minilm):
 
 # The most attention rebuilt from a model run in each dtype may differ from the float32 model's own (max |difference|
 # over every weight); docs/configuration.md states them, bench/gpu.py measures the bundled models.
-DTYPE_TOLERANCE = {"float32": 1e-5, "bfloat16": 2e-2, "float16": 4e-3}
+DTYPE_TOLERANCE = {"float32": 1e-5, "bfloat16": 5e-2, "float16": 5e-3}
 
 
 def _model_in(kind: str, tokenizer, where: Placement) -> LoadedModel:

@@ -173,10 +173,11 @@ def _query_factor(attention: torch.nn.Module, d_head: int) -> float:
 
 def _rotate(vectors: torch.Tensor, d_head: int, rotary: tuple[torch.Tensor, torch.Tensor], apply: Callable
             ) -> torch.Tensor:
-    """Apply the model's rotary embedding to [batch, pos, heads*d_head] with its own function."""
+    """Apply the model's rotary embedding to [batch, pos, heads*d_head] with its own function (cos and sin moved to
+    the layer's device: under a device map the rotary module may sit on another GPU)."""
     batch, pos, _ = vectors.shape
     heads_first = vectors.reshape(batch, pos, -1, d_head).transpose(1, 2)
-    rotated, _ = apply(heads_first, heads_first, *rotary)
+    rotated, _ = apply(heads_first, heads_first, *(part.to(vectors.device) for part in rotary))
     return rotated.transpose(1, 2).reshape(batch, pos, -1)
 
 
