@@ -157,7 +157,7 @@ def check_placement(command: str) -> None:
     from workers.config import settings
 
     config = settings()
-    if command == "serve" and config.device in ("auto", "cpu") and config.device_map is None:
+    if command == "serve" and not config.device_may_be_missing():
         return
     from workers.models.devices import placement
 

@@ -46,6 +46,11 @@ class Settings:
     dtype: str
     device_map: str | None
 
+    def device_may_be_missing(self) -> bool:
+        """Whether the device settings could name what this machine lacks (auto and cpu always exist, and need no
+        accelerate): only then does a process import torch as it starts, to check them."""
+        return self.device not in ("auto", "cpu") or self.device_map is not None
+
 
 def _parse_corpora(raw: str) -> dict[str, str]:
     """`name=path,name2=path2` -> {name: path}."""

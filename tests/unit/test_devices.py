@@ -93,9 +93,11 @@ def test_every_process_that_runs_models_refuses_to_start_on_a_missing_device(tmp
         done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
         lines = [line for line in done.stderr.splitlines() if expected in line]
         assert done.returncode == 2 and len(lines) == 1, (name, done.returncode, done.stderr[-1500:])
-    done = subprocess.run(commands["serve"], capture_output=True, text=True, timeout=60,
-                          env={**env, "QK_ATLAS_DEVICE": "nonsense"})
-    assert done.returncode == 2 and "qk-atlas: error: QK_ATLAS_DEVICE must be one of auto, cpu" in done.stderr
+    for name in ("serve", "local worker"):  # a value of the wrong form: one line too
+        done = subprocess.run(commands[name], capture_output=True, text=True, timeout=60,
+                              env={**env, "QK_ATLAS_DTYPE": "double"})
+        assert done.returncode == 2 and "QK_ATLAS_DTYPE must be one of float32, bfloat16, float16; got 'double'" \
+            in done.stderr and "Traceback" not in done.stderr, (name, done.stderr[-1500:])
 
 
 def test_the_dtype_is_part_of_the_extraction_key_and_float32_keeps_its_keys(monkeypatch, tmp_path):

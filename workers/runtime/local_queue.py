@@ -339,11 +339,14 @@ def _preload(store: Store, status: dict[str, str]) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """`python -m workers.runtime.local_queue CACHE_DIR [OWNER_PID [SLOT]]`; exits at once (status 2, one line) on a
-    device setting this machine cannot run."""
-    from workers.models.devices import placement
+    device setting this machine cannot run (checked with torch only when it could name a missing device)."""
+    from workers.config import settings
 
     try:
-        placement()
+        if settings().device_may_be_missing():
+            from workers.models.devices import placement
+
+            placement()
     except ValueError as exc:
         print(f"qk-atlas worker: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
