@@ -122,6 +122,19 @@ def test_core_is_computation_without_models_or_processes(graph):
         not n.startswith("workers") or n.startswith(("workers.core", "workers.contracts")))) == []
 
 
+def test_core_reaches_the_gpu_projections_only_by_the_names_in_the_table_of_choices(graph):
+    """A method's estimator is named in the table of choices and imported by that name when it runs. PCA's and
+    UMAP's are workers.models.projection's (torch / cuML on a GPU), which falls back to workers.core.project's own on
+    the CPU: models imports core, core never imports models."""
+    from workers.contracts.choices import METHODS
+
+    named = {c.value: c.estimator.partition(":")[0] for c in METHODS if c.estimator}
+    assert {named["pca"], named["umap"]} == {"workers.models.projection"}
+    assert set(named.values()) <= {"workers.core.project", "workers.models.projection"}
+    assert "workers.core.project" in graph["workers.models.projection"]
+    assert violations(graph, "workers.core", lambda n: not n.startswith("workers.models")) == []
+
+
 def test_only_the_models_package_imports_torch(graph):
     torch_users = {module for module, names in graph.items() if names & {"torch", "transformers"}}
     assert torch_users and all(module.startswith("workers.models") for module in torch_users), torch_users

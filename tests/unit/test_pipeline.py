@@ -46,7 +46,7 @@ def test_second_identical_request_computes_nothing(monkeypatch, tmp_path):
              (workers.core.normalize, "fit_transform_for"), (workers.core.project.Projector, "fit_transform"))
     for owner, name in steps:
         monkeypatch.setattr(owner, name, tripwire)
-    workers.pipeline.stages.loaded_model.cache_clear()
+    workers.pipeline.stages._loaded_model.cache_clear()
     second = ensure_head_view(request, store)
     assert second == first
     np.testing.assert_array_equal(store.get_arrays(second.coords)["coords"], coords)

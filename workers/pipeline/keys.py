@@ -38,8 +38,8 @@ class StoredResult:
 
 
 STORED_RESULTS: tuple[StoredResult, ...] = (
-    StoredResult("extraction", "model source and revision, corpus content, token limits (tokens table; q, k, v of "
-                 "every head)", 1, "ensure_extraction"),
+    StoredResult("extraction", "model source and revision, model dtype (QK_ATLAS_DTYPE, unless float32), corpus "
+                 "content, token limits (tokens table; q, k, v of every head)", 1, "ensure_extraction"),
     StoredResult("transform", "q, k and tokens table of the head, normalisation and its parameters", 1,
                  "ensure_transform"),
     StoredResult("picture", "extraction, layer, head, normalisation, projection and its parameters, dims", 1,
@@ -103,11 +103,18 @@ def _cached_corpus(ref: str, max_texts: int, corpora: tuple, _stamp: tuple) -> C
 
 
 def extraction_params(model: str, corpus: Corpus | ImageCorpus) -> dict[str, Any]:
-    """What determines the tokens table and q/k: model and revision, corpus content, truncation."""
+    """What determines the tokens table and q/k: model and revision, the dtype it runs in, corpus content,
+    truncation. The device is not named: float32 is true float32 on every device (no TF32), so a CPU and a GPU
+    worker store the same numbers (to float32 rounding, below the float16 the vectors are stored in), and the web
+    process, which resolves keys, cannot know where a job will run."""
     source = model_source(model)
-    return {"model": source.location if source.kind == "hub" else model, "revision": source.revision,
-            "corpus": corpus.content_hash, "max_tokens": settings().max_tokens_per_text,
-            "max_total_tokens": settings().max_total_tokens, "roles": "qkv", "version": VERSIONS["extraction"]}
+    config = settings()
+    params = {"model": source.location if source.kind == "hub" else model, "revision": source.revision,
+              "corpus": corpus.content_hash, "max_tokens": config.max_tokens_per_text,
+              "max_total_tokens": config.max_total_tokens, "roles": "qkv", "version": VERSIONS["extraction"]}
+    if config.dtype != "float32":  # float32, the default, keeps the keys that stores written before it hold
+        params["dtype"] = config.dtype
+    return params
 
 
 def vector_key(base: dict[str, Any], role: str, layer: int, head: int) -> str:

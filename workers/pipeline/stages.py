@@ -50,9 +50,16 @@ def _no_progress(fraction: float, message: str) -> None:
     """Default progress sink."""
 
 
-@functools.lru_cache(maxsize=2)
 def loaded_model(ref: str) -> Any:
-    """Model loaded once per process and reused."""
+    """Model loaded once per process and reused, on the configured device and dtype."""
+    config = settings()
+    return _loaded_model(ref, config.device, config.dtype, config.device_map)
+
+
+@functools.lru_cache(maxsize=2)
+def _loaded_model(ref: str, device: str, dtype: str, device_map: str | None) -> Any:
+    """load_model, cached by model and placement settings (a changed QK_ATLAS_DTYPE never reuses another dtype's
+    model under its own keys)."""
     from workers.models.loading import load_model
 
     return load_model(ref)

@@ -335,7 +335,18 @@ def _preload(store: Store, status: dict[str, str]) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`python -m workers.runtime.local_queue CACHE_DIR [OWNER_PID [SLOT]]`."""
+    """`python -m workers.runtime.local_queue CACHE_DIR [OWNER_PID [SLOT]]`; exits at once (status 2, one line) on a
+    device setting this machine cannot run (checked with torch only when it could name a missing device)."""
+    from workers.config import settings
+
+    try:
+        if settings().device_may_be_missing():
+            from workers.models.devices import placement
+
+            placement()
+    except ValueError as exc:
+        print(f"qk-atlas worker: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
     args = sys.argv[1:] if argv is None else argv
     owner = int(args[1]) if len(args) > 1 else None
     slot = int(args[2]) if len(args) > 2 else 0
