@@ -145,15 +145,16 @@ def rss_mb(pid: int) -> float:
 
 
 def prepare_store(cache_dir: Path) -> None:
-    """Compute the PCA views the clients will ask for."""
+    """Compute the views the clients will ask for, and each head's attention within each text (their lines)."""
     sys.path.insert(0, str(ROOT))
-    from workers.contracts.requests import HeadRequest
-    from workers.pipeline.stages import ensure_head_view
+    from workers.contracts.requests import HeadRequest, job_request
+    from workers.pipeline.stages import ensure_head_view, run_stage
     from workers.store import open_store
 
     store = open_store(cache_dir)
     for layer, head in HEADS:
         ensure_head_view(HeadRequest(layer=layer, head=head), store)
+        run_stage(job_request(HeadRequest(layer=layer, head=head), "attention"), store)
 
 
 def start_server(cache_dir: Path) -> tuple[subprocess.Popen, str]:

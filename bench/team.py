@@ -1,6 +1,8 @@
-"""UMAP matrix of the default corpus through Celery: one worker process versus two, in the same run.
+"""UMAP matrix of the default corpus through Celery: one worker process versus two (or more), in the same run.
 
-Run: `.venv/bin/python bench/team.py [--layers 0-5] [--out bench/results/team.json]` (needs redis-server).
+Run: `.venv/bin/python bench/team.py [--layers 0-5] [--workers 1,2] [--out bench/results/team.json]` (needs
+redis-server); `--workers 1,2,4 --layers 0-1 --out bench/results/team_fanout.json` is the fan-out docs/scale.md
+quotes.
 Each configuration gets a fresh store and fresh workers; workers compile UMAP at start (QK_ATLAS_WARM_UMAP=1)
 and the clock starts once that is done, so the figure is the steady-state throughput of the matrix.
 """
@@ -67,6 +69,7 @@ def main() -> None:
     """Both configurations, then the speed-up."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--layers", default="0-5", help="e.g. 0-5 (all 72 heads) or 0-1")
+    parser.add_argument("--workers", default="1,2", help="worker processes per configuration, e.g. 1,2,4")
     parser.add_argument("--out", default="bench/results/team.json")
     args = parser.parse_args()
     first, _, last = args.layers.partition("-")
@@ -77,16 +80,24 @@ def main() -> None:
     time.sleep(0.5)
     try:
         url = f"redis://127.0.0.1:{port}/0"
-        results = [run_config(1, layers, url), run_config(2, layers, url)]
+        results = [run_config(int(count), layers, url) for count in args.workers.split(",")]
     finally:
         server.terminate()
-    speedup = results[0]["seconds"] / results[1]["seconds"]
+    speedups = {str(r["workers"]): round(results[0]["seconds"] / r["seconds"], 2) for r in results}
     for r in results:
-        print(f"{r['workers']} worker(s): {r['heads']} UMAP heads in {r['seconds']} s ({r['seconds_per_head']} s/head)")
-    print(f"speed-up with two workers: {speedup:.2f}x")
+        print(f"{r['workers']} worker(s): {r['heads']} UMAP heads in {r['seconds']} s ({r['seconds_per_head']} s/head)"
+              f", {speedups[str(r['workers'])]:.2f}x")
+    record = {"configs": results, "speedups": speedups, "cores": os.cpu_count()}
+    if len(results) == 2:
+        record["speedup"] = speedups[str(results[1]["workers"])]
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"configs": results, "speedup": round(speedup, 2), "cores": os.cpu_count()},
-                                         indent=2) + "\n")
+    Path(args.out).write_text(json.dumps(record, indent=2) + "\n")
+    if len(results) > 2:  # the fan-out table docs/scale.md quotes
+        lines = [f"| Celery worker processes ({os.cpu_count()} cores) | {results[0]['heads']} UMAP heads | "
+                 "seconds a head | speed-up over one |", "|---|---|---|---|"]
+        lines += [f"| {r['workers']} | {r['seconds']} s | {r['seconds_per_head']} | "
+                  f"{speedups[str(r['workers'])]:.2f}x |" for r in results]
+        Path(args.out).with_suffix(".md").write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

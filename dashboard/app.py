@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import secrets
 from pathlib import Path
 
@@ -12,18 +11,19 @@ from dash import Dash
 from dashboard import guard, jobs
 from dashboard.auth import ThrottledBasicAuth
 from dashboard.figures import warm_default_template
-from dashboard.jobs import LocalWorker
+from dashboard.jobs import LocalWorker, start_local_workers
 from dashboard.shell import controls, downloads, heading, health, upload, url
 from dashboard.shell.page import page
 from dashboard.views import compare, headmap, matrix, sentence, single
 from workers.config import settings
-from workers.runtime import local_queue
 
 ASSETS = Path(__file__).parent / "assets"
 
 
-def create_app(cache_dir: str | Path | None = None, start_worker: bool = True) -> Dash:
-    """Build the app over a cache directory; starts the local worker unless told not to."""
+def create_app(cache_dir: str | Path | None = None, start_worker: bool = True,
+               local_worker: LocalWorker | None = None) -> Dash:
+    """Build the app over a cache directory; starts the local workers unless told not to or given them started
+    (`start_local_workers`)."""
     cache_dir = Path(cache_dir or settings().cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
     jobs.set_cache_dir(cache_dir)
@@ -43,11 +43,5 @@ def create_app(cache_dir: str | Path | None = None, start_worker: bool = True) -
         view.register(app)
     # A request may carry an upload as base64 (4/3 of its size); anything bigger is refused at the door.
     app.server.config["MAX_CONTENT_LENGTH"] = config.max_upload_bytes * 4 // 3 + 2**20
-    workers = config.local_workers
-    app.local_worker = LocalWorker(cache_dir, workers) if start_worker and not jobs.team_mode() else None
-    if app.local_worker is not None:
-        dropped = local_queue.drop_bulk_jobs(jobs.store_for(str(cache_dir)))
-        if dropped:
-            logging.getLogger(__name__).info("dropped %d matrix jobs left queued by an earlier run", dropped)
-        app.local_worker.start()
+    app.local_worker = local_worker or (start_local_workers(cache_dir) if start_worker else None)
     return app

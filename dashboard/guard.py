@@ -155,7 +155,7 @@ def view_style(value: Any) -> str | None:
 def computed(request_check: Check) -> Check:
     """A computed view's record: the request, and the store keys the server resolves for it (or an error)."""
     def check(value: Any) -> str | None:
-        problem = _with_only(value, ("request",), ("keys", "causal", "error", "pending"))
+        problem = _with_only(value, ("request",), ("keys", "causal", "error", "pending", "lines"))
         if problem is not None or (problem := request_check(value["request"])) is not None:
             return problem
         if "pending" in value:
@@ -172,20 +172,37 @@ def _keys_problem(value: dict) -> str | None:
     from workers.models.registry import read_spec
     from workers.pipeline.keys import resolve
 
-    if set(value) != {"request", "keys", "causal"}:
+    if set(value) - {"lines"} != {"request", "keys", "causal"}:
         return "malformed computed view"
+    if "lines" in value and (problem := lines_state(value["lines"])) is not None:
+        return problem
     request_ = HeadRequest.from_dict(value["request"])
     if value["keys"] != resolve(request_).__dict__ or value["causal"] is not read_spec(request_.model).causal:
         return "the stored keys do not belong to this request"
     return None
 
 
+LINES_FIELDS = {"done": ("state",), "waiting": ("state", "message"), "error": ("state", "error")}
+
+
+def lines_state(value: Any) -> str | None:
+    """The state of a picture's lines (its head's attention within each text): done, or waiting with the job's
+    message, or failed with its error. Only shown as text: the server reads the attention by its own keys."""
+    if not isinstance(value, dict) or value.get("state") not in LINES_FIELDS:
+        return "malformed lines state"
+    fields = LINES_FIELDS[value["state"]]
+    return _with_only(value, fields) or next(filter(None, (text(MAX_TEXT)(value[f]) for f in fields)), None)
+
+
 def job_record(request_check: Check) -> Check:
-    """A view being computed: its request and when the page asked for it (a time stamp, only shown as seconds)."""
+    """A view being computed: its request and when the page asked for it (a time stamp, only shown as seconds);
+    "lines": true once the picture is drawn and its lines are being computed."""
     def check(value: Any) -> str | None:
-        problem = _with_only(value, ("request", "started"))
+        problem = _with_only(value, ("request", "started"), ("lines",))
         if problem is None and not _time_stamp(value["started"]):
             problem = "malformed time stamp"
+        if problem is None and value.get("lines", True) is not True:
+            problem = "malformed lines flag"
         return problem or request_check(value["request"])
     return check
 

@@ -1,5 +1,5 @@
-"""The dashboard's one door to computation: submit a job (a picture, its fidelity, a model's summaries or head
-map), poll it, read finished results; the web process never computes them.
+"""The dashboard's one door to computation: submit a job (a picture, its fidelity, a head's attention within each
+text, a model's summaries or head map), poll it, read finished results; the web process never computes them.
 
 Embedded default: a local worker process (workers.runtime.local_queue) fed through a diskcache queue,
 started and supervised here. Nothing in this module imports torch.
@@ -8,6 +8,7 @@ started and supervised here. Nothing in this module imports torch.
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import subprocess
 import sys
@@ -20,10 +21,11 @@ from typing import Any
 import numpy as np
 
 from dashboard.figures.single import HeadData
-from workers.contracts.requests import HeadRequest, job_request, stage_of
+from workers.contracts.requests import HeadRequest, ViewKeys, job_request, stage_of
+from workers.contracts.results import TextAttention
 from workers.core import metrics
 from workers.core.tokens import with_readable
-from workers.pipeline.keys import resolve, stage_done
+from workers.pipeline.keys import attention_keys, head_template, resolve, stage_done
 from workers.runtime import local_queue
 from workers.store import Store
 
@@ -72,6 +74,21 @@ class LocalWorker:
                 process.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+def start_local_workers(cache_dir: str | Path) -> LocalWorker | None:
+    """Start the embedded mode's worker processes over a cache directory (None in team mode), after dropping the
+    matrix jobs an earlier run left queued."""
+    from workers.config import settings
+
+    if team_mode():
+        return None
+    dropped = local_queue.drop_bulk_jobs(store_for(str(cache_dir)))
+    if dropped:
+        logging.getLogger(__name__).info("dropped %d matrix jobs left queued by an earlier run", dropped)
+    workers = LocalWorker(Path(cache_dir), settings().local_workers)
+    workers.start()
+    return workers
 
 
 _CACHE_DIR: list[str] = []
@@ -244,6 +261,14 @@ def measure(request: HeadRequest, stage: str, store: Store, client: str | None, 
     return _waiting(status["progress"], status["message"])
 
 
+def lines_look(request: HeadRequest, store: Store, client: str | None) -> dict[str, Any]:
+    """One look at what a head's selected-text lines and position mean are drawn from (stage "attention": one job
+    per head, whatever the picture): {"state": "done"}, {"state": "waiting", "message"} or {"state": "error",
+    "error"}; submitted (urgent) unless stored, queued or running."""
+    seen = measure(head_template(request), "attention", store, client)
+    return {"state": "waiting", "message": seen["message"]} if seen["state"] == "waiting" else seen
+
+
 def _job_look(job: dict[str, Any], store: Store, client: str | None, submit: bool, urgent: bool = True
               ) -> dict[str, Any]:
     """The job's record, submitting it first (within the session's job limit) when it is neither queued, running
@@ -319,10 +344,37 @@ def stored_coords(key: str) -> np.ndarray:
     return _arrays(key)["coords"]
 
 
-def head_data(keys: dict[str, str], causal: bool) -> HeadData:
-    """Everything the single and sentence views draw for one head."""
+def head_data(keys: dict[str, str], causal: bool, attention: TextAttention | None = None) -> HeadData:
+    """Everything the single view draws for one head (its lines from `attention`, when stored)."""
     return HeadData(coords=stored_coords(keys["coords"]), tokens=tokens_table(keys["tokens"]),
-                    q=stored_vector(keys["q"]), k=stored_vector(keys["k"]), causal=causal)
+                    q=stored_vector(keys["q"]), k=stored_vector(keys["k"]), causal=causal, attention=attention)
+
+
+def stored_attention(keys: dict[str, str], causal: bool) -> TextAttention | None:
+    """A head's stored attention within every text and its value norms (workers.contracts.results.TextAttention),
+    or None when it is not stored; `keys` the head's view keys."""
+    arrays = _stored_or_none(attention_keys(ViewKeys(**keys), causal)[0])
+    return None if arrays is None else TextAttention.from_arrays(arrays)
+
+
+def stored_position_mean(keys: dict[str, str], causal: bool) -> dict[str, np.ndarray] | None:
+    """A head's stored mean attention by position, mean and count [P, P], or None when it is not stored."""
+    return _stored_or_none(attention_keys(ViewKeys(**keys), causal)[1])
+
+
+def _stored_or_none(key: str) -> dict[str, np.ndarray] | None:
+    """Stored arrays by key (cached like _arrays), or None when absent or damaged."""
+    try:
+        return _arrays(key) if store().has(key) else None
+    except KeyError:  # damaged since: removed, to be computed again
+        return None
+
+
+def lines_of(computed: dict[str, Any]) -> TextAttention | None:
+    """The stored attention a computed picture's lines are drawn from, once its look says it is stored."""
+    if computed.get("lines", {}).get("state") != "done":
+        return None
+    return stored_attention(computed["keys"], computed["causal"])
 
 
 def hovered_sentence(tokens_key: str, index: int) -> tuple[list[str], str, int] | None:

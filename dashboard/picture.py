@@ -2,9 +2,10 @@
 
 `layout(prefix, …)` builds the graph (and a title line if asked), the request store the URL sync writes, the job
 store, the poll interval and the computed-keys store, all named `{prefix}-{part}` (dashboard.ids.picture);
-`register(app, prefix, …)` follows the picture's job: each look (the request changed, or a poll tick) submits or
-reads its status, and the web process never waits on a job and never runs one; `figure(…)` draws a computed
-record. The single view uses one (`single`), the side-by-side view two (`compare-a`, `compare-b`).
+`register(app, prefix, …)` follows the picture's job, and then the job of its head's attention within each text
+(what a selected text's lines are drawn from): each look (the request changed, or a poll tick) submits or reads
+their status, and the web process never waits on a job and never runs one; `figure(…)` draws a computed record.
+The single view uses one (`single`), the side-by-side view two (`compare-a`, `compare-b`).
 """
 
 from __future__ import annotations
@@ -21,36 +22,55 @@ from dashboard.figures.single import Style, empty_figure, single_figure, values_
 from dashboard.shell.widgets import GRAPH_CONFIG, POLL_MS, corpus_label
 from workers.contracts.requests import HeadRequest
 from workers.models.registry import read_spec
+from workers.pipeline.keys import resolve
 
 
 @dataclass(frozen=True)
 class Look:
-    """What one look found: the computed record once finished (or failed), else the job record to keep polling."""
+    """What one look found: the computed record once the picture is finished (or failed), else the job record to
+    keep polling; a finished picture whose lines are still computed keeps a job record too."""
 
-    computed: dict[str, Any] | None  # {"request", "keys", "causal"} or {"request", "error"}; None while waiting
-    job: dict[str, Any] | None  # {"request", "started"} while waiting
+    computed: dict[str, Any] | None  # {"request", "keys", "causal", "lines"} or {"request", "error"}; None: waiting
+    job: dict[str, Any] | None  # {"request", "started"} while the picture is computed (+ "lines": its lines)
     percent: int  # progress 0..100
     message: str  # '' once finished
+    repeat: bool = False  # a poll tick that found nothing new (the picture's lines still being computed)
 
     @property
     def waiting(self) -> bool:
-        """Whether the page should look again."""
+        """Whether the picture itself is still being computed."""
         return self.computed is None
 
 
 def look(data: dict[str, Any], job: dict[str, Any] | None, client: str | None, asked: bool) -> Look:
     """One look at the view `data` (a HeadRequest's fields); asked: the page just asked for it (submit again even
-    if an earlier try failed), else a poll tick of the job record `job`."""
+    if an earlier try failed), else a poll tick of the job record `job`. The head's attention within each text is
+    submitted at the first look too (it runs beside the picture) and followed until stored."""
     fresh = asked or not job or job.get("request") != data
     started = time.time() if fresh else float(job["started"])
     request = HeadRequest.from_dict(data)
-    seen = jobs.follow(request, jobs.store(), client, submit=fresh)
+    store = jobs.store()
+    if not fresh and job.get("lines"):  # the picture was drawn; only its lines are awaited
+        return _finished(data, resolve(request).__dict__, read_spec(request.model).causal,
+                         jobs.lines_look(request, store, client), started, repeat=True)
+    seen = jobs.follow(request, store, client, submit=fresh)  # the picture first: it extracts, and says so
+    lines = jobs.lines_look(request, store, client) if request.vectors == "qk" and seen["state"] != "error" else None
     if seen["state"] == "done":
-        return Look({"keys": seen["keys"], "request": data, "causal": read_spec(request.model).causal}, None, 100, "")
+        return _finished(data, seen["keys"], read_spec(request.model).causal, lines, started)
     if seen["state"] == "error":
         return Look({"error": seen["error"], "request": data}, None, 0, "")
     return Look(None, {"request": data, "started": started}, max(3, int(100 * seen["progress"])),
                 f"{seen['message']} · {time.time() - started:.0f} s")
+
+
+def _finished(data: dict[str, Any], keys: dict[str, str], causal: bool, lines: dict[str, Any] | None,
+              started: float, repeat: bool = False) -> Look:
+    """A finished picture's look: its computed record (with the state of its lines, when it has any) and, while
+    its lines are computed, a job record to keep following them (repeat: a tick on which they are still)."""
+    computed = {"keys": keys, "request": data, "causal": causal, **({"lines": lines} if lines else {})}
+    if lines and lines["state"] == "waiting":
+        return Look(computed, {"request": data, "started": started, "lines": True}, 100, "", repeat)
+    return Look(computed, None, 100, "")
 
 
 def layout(prefix: str, placeholder: str, title: bool = False) -> list:
@@ -86,7 +106,9 @@ def register(app: Dash, prefix: str, progress: Sequence[Output] = (),
         seen = look(data, job, client, asked=asked)
         if seen.waiting:
             return pending(data) if asked else no_update, seen.job, False, *shown(seen)
-        return seen.computed, None, True, *shown(seen)
+        if seen.repeat:  # the picture is drawn and its lines still computed: nothing new to draw
+            return no_update, seen.job, False, *(no_update,) * len(progress)
+        return seen.computed, seen.job, seen.job is None, *shown(seen)
 
 
 def pending(data: dict[str, Any]) -> dict[str, Any]:
@@ -115,4 +137,14 @@ def figure(computed: dict[str, Any], style: Style, revision: str, what: str = "t
     if computed["request"].get("vectors") == "v":
         return values_figure(jobs.stored_coords(keys["coords"]), jobs.tokens_table(keys["tokens"]),
                              jobs.stored_vector(keys["v"]), style, revision)
-    return single_figure(jobs.head_data(keys, computed["causal"]), style, revision)[0]
+    return single_figure(jobs.head_data(keys, computed["causal"], jobs.lines_of(computed)), style, revision)[0]
+
+
+def lines_note(computed: dict[str, Any]) -> str:
+    """What a picture's selected-text lines wait for, or why they are missing ('' once they can be drawn)."""
+    lines = computed.get("lines") or {"state": "done"}
+    if lines["state"] == "waiting":
+        return f"its attention lines follow once this head's attention is computed ({lines['message']})"
+    if lines["state"] == "error":
+        return f"no attention lines: {lines['error']}"
+    return ""

@@ -150,11 +150,26 @@ def allow_unlisted_models_for(command: str) -> None:
         os.environ.pop("QK_ATLAS_ALLOW_UNLISTED_MODELS", None)
 
 
+def check_placement(command: str) -> None:
+    """Refuse to start, with a one-line ValueError, on a QK_ATLAS_DEVICE / _DTYPE / _DEVICE_MAP of the wrong form or
+    naming what this machine lacks (a GPU, accelerate). serve imports torch for it only when the device setting could
+    name a missing one (auto and cpu always exist): the web process never loads torch."""
+    from workers.config import settings
+
+    config = settings()
+    if command == "serve" and not config.device_may_be_missing():
+        return
+    from workers.models.devices import placement
+
+    placement(config)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `qk-atlas` console script."""
     args = build_parser().parse_args(argv)
     allow_unlisted_models_for(args.command)
     try:
+        check_placement(args.command)
         return {"export": export, "heads": heads, "serve": serve}[args.command](args)
     except (CorpusError, ModelError, ValueError, OSError) as exc:
         print(f"\nqk-atlas: error: {exc}", file=sys.stderr)

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
+
+DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")  # QK_ATLAS_DEVICE: auto = a CUDA GPU when torch sees one, else cpu
+DTYPES = ("float32", "bfloat16", "float16")  # QK_ATLAS_DTYPE: the precision the model runs in
+DEVICE_MAPS = ("none", "auto")  # QK_ATLAS_DEVICE_MAP: auto spreads a model over the GPUs (accelerate)
 
 
 def _int_env(name: str, default: int) -> int:
@@ -37,6 +42,14 @@ class Settings:
     min_free_bytes: int
     uploads_max_bytes: int
     uploads_max_age_days: int
+    device: str
+    dtype: str
+    device_map: str | None
+
+    def device_may_be_missing(self) -> bool:
+        """Whether the device settings could name what this machine lacks (auto and cpu always exist, and need no
+        accelerate): only then does a process import torch as it starts, to check them."""
+        return self.device not in ("auto", "cpu") or self.device_map is not None
 
 
 def _parse_corpora(raw: str) -> dict[str, str]:
@@ -69,7 +82,42 @@ def settings() -> Settings:
         min_free_bytes=max(0, _int_env("QK_ATLAS_MIN_FREE_MB", 200)) * 10**6,
         uploads_max_bytes=max(1, _int_env("QK_ATLAS_UPLOADS_MAX_MB", 500)) * 10**6,
         uploads_max_age_days=max(1, _int_env("QK_ATLAS_UPLOADS_MAX_AGE_DAYS", 30)),
+        device=_device(),
+        dtype=_choice_env("QK_ATLAS_DTYPE", DTYPES),
+        device_map=_device_map(),
     )
+
+
+def _choice_env(name: str, allowed: tuple[str, ...]) -> str:
+    """One of `allowed` (the first when unset); a one-line error naming them all otherwise."""
+    raw = os.environ.get(name, "").strip().lower()
+    if not raw:
+        return allowed[0]
+    if raw not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {raw!r}")
+    return raw
+
+
+def _device() -> str:
+    """QK_ATLAS_DEVICE: auto (default), cpu, cuda, cuda:N or mps; whether it exists is checked where torch runs
+    (workers.models.devices)."""
+    raw = os.environ.get("QK_ATLAS_DEVICE", "").strip().lower() or "auto"
+    if raw not in DEVICES and not re.fullmatch(r"cuda:\d+", raw):
+        raise ValueError(f"QK_ATLAS_DEVICE must be one of {', '.join(DEVICES)} (N a GPU's number); got {raw!r}")
+    return raw
+
+
+def _device_map() -> str | None:
+    """QK_ATLAS_DEVICE_MAP: None (one device) or "auto" (the model's layers spread over the GPUs, then CPU memory);
+    auto leaves the placement to accelerate, so QK_ATLAS_DEVICE must leave it open (auto or cuda)."""
+    value = _choice_env("QK_ATLAS_DEVICE_MAP", DEVICE_MAPS)
+    if value == "none":
+        return None
+    device = _device()
+    if device not in ("auto", "cuda"):
+        raise ValueError(f"QK_ATLAS_DEVICE_MAP=auto places the model over every GPU itself: set QK_ATLAS_DEVICE to "
+                         f"auto or cuda, not {device!r}")
+    return value
 
 
 PLACEHOLDER_PASSWORDS = ("change-me", "changeme", "password")

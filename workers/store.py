@@ -6,8 +6,11 @@ import hashlib
 import io
 import json
 import logging
+import re
 import shutil
 import sqlite3
+import struct
+import threading
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -50,9 +53,67 @@ def unsealed(raw: bytes) -> bytes | None:
 
 
 def bytes_to_arrays(raw: bytes) -> dict[str, np.ndarray]:
-    """.npz bytes -> dict of arrays, refusing pickled objects."""
-    with np.load(io.BytesIO(raw), allow_pickle=False) as data:
-        return {name: data[name] for name in data.files}
+    """.npz bytes -> dict of arrays, refusing pickled objects; safe to call from many threads at once.
+
+    numpy's reader parses each .npy header with `ast.literal_eval`, which CPython 3.11 cannot run in two threads at
+    once (the AST constructor's recursion depth is one per interpreter: a thread switch inside it, e.g. from a
+    finalizer that the garbage collector runs, raises "SystemError: AST constructor recursion depth mismatch").
+    The headers `np.savez` writes have one exact form, read here by `npy_header` without `ast`; any other header
+    (a structured dtype, a header of format 2 or 3) goes to numpy's parser, one thread at a time."""
+    arrays = {}
+    with zipfile.ZipFile(io.BytesIO(raw)) as archive:
+        for info in archive.infolist():
+            if not info.filename.endswith(".npy"):
+                raise ValueError(f"not an array in the archive: {info.filename!r}")
+            with archive.open(info) as member:
+                arrays[info.filename[: -len(".npy")]] = _read_npy(member)
+    return arrays
+
+
+NPY_MAGIC = b"\x93NUMPY"
+# the header np.save writes (format 1.0): a dict literal in one fixed form, padded with spaces to a newline
+NPY_HEADER = re.compile(r"\{'descr': '([<>|=][a-zA-Z]\d*(?:\[\w+\])?)', 'fortran_order': (True|False), "
+                        r"'shape': \(((?:\d+, )*\d+,?|)\), \} *\n")
+_NUMPY_HEADER_LOCK = threading.Lock()  # numpy's own header parser (ast) runs in one thread at a time
+
+
+def npy_header(header: bytes) -> tuple[np.dtype, tuple[int, ...], bool] | None:
+    """(dtype, shape, fortran order) of a format-1.0 .npy header dict as np.save writes it; None for any other
+    form (left to numpy's parser); ValueError for an object dtype (a pickle)."""
+    match = NPY_HEADER.fullmatch(header.decode("latin1"))
+    if match is None:
+        return None
+    descr, fortran, shape_text = match.groups()
+    dtype = np.dtype(descr)
+    if dtype.hasobject:
+        raise ValueError("object arrays (pickles) are refused")
+    shape = tuple(int(n) for n in shape_text.replace(",", " ").split())
+    return dtype, shape, fortran == "True"
+
+
+def _read_npy(member: io.BufferedIOBase) -> np.ndarray:
+    """One .npy member of an archive -> a new writable array (the bytes read straight into it)."""
+    prefix = member.read(len(NPY_MAGIC) + 4)
+    if len(prefix) < len(NPY_MAGIC) + 4 or not prefix.startswith(NPY_MAGIC):
+        raise ValueError("not a .npy array (bad magic)")
+    version = prefix[len(NPY_MAGIC)], prefix[len(NPY_MAGIC) + 1]
+    parsed = npy_header(member.read(struct.unpack("<H", prefix[-2:])[0])) if version == (1, 0) else None
+    if parsed is None:
+        member.seek(0)
+        with _NUMPY_HEADER_LOCK:
+            return np.lib.format.read_array(member, allow_pickle=False)
+    dtype, shape, fortran = parsed
+    array = np.empty(shape, dtype=dtype, order="F" if fortran else "C")
+    view = memoryview(array.reshape(-1, order="A").view(np.uint8))
+    filled = 0
+    while filled < len(view):
+        got = member.readinto(view[filled:])
+        if not got:
+            raise EOFError(f"array data cut short: {filled} of {len(view)} bytes")
+        filled += got
+    if member.read(1):
+        raise ValueError("trailing bytes after the array data")
+    return array
 
 
 class StoreError(RuntimeError):

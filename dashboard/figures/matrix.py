@@ -23,8 +23,7 @@ STEP = 1180  # cell size plus the gap between cells
 
 def unit_cell(coords: np.ndarray) -> np.ndarray:
     """[n, 2] -> the same picture in [0, 1]², robust to outliers (1st-99th percentile), aspect kept."""
-    low = np.percentile(coords, 1, axis=0)
-    high = np.percentile(coords, 99, axis=0)
+    low, high = np.percentile(coords, [1, 99], axis=0)
     span = float(max(high - low)) or 1.0
     centred = (coords - (low + high) / 2) / span + 0.5
     return np.clip(centred, -0.02, 1.02).astype(np.float32)
@@ -65,8 +64,10 @@ def matrix_figure(cells: dict[tuple[int, int], np.ndarray], n_layers: int, n_hea
                   matches: np.ndarray | None = None, provisional: set | None = None,
                   slots: dict[tuple[int, int], tuple[int, int]] | None = None,
                   labels: dict[tuple[int, int], str] | None = None,
-                  tint: tuple[dict[tuple[int, int], float], str] | None = None) -> go.Figure:
-    """cells: (layer, head) -> coords [2N, 2] (queries then keys); sample: token rows drawn per head;
+                  tint: tuple[dict[tuple[int, int], float], str] | None = None, in_unit_cell: bool = False
+                  ) -> go.Figure:
+    """cells: (layer, head) -> coords [2N, 2] (queries then keys), or with `in_unit_cell` already the sample's rows
+    through `unit_cell` [2S, 2]; sample: token rows drawn per head;
     provisional: cells drawn with a stand-in projection (dashed frame) until the requested one finishes;
     slots: where each head goes when ranked (default: row = layer, column = head), labels: a line above each cell;
     tint: (per-head values, their name) to colour each cell's background, with a colour bar."""
@@ -76,9 +77,9 @@ def matrix_figure(cells: dict[tuple[int, int], np.ndarray], n_layers: int, n_hea
         if (layer, head) not in slots:
             continue
         n_tokens = len(coords) // 2
-        rows = np.concatenate([sample, sample + n_tokens])
+        unit = coords if in_unit_cell else unit_cell(coords[np.concatenate([sample, sample + n_tokens])])
         origin = np.array(cell_origin(*slots[(layer, head)], n_layers))
-        points = (np.round(unit_cell(coords[rows]) * CELL) + origin).astype(np.uint16)
+        points = (np.round(unit * CELL) + origin).astype(np.uint16)
         placed["query"].append(points[: len(sample)])
         placed["key"].append(points[len(sample):])
         if matches is not None and len(matches):
@@ -91,7 +92,7 @@ def matrix_figure(cells: dict[tuple[int, int], np.ndarray], n_layers: int, n_hea
     fills, value_range = tint_colours(tint[0]) if tint else ({}, (0.0, 1.0))
     if tint:
         traces.append(_colour_bar(value_range, tint[1]))
-    figure = go.Figure(traces)
+    figure = go.Figure(traces, _validate=False)  # a frame per cell: plotly's validation costs ~1 ms a shape
     _decorate(figure, cells, n_layers, n_heads, provisional or set(), slots, labels, fills)
     return figure
 
@@ -112,6 +113,14 @@ def _role_trace(parts: list[np.ndarray], name: str, colour: str, size: float = 2
     points = np.vstack(parts) if parts else np.zeros((0, 2), np.uint16)
     return go.Scattergl(x=points[:, 0], y=points[:, 1], mode="markers", name=name, hoverinfo="none",
                         marker={"size": size, "color": colour, "opacity": opacity})
+
+
+LABELLED_PER_AXIS = 16  # at most about this many layer (or head) labels: every k-th one beyond that
+
+
+def label_step(count: int) -> int:
+    """Label every k-th layer or head so that at most about LABELLED_PER_AXIS labels stand side by side."""
+    return max(1, -(-count // LABELLED_PER_AXIS))
 
 
 def _decorate(figure: go.Figure, cells: dict, n_layers: int, n_heads: int, provisional: set,
@@ -136,11 +145,11 @@ def _decorate(figure: go.Figure, cells: dict, n_layers: int, n_heads: int, provi
             annotations.append({"x": x + CELL / 2, "y": y + CELL + 90, "text": labels[cell], "showarrow": False,
                                 "font": {"size": 9}})
     if labels is None:
-        for layer in range(n_layers):
+        for layer in range(0, n_layers, label_step(n_layers)):
             x, y = cell_origin(layer, 0, n_layers)
             annotations.append({"x": x - 100, "y": y + CELL / 2, "text": f"L{layer}", "showarrow": False,
                                 "xanchor": "right", "font": {"size": 11}})
-        for head in range(n_heads):
+        for head in range(0, n_heads, label_step(n_heads)):
             x, y = cell_origin(0, head, n_layers)
             annotations.append({"x": x + CELL / 2, "y": y + CELL + 120, "text": f"H{head}", "showarrow": False,
                                 "font": {"size": 11}})

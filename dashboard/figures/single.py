@@ -14,6 +14,7 @@ import plotly.graph_objects as go
 from dashboard.figures import LEGEND_BELOW, MODEBAR, colour_bar_left
 from dashboard.figures.text import labels_that_fit, plotly_text
 from workers.contracts.choices import COLOURS, ROLE_PLURALS
+from workers.contracts.results import TextAttention
 from workers.core import metrics
 from workers.core.tokens import with_readable
 
@@ -39,13 +40,15 @@ CATEGORIES = {"position_mod5": ["0", "1", "2", "3", "4"], "kind": ["ordinary", "
 
 @dataclass
 class HeadData:
-    """One head's arrays: coords [2N, dims] (queries then keys), tokens table, raw q and k [N, d_head]."""
+    """One head's arrays: coords [2N, dims] (queries then keys), tokens table, raw q and k [N, d_head], and its
+    stored attention within each text (the selected text's lines; None while the workers compute it)."""
 
     coords: np.ndarray
     tokens: dict[str, np.ndarray]
     q: np.ndarray
     k: np.ndarray
     causal: bool
+    attention: TextAttention | None = None
 
 
 @dataclass(frozen=True)
@@ -202,11 +205,12 @@ def overlay_traces(data: HeadData, style: Style) -> tuple[list[go.BaseTraceType]
                                     size=MATCH_SIZE, labelled=labelled)
     if style.text is not None and style.text >= 0:
         rows = metrics.text_rows(data.tokens["text_id"], style.text)
-        if len(rows):
-            attention = metrics.head_text_attention(data.q, data.k, rows, data.causal)
+        attention = data.attention.of(style.text) if data.attention is not None and len(rows) else None
+        if attention is not None:
             traces += _line_traces(data, rows, attention)
-            traces += _highlight_traces(data, style, rows, "selected text", "#ff7f0e", text=True)
             counts["lines"] = int((attention >= LINE_THRESHOLD).sum())
+        if len(rows):
+            traces += _highlight_traces(data, style, rows, "selected text", "#ff7f0e", text=True)
     return traces, counts
 
 

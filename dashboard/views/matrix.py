@@ -13,7 +13,7 @@ import numpy as np
 from dash import Dash, Input, Output, State, ctx, dcc, html, no_update
 
 from dashboard import ids, jobs
-from dashboard.figures.matrix import cell_at, matrix_figure, ranked_slots
+from dashboard.figures.matrix import cell_at, matrix_figure, ranked_slots, unit_cell
 from dashboard.figures.single import empty_figure
 from dashboard.shell import url
 from dashboard.shell.widgets import GRAPH_CONFIG, TIPS
@@ -41,7 +41,8 @@ TINT_LABELS = {"none": "nothing", **{value: label.removesuffix(" (ranked)") for 
                                      if value != "grid"}}
 KEEP_DEBOUNCE_S = 0.6  # the threshold applies once typing pauses this long (seconds: dcc.Input's unit)
 PROGRESS_STYLE = {"height": "1.2rem"}
-SAMPLE_TOKENS = 2000  # tokens drawn per head (each a query and a key); stated in the status line
+SAMPLE_TOKENS = 2000  # at most this many tokens drawn per head (each a query and a key); stated in the status line
+POINT_BUDGET = 300_000  # points in the whole figure: cells of a many-head model draw fewer tokens each
 PREVIEW_NOTES = {choice.value: choice.preview_note for choice in METHODS if choice.preview_note}
 
 
@@ -82,21 +83,40 @@ def _template(request: dict[str, Any]) -> HeadRequest:
                        method=request["method"], dims=2, preview=True)
 
 
-@lru_cache(maxsize=256)
-def _coords(key: str) -> np.ndarray:
-    """One head's coords (content-addressed, cached)."""
+@lru_cache(maxsize=4096)
+def _sampled_coords(key: str, size: int) -> np.ndarray:
+    """One head's coords at the matrix's token sample of this size, scaled into its cell (`unit_cell`): [2S, 2],
+    queries then keys (cached per content key, so a redraw reads and scales no head twice and holds only the drawn
+    points)."""
     arrays = jobs.store().get_arrays(key)
     if arrays is None:
         raise KeyError(key)
-    return arrays["coords"]
+    coords = arrays["coords"]
+    n_tokens = len(coords) // 2
+    rows = token_sample(n_tokens, size)
+    return unit_cell(coords[np.concatenate([rows, rows + n_tokens])])
 
 
-def _readable_coords(keys: dict[str, str]) -> np.ndarray | None:
-    """A cell's coords, or None when the stored entry was damaged (the store removed it; the poll resubmits it)."""
+def _readable_coords(keys: dict[str, str], size: int = SAMPLE_TOKENS) -> np.ndarray | None:
+    """A cell's coords at the token sample [2S, 2], or None when the stored entry was damaged (the store removed
+    it; the poll resubmits it)."""
     try:
-        return _coords(keys["coords"])
+        return _sampled_coords(keys["coords"], size)
     except KeyError:
         return None
+
+
+def tokens_per_cell(n_tokens: int, n_cells: int, budget: int = POINT_BUDGET, cap: int = SAMPLE_TOKENS) -> int:
+    """Tokens drawn in each cell: all of them up to `cap`, fewer when the cells' queries and keys together
+    would pass the figure's point budget (2 points a token per cell)."""
+    return max(1, min(n_tokens, cap, budget // (2 * max(n_cells, 1))))
+
+
+def sample_size(cells: dict[tuple[int, int], dict], total: int) -> int:
+    """Tokens drawn per cell for the corpus of these cells' keys, `total` cells sharing the budget."""
+    if not cells:
+        return SAMPLE_TOKENS
+    return tokens_per_cell(len(jobs.tokens_table(next(iter(cells.values()))["tokens"])["token"]), total)
 
 
 def token_sample(n_tokens: int, size: int = SAMPLE_TOKENS) -> np.ndarray:
@@ -217,9 +237,9 @@ def register(app: Dash) -> None:
         _submitted, held = jobs.submit_limited(client, pending_requests(request), jobs.store(), urgent=False)
         return False, None, held
 
-    @app.callback(Output(ids.MATRIX_GRAPH, "figure"), Output(ids.MATRIX_PROGRESS, "value"),
-                  Output(ids.MATRIX_PROGRESS, "label"), Output(ids.MATRIX_PROGRESS, "style"),
-                  Output(ids.MATRIX_STATUS, "children"),
+    @app.callback(Output(ids.MATRIX_GRAPH, "figure"), Output(ids.MATRIX_GRAPH, "style"),
+                  Output(ids.MATRIX_PROGRESS, "value"), Output(ids.MATRIX_PROGRESS, "label"),
+                  Output(ids.MATRIX_PROGRESS, "style"), Output(ids.MATRIX_STATUS, "children"),
                   Output(ids.MATRIX_INTERVAL, "disabled", allow_duplicate=True),
                   Output(ids.MATRIX_DRAWN, "data", allow_duplicate=True),
                   Output(ids.MATRIX_DEFERRED, "data", allow_duplicate=True),
@@ -231,14 +251,15 @@ def register(app: Dash) -> None:
         """Redraw when more heads have finished (or the search changed); submit heads the job limit held back; the
         progress bar shows while heads are missing (the status line counts them either way)."""
         if not request or not style or style.get("view") != "matrix":
-            return (no_update,) * 8
+            return (no_update,) * 9
         done, total = finished_cells(request)
         # every pending head again (queued ones are not queued twice): heads the session's job limit held back,
         # and heads whose job was dropped (a server restart) or lost
         full = jobs.space_problem(jobs.store())
         pending = pending_requests(request, done) if len(done) < total and full is None else []
         still_held = jobs.submit_limited(client, pending, jobs.store(), urgent=False)[1] if pending else no_update
-        for cell in [cell for cell, keys in done.items() if _readable_coords(keys) is None]:  # damaged: again
+        size = sample_size(done, total)
+        for cell in [cell for cell, keys in done.items() if _readable_coords(keys, size) is None]:  # damaged: again
             del done[cell]
             jobs.backend().submit(replace(_template(request), layer=cell[0], head=cell[1]).to_dict(), jobs.store(),
                                   urgent=False)
@@ -254,7 +275,7 @@ def register(app: Dash) -> None:
         finished = len(done) == total and not unsummarised and not untinted
         signature["full"] = full
         if drawn == signature and ctx.triggered_id == ids.MATRIX_INTERVAL:
-            return (no_update,) * 5 + (finished, no_update, still_held)
+            return (no_update,) * 6 + (finished, no_update, still_held)
         spec = read_spec(request["model"])
         keep = style.get("keep", "") if order != "grid" else ""
         slots, labels = ranking(kept(values, keep) if values is not None else None, spec.n_heads)
@@ -278,7 +299,17 @@ def register(app: Dash) -> None:
             status += (f" · {waiting} heads wait for this session's earlier jobs to finish (at most "
                        f"{jobs.job_limit()} unfinished at once, QK_ATLAS_MAX_JOBS_PER_USER)")
         bar = {**PROGRESS_STYLE, "display": "none" if len(done) == total else "flex"}
-        return figure, percent, f"{len(done)}/{total} heads", bar, status, finished, signature, still_held
+        return (figure, graph_style(spec.n_layers), percent, f"{len(done)}/{total} heads", bar, status, finished,
+                signature, still_held)
+
+
+MIN_CELL_PX = 18  # a cell stays at least this tall (the view scrolls), so a many-layer model's cells take a click
+FIGURE_MARGIN_PX = 90  # the figure's margins, labels and legend
+
+
+def graph_style(n_layers: int) -> dict[str, str]:
+    """The matrix graph's style: tall enough for MIN_CELL_PX a row when the window alone would not be."""
+    return {"minHeight": f"{MIN_CELL_PX * n_layers + FIGURE_MARGIN_PX}px"}
 
 
 def cells_figure(done: dict[tuple[int, int], dict], provisional: dict[tuple[int, int], dict], spec, search: str,
@@ -290,13 +321,20 @@ def cells_figure(done: dict[tuple[int, int], dict], provisional: dict[tuple[int,
         return matrix_figure({}, spec.n_layers, spec.n_heads, np.arange(0)), f"0/{total} heads computed…"
     tokens = jobs.tokens_table(next(iter(shown_cells.values()))["tokens"])
     n = len(tokens["token"])
-    sample = token_sample(n)
+    size = sample_size(shown_cells, total)
+    sample = token_sample(n, size)
     matches = np.flatnonzero(metrics.search_matches(tokens["label"], search)) if search.strip() else None
-    cells = {cell: coords for cell, keys in shown_cells.items() if (coords := _readable_coords(keys)) is not None}
-    figure = matrix_figure(cells, spec.n_layers, spec.n_heads, sample, matches, provisional=set(provisional),
-                           slots=slots, labels=labels, tint=tint)
+    cells = {cell: coords for cell, keys in shown_cells.items()
+             if (coords := _readable_coords(keys, size)) is not None}
+    drawn = np.arange(len(sample))  # the cells hold the sample's rows already
+    figure = matrix_figure(cells, spec.n_layers, spec.n_heads, drawn,
+                           None if matches is None else np.flatnonzero(np.isin(sample, matches)),
+                           provisional=set(provisional), slots=slots, labels=labels, tint=tint, in_unit_cell=True)
     status = (f"{len(done)}/{total} heads · each cell shows {len(sample):,} of {n:,} tokens (sampled, the same "
-              f"tokens in every cell) as a query and a key · click a cell to open it")
+              f"tokens in every cell) as a query and a key")
+    if len(sample) < min(n, SAMPLE_TOKENS):
+        status += f" ({POINT_BUDGET:,} points at most in the whole figure, shared by its {total:,} cells)"
+    status += " · click a cell to open it"
     status += "".join(f" · Note: {note}" for note in tokens.get("notes", []))
     if method in PREVIEW_NOTES:
         status += f" · {PREVIEW_NOTES[method]}"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from functools import lru_cache
 from typing import Any
 
 import dash_bootstrap_components as dbc
@@ -51,14 +50,6 @@ def panel() -> html.Div:
     ], id=ids.SENTENCE_PANEL, className="qk-panel", style={"display": "none"})
 
 
-@lru_cache(maxsize=16)
-def _position_mean(q_key: str, k_key: str, tokens_key: str, causal: bool):
-    """A head's mean attention by position (cached per head)."""
-    q = jobs.stored_vector(q_key)
-    k = jobs.stored_vector(k_key)
-    return metrics.position_attention(q, k, jobs.tokens_table(tokens_key)["text_id"], causal)
-
-
 def clicked_patch(state: ViewState, click: dict | None) -> ViewState:
     """A click on a patch of the image view selects that patch of the shown image; any other click changes nothing."""
     point = (click or {}).get("points", [{}])[0]
@@ -102,27 +93,31 @@ def register(app: Dash) -> None:
             return picture.placeholder(computed), empty_figure("")
         if "keys" not in computed:
             return no_update, no_update
+        lines = computed.get("lines") or {"state": "done"}
+        if lines["state"] != "done":
+            return attention_placeholder(computed["request"], lines), empty_figure("")
         keys, causal = computed["keys"], computed["causal"]
+        within, position = jobs.stored_attention(keys, causal), jobs.stored_position_mean(keys, causal)
+        if within is None or position is None:
+            return empty_figure("This head's attention is no longer stored: reload the page to compute it again"), \
+                empty_figure("")
         tokens = jobs.tokens_table(keys["tokens"])
-        mean, count = _position_mean(keys["q"], keys["k"], keys["tokens"], causal)
         items = "images" if "row" in tokens else "texts"
-        aggregate = aggregate_figure(mean, count, f"L{style['layer']} H{style['head']}: mean attention by "
-                                                  f"position over {len(tokens['texts']):,} {items}")
+        aggregate = aggregate_figure(position["mean"], position["count"], f"L{style['layer']} H{style['head']}: "
+                                     f"mean attention by position over {len(tokens['texts']):,} {items}")
         if style["text"] < 0:
             return empty_figure("Select a text: click a point in the single view, or add &text=N to the URL"), \
                 aggregate
         rows = metrics.text_rows(tokens["text_id"], style["text"])
-        if not len(rows):
+        attention = within.of(style["text"]) if len(rows) else None
+        if attention is None:
             return empty_figure(f"Text {style['text']} is not in this corpus"), aggregate
-        attention = metrics.head_text_attention(jobs.stored_vector(keys["q"]), jobs.stored_vector(keys["k"]),
-                                                rows, causal)
         weighting = ""
         if style.get("weight") == "value":
-            if not keys.get("v"):
-                return empty_figure("This view was computed before value vectors were kept: reload the page"), \
-                    aggregate
-            norms = metrics.vector_norms(jobs.stored_vector(keys["v"])[rows])
-            attention, weighting = metrics.value_weighted(attention, norms), " · attention × ‖v‖, renormalised"
+            if within.value_norms is None:
+                return empty_figure("This head's extraction kept no value vectors: choose 'attention'"), aggregate
+            attention = metrics.value_weighted(attention, within.value_norms[rows])
+            weighting = " · attention × ‖v‖, renormalised"
         if "row" in tokens:  # an image corpus: the image view
             return _image_view(style, tokens, rows, attention, weighting), aggregate
         words = [str(label) for label in tokens["label"][rows]]
@@ -133,6 +128,14 @@ def register(app: Dash) -> None:
         focus = _hovered_query(hover)
         title = shortened(f"text {style['text']}: {tokens['texts'][style['text']]}", 120 - len(weighting)) + weighting
         return sentence_figure(words, attention, focus, title), aggregate
+
+
+def attention_placeholder(request: dict[str, Any], lines: dict[str, Any]) -> Any:
+    """The figure shown while (or why not) the head's attention within each text is computed."""
+    if lines["state"] == "error":
+        return empty_figure(f"Could not compute this head's attention: {lines['error']}")
+    return empty_figure(f"Computing the attention of L{request['layer']} H{request['head']} within each text "
+                        f"({lines['message']})")
 
 
 def _image_view(style: dict[str, Any], tokens: dict, rows, attention, weighting: str = ""):

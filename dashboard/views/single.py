@@ -94,7 +94,7 @@ def register(app: Dash) -> None:
         if computed.get("pending"):
             return picture.placeholder(computed), "", "", None
         request, view_style = computed["request"], picture.style_of(style)
-        data = jobs.head_data(computed["keys"], computed["causal"])
+        data = jobs.head_data(computed["keys"], computed["causal"], jobs.lines_of(computed))
         signature = base_signature(request, view_style)
         if drawn and drawn.get("base") == signature:
             overlays, counts = overlay_traces(on_screen(data), view_style)
@@ -102,7 +102,7 @@ def register(app: Dash) -> None:
         else:
             full, counts = single_figure(data, view_style, "|".join(str(request[k]) for k in sorted(request)))
             figure, overlays = full, full.data[2:]
-        return (figure, selection_text(data.tokens, style), search_text(style, counts),
+        return (figure, selection_text(data.tokens, style, picture.lines_note(computed)), search_text(style, counts),
                 {"base": signature, "overlays": len(overlays)})
 
     @app.callback(Output(ids.FIDELITY, "children"), Output(ids.RELATED_HEADS, "children"),
@@ -250,15 +250,17 @@ def view_status(keys: dict[str, str]) -> str:
     return " · ".join([status, *(f"Note: {note}" for note in tokens.get("notes", []))])
 
 
-def selection_text(tokens: dict, style: dict[str, Any]) -> str:
-    """One line about the selected text."""
+def selection_text(tokens: dict, style: dict[str, Any], lines: str = "") -> str:
+    """One line about the selected text (and, `lines`, what its attention lines wait for)."""
     if style["text"] < 0:
         return "Click a point to select its text and draw its attention."
     rows = tokens["text_id"] == style["text"]
     if not rows.any():
         return f"Text {style['text']} is not in this corpus."
     position = f", token {style['pos']}" if style["pos"] >= 0 else ""
-    return f"Selected text {style['text']}{position} ({int(rows.sum())} tokens): {tokens['texts'][style['text']]}"
+    selected = f"Selected text {style['text']}{position} ({int(rows.sum())} tokens)"
+    return f"{selected}; {lines}: {tokens['texts'][style['text']]}" if lines else \
+        f"{selected}: {tokens['texts'][style['text']]}"
 
 
 def search_text(style: dict[str, Any], counts: dict[str, int]) -> str:

@@ -35,6 +35,44 @@ def test_two_local_workers_share_the_matrix_and_extract_once(isolated_cache):
         workers.stop()
 
 
+def test_the_first_job_waits_for_the_worker_that_preloads_its_model(isolated_cache, monkeypatch):
+    """With two workers, the first one preloads the bundled model; a view asked for meanwhile is left to it by the
+    idle one (which would load the model a second time, competing for the same cores)."""
+    from tests.support.browser import wait_until
+
+    monkeypatch.setenv("QK_ATLAS_PRELOAD_MODEL", "minilm")
+    workers = LocalWorker(isolated_cache, count=2)
+    workers.start()
+    try:
+        store = open_store(isolated_cache)
+        wait_until(lambda: store.get_json(local_queue.PRELOADING_KEY), 60, interval=0.02, what="preloading")
+        first = local_queue.submit(HeadRequest(layer=0, head=0, method="pca").to_dict(), store)
+        record = wait_until(lambda: (r := local_queue.job_status(first, store))["state"] == "done" and r, 300,
+                            interval=0.1, what="the first view")
+        assert record["worker"] == workers.processes[0].pid  # the preloading worker, not the idle one
+        assert store.get_json(local_queue.PRELOADING_KEY) is None
+    finally:
+        workers.stop()
+
+
+def test_jobs_are_left_to_a_preloading_worker_only_while_it_lives_and_only_for_its_model(isolated_cache):
+    queues = (local_queue._queue(isolated_cache, urgent=True), local_queue._queue(isolated_cache))
+    store = open_store(isolated_cache)
+    minilm, gpt = ({"job_id": m, "request": HeadRequest(model=m).to_dict()} for m in ("minilm", "tiny-gpt"))
+    queues[0].extend([minilm, gpt])
+    store.put_json(local_queue.PRELOADING_KEY, {"model": "minilm", "pid": os.getppid()})  # a live process
+    assert local_queue.model_being_preloaded(store) == "minilm"
+    assert local_queue._next_item(queues, "minilm") is None  # the urgent queue starts with minilm: left there
+    assert list(queues[0]) == [minilm, gpt]
+    queues[1].append(gpt)
+    assert local_queue._next_item(queues, "minilm") == gpt  # another model's job is taken meanwhile
+    store.put_json(local_queue.PRELOADING_KEY, {"model": "minilm", "pid": 2**22 + 7})  # a dead preloader
+    assert local_queue.model_being_preloaded(store) is None
+    store.put_json(local_queue.PRELOADING_KEY, {"model": "minilm", "pid": os.getpid()})  # this process's own
+    assert local_queue.model_being_preloaded(store) is None
+    assert local_queue._next_item(queues, None) == minilm
+
+
 RECOVERY_SECONDS = 30  # a killed worker never wedges a view for longer than this
 
 

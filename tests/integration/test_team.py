@@ -60,24 +60,35 @@ def test_same_request_twice_is_one_computation(team):
 
 
 def test_measures_are_jobs_the_workers_compute_and_store(team):
-    """A picture's fidelity, every head's summary and the head map are job stages: a Celery worker computes and
-    stores them (the web process only reads them); the stored fidelity is the picture's, computed here again."""
+    """A picture's fidelity, every head's summary, the head map and a head's attention within each text are job
+    stages: a Celery worker computes and stores them (the web process only reads them); the stored fidelity is the
+    picture's, and a text's stored attention the head's, computed here again."""
+    import numpy as np
+
     from workers.contracts.requests import job_request
+    from workers.core.attention import text_attention
     from workers.core.fidelity import picture_fidelity, sink_keys
-    from workers.pipeline.keys import corpus_template, fidelity_key, head_map_key, stage_done, summary_key
-    from workers.pipeline.stages import head_vectors
+    from workers.pipeline.keys import (
+        corpus_template,
+        fidelity_key,
+        head_map_key,
+        head_template,
+        stage_done,
+        summary_key,
+    )
+    from workers.pipeline.stages import ensure_text_attention, head_vectors
     from workers.runtime import team_jobs
 
     team.start("w1")
     store = open_store()
     request = HeadRequest(layer=1, head=2, method="pca")
     stages = [job_request(request, "fidelity"), job_request(corpus_template(request), "summaries"),
-              job_request(corpus_template(request), "headmap")]
+              job_request(corpus_template(request), "headmap"), job_request(head_template(request), "attention")]
     assert not any(stage_done(job, store) for job in stages)
     ids = [team_jobs.submit(job, store) for job in stages]
-    assert len(set(ids)) == 3  # one job per stage
+    assert len(set(ids)) == 4  # one job per stage
     wait_for_jobs(ids, timeout=600)
-    assert [stage_done(job, store) for job in stages] == [True, True, True]
+    assert [stage_done(job, store) for job in stages] == [True, True, True, True]
     keys = resolve(request)
     q, k = head_vectors(store, keys)
     tokens = store.get_arrays(keys.tokens)
@@ -86,6 +97,9 @@ def test_measures_are_jobs_the_workers_compute_and_store(team):
     assert store.get_json(fidelity_key(keys))["picture"] == direct.to_dict()
     assert 0 <= store.get_json(summary_key(keys))["prev_token"] <= 1
     assert len(store.get_json(head_map_key(keys))["cells"]) == 72
+    rows = tokens["text_id"] == 5
+    np.testing.assert_allclose(ensure_text_attention(request, store).of(5),
+                               text_attention(q[None, rows], k[None, rows])[0], atol=5e-4)
 
 
 def test_an_opened_head_is_served_before_queued_matrix_cells(team):

@@ -54,3 +54,16 @@ def one_key_head(texts: int, length: int, d: int = 32, seed: int = 0, causal: bo
     target = start + within
     q = 12.0 * k[target] * np.sqrt(d)
     return q.astype(np.float32), k.astype(np.float32), text_id, target
+
+
+def own_attentions(loaded, corpus) -> list[np.ndarray]:
+    """The model's own output_attentions for each text or image of a corpus, fed as the extraction feeds it (input
+    ids and mask only; pixels), padding cut: list of [layer, head, pos, pos]."""
+    if loaded.spec.modality == "image":
+        return model_image_attentions(loaded, list(corpus.images))
+    encoded = loaded.tokenizer(list(corpus.texts), padding=True, truncation=True, max_length=128, return_tensors="pt")
+    with torch.inference_mode():
+        out = loaded.model(input_ids=encoded["input_ids"], attention_mask=encoded["attention_mask"],
+                           output_attentions=True)
+    stacked = torch.stack(out.attentions).double().numpy()  # [layer, batch, head, pos, pos]
+    return [stacked[:, b, :, :n, :n] for b, n in enumerate(encoded["attention_mask"].sum(dim=1).tolist())]

@@ -27,6 +27,9 @@ def build(kind: str):
         "llama-gqa": lambda: tf.LlamaConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=8,
                                             num_key_value_heads=2, head_dim=8, intermediate_size=96,
                                             max_position_embeddings=256, **common),
+        "llama-32x32": lambda: tf.LlamaConfig(hidden_size=64, num_hidden_layers=32, num_attention_heads=32,
+                                              num_key_value_heads=8, head_dim=8, intermediate_size=96,
+                                              max_position_embeddings=512, **common),  # 1,024 heads, GQA 4:1
         "mistral": lambda: tf.MistralConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
                                             num_key_value_heads=2, intermediate_size=64, head_dim=8,
                                             max_position_embeddings=256, sliding_window=None, **common),

@@ -87,5 +87,39 @@ def test_environment_is_documented_and_shared_volume_matches(compose):
 
 def test_dockerfile_installs_the_team_extra_and_serves_the_wsgi_app():
     dockerfile = (ROOT / "Dockerfile").read_text()
-    assert 'pip install ".[team]"' in dockerfile and "dashboard.wsgi:server" in dockerfile
-    assert "download.pytorch.org/whl/cpu" in dockerfile  # the CPU build
+    assert "ARG EXTRAS=team\n" in dockerfile and 'pip install ".[${EXTRAS}]"' in dockerfile
+    assert "dashboard.wsgi:server" in dockerfile
+    assert "ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu\n" in dockerfile  # the CPU build by default
+
+
+def test_the_gpu_worker_is_the_worker_on_an_nvidia_gpu(compose):
+    """`docker compose --profile gpu up` adds `worker-gpu`: the worker's command and environment, an NVIDIA GPU
+    reserved, QK_ATLAS_DEVICE=cuda (so a container without a GPU stops at start rather than run on the CPU), an
+    image built with CUDA torch and the gpu extra, whose packages are the ones the code asks for."""
+    import tomllib
+
+    services = compose["services"]
+    gpu, cpu = services["worker-gpu"], services["worker"]
+    assert gpu["profiles"] == ["gpu"] and "profiles" not in cpu  # off unless asked for
+    assert gpu["command"][:6] == cpu["command"][:6] and _flag(gpu["command"], "-Q") == _flag(cpu["command"], "-Q")
+    assert gpu["deploy"]["resources"]["reservations"]["devices"] == [
+        {"driver": "nvidia", "count": 1, "capabilities": ["gpu"]}]
+    environment = gpu["environment"]
+    assert environment["QK_ATLAS_DEVICE"] == "cuda"
+    assert {n: v for n, v in cpu["environment"].items() if n != "QK_ATLAS_DEVICE"} == \
+        {n: v for n, v in environment.items() if n not in ("QK_ATLAS_DEVICE", "QK_ATLAS_DEVICE_MAP")}
+    assert gpu["image"] != cpu["image"] and gpu["build"]["context"] == "."
+    args = gpu["build"]["args"]
+    assert set(args["EXTRAS"].split(",")) == {"team", "gpu"}
+    assert re.search(r"download\.pytorch\.org/whl/cu\d+", args["TORCH_INDEX"])
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert {re.split(r"[<>=]", req)[0] for req in extras["gpu"]} == {"accelerate", "cuml-cu12"}
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert all(f"ARG {name}" in dockerfile for name in args)
+
+
+def test_the_dtype_is_the_same_for_the_web_and_every_worker(compose):
+    """QK_ATLAS_DTYPE is part of the extraction's key, which the web process resolves: one value for all."""
+    values = {name: compose["services"][name]["environment"].get("QK_ATLAS_DTYPE")
+              for name in ("web", "worker", "worker-gpu")}
+    assert set(values.values()) == {"${QK_ATLAS_DTYPE:-float32}"}, values

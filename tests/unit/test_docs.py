@@ -263,6 +263,23 @@ def cell(heads: dict, relation: str, layer: int, head: int) -> str:
         else f"{share:.3f}"
 
 
+def test_gpu_figures_are_the_bench_output():
+    """docs/performance.md's GPU section states what bench/gpu.py recorded, and says when no GPU was present."""
+    measured = json.loads((RESULTS / "gpu.json").read_text())
+    text = section(doc("performance.md"), "## GPUs")
+    said = " ".join(text.split())
+    for model, errors in measured["attention_max_error"].items():
+        row = " | ".join(f"{errors[dtype]:.2e}" for dtype in ("float32", "bfloat16", "float16"))
+        assert f"| {model} | {row} |" in text, model
+    seconds = measured["extraction_s"]
+    assert f"MiniLM extracted {measured['texts']} texts in {seconds['float32']} s in float32, " \
+           f"{seconds['bfloat16']} s in bfloat16 and {seconds['float16']} s in float16" in said
+    worst = max(row["pca_max_difference_of_extent"] for row in measured["heads"])
+    assert f"within {worst:.2e} of its extent on every head measured" in said
+    assert all(row["pca_torch_top1_in_3"] == row["pca_sklearn_top1_in_3"] for row in measured["heads"])
+    assert measured["gpu"] or "No GPU figures have been measured yet" in said
+
+
 def test_the_guide_states_the_label_limits_the_code_uses():
     """docs/dashboard.md's label sample and match-label limit are the single view's constants."""
     from dashboard.figures.single import LABEL_SAMPLE, MATCH_LABELS

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
-from tests.support.attention import model_attentions, rebuilt_attentions
+from tests.support.attention import model_attentions, own_attentions, rebuilt_attentions
 from tests.support.texts import SENTENCES
-from workers.corpora.corpus import load_corpus, make_corpus
+from tests.support.tiny_models import build, image_processor
+from workers.corpora.corpus import load_corpus, make_corpus, make_image_corpus
+from workers.corpora.images import default_images
+from workers.models.devices import CPU_FLOAT32, TORCH_DTYPES, Placement
 from workers.models.extract import extract
+from workers.models.loading import LoadedModel, load_model, wrap_model
 
 
 @pytest.mark.parametrize("model_fixture", ["minilm", "tiny_bert"])
@@ -65,3 +70,43 @@ def test_default_corpus_is_over_ten_thousand_tokens(minilm):
     from workers.models.extract import text_batches
 
     assert text_batches(minilm, load_corpus("default"), 64, 128).lengths.sum() >= 10_000
+
+
+# The most attention rebuilt from a model run in each dtype may differ from the float32 model's own (max |difference|
+# over every weight); docs/configuration.md states them, bench/gpu.py measures the bundled models.
+DTYPE_TOLERANCE = {"float32": 1e-5, "bfloat16": 5e-2, "float16": 5e-3}
+
+
+def _model_in(kind: str, tokenizer, where: Placement) -> LoadedModel:
+    """A bundled model (tiny-gpt, tiny-vit: trained, so their attention is far from uniform) or a tiny random one
+    of a family (tests/support/tiny_models.py), on `where`."""
+    if kind.startswith("tiny-"):
+        return load_model(kind, where)
+    return wrap_model(build(kind), image_processor() if kind == "vit" else tokenizer, kind, "random", where)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float16"])
+@pytest.mark.parametrize("kind", ["tiny-gpt", "tiny-vit", "bert", "llama-gqa"])
+def test_each_dtype_rebuilds_the_float32_models_attention(kind, dtype, minilm):
+    """The model run in float32, bfloat16 or float16 (on the CPU, through the same functions a GPU runs): q, k and v
+    come out as float32, and the attention rebuilt from them is the float32 model's own within the dtype's
+    tolerance (rotary and grouped-query heads included: llama-gqa)."""
+    reference = _model_in(kind, minilm.tokenizer, CPU_FLOAT32)
+    loaded = _model_in(kind, minilm.tokenizer, Placement(torch.device("cpu"), TORCH_DTYPES[dtype]))
+    assert loaded.model.dtype == TORCH_DTYPES[dtype]
+    images = default_images()[:4] + default_images()[-3:]
+    corpus = make_image_corpus("images", images) if kind.endswith("vit") else make_corpus("t", SENTENCES)
+    bundle = extract(loaded, corpus, batch_size=3)  # padded batches
+    assert {layer.dtype for layer in bundle.q + bundle.k + bundle.v} == {np.dtype(np.float32)}
+    rebuilt, expected = rebuilt_attentions(bundle, loaded.spec), own_attentions(reference, corpus)
+    error = max(np.abs(mine - theirs).max() for mine, theirs in zip(rebuilt, expected, strict=True))
+    assert error <= DTYPE_TOLERANCE[dtype], error
+
+
+def test_the_documented_tolerances_are_the_tested_ones():
+    """docs/configuration.md's table of tolerances per dtype is DTYPE_TOLERANCE."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text()
+    for dtype, tolerance in DTYPE_TOLERANCE.items():
+        assert f"\n| `{dtype}` | {tolerance:g}" in text, dtype

@@ -46,7 +46,7 @@ def test_second_identical_request_computes_nothing(monkeypatch, tmp_path):
              (workers.core.normalize, "fit_transform_for"), (workers.core.project.Projector, "fit_transform"))
     for owner, name in steps:
         monkeypatch.setattr(owner, name, tripwire)
-    workers.pipeline.stages.loaded_model.cache_clear()
+    workers.pipeline.stages._loaded_model.cache_clear()
     second = ensure_head_view(request, store)
     assert second == first
     np.testing.assert_array_equal(store.get_arrays(second.coords)["coords"], coords)
@@ -162,15 +162,92 @@ def test_value_picture_embeds_the_heads_value_vectors_alone(tmp_path):
 
 
 def test_a_job_resolves_its_keys_once(monkeypatch, tmp_path):
-    """run_stage resolves the request's keys once and hands them down: extraction, transform, picture, fidelity."""
+    """run_stage resolves the request's keys once and hands them down: extraction, transform, picture, fidelity;
+    so does a worker's run_job around it (extraction lock, extraction, stage). Counted wherever resolve is called
+    from: the pipeline's stages, and any module that imports it from workers.pipeline.keys when it runs."""
+    import workers.pipeline.keys
     from workers.contracts.requests import job_request
     from workers.pipeline.stages import run_stage
+    from workers.runtime.local_queue import job_id_for, run_job
 
     calls = []
-    real = workers.pipeline.stages.resolve
-    monkeypatch.setattr(workers.pipeline.stages, "resolve", lambda *a, **k: calls.append(a) or real(*a, **k))
+    real = workers.pipeline.keys.resolve
+    for module in (workers.pipeline.stages, workers.pipeline.keys):
+        monkeypatch.setattr(module, "resolve", lambda *a, **k: calls.append(a) or real(*a, **k))
+    from tests.support.texts import SENTENCES
+
+    path = tmp_path / "c.txt"
+    path.write_text("\n".join(SENTENCES))
     store = open_store(tmp_path / "cache")
-    request = HeadRequest(layer=2, head=5, method="pca")
+    request = HeadRequest(corpus=str(path), layer=2, head=5, method="pca")
     record = run_stage(job_request(request, "fidelity"), store)
     assert len(calls) == 1
     assert record["keys"] == real(request).__dict__ and store.get_arrays(record["keys"]["coords"]) is not None
+    calls.clear()
+    job = job_request(HeadRequest(corpus=str(path), layer=2, head=6, method="pca"), "fidelity")
+    run_job({"job_id": job_id_for(job), "request": job}, store)
+    done = store.get_json(f"job:{job_id_for(job)}")
+    assert done["state"] == "done", done
+    assert len(calls) == 1 and store.get_arrays(done["keys"]["coords"]) is not None
+
+
+def test_a_heads_attention_within_texts_is_one_stored_job_that_matches_the_model(tmp_path, minilm):
+    """The attention stage stores a head's attention within every text (the model's own, within 1e-3), the norm of
+    each token's value vector, and its mean by position; every picture of the head shares that one job; once
+    stored, running it again computes nothing."""
+    from tests.support.attention import model_attentions
+    from tests.support.texts import SENTENCES
+    from workers.contracts.requests import job_request
+    from workers.pipeline.keys import attention_keys, head_template, stage_done
+    from workers.pipeline.stages import ensure_position_mean, ensure_text_attention, run_stage
+    from workers.runtime.local_queue import job_id_for
+
+    path = tmp_path / "c.txt"
+    path.write_text("\n".join(SENTENCES))
+    store = open_store(tmp_path / "cache")
+    request = HeadRequest(corpus=str(path), layer=3, head=7, method="umap", norm="none")
+    job = job_request(head_template(request), "attention")
+    assert job_id_for(job) == job_id_for(job_request(head_template(HeadRequest(corpus=str(path), layer=3, head=7)),
+                                                     "attention"))
+    assert not stage_done(job, store)
+    assert run_stage(job, store) == {"texts": len(SENTENCES)}
+    assert stage_done(job, store)
+    keys = resolve(request)
+    assert attention_keys(keys, True) != attention_keys(keys, False)  # a causal head is another result
+    within = ensure_text_attention(request, store)
+    expected = [attention[3, 7] for attention in model_attentions(minilm, SENTENCES)]
+    for text, theirs in enumerate(expected):
+        np.testing.assert_allclose(within.of(text), theirs, atol=1e-3, rtol=0)
+    values = store.get_arrays(keys.v)["v"].astype(np.float64)
+    np.testing.assert_allclose(within.value_norms, np.sqrt((values**2).sum(axis=1)), rtol=1e-5)
+    stored = ensure_position_mean(request, store)
+    longest = max(len(theirs) for theirs in expected)
+    for position in range(longest):
+        column = [theirs[position, :] for theirs in expected if len(theirs) > position]
+        direct = np.nanmean([np.pad(row, (0, longest - len(row)), constant_values=np.nan) for row in column], axis=0)
+        np.testing.assert_allclose(stored["mean"][position, :longest], direct, atol=1e-3)
+        assert stored["count"][position, 0] == len(column)
+    for name in ("attention_within_texts", "position_mean"):  # stored: nothing is computed again
+        setattr_ = pytest.MonkeyPatch()
+        setattr_.setattr(workers.pipeline.stages, name, lambda *a, **k: pytest.fail("computed again"))
+        try:
+            run_stage(job, store)
+        finally:
+            setattr_.undo()
+
+
+def test_the_attention_of_a_causal_head_is_masked(tmp_path):
+    """The bundled causal GPT: each stored text block is lower-triangular and its rows sum to 1."""
+    from tests.support.texts import SENTENCES
+    from workers.contracts.requests import job_request
+    from workers.pipeline.stages import ensure_text_attention, run_stage
+
+    path = tmp_path / "c.txt"
+    path.write_text("\n".join(SENTENCES[:4]))
+    store = open_store(tmp_path / "cache")
+    request = HeadRequest(model="tiny-gpt", corpus=str(path), layer=1, head=2)
+    run_stage(job_request(request, "attention"), store)
+    for text in range(4):
+        block = ensure_text_attention(request, store).of(text)
+        assert len(block) >= 3 and np.all(np.triu(block, 1) == 0)
+        np.testing.assert_allclose(block.sum(axis=1), 1, atol=3e-3)

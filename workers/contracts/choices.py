@@ -76,12 +76,12 @@ NORMALISATIONS: tuple[Choice, ...] = (
 METHODS: tuple[Choice, ...] = (
     Choice("pca", "PCA", "PCA", "principal components of the queries and keys together (linear, fast)",
            params={"version": 2},  # "version" only keys the store (2: duplicates not merged)
-           estimator="workers.core.project:pca_embedding"),
+           estimator="workers.models.projection:pca_embedding"),  # GPU: torch
     Choice("umap", "UMAP", "UMAP", "UMAP (n_neighbors 15, min_dist 0.1, 200 epochs) of the queries and keys together",
            params={"n_neighbors": 15, "min_dist": 0.1, "n_epochs": 200},
            preview={"n_neighbors": 15, "min_dist": 0.1, "n_epochs": 50},
            preview_note="cells are UMAP previews (50 epochs; the opened head runs the full 200)",
-           estimator="workers.core.project:umap_embedding"),
+           estimator="workers.models.projection:umap_embedding"),  # GPU: cuML
     Choice("tsne", "t-SNE", "t-SNE", "t-SNE of the queries and keys together", params={},
            preview={"early_exaggeration_iter": 125, "n_iter": 250},
            preview_note="cells are t-SNE previews (half the iterations; the opened head runs them all)",

@@ -85,7 +85,8 @@ def validate(request: HeadRequest, spec: ModelSpec) -> None:
         raise ValueError(f"unknown vectors {request.vectors!r}; choose one of {', '.join(VECTORS)}")
 
 
-STAGES = ("view", "fidelity", "summaries", "headmap")  # what a job computes (workers.pipeline.stages.STAGE_RUNNERS)
+# what a job computes (workers.pipeline.stages.STAGE_RUNNERS)
+STAGES = ("view", "fidelity", "summaries", "headmap", "attention")
 
 
 def job_request(request: HeadRequest, stage: str = "view") -> dict[str, Any]:

@@ -31,9 +31,9 @@ def pattern_distances(patterns: np.ndarray) -> np.ndarray:
     """Mean total variation distance between heads' attention rows: patterns [H, Q, m] -> [H, H], 0 on the diagonal."""
     heads = len(patterns)
     out = np.zeros((heads, heads))
-    for h in range(heads):
-        out[h] = 0.5 * np.abs(patterns[h][None] - patterns).sum(axis=-1).mean(axis=-1)
-    return (out + out.T) / 2
+    for h in range(heads - 1):  # each pair once: the distance is symmetric
+        out[h, h + 1:] = 0.5 * np.abs(patterns[h][None] - patterns[h + 1:]).sum(axis=-1).mean(axis=-1)
+    return out + out.T
 
 
 def classical_mds(distances: np.ndarray, dims: int = 2) -> np.ndarray:

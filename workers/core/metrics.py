@@ -1,4 +1,6 @@
-"""Per-head figures computed with numpy from stored q and k (attention of a text, position averages, token traits)."""
+"""Numpy helpers that draw stored results: a text's rows, a stored attention block reweighted for display (value
+norms, special tokens hidden), token traits, search. No attention is computed here: workers.core.attention does
+that, in the workers."""
 
 from __future__ import annotations
 
@@ -6,7 +8,6 @@ import string
 
 import numpy as np
 
-from workers.core.attention import text_attention
 from workers.core.tokens import MARKS
 
 PUNCTUATION = set(string.punctuation) | {"…", "“", "”", "‘", "’", "—", "–"}
@@ -15,11 +16,6 @@ PUNCTUATION = set(string.punctuation) | {"…", "“", "”", "‘", "’", "—
 def text_rows(text_id: np.ndarray, text: int) -> np.ndarray:
     """Row indices [n] of one text's tokens (in position order)."""
     return np.flatnonzero(text_id == text)
-
-
-def head_text_attention(q: np.ndarray, k: np.ndarray, rows: np.ndarray, causal: bool) -> np.ndarray:
-    """Attention [query pos, key pos] of one head within one text; q, k [token, d_head]."""
-    return text_attention(q[None, rows], k[None, rows], causal)[0]
 
 
 def value_weighted(attention: np.ndarray, value_norms: np.ndarray) -> np.ndarray:
@@ -38,20 +34,6 @@ def renormalise_without(attention: np.ndarray, drop: np.ndarray) -> np.ndarray:
     kept = attention * ~drop[None, :]
     total = kept.sum(axis=1, keepdims=True)
     return np.divide(kept, total, out=np.zeros_like(kept), where=total > 0)
-
-
-def position_attention(q: np.ndarray, k: np.ndarray, text_id: np.ndarray, causal: bool, max_positions: int = 48
-                       ) -> tuple[np.ndarray, np.ndarray]:
-    """Mean attention by (query position, key position) over all texts, and the count per cell: [P, P] each."""
-    total = np.zeros((max_positions, max_positions))
-    count = np.zeros((max_positions, max_positions))
-    boundaries = np.flatnonzero(np.diff(text_id)) + 1
-    for rows in np.split(np.arange(len(text_id)), boundaries):
-        attention = head_text_attention(q, k, rows, causal)[:max_positions, :max_positions]
-        n = attention.shape[0]
-        total[:n, :n] += attention
-        count[:n, :n] += 1
-    return np.divide(total, count, out=np.full_like(total, np.nan), where=count > 0), count
 
 
 def vector_norms(vectors: np.ndarray) -> np.ndarray:

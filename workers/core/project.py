@@ -1,4 +1,9 @@
-"""Joint projection of one head's queries and keys ([2N, d] -> [2N, dims]), as seeded estimators."""
+"""Joint projection of one head's queries and keys ([2N, d] -> [2N, dims]), as seeded estimators.
+
+The CPU implementations live here (scikit-learn, umap-learn, openTSNE). The table of choices names each method's
+estimator: PCA's and UMAP's are workers.models.projection's, which run on a GPU when the workers have one and
+otherwise call the functions here; this module reaches them by that name only (it imports no torch).
+"""
 
 from __future__ import annotations
 
@@ -29,8 +34,8 @@ class Projector:
         (PCA, a linear map, places them together anyway: it skips the sort that finds them, ~25 ms a head)."""
         self._validate(points)
         if self.method == "pca":
-            self.embedding_ = pca_embedding(points.astype(np.float32), self.dims, self.random_state
-                                            ).astype(np.float32)
+            self.embedding_ = embed_with(ESTIMATORS["pca"], points.astype(np.float32), self.dims, self.random_state
+                                         ).astype(np.float32)
             return self.embedding_
         unique, inverse = np.unique(points, axis=0, return_inverse=True)
         embedded = self._embed(unique.astype(np.float32))

@@ -4,7 +4,8 @@ Forward hooks on each layer's query / key projections (one declarative `Family` 
 collect the vectors; rotary embeddings are applied with the model's own cos/sin and rotation function, and the
 attention module's scaling is folded into q, so that softmax(q·kᵀ/√d_head + mask) is the model's attention.
 Shapes (TransformerLens words): per layer `q[head, token, d_head]`, `k[kv_head, token, d_head]`; tokens are
-concatenated over texts in corpus order, padding removed. Chunks are spooled in memory or, for large corpora,
+concatenated over texts in corpus order, padding removed. The model runs where `loaded.placement` says (a device,
+a dtype); the vectors leave it as float32 on the CPU. Chunks are spooled in memory or, for large corpora,
 in temporary files, then handed out a few heads at a time so memory does not grow with the model.
 """
 
@@ -172,10 +173,11 @@ def _query_factor(attention: torch.nn.Module, d_head: int) -> float:
 
 def _rotate(vectors: torch.Tensor, d_head: int, rotary: tuple[torch.Tensor, torch.Tensor], apply: Callable
             ) -> torch.Tensor:
-    """Apply the model's rotary embedding to [batch, pos, heads*d_head] with its own function."""
+    """Apply the model's rotary embedding to [batch, pos, heads*d_head] with its own function (cos and sin moved to
+    the layer's device: under a device map the rotary module may sit on another GPU)."""
     batch, pos, _ = vectors.shape
     heads_first = vectors.reshape(batch, pos, -1, d_head).transpose(1, 2)
-    rotated, _ = apply(heads_first, heads_first, *rotary)
+    rotated, _ = apply(heads_first, heads_first, *(part.to(vectors.device) for part in rotary))
     return rotated.transpose(1, 2).reshape(batch, pos, -1)
 
 
@@ -211,11 +213,9 @@ def _hook_block(loaded: LoadedModel, block: torch.nn.Module, layer: int, emit: E
     apply = getattr(sys.modules[type(attention).__module__], "apply_rotary_pos_emb", None) if family.rotary else None
 
     def finish(role: str, vectors: torch.Tensor) -> None:
-        if role == "v":
-            emit(role, layer, vectors)
-            return
-        if apply is not None:
-            vectors = _rotate(vectors, d, state["rotary"], apply)
+        if apply is not None and role != "v":
+            vectors = _rotate(vectors, d, state["rotary"], apply)  # in the model's dtype, as the model does
+        vectors = vectors.float()  # float32 from here on, whatever the model runs in
         emit(role, layer, vectors * factor if role == "q" and factor != 1.0 else vectors)
 
     if family.fused_qkv:
@@ -315,17 +315,27 @@ def run_capture(loaded: LoadedModel, batches: Batches, progress: Progress = _no_
     itemsize = torch.empty(0, dtype=dtype).element_size()
     total = int(batches.lengths.sum()) * (spec.n_heads + 2 * spec.n_kv_heads) * spec.d_head * itemsize * spec.n_layers
     spool = Spool(on_disk=total > spool_memory_bytes, dtype=dtype)
-    valid_now: list[torch.Tensor] = []
+    valid_on: dict[torch.device, torch.Tensor] = {}  # this batch's valid-token mask, on each device layers run on
 
     def emit(role: str, layer: int, vectors: torch.Tensor) -> None:
-        spool.add(role, layer, vectors[valid_now[0]])
+        if vectors.device not in valid_on:
+            valid_on[vectors.device] = valid_on[torch.device("cpu")].to(vectors.device)
+        spool.add(role, layer, vectors[valid_on[vectors.device]].to("cpu", torch.float32))
 
     with torch.inference_mode(), capture_hooks(loaded, emit):
         for done, (inputs, valid) in enumerate(batches, start=1):
-            valid_now[:] = [valid]
-            loaded.model(**inputs)
+            valid_on.clear()
+            valid_on[torch.device("cpu")] = valid
+            loaded.model(**on_model(loaded, inputs))
             progress(done / len(batches.items), f"forward pass {done}/{len(batches.items)}")
     return spool
+
+
+def on_model(loaded: LoadedModel, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A batch's inputs on the model's input device; floating ones (pixels) in the model's dtype."""
+    device, dtype = loaded.input_device, loaded.placement.dtype
+    return {name: tensor.to(device, dtype) if tensor.is_floating_point() else tensor.to(device)
+            for name, tensor in inputs.items()}
 
 
 # ---------------------------------------------------------------- tokens table
@@ -421,5 +431,5 @@ def plain_forward_seconds(loaded: LoadedModel, corpus: Corpus | ImageCorpus, bat
     batches = make_batches(loaded, corpus, batch_size, max_tokens)
     with torch.inference_mode():
         for inputs, _valid in batches:
-            loaded.model(**inputs)
+            loaded.model(**on_model(loaded, inputs))
     return time.perf_counter() - start

@@ -38,8 +38,8 @@ class StoredResult:
 
 
 STORED_RESULTS: tuple[StoredResult, ...] = (
-    StoredResult("extraction", "model source and revision, corpus content, token limits (tokens table; q, k, v of "
-                 "every head)", 1, "ensure_extraction"),
+    StoredResult("extraction", "model source and revision, model dtype (QK_ATLAS_DTYPE, unless float32), corpus "
+                 "content, token limits (tokens table; q, k, v of every head)", 1, "ensure_extraction"),
     StoredResult("transform", "q, k and tokens table of the head, normalisation and its parameters", 1,
                  "ensure_transform"),
     StoredResult("picture", "extraction, layer, head, normalisation, projection and its parameters, dims", 1,
@@ -47,6 +47,9 @@ STORED_RESULTS: tuple[StoredResult, ...] = (
     StoredResult("fidelity", "picture", 4, "ensure_view_fidelity"),
     StoredResult("summary", "q, k and tokens table of the head", 2, "ensure_head_summary"),
     StoredResult("headmap", "tokens table and every head's q, k; texts sampled", 1, "ensure_head_map"),
+    StoredResult("text attention", "q, k, v and tokens table of the head, causal (every text's attention; value "
+                 "norms)", 1, "ensure_text_attention"),
+    StoredResult("position mean", "text attention, positions kept", 1, "ensure_position_mean"),
 )
 VERSIONS: dict[str, int] = {result.name: result.version for result in STORED_RESULTS}
 
@@ -100,11 +103,18 @@ def _cached_corpus(ref: str, max_texts: int, corpora: tuple, _stamp: tuple) -> C
 
 
 def extraction_params(model: str, corpus: Corpus | ImageCorpus) -> dict[str, Any]:
-    """What determines the tokens table and q/k: model and revision, corpus content, truncation."""
+    """What determines the tokens table and q/k: model and revision, the dtype it runs in, corpus content,
+    truncation. The device is not named: float32 is true float32 on every device (no TF32), so a CPU and a GPU
+    worker store the same numbers (to float32 rounding, below the float16 the vectors are stored in), and the web
+    process, which resolves keys, cannot know where a job will run."""
     source = model_source(model)
-    return {"model": source.location if source.kind == "hub" else model, "revision": source.revision,
-            "corpus": corpus.content_hash, "max_tokens": settings().max_tokens_per_text,
-            "max_total_tokens": settings().max_total_tokens, "roles": "qkv", "version": VERSIONS["extraction"]}
+    config = settings()
+    params = {"model": source.location if source.kind == "hub" else model, "revision": source.revision,
+              "corpus": corpus.content_hash, "max_tokens": config.max_tokens_per_text,
+              "max_total_tokens": config.max_total_tokens, "roles": "qkv", "version": VERSIONS["extraction"]}
+    if config.dtype != "float32":  # float32, the default, keeps the keys that stores written before it hold
+        params["dtype"] = config.dtype
+    return params
 
 
 def vector_key(base: dict[str, Any], role: str, layer: int, head: int) -> str:
@@ -160,6 +170,22 @@ def summary_key(keys: ViewKeys) -> str:
                                    "version": VERSIONS["summary"]})
 
 
+def text_attention_key(keys: ViewKeys, causal: bool) -> str:
+    """Store key of a head's attention within every text and its value norms (from its q, k, v and tokens
+    table)."""
+    return content_key("textattention", {"q": keys.q, "k": keys.k, "v": keys.v, "tokens": keys.tokens,
+                                         "causal": causal, "version": VERSIONS["text attention"]})
+
+
+POSITIONS_KEPT = 48  # the position mean covers query and key positions 0..47
+
+
+def position_mean_key(keys: ViewKeys, causal: bool) -> str:
+    """Store key of a head's mean attention by position (from its text attention)."""
+    return content_key("positionmean", {"text_attention": text_attention_key(keys, causal),
+                                        "positions": POSITIONS_KEPT, "version": VERSIONS["position mean"]})
+
+
 def head_map_key(keys: ViewKeys) -> str:
     """Store key of a model's head map over a corpus (it depends on the extraction only)."""
     return content_key("headmap", {"tokens": keys.tokens, "sample_texts": HEAD_MAP_SAMPLE_TEXTS,
@@ -177,6 +203,17 @@ def corpus_template(request: HeadRequest) -> HeadRequest:
     return HeadRequest(model=request.model, corpus=request.corpus)
 
 
+def head_template(request: HeadRequest) -> HeadRequest:
+    """The one request that stands for a head of a model over a corpus (its attention): picture settings at their
+    defaults."""
+    return HeadRequest(model=request.model, corpus=request.corpus, layer=request.layer, head=request.head)
+
+
+def attention_keys(keys: ViewKeys, causal: bool) -> tuple[str, str]:
+    """Store keys of a head's text attention and of its position mean."""
+    return text_attention_key(keys, causal), position_mean_key(keys, causal)
+
+
 def stage_done(job: dict[str, Any], store: Store) -> bool:
     """Whether what a job computes is stored (cheap: presence of its keys)."""
     request, stage = HeadRequest.from_dict(job), stage_of(job)
@@ -187,4 +224,6 @@ def stage_done(job: dict[str, Any], store: Store) -> bool:
         return keys.complete(store) and store.has(fidelity_key(keys))
     if stage == "headmap":
         return store.has(head_map_key(keys))
+    if stage == "attention":
+        return all(store.has(key) for key in attention_keys(keys, read_spec(request.model).causal))
     return keys.complete(store)

@@ -1,5 +1,6 @@
 """The stored results of one head, each got from the store or computed and stored: extraction -> normalised q/k ->
-picture -> fidelity, summary, head map, export. Runs in worker processes (local or Celery), never in the web process.
+picture -> fidelity, summary, head map, text attention -> position mean, export. Runs in worker processes (local or
+Celery), never in the web process.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import numpy as np
 
 from workers.config import settings
 from workers.contracts.requests import STAGES, HeadRequest, ViewKeys, stage_of, validate
+from workers.contracts.results import TextAttention
+from workers.core.attention import attention_within_texts, position_mean
 from workers.core.fidelity import sink_keys
 from workers.core.fitted import fitted_layout
 from workers.core.layout import attention_layout
@@ -20,6 +23,7 @@ from workers.core.normalize import Transform, transform_for
 from workers.core.project import Projector
 from workers.models.registry import read_spec
 from workers.pipeline.keys import (
+    POSITIONS_KEPT,
     STORED_RESULTS,
     corpus_for,
     corpus_template,
@@ -28,9 +32,11 @@ from workers.pipeline.keys import (
     fidelity_key,
     head_map_key,
     picture_label,
+    position_mean_key,
     resolve,
     resolve_heads,
     summary_key,
+    text_attention_key,
     transform_key,
     vector_key,
 )
@@ -44,9 +50,16 @@ def _no_progress(fraction: float, message: str) -> None:
     """Default progress sink."""
 
 
-@functools.lru_cache(maxsize=2)
 def loaded_model(ref: str) -> Any:
-    """Model loaded once per process and reused."""
+    """Model loaded once per process and reused, on the configured device and dtype."""
+    config = settings()
+    return _loaded_model(ref, config.device, config.dtype, config.device_map)
+
+
+@functools.lru_cache(maxsize=2)
+def _loaded_model(ref: str, device: str, dtype: str, device_map: str | None) -> Any:
+    """load_model, cached by model and placement settings (a changed QK_ATLAS_DTYPE never reuses another dtype's
+    model under its own keys)."""
     from workers.models.loading import load_model
 
     return load_model(ref)
@@ -293,6 +306,35 @@ def ensure_head_summaries(template: HeadRequest, store: Store, progress: Progres
     return len(every)
 
 
+def ensure_text_attention(request: HeadRequest, store: Store, keys: ViewKeys | None = None) -> TextAttention:
+    """The head's attention within every text (workers.core.attention.attention_within_texts) and the norm of each
+    token's value vector, from its stored q, k, v (which must exist: see ensure_extraction), computed once and
+    stored; what the views draw a selected text's lines from."""
+    keys = keys or resolve(request)
+    causal = read_spec(request.model).causal
+
+    def compute() -> dict[str, np.ndarray]:
+        q, k = head_vectors(store, keys)
+        values = store.get_arrays(keys.v) if keys.v else None
+        norms = None if values is None else np.linalg.norm(values["v"].astype(np.float32), axis=1)
+        return TextAttention(*attention_within_texts(q, k, text_ids(store, keys), causal), norms).to_arrays()
+
+    return TextAttention.from_arrays(get_or_compute(store, text_attention_key(keys, causal), compute, arrays=True))
+
+
+def ensure_position_mean(request: HeadRequest, store: Store, keys: ViewKeys | None = None) -> dict[str, np.ndarray]:
+    """The head's mean attention by (query, key) position over every text, mean and count [P, P]
+    (workers.core.attention.position_mean of the stored text attention), computed once and stored."""
+    keys = keys or resolve(request)
+
+    def compute() -> dict[str, np.ndarray]:
+        within = ensure_text_attention(request, store, keys)
+        mean, count = position_mean(within.attention, within.offsets, POSITIONS_KEPT)
+        return {"mean": mean.astype(np.float32), "count": count.astype(np.int32)}
+
+    return get_or_compute(store, position_mean_key(keys, read_spec(request.model).causal), compute, arrays=True)
+
+
 def _view_stage(request: HeadRequest, keys: ViewKeys, store: Store, progress: Progress) -> dict[str, Any]:
     """The picture: its keys."""
     return {"keys": ensure_head_view(request, store, progress, keys).__dict__}
@@ -317,18 +359,37 @@ def _head_map_stage(request: HeadRequest, keys: ViewKeys, store: Store, progress
     return {"heads": len(ensure_head_map(request, store, progress)["cells"])}
 
 
+def _attention_stage(request: HeadRequest, keys: ViewKeys, store: Store, progress: Progress) -> dict[str, Any]:
+    """The head's attention within every text, then its mean by position (after its extraction)."""
+    ensure_extraction(request, store, progress, keys)
+    progress(0.9, "computing this head's attention within each text")
+    texts = len(ensure_text_attention(request, store, keys).offsets) - 1
+    ensure_position_mean(request, store, keys)
+    return {"texts": texts}
+
+
 StageRunner = Callable[[HeadRequest, ViewKeys, Store, Progress], dict[str, Any]]
 STAGE_RUNNERS: dict[str, StageRunner] = {"view": _view_stage, "fidelity": _fidelity_stage,
-                                         "summaries": _summaries_stage, "headmap": _head_map_stage}
+                                         "summaries": _summaries_stage, "headmap": _head_map_stage,
+                                         "attention": _attention_stage}
 
 
-def run_stage(job: dict[str, Any], store: Store, progress: Progress = _no_progress) -> dict[str, Any]:
-    """Compute what a job names (workers.contracts.requests.job_request) and store it; returns what the job record
-    keeps (a picture's keys, or how many heads were measured)."""
+def job_keys(job: dict[str, Any]) -> tuple[HeadRequest, ViewKeys]:
+    """A job's request, checked against its model (ValueError when it does not fit), and its store keys: resolved
+    once per job, then handed to everything the job runs."""
     request = HeadRequest.from_dict(job)
     spec = read_spec(request.model)
     validate(request, spec)
-    return STAGE_RUNNERS[stage_of(job)](request, resolve(request, spec=spec), store, progress)
+    return request, resolve(request, spec=spec)
+
+
+def run_stage(job: dict[str, Any], store: Store, progress: Progress = _no_progress,
+              keys: ViewKeys | None = None) -> dict[str, Any]:
+    """Compute what a job names (workers.contracts.requests.job_request) and store it; returns what the job record
+    keeps (a picture's keys, or how many heads or texts were measured). `keys`: job_keys' own, when the caller
+    resolved them already."""
+    request, keys = (HeadRequest.from_dict(job), keys) if keys is not None else job_keys(job)
+    return STAGE_RUNNERS[stage_of(job)](request, keys, store, progress)
 
 
 assert set(STAGE_RUNNERS) == set(STAGES), "every stage a job may name has a runner"

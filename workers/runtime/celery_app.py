@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import celeryd_init, worker_process_init
 
 from workers.config import settings
 
@@ -82,3 +83,16 @@ def _warm_up_in_background(**_kwargs) -> None:
         from workers.core.project import warm_up_umap
 
         threading.Thread(target=warm_up_umap, daemon=True, name="umap-warm-up").start()
+
+
+@celeryd_init.connect
+def _refuse_a_missing_device(**_kwargs) -> None:
+    """Stop the worker as it starts (status 2, one line) on a device setting this machine cannot run; only the worker
+    runs this (the web process imports this module too, and never loads torch)."""
+    from workers.models.devices import placement
+
+    try:
+        placement()
+    except ValueError as exc:
+        print(f"qk-atlas worker: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None

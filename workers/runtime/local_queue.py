@@ -28,6 +28,7 @@ from workers.store import Store, StoreError, content_key
 
 HEARTBEAT_KEY = "worker:heartbeat"
 CURRENT_KEY = "worker:current"  # the job a worker slot is running
+PRELOADING_KEY = "worker:preloading"  # the model a worker is loading before any job asks for it
 MAX_SLOTS = 16
 STALE_SECONDS = 10.0
 WARM_AFTER_IDLE_SECONDS = 8.0
@@ -168,9 +169,7 @@ def lock_while_alive(store: Store, key: str, waiting: Any = None, poll_seconds: 
 
 def run_job(item: dict[str, Any], store: Store) -> None:
     """Compute one queued request, recording progress, result keys or a one-line error."""
-    from workers.contracts.requests import HeadRequest
-    from workers.pipeline.keys import resolve
-    from workers.pipeline.stages import ensure_extraction, run_stage
+    from workers.pipeline.stages import ensure_extraction, job_keys, run_stage
 
     job_key = f"job:{item['job_id']}"
 
@@ -178,15 +177,14 @@ def run_job(item: dict[str, Any], store: Store) -> None:
         store.put_json(job_key, _record("running", fraction, message))
 
     try:
-        request = HeadRequest.from_dict(item["request"])
+        request, keys = job_keys(item["request"])  # resolved once, handed to the extraction and the stage
         # one worker extracts a corpus; the others wait on the lock, then find it stored
-        tokens_key = resolve(request).tokens
-        with lock_while_alive(store, f"lock:{tokens_key}", lambda: progress(0.0, "waiting for another worker's "
-                                                                                 "extraction of this corpus")):
-            if not store.has(tokens_key):
+        with lock_while_alive(store, f"lock:{keys.tokens}", lambda: progress(0.0, "waiting for another worker's "
+                                                                                  "extraction of this corpus")):
+            if not store.has(keys.tokens):
                 store.cache.incr("stats:extractions", default=0)
-            ensure_extraction(request, store, progress)
-        result = run_stage(item["request"], store, progress)
+            ensure_extraction(request, store, progress, keys)
+        result = run_stage(item["request"], store, progress, keys)
         store.put_json(job_key, {**_record("done", 1.0, "done"), **result, "worker": os.getpid()})
     except Exception as exc:  # the worker must survive any single bad request
         traceback.print_exc()
@@ -262,14 +260,27 @@ def _unless_store_fails(step: Any, status: dict[str, str]) -> Any:
     return result
 
 
-def _next_item(queues: tuple[diskcache.Deque, ...]) -> dict[str, Any] | None:
-    """The first job of the first non-empty queue (urgent before bulk), or None."""
+def _next_item(queues: tuple[diskcache.Deque, ...], leave_model: str | None = None) -> dict[str, Any] | None:
+    """The first job of the first non-empty queue (urgent before bulk), or None; a job for `leave_model` is put
+    back for the worker that is loading that model."""
     for queue in queues:
         try:
-            return queue.popleft()
+            item = queue.popleft()
         except IndexError:
             continue
+        if leave_model is not None and item.get("request", {}).get("model") == leave_model:
+            queue.appendleft(item)
+            continue
+        return item
     return None
+
+
+def model_being_preloaded(store: Store) -> str | None:
+    """The model another live worker process is preloading (its jobs wait for that worker), or None."""
+    marker = store.get_json(PRELOADING_KEY)
+    if not marker or marker.get("pid") == os.getpid() or not process_alive(int(marker.get("pid", 0))):
+        return None
+    return str(marker.get("model"))
 
 
 def _serve_queue(store: Store, queues: tuple[diskcache.Deque, ...], status: dict[str, str], owner_pid: int | None,
@@ -277,10 +288,10 @@ def _serve_queue(store: Store, queues: tuple[diskcache.Deque, ...], status: dict
     """Pop and run jobs, urgent ones first; compile UMAP once idle for a while, so no request pays for it. The
     first worker loads the preloaded model first (QK_ATLAS_PRELOAD_MODEL), while the browser loads the page."""
     if slot == 0:
-        _preload(status)
+        _preload(store, status)
     idle_since = time.monotonic()
     while _owner_alive(owner_pid):
-        item = _unless_store_fails(lambda: _next_item(queues), status)
+        item = _unless_store_fails(lambda: _next_item(queues, model_being_preloaded(store)), status)
         if item is None:
             # staggered by slot, so one worker stays free while another compiles
             if warm_umap and time.monotonic() - idle_since > WARM_AFTER_IDLE_SECONDS + WARM_STAGGER_SECONDS * slot:
@@ -300,15 +311,17 @@ def _serve_queue(store: Store, queues: tuple[diskcache.Deque, ...], status: dict
         idle_since = time.monotonic()
 
 
-def _preload(status: dict[str, str]) -> None:
+def _preload(store: Store, status: dict[str, str]) -> None:
     """Load the model most first views need (QK_ATLAS_PRELOAD_MODEL: the bundled one unless set; empty: none)
-    and import what the first picture needs, so the first request does not wait for them; a failure is only said."""
+    and import what the first picture needs, so the first request does not wait for them; meanwhile the other
+    workers leave that model's jobs to this one (each would load the model again); a failure is only said."""
     from workers.contracts.specs import BUNDLED_ALIAS
 
     ref = os.environ.get("QK_ATLAS_PRELOAD_MODEL", BUNDLED_ALIAS).strip()
     if not ref:
         return
     status["activity"] = f"loading {ref}"
+    _unless_store_fails(lambda: store.put_json(PRELOADING_KEY, {"model": ref, "pid": os.getpid()}), status)
     try:
         from workers.pipeline.stages import loaded_model
 
@@ -316,11 +329,24 @@ def _preload(status: dict[str, str]) -> None:
         import workers.core.fitted  # noqa: F401  (scipy's optimiser: the default picture)
     except Exception as exc:  # a broken or unknown model: the jobs that ask for it say why
         print(f"qk-atlas worker: could not preload {ref}: {exc}", file=sys.stderr, flush=True)
+    finally:
+        _unless_store_fails(lambda: store.delete(PRELOADING_KEY), status)
     status["activity"] = "idle"
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`python -m workers.runtime.local_queue CACHE_DIR [OWNER_PID [SLOT]]`."""
+    """`python -m workers.runtime.local_queue CACHE_DIR [OWNER_PID [SLOT]]`; exits at once (status 2, one line) on a
+    device setting this machine cannot run (checked with torch only when it could name a missing device)."""
+    from workers.config import settings
+
+    try:
+        if settings().device_may_be_missing():
+            from workers.models.devices import placement
+
+            placement()
+    except ValueError as exc:
+        print(f"qk-atlas worker: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
     args = sys.argv[1:] if argv is None else argv
     owner = int(args[1]) if len(args) > 1 else None
     slot = int(args[2]) if len(args) > 2 else 0

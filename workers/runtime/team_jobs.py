@@ -60,19 +60,12 @@ def _celery():
     return _celery_for(redis_url())
 
 
-def extraction_key(request: dict[str, Any]) -> str:
-    """What identifies one extraction (model and corpus content)."""
-    from workers.contracts.requests import HeadRequest
-    from workers.pipeline.keys import resolve
-
-    return resolve(HeadRequest.from_dict(request)).tokens
-
-
 @contextlib.contextmanager
-def extraction_lock(request: dict[str, Any]) -> Iterator[None]:
-    """Hold the corpus's extraction lock (other workers wait, then find the extraction stored); it expires
-    LOCK_SECONDS after its holder stops extending it, so a lost worker never blocks the corpus for long."""
-    lock = redis_client().lock(f"qk:lock:{extraction_key(request)}", timeout=LOCK_SECONDS, blocking_timeout=None)
+def extraction_lock(tokens_key: str) -> Iterator[None]:
+    """Hold the extraction lock of a model and corpus (named by the store key of its tokens table: other workers
+    wait, then find the extraction stored); it expires LOCK_SECONDS after its holder stops extending it, so a lost
+    worker never blocks the corpus for long."""
+    lock = redis_client().lock(f"qk:lock:{tokens_key}", timeout=LOCK_SECONDS, blocking_timeout=None)
     with lock, _every(LOCK_SECONDS / 4, lambda: lock.reacquire()):
         yield
 
