@@ -544,7 +544,7 @@ def test_the_special_token_switch_changes_a_text_and_is_ignored_for_an_image(iso
     from dashboard.state import ViewState
     from tests.support.callbacks import base_values, post, reading, request_body
     from workers.contracts.requests import HeadRequest
-    from workers.pipeline.stages import ensure_head_view, ensure_text_attention
+    from workers.pipeline.stages import ensure_head_view, ensure_position_mean, ensure_text_attention
 
     corpus = tmp_path / "small.txt"
     corpus.write_text("\n".join(SENTENCES))
@@ -556,6 +556,7 @@ def test_the_special_token_switch_changes_a_text_and_is_ignored_for_an_image(iso
         request = HeadRequest.from_dict(state.request())
         keys = ensure_head_view(request, jobs.store()).__dict__
         ensure_text_attention(request, jobs.store())  # what the view draws from
+        ensure_position_mean(request, jobs.store())
         values = {**base_values(state, keys), (ids.HIDE_SPECIAL, "value"): hide}
         answer = post(client, request_body(draw, values, f"{ids.HIDE_SPECIAL}.value"))
         assert answer.status_code == 200, answer.get_data(as_text=True)[-500:]
