@@ -40,7 +40,7 @@ return !!(gd && gd._fullData && gd._fullData.length > 1 && gd._fullData[0].type 
 def one_run(driver, preload: bool, timeout: float = 600) -> dict[str, float]:
     """Server start -> page answers -> first picture drawn, seconds from the server's start."""
     port = free_port()
-    with tempfile.TemporaryDirectory() as cache:
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as cache:  # workers may still be writing
         env = {**os.environ, "QK_ATLAS_CACHE_DIR": cache}
         if not preload:
             env["QK_ATLAS_PRELOAD_MODEL"] = ""
