@@ -45,7 +45,7 @@ class Look:
 def look(data: dict[str, Any], job: dict[str, Any] | None, client: str | None, asked: bool) -> Look:
     """One look at the view `data` (a HeadRequest's fields); asked: the page just asked for it (submit again even
     if an earlier try failed), else a poll tick of the job record `job`. The head's attention within each text is
-    submitted at the first look too (it runs beside the picture) and followed until stored."""
+    submitted once the picture is stored and followed until it is stored too."""
     fresh = asked or not job or job.get("request") != data
     started = time.time() if fresh else float(job["started"])
     request = HeadRequest.from_dict(data)
@@ -54,7 +54,8 @@ def look(data: dict[str, Any], job: dict[str, Any] | None, client: str | None, a
         return _finished(data, resolve(request).__dict__, read_spec(request.model).causal,
                          jobs.lines_look(request, store, client), started, repeat=True)
     seen = jobs.follow(request, store, client, submit=fresh)  # the picture first: it extracts, and says so
-    lines = jobs.lines_look(request, store, client) if request.vectors == "qk" and seen["state"] != "error" else None
+    # the head's attention once its picture is stored: run beside it, it would take the cores the picture needs
+    lines = jobs.lines_look(request, store, client) if request.vectors == "qk" and seen["state"] == "done" else None
     if seen["state"] == "done":
         return _finished(data, seen["keys"], read_spec(request.model).causal, lines, started)
     if seen["state"] == "error":
