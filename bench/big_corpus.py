@@ -21,7 +21,6 @@ import resource
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -141,8 +140,14 @@ def browser(results: dict, cache: Path) -> None:
     from selenium import webdriver
 
     from dashboard.app import create_app
-    from tests.support.browser import chromium_options, isolated_point, mouse_to_point, wait_until
-    from tests.support.net import free_port
+    from tests.support.browser import (
+        chromium_options,
+        isolated_point,
+        mouse_to_point,
+        seconds_until_drawn,
+        serve_in_thread,
+        wait_until,
+    )
 
     hovered = ("var gd = document.querySelector('#single-graph .js-plotly-plot');"
                "var h = gd._hoverdata && gd._hoverdata[0]; return h ? [h.curveNumber, h.pointNumber] : null;")
@@ -150,24 +155,13 @@ def browser(results: dict, cache: Path) -> None:
              "return !!(gd && gd._fullData && gd._fullData.length >= 2 && gd._fullData[0].type === 'scattergl' &&"
              " (gd._fullData[0].x || []).length >= arguments[0]);")
     app = create_app(cache_dir=cache)
-    port = free_port()
-    threading.Thread(target=lambda: app.run(port=port, debug=False), daemon=True).start()
-    time.sleep(2)
+    port = serve_in_thread(app)
     driver = webdriver.Chrome(options=chromium_options())
     driver.set_window_size(1366, 768)
     url = f"http://127.0.0.1:{port}/?corpus=stdlib&layer={REQUEST['layer']}&head={REQUEST['head']}&method=pca"
     tokens = results["pictures"]["tokens"]
     try:
-        runs = []
-        for _ in range(3):
-            started = time.perf_counter()
-            driver.get(url)
-            while not driver.execute_script(drawn, tokens):
-                if time.perf_counter() - started > 120:
-                    raise RuntimeError("the picture was not drawn within 120 s")
-                time.sleep(0.02)
-            driver.execute_async_script("requestAnimationFrame(() => requestAnimationFrame(arguments[0]))")
-            runs.append(round(time.perf_counter() - started, 2))
+        runs = [seconds_until_drawn(driver, url, drawn, tokens, 120) for _ in range(3)]
         duo = _Duo(driver)
         time.sleep(1)
         key = isolated_point(duo, "single-graph", 1, list(range(0, tokens, max(1, tokens // 300))))

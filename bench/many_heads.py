@@ -14,7 +14,6 @@ import os
 import platform
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -97,28 +96,16 @@ def browser(results: dict, cache: Path) -> None:
     from selenium import webdriver
 
     from dashboard.app import create_app
-    from tests.support.browser import chromium_options
-    from tests.support.net import free_port
+    from tests.support.browser import chromium_options, seconds_until_drawn, serve_in_thread
 
     app = create_app(cache_dir=cache)
-    port = free_port()
-    threading.Thread(target=lambda: app.run(port=port, debug=False), daemon=True).start()
-    time.sleep(2)
+    port = serve_in_thread(app)
     driver = webdriver.Chrome(options=chromium_options())
     driver.set_window_size(1366, 768)
     url = f"http://127.0.0.1:{port}/?model={ALIAS}&view=matrix&method=pca"
     per_role = results["server"]["points"] // 2
     try:
-        runs = []
-        for _ in range(3):
-            start = time.perf_counter()
-            driver.get(url)
-            while not driver.execute_script(DRAWN, per_role):
-                if time.perf_counter() - start > 300:
-                    raise RuntimeError("the matrix was not painted within 300 s")
-                time.sleep(0.02)
-            driver.execute_async_script("requestAnimationFrame(() => requestAnimationFrame(arguments[0]))")
-            runs.append(round(time.perf_counter() - start, 2))
+        runs = [seconds_until_drawn(driver, url, DRAWN, per_role, 300) for _ in range(3)]
         box = driver.execute_script("var r = document.querySelector('#matrix-graph .nsewdrag').getBoundingClientRect();"
                                     "return [r.width, r.height];")
         results["browser"] = {"first_paint_s_runs": runs, "first_paint_s": sorted(runs)[1],

@@ -252,3 +252,28 @@ def overlapping_share(found: np.ndarray, margin: float = 1.0) -> float:
     meets = wide & tall
     np.fill_diagonal(meets, False)
     return float(meets.any(axis=1).mean())
+
+
+def serve_in_thread(app) -> int:
+    """Serve a Dash app from a daemon thread on a free port (bench scripts); returns the port."""
+    import threading
+
+    from tests.support.net import free_port
+
+    port = free_port()
+    threading.Thread(target=lambda: app.run(port=port, debug=False), daemon=True).start()
+    time.sleep(2)
+    return port
+
+
+def seconds_until_drawn(driver, url: str, drawn_script: str, argument, timeout: float) -> float:
+    """Navigate to `url` and time until `drawn_script(argument)` holds and two more frames are painted."""
+    started = time.perf_counter()
+    driver.get(url)
+    while not driver.execute_script(drawn_script, argument):
+        if time.perf_counter() - started > timeout:
+            raise RuntimeError(f"{url} was not drawn within {timeout:.0f} s")
+        time.sleep(0.02)
+    driver.execute_async_script("requestAnimationFrame(() => requestAnimationFrame(arguments[0]))")
+    return round(time.perf_counter() - started, 2)
+
