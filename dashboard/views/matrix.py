@@ -70,7 +70,9 @@ def panel() -> html.Div:
                                                   for value, label in TINT_LABELS.items()])],
                            title=TIPS[ids.MATRIX_TINT], className="d-flex align-items-center")],
                  className="d-flex align-items-center mb-1 flex-wrap"),
-        dcc.Interval(id=ids.MATRIX_INTERVAL, interval=1000, disabled=True),
+        # chained poll: each drawing allows one more tick (max_intervals), so a tick never overtakes a drawing still
+        # on its way (Dash drops the older answer of a callback asked again: plotly/dash#1613)
+        dcc.Interval(id=ids.MATRIX_INTERVAL, interval=1000, disabled=True, max_intervals=0),
         dcc.Store(id=ids.MATRIX_DRAWN),
         dcc.Graph(id=ids.MATRIX_GRAPH, className="qk-fill", responsive=True,
                   figure=empty_figure("Open the matrix view…"), config=GRAPH_CONFIG),
@@ -225,33 +227,36 @@ def register(app: Dash) -> None:
     url.intent(app, (ids.MATRIX_ORDER, ids.MATRIX_KEEP, ids.MATRIX_TINT),
                {ids.MATRIX_GRAPH: ("clickData", matrix_cell)})
 
-    @app.callback(Output(ids.MATRIX_INTERVAL, "disabled"), Output(ids.MATRIX_DRAWN, "data"),
-                  Output(ids.MATRIX_DEFERRED, "data"),
+    @app.callback(Output(ids.MATRIX_DEFERRED, "data"),
                   Input(ids.MATRIX_REQUEST, "data"), State(ids.CLIENT, "data"), prevent_initial_call=True)
     def start(request: dict[str, Any] | None, client: str | None):
-        """Queue every unfinished head (the worker dedups; the session's job limit may hold some back)."""
+        """Queue every unfinished head (the worker dedups; the session's job limit may hold some back); the drawing,
+        asked by the same request, starts the poll while heads are missing."""
         if not request:
-            return True, no_update, no_update
+            return no_update
         if jobs.space_problem(jobs.store()) is not None:  # the draw callback says so; nothing is queued
-            return False, None, 0
+            return 0
         _submitted, held = jobs.submit_limited(client, pending_requests(request), jobs.store(), urgent=False)
-        return False, None, held
+        return held
 
     @app.callback(Output(ids.MATRIX_GRAPH, "figure"), Output(ids.MATRIX_GRAPH, "style"),
                   Output(ids.MATRIX_PROGRESS, "value"), Output(ids.MATRIX_PROGRESS, "label"),
                   Output(ids.MATRIX_PROGRESS, "style"), Output(ids.MATRIX_STATUS, "children"),
-                  Output(ids.MATRIX_INTERVAL, "disabled", allow_duplicate=True),
-                  Output(ids.MATRIX_DRAWN, "data", allow_duplicate=True),
+                  Output(ids.MATRIX_INTERVAL, "disabled"),
+                  Output(ids.MATRIX_DRAWN, "data"),
                   Output(ids.MATRIX_DEFERRED, "data", allow_duplicate=True),
+                  Output(ids.MATRIX_INTERVAL, "max_intervals"),
                   Input(ids.MATRIX_INTERVAL, "n_intervals"), Input(ids.MATRIX_REQUEST, "data"),
                   Input(ids.VIEW_STYLE, "data"), State(ids.MATRIX_DRAWN, "data"), State(ids.MATRIX_DEFERRED, "data"),
                   State(ids.CLIENT, "data"), prevent_initial_call=True)
-    def draw(_tick, request: dict[str, Any] | None, style: dict[str, Any] | None, drawn: dict | None,
+    def draw(tick: int | None, request: dict[str, Any] | None, style: dict[str, Any] | None, drawn: dict | None,
              held: int | None, client: str | None):
         """Redraw when more heads have finished (or the search changed); submit heads the job limit held back; the
-        progress bar shows while heads are missing (the status line counts them either way)."""
+        progress bar shows while heads are missing (the status line counts them either way); one more poll tick
+        while anything is missing."""
         if not request or not style or style.get("view") != "matrix":
-            return (no_update,) * 9
+            return (no_update,) * 10
+        next_tick = (tick or 0) + 1
         done, total = finished_cells(request)
         # every pending head again (queued ones are not queued twice): heads the session's job limit held back,
         # and heads whose job was dropped (a server restart) or lost
@@ -275,7 +280,7 @@ def register(app: Dash) -> None:
         finished = len(done) == total and not unsummarised and not untinted
         signature["full"] = full
         if drawn == signature and ctx.triggered_id == ids.MATRIX_INTERVAL:
-            return (no_update,) * 6 + (finished, no_update, still_held)
+            return (no_update,) * 6 + (finished, no_update, still_held, next_tick)
         spec = read_spec(request["model"])
         keep = style.get("keep", "") if order != "grid" else ""
         slots, labels = ranking(kept(values, keep) if values is not None else None, spec.n_heads)
@@ -300,7 +305,7 @@ def register(app: Dash) -> None:
                        f"{jobs.job_limit()} unfinished at once, QK_ATLAS_MAX_JOBS_PER_USER)")
         bar = {**PROGRESS_STYLE, "display": "none" if len(done) == total else "flex"}
         return (figure, graph_style(spec.n_layers), percent, f"{len(done)}/{total} heads", bar, status, finished,
-                signature, still_held)
+                signature, still_held, next_tick)
 
 
 MIN_CELL_PX = 18  # a cell stays at least this tall (the view scrolls), so a many-layer model's cells take a click

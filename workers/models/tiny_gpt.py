@@ -13,9 +13,12 @@ TINY_GPT_ALIAS = "tiny-gpt"
 BOS = "<|endoftext|>"
 
 
+_FOLDER = Path(__file__).resolve().parent.parent / "data" / "tiny_gpt"
+
+
 def tiny_gpt_path() -> Path:
     """Folder of the tiny-gpt weights and tokenizer inside the installed package."""
-    return Path(__file__).resolve().parent.parent / "data" / "tiny_gpt"
+    return _FOLDER
 
 
 def attention_maps(model: Any, sequences: list[list[int]]) -> list[np.ndarray]:

@@ -24,9 +24,12 @@ POSITIONAL = RELATIONS[:9]  # relations of positions alone (the same for every i
 INK = 128  # a patch is ink when its pixels average at least this (of 255)
 
 
+_FOLDER = Path(__file__).resolve().parent.parent / "data" / "tiny_vit"
+
+
 def tiny_vit_path() -> Path:
     """Folder of the tiny-vit weights and image processor inside the installed package."""
-    return Path(__file__).resolve().parent.parent / "data" / "tiny_vit"
+    return _FOLDER
 
 
 def relation_masks(grid: int) -> dict[str, np.ndarray]:
