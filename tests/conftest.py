@@ -54,9 +54,36 @@ def tiny_bert(minilm):
 
 
 @pytest.fixture(scope="session")
+def extracted_template(tmp_path_factory) -> Path:
+    """A store holding the bundled model's extraction of the default corpus, computed once a session."""
+    from tests.support.stores import extract_default_corpus
+
+    directory = tmp_path_factory.mktemp("qk-extracted")
+    extract_default_corpus(directory)
+    return directory
+
+
+@pytest.fixture
+def extracted_cache(isolated_cache, extracted_template) -> Path:
+    """The test's own cache directory, starting with the default corpus extracted (pictures still computed)."""
+    from tests.support.stores import copy_store
+
+    copy_store(extracted_template, isolated_cache)
+    return isolated_cache
+
+
+@pytest.fixture(scope="session")
 def shared_cache(tmp_path_factory) -> Path:
     """A cache directory shared by the tests of one session (to reuse an extraction)."""
     return tmp_path_factory.mktemp("qk-shared-cache")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Browser tests run one after another in one process (`pytest -n 2 --dist loadgroup`: dash_duo serves on one
+    fixed port, and one Chromium at a time keeps their timings sane); the rest share the other process."""
+    for item in items:
+        if item.get_closest_marker("browser") or "dash_duo" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("browser"))
 
 
 def pytest_configure(config):

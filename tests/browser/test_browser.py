@@ -36,7 +36,18 @@ RELATED_NAMES = "return Array.from(document.querySelectorAll('#related-heads a.r
 
 
 @pytest.fixture
-def app(isolated_cache):
+def app(extracted_cache):
+    """The app over a store with the default corpus extracted (its pictures are computed by the test)."""
+    from dashboard.app import create_app
+
+    app = create_app(cache_dir=extracted_cache)
+    yield app
+    app.local_worker.stop()
+
+
+@pytest.fixture
+def cold_app(isolated_cache):
+    """The app over an empty store: the first view loads the model and extracts."""
     from dashboard.app import create_app
 
     app = create_app(cache_dir=isolated_cache)
@@ -44,8 +55,8 @@ def app(isolated_cache):
     app.local_worker.stop()
 
 
-def test_url_opens_the_chosen_head_and_webgl_draws_its_points(dash_duo, app):
-    dash_duo.start_server(app)
+def test_url_opens_the_chosen_head_and_webgl_draws_its_points(dash_duo, cold_app):
+    dash_duo.start_server(cold_app)
     dash_duo.driver.get(dash_duo.server_url + "/?layer=2&head=5&method=pca")
     # progress shows while the worker loads the model and extracts
     wait_until(lambda: is_visible(dash_duo, "#progress-wrap"), timeout=30, interval=0.05)

@@ -25,10 +25,10 @@ CONTROLS = ("#model-dropdown", "#corpus-dropdown", "#layer-dropdown", "#head-dro
 
 
 @pytest.fixture
-def app(isolated_cache):
+def app(extracted_cache):
     from dashboard.app import create_app
 
-    app = create_app(cache_dir=isolated_cache)
+    app = create_app(cache_dir=extracted_cache)
     yield app
     app.local_worker.stop()
 
