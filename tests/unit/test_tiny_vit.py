@@ -157,3 +157,21 @@ def test_the_dashboard_offers_it_with_the_images_and_its_matrix_fills(tiny_vit, 
     best = max(values, key=values.get)
     assert best == np.unravel_index(own.argmax(), own.shape)
     assert values[best] == pytest.approx(own.max(), abs=2e-3)
+
+
+def test_the_mean_by_position_covers_every_patch_of_an_image(tiny_vit, tmp_path):
+    """A head's stored mean attention by position spans CLS and all 64 patches (a text keeps its first 48
+    positions), and equals the model's own attention averaged over the bundled images."""
+    from workers.contracts.requests import HeadRequest
+    from workers.pipeline.stages import ensure_extraction, ensure_position_mean
+    from workers.store import open_store
+
+    store = open_store(tmp_path / "cache")
+    request = HeadRequest(model=TINY_VIT_ALIAS, corpus="images", layer=1, head=2, method="pca")
+    ensure_extraction(request, store)
+    stored = ensure_position_mean(request, store)
+    n = 1 + GRID * GRID
+    images = list(load_corpus("images").images)
+    assert (stored["count"][:n, :n] == len(images)).all() and not stored["count"][n:].any()
+    own = np.mean([maps[1, 2] for maps in model_image_attentions(tiny_vit, images)], axis=0)  # [n, n]
+    np.testing.assert_allclose(stored["mean"][:n, :n], own, atol=1e-3)

@@ -177,7 +177,8 @@ def text_attention_key(keys: ViewKeys, causal: bool) -> str:
                                          "causal": causal, "version": VERSIONS["text attention"]})
 
 
-POSITIONS_KEPT = 48  # the position mean covers query and key positions 0..47
+# the position mean covers query and key positions 0..P-1: a text's first 48, an image's CLS and up to 16 x 16 patches
+POSITIONS_KEPT = {"text": 48, "image": 257}
 
 
 def position_mean_key(keys: ViewKeys, causal: bool) -> str:

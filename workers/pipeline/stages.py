@@ -323,13 +323,14 @@ def ensure_text_attention(request: HeadRequest, store: Store, keys: ViewKeys | N
 
 
 def ensure_position_mean(request: HeadRequest, store: Store, keys: ViewKeys | None = None) -> dict[str, np.ndarray]:
-    """The head's mean attention by (query, key) position over every text, mean and count [P, P]
-    (workers.core.attention.position_mean of the stored text attention), computed once and stored."""
+    """The head's mean attention by (query, key) position over every text, mean and count [P, P] (P by the
+    model's modality: POSITIONS_KEPT; workers.core.attention.position_mean of the stored text attention), computed
+    once and stored."""
     keys = keys or resolve(request)
 
     def compute() -> dict[str, np.ndarray]:
         within = ensure_text_attention(request, store, keys)
-        mean, count = position_mean(within.attention, within.offsets, POSITIONS_KEPT)
+        mean, count = position_mean(within.attention, within.offsets, POSITIONS_KEPT[read_spec(request.model).modality])
         return {"mean": mean.astype(np.float32), "count": count.astype(np.int32)}
 
     return get_or_compute(store, position_mean_key(keys, read_spec(request.model).causal), compute, arrays=True)
