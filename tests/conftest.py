@@ -79,11 +79,12 @@ def shared_cache(tmp_path_factory) -> Path:
 
 
 def pytest_collection_modifyitems(config, items):
-    """Browser tests run one after another in one process (`pytest -n 2 --dist loadgroup`: dash_duo serves on one
-    fixed port, and one Chromium at a time keeps their timings sane); the rest share the other process."""
+    """With `pytest -n 2 --dist loadgroup`: every browser test in one process, one after another (dash_duo serves
+    on one fixed port, and one Chromium at a time keeps their timings sane); every other test file whole in one
+    process (its module fixtures built once)."""
     for item in items:
-        if item.get_closest_marker("browser") or "dash_duo" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.xdist_group("browser"))
+        browser = item.get_closest_marker("browser") or "dash_duo" in getattr(item, "fixturenames", ())
+        item.add_marker(pytest.mark.xdist_group("browser" if browser else item.nodeid.split("::")[0]))
 
 
 def pytest_configure(config):
