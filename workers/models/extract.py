@@ -16,7 +16,7 @@ import math
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,8 +30,9 @@ from workers.models.loading import LoadedModel
 
 Progress = Callable[[float, str], None]
 Emit = Callable[[str, int, torch.Tensor], None]
-SPOOL_MEMORY_BYTES = 768 * 2**20  # above this, chunks go to temporary files
+SPOOL_MEMORY_BYTES = 64 * 2**20  # above this, chunks go to temporary files
 HEAD_BATCH_BYTES = 128 * 2**20  # memory for the heads handed out at once (fewer passes over each spool file)
+TOKENIZE_CHUNK = 256  # texts tokenised at once
 
 
 def _no_progress(fraction: float, message: str) -> None:
@@ -86,18 +87,30 @@ def position_limit(loaded: LoadedModel) -> int:
     return min([int(limit) for limit in limits if isinstance(limit, int) and limit > 0] or [2**31])
 
 
+def token_ids(loaded: LoadedModel, texts: Sequence[str], max_tokens: int,
+              max_total_tokens: int | None = None, chunk: int = TOKENIZE_CHUNK) -> list[list[int]]:
+    """Token ids per text, truncated to max_tokens; with max_total_tokens, only the first texts whose tokens fit in
+    it (at least one). Texts are tokenised `chunk` at a time and the rest are never tokenised once the limit is
+    reached, so memory follows the tokens kept, not the corpus (a tokeniser's output holds far more than the ids)."""
+    ids: list[list[int]] = []
+    total = 0
+    for start in range(0, len(texts), chunk):
+        encoded = loaded.tokenizer(list(texts[start: start + chunk]), truncation=True, max_length=max_tokens)
+        for text_ids in encoded["input_ids"]:
+            if max_total_tokens is not None and ids and total + len(text_ids) > max_total_tokens:
+                return ids
+            ids.append(list(text_ids))
+            total += len(text_ids)
+    return ids
+
+
 def text_batches(loaded: LoadedModel, corpus: Corpus, batch_size: int, max_tokens: int,
                  max_total_tokens: int | None = None) -> Batches:
     """Token ids per text (truncated to max_tokens), batches sorted by length, right padding.
 
     With max_total_tokens, only the first texts whose tokens fit in it are kept (at least one).
     """
-    max_tokens = min(max_tokens, position_limit(loaded))
-    encoded = loaded.tokenizer(list(corpus.texts), truncation=True, max_length=max_tokens)
-    ids = [list(x) for x in encoded["input_ids"]]
-    if max_total_tokens is not None:
-        within = np.cumsum([len(x) for x in ids]) <= max_total_tokens
-        ids = ids[: max(1, int(within.sum()))]
+    ids = token_ids(loaded, corpus.texts, min(max_tokens, position_limit(loaded)), max_total_tokens)
     order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
     pad_id = loaded.tokenizer.pad_token_id or 0
 
@@ -289,10 +302,13 @@ class Spool:
         corpus_row = np.empty(rows, np.int64)
         corpus_row[order] = np.arange(rows)  # where each row of the file (batch order) goes
         out = [np.empty((rows, d_head), self._numpy_dtype) for _ in range(count)]
+        buffer = np.empty((min(block_rows, rows), width), self._numpy_dtype)  # one block, read into again and again
         with open(self._path(key), "rb") as handle:
             for start in range(0, rows, block_rows):
                 n = min(block_rows, rows - start)
-                block = np.fromfile(handle, dtype=self._numpy_dtype, count=n * width).reshape(n, width)
+                block = buffer[:n]
+                if handle.readinto(block) != block.nbytes:
+                    raise RuntimeError(f"spool file {self._path(key).name} ended early")
                 where = corpus_row[start: start + n]
                 for i, head in enumerate(range(first, first + count)):
                     out[i][where] = block[:, head * d_head: (head + 1) * d_head]
@@ -322,7 +338,8 @@ def run_capture(loaded: LoadedModel, batches: Batches, progress: Progress = _no_
     def emit(role: str, layer: int, vectors: torch.Tensor) -> None:
         if vectors.device not in valid_on:
             valid_on[vectors.device] = valid_on[torch.device("cpu")].to(vectors.device)
-        spool.add(role, layer, vectors[valid_on[vectors.device]].to("cpu", torch.float32))
+        # cast first (where the model runs), then keep the valid rows: no float32 copy when the spool is float16
+        spool.add(role, layer, vectors.to(spool.dtype)[valid_on[vectors.device]].to("cpu"))
 
     with torch.inference_mode(), capture_hooks(loaded, emit):
         for done, (inputs, valid) in enumerate(batches, start=1):
