@@ -72,6 +72,64 @@ def test_default_corpus_is_over_ten_thousand_tokens(minilm):
     assert text_batches(minilm, load_corpus("default"), 64, 128).lengths.sum() >= 10_000
 
 
+class _CountingTokenizer:
+    """The real tokenizer, counting the texts it is asked to tokenise."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer, self.texts_seen = tokenizer, 0
+
+    def __call__(self, texts, **kwargs):
+        self.texts_seen += len(texts)
+        return self.tokenizer(texts, **kwargs)
+
+
+def test_tokenising_stops_once_the_token_limit_is_reached(minilm):
+    """The kept ids are the whole corpus's tokenisation cut at the limit; texts past it are never tokenised."""
+    import dataclasses
+
+    from workers.models.extract import token_ids
+
+    texts = [f"{sentence} ({i})" for i in range(10) for sentence in SENTENCES]
+    whole = [list(ids) for ids in minilm.tokenizer(texts, truncation=True, max_length=16)["input_ids"]]
+    kept = int((np.cumsum([len(ids) for ids in whole]) <= 150).sum())
+    assert 4 < kept < len(texts) - 8
+    counting = _CountingTokenizer(minilm.tokenizer)
+    ids = token_ids(dataclasses.replace(minilm, tokenizer=counting), texts, 16, 150, chunk=4)
+    assert ids == whole[:kept]
+    assert counting.texts_seen == 4 * (kept // 4 + 1)  # the chunks up to the first text that does not fit
+    assert token_ids(minilm, texts, 16, None, chunk=4) == whole
+    assert token_ids(minilm, texts, 16, 1, chunk=4) == whole[:1]  # at least one text
+
+
+def test_disk_spool_hands_out_each_head_in_corpus_order_holding_only_those_heads():
+    """Heads read from a spool file are its columns in corpus order, each its own array; reading them takes the
+    heads' memory and one row block (tracemalloc sees numpy's buffers), not copies of the file's columns."""
+    import tracemalloc
+
+    from workers.models.extract import Spool
+
+    rows, heads, d_head, block_rows = 40_000, 8, 32, 16384  # block_rows: Spool's own
+    rng = np.random.default_rng(0)
+    batch_rows = rng.standard_normal((rows, heads * d_head)).astype(np.float16)
+    order = rng.permutation(rows)  # corpus row i is batch row order[i]
+    spool = Spool(on_disk=True, dtype=torch.float16)
+    try:
+        for start in range(0, rows, 3000):
+            spool.add("q", 0, torch.from_numpy(batch_rows[start: start + 3000]))
+        tracemalloc.start()
+        got = spool.heads("q", 0, [2, 3, 4, 5, 6], d_head, order)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    finally:
+        spool.close()
+    heads_bytes, block_bytes = 5 * rows * d_head * 2, block_rows * heads * d_head * 2
+    index_bytes = 2 * rows * 8  # where each row goes, and the range it is built from
+    assert heads_bytes <= peak <= heads_bytes + block_bytes + index_bytes
+    for i, head in enumerate(range(2, 7)):
+        np.testing.assert_array_equal(got[i], batch_rows[order][:, head * d_head: (head + 1) * d_head])
+        assert got[i].base is None and got[i].flags.c_contiguous
+
+
 # The most attention rebuilt from a model run in each dtype may differ from the float32 model's own (max |difference|
 # over every weight); docs/configuration.md states them, bench/gpu.py measures the bundled models.
 DTYPE_TOLERANCE = {"float32": 1e-5, "bfloat16": 5e-2, "float16": 5e-3}

@@ -16,7 +16,7 @@ import math
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,8 +30,9 @@ from workers.models.loading import LoadedModel
 
 Progress = Callable[[float, str], None]
 Emit = Callable[[str, int, torch.Tensor], None]
-SPOOL_MEMORY_BYTES = 768 * 2**20  # above this, chunks go to temporary files
+SPOOL_MEMORY_BYTES = 64 * 2**20  # above this, chunks go to temporary files
 HEAD_BATCH_BYTES = 128 * 2**20  # memory for the heads handed out at once (fewer passes over each spool file)
+TOKENIZE_CHUNK = 256  # texts tokenised at once
 
 
 def _no_progress(fraction: float, message: str) -> None:
@@ -86,18 +87,30 @@ def position_limit(loaded: LoadedModel) -> int:
     return min([int(limit) for limit in limits if isinstance(limit, int) and limit > 0] or [2**31])
 
 
+def token_ids(loaded: LoadedModel, texts: Sequence[str], max_tokens: int,
+              max_total_tokens: int | None = None, chunk: int = TOKENIZE_CHUNK) -> list[list[int]]:
+    """Token ids per text, truncated to max_tokens; with max_total_tokens, only the first texts whose tokens fit in
+    it (at least one). Texts are tokenised `chunk` at a time and the rest are never tokenised once the limit is
+    reached, so memory follows the tokens kept, not the corpus (a tokeniser's output holds far more than the ids)."""
+    ids: list[list[int]] = []
+    total = 0
+    for start in range(0, len(texts), chunk):
+        encoded = loaded.tokenizer(list(texts[start: start + chunk]), truncation=True, max_length=max_tokens)
+        for text_ids in encoded["input_ids"]:
+            if max_total_tokens is not None and ids and total + len(text_ids) > max_total_tokens:
+                return ids
+            ids.append(list(text_ids))
+            total += len(text_ids)
+    return ids
+
+
 def text_batches(loaded: LoadedModel, corpus: Corpus, batch_size: int, max_tokens: int,
                  max_total_tokens: int | None = None) -> Batches:
     """Token ids per text (truncated to max_tokens), batches sorted by length, right padding.
 
     With max_total_tokens, only the first texts whose tokens fit in it are kept (at least one).
     """
-    max_tokens = min(max_tokens, position_limit(loaded))
-    encoded = loaded.tokenizer(list(corpus.texts), truncation=True, max_length=max_tokens)
-    ids = [list(x) for x in encoded["input_ids"]]
-    if max_total_tokens is not None:
-        within = np.cumsum([len(x) for x in ids]) <= max_total_tokens
-        ids = ids[: max(1, int(within.sum()))]
+    ids = token_ids(loaded, corpus.texts, min(max_tokens, position_limit(loaded)), max_total_tokens)
     order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
     pad_id = loaded.tokenizer.pad_token_id or 0
 
@@ -255,7 +268,7 @@ class Spool:
         self._width[key] = rows.shape[1]
         if self.on_disk:
             with open(self._path(key), "ab") as handle:
-                handle.write(rows.to(self.dtype).contiguous().numpy().tobytes())
+                handle.write(rows.to(self.dtype).contiguous().numpy())  # the array's own bytes, no copy
         else:
             self._chunks.setdefault(key, []).append(rows.to(self.dtype))
 
@@ -264,8 +277,9 @@ class Spool:
         assert self._dir is not None
         return Path(self._dir.name) / f"{key[0]}{key[1]}.{self._numpy_dtype.name}"
 
-    def heads(self, role: str, layer: int, heads: list[int], d_head: int, order: np.ndarray) -> np.ndarray:
-        """Vectors of consecutive heads in corpus order, in the spool's dtype: [len(heads), token, d_head]."""
+    def heads(self, role: str, layer: int, heads: list[int], d_head: int, order: np.ndarray) -> list[np.ndarray]:
+        """Vectors of consecutive heads in corpus order, in the spool's dtype: one [token, d_head] array per head
+        (each its own buffer, so that a head handed out does not keep the others alive)."""
         key, count = (role, layer), len(heads)
         if heads != list(range(heads[0], heads[0] + count)):
             raise ValueError(f"heads must be consecutive, got {heads}")
@@ -274,20 +288,30 @@ class Spool:
             flat = torch.cat(self._chunks[key]) if len(self._chunks[key]) > 1 else self._chunks[key][0]
             self._chunks[key] = [flat]
             picked_rows = flat.index_select(0, torch.from_numpy(order))[:, columns]
-            return picked_rows.reshape(len(order), count, d_head).permute(1, 0, 2).contiguous().numpy()
-        picked = _take_rows(self._read_columns(key, columns), order)
-        return np.stack([picked[:, i * d_head: (i + 1) * d_head] for i in range(count)])
+            return list(picked_rows.reshape(len(order), count, d_head).permute(1, 0, 2).contiguous().numpy())
+        return self._read_heads(key, heads[0], count, d_head, order)
 
-    def _read_columns(self, key: tuple[str, int], columns: slice, block_rows: int = 16384) -> np.ndarray:
-        """A column range of a spool file, read in row blocks so memory stays small."""
-        width = self._width[key]
-        rows = self._path(key).stat().st_size // (self._numpy_dtype.itemsize * width)
-        out = np.empty((rows, columns.stop - columns.start), self._numpy_dtype)
+    def _read_heads(self, key: tuple[str, int], first: int, count: int, d_head: int, order: np.ndarray,
+                    block_rows: int = 16384) -> list[np.ndarray]:
+        """Heads first.. first+count-1 of a spool file, [token, d_head] each in corpus order: the file is read in
+        row blocks [block_rows, width] and each block's rows written straight to their corpus rows, so memory is
+        the heads handed out plus one block."""
+        width, rows = self._width[key], len(order)
+        if self._path(key).stat().st_size != rows * width * self._numpy_dtype.itemsize:
+            raise RuntimeError(f"spool file {self._path(key).name} does not hold {rows} rows of {width}")
+        corpus_row = np.empty(rows, np.int64)
+        corpus_row[order] = np.arange(rows)  # where each row of the file (batch order) goes
+        out = [np.empty((rows, d_head), self._numpy_dtype) for _ in range(count)]
+        buffer = np.empty((min(block_rows, rows), width), self._numpy_dtype)  # one block, read into again and again
         with open(self._path(key), "rb") as handle:
             for start in range(0, rows, block_rows):
-                count = min(block_rows, rows - start)
-                block = np.fromfile(handle, dtype=self._numpy_dtype, count=count * width).reshape(count, width)
-                out[start: start + count] = block[:, columns]
+                n = min(block_rows, rows - start)
+                block = buffer[:n]
+                if handle.readinto(block) != block.nbytes:
+                    raise RuntimeError(f"spool file {self._path(key).name} ended early")
+                where = corpus_row[start: start + n]
+                for i, head in enumerate(range(first, first + count)):
+                    out[i][where] = block[:, head * d_head: (head + 1) * d_head]
         return out
 
     def drop(self, role: str, layer: int) -> None:
@@ -302,12 +326,6 @@ class Spool:
             self._dir.cleanup()
 
 
-def _take_rows(array: np.ndarray, order: np.ndarray) -> np.ndarray:
-    """array[order] for a C-contiguous [rows, width] array, moving whole rows as bytes (10x numpy's fancy index)."""
-    rows_as_bytes = np.ascontiguousarray(array).view(np.dtype((np.void, array.shape[1] * array.itemsize)))
-    return rows_as_bytes.reshape(-1)[order].view(array.dtype).reshape(len(order), array.shape[1])
-
-
 def run_capture(loaded: LoadedModel, batches: Batches, progress: Progress = _no_progress,
                 spool_memory_bytes: int = SPOOL_MEMORY_BYTES, dtype: torch.dtype = torch.float32) -> Spool:
     """Forward every batch with hooks; valid rows of q, k and v go to a spool (kept as `dtype`)."""
@@ -320,7 +338,8 @@ def run_capture(loaded: LoadedModel, batches: Batches, progress: Progress = _no_
     def emit(role: str, layer: int, vectors: torch.Tensor) -> None:
         if vectors.device not in valid_on:
             valid_on[vectors.device] = valid_on[torch.device("cpu")].to(vectors.device)
-        spool.add(role, layer, vectors[valid_on[vectors.device]].to("cpu", torch.float32))
+        # cast first (where the model runs), then keep the valid rows: no float32 copy when the spool is float16
+        spool.add(role, layer, vectors.to(spool.dtype)[valid_on[vectors.device]].to("cpu"))
 
     with torch.inference_mode(), capture_hooks(loaded, emit):
         for done, (inputs, valid) in enumerate(batches, start=1):
@@ -385,9 +404,9 @@ def extract(loaded: LoadedModel, corpus: Corpus | ImageCorpus, batch_size: int =
     bundle = QKBundle(tokens=tokens_table(loaded, batches))
     try:
         for layer in range(spec.n_layers):
-            bundle.q.append(spool.heads("q", layer, list(range(spec.n_heads)), spec.d_head, order))
-            bundle.k.append(spool.heads("k", layer, list(range(spec.n_kv_heads)), spec.d_head, order))
-            bundle.v.append(spool.heads("v", layer, list(range(spec.n_kv_heads)), spec.d_head, order))
+            bundle.q.append(np.stack(spool.heads("q", layer, list(range(spec.n_heads)), spec.d_head, order)))
+            bundle.k.append(np.stack(spool.heads("k", layer, list(range(spec.n_kv_heads)), spec.d_head, order)))
+            bundle.v.append(np.stack(spool.heads("v", layer, list(range(spec.n_kv_heads)), spec.d_head, order)))
     finally:
         spool.close()
     bundle.seconds = time.perf_counter() - start
@@ -417,8 +436,8 @@ def _stream_heads(loaded: LoadedModel, spool: Spool, order: np.ndarray) -> Itera
                 for first in range(0, count, per_pass):
                     heads = list(range(first, min(first + per_pass, count)))
                     vectors = spool.heads(role, layer, heads, spec.d_head, order)
-                    for i, head in enumerate(heads):
-                        yield role, layer, head, vectors[i]
+                    for head in heads:  # each handed over and forgotten, so the next pass starts with none held
+                        yield role, layer, head, vectors.pop(0)
                 spool.drop(role, layer)
     finally:
         spool.close()
