@@ -32,6 +32,9 @@ MATCH_FONT = 10  # pixels: labels of search matches and of the selected text
 LABEL_FONT = 9  # pixels: the sample's token labels
 NO_LABEL = " "  # an unlabelled point of a labelled trace (WebGL text draws no label of a trace whose first is "")
 MATCH_SIZE = 6  # pixels: a search match's marker
+POINT_PX = 4.0  # a 2D picture's marker diameter, up to DENSE_POINTS points
+DENSE_POINTS = 50_000  # above this many points a 2D picture's markers shrink (marker_px)
+SMALLEST_PX = 2.0
 SMALLEST_PLOT = (480, 330)  # pixels: a picture of the side-by-side view at 1366x768 (match labels are fitted to it)
 
 COLOR_MODES = {choice.value: choice.label for choice in COLOURS}
@@ -144,6 +147,16 @@ def _scatter(coords: np.ndarray, **kwargs) -> go.BaseTraceType:
     return go.Scattergl(x=coords[:, 0], y=coords[:, 1], **kwargs)
 
 
+def marker_px(points: int, dims: int) -> float:
+    """A picture's marker diameter in pixels: 2 in 3D; in 2D 4 up to DENSE_POINTS points, then smaller so that all
+    markers together cover what DENSE_POINTS of them would (never under 2). A dense cloud then shows its structure
+    rather than one blot, and a software renderer (headless Chromium's SwiftShader) draws it sooner: its time grows
+    with the pixels the markers cover."""
+    if dims == 3:
+        return SMALLEST_PX
+    return float(np.clip(POINT_PX * np.sqrt(DENSE_POINTS / max(points, 1)), SMALLEST_PX, POINT_PX))
+
+
 def screen_coords(coords: np.ndarray) -> np.ndarray:
     """[n, dims] float -> uint16 on one common scale (aspect kept): 2 bytes a coordinate on the wire.
 
@@ -158,7 +171,7 @@ def screen_coords(coords: np.ndarray) -> np.ndarray:
 def base_traces(data: HeadData, style: Style) -> list[go.BaseTraceType]:
     """The queries trace and the keys trace (hover: role and position; the token and sentence show in the panel)."""
     n = len(data.tokens["token"])
-    size = 2.0 if data.coords.shape[1] == 3 else 4.0
+    size = marker_px(len(data.coords), data.coords.shape[1])
     position = data.tokens["position"].astype(np.uint8 if data.tokens["position"].max() < 256 else np.uint16)
     shared = _shared_range(style, data)
     traces = []
@@ -347,8 +360,7 @@ def values_figure(coords: np.ndarray, tokens: dict[str, np.ndarray], values: np.
     data = on_screen(HeadData(coords=np.vstack([coords, coords]), tokens=tokens, q=values, k=values, causal=False))
     n = len(tokens["token"])
     points = data.coords[n:]
-    size = 2.0 if points.shape[1] == 3 else 4.0
-    marker = _marker(style, "key", data, size, _shared_range(style, data))
+    marker = _marker(style, "key", data, marker_px(len(points), points.shape[1]), _shared_range(style, data))
     if style.color == "role":
         marker["color"] = VALUE_COLOR
     position = tokens["position"].astype(np.uint16)

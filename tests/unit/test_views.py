@@ -141,6 +141,21 @@ def test_overlays_count_matches_and_lines(head):
     assert not any("keys" in (t.name or "") and "selected" in (t.name or "") for t in figure.data)
 
 
+def test_dense_pictures_draw_smaller_markers_down_to_two_pixels():
+    def marker_sizes(tokens: int, dims: int = 2) -> list[float]:
+        data = HeadData(coords=np.random.default_rng(0).normal(size=(2 * tokens, dims)),
+                        tokens={"token": np.zeros(tokens, dtype=int), "position": np.arange(tokens) % 64},
+                        q=np.zeros((tokens, 4)), k=np.zeros((tokens, 4)), causal=False)
+        return [trace.marker.size for trace in single_figure(data, Style(), "u")[0].data]
+
+    assert marker_sizes(12_000) == [4.0, 4.0]  # up to 50,000 points (queries and keys): 4 px
+    assert marker_sizes(25_000) == [4.0, 4.0]
+    assert marker_sizes(50_000) == [pytest.approx(2 * np.sqrt(2))] * 2  # all together cover what 50,000 of 4 px do
+    assert marker_sizes(100_000) == [2.0, 2.0]
+    assert marker_sizes(500_000) == [2.0, 2.0]
+    assert marker_sizes(100_000, dims=3) == [2.0, 2.0]
+
+
 def test_matrix_cells_tile_and_clicks_map_back():
     for layer in range(6):
         for head_index in range(12):
