@@ -78,13 +78,19 @@ def shared_cache(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("qk-shared-cache")
 
 
-def pytest_collection_modifyitems(config, items):
-    """With `pytest -n 2 --dist loadgroup`: every browser test in one process, one after another (dash_duo serves
-    on one fixed port, and one Chromium at a time keeps their timings sane); every other test file whole in one
-    process (its module fixtures built once)."""
-    for item in items:
-        browser = item.get_closest_marker("browser") or "dash_duo" in getattr(item, "fixturenames", ())
-        item.add_marker(pytest.mark.xdist_group("browser" if browser else item.nodeid.split("::")[0]))
+@pytest.fixture
+def dash_duo(dash_duo):
+    """dash_duo serving on a free port (two test processes may each serve an app at once: `pytest -n 2`)."""
+    from tests.support.net import free_port
+
+    start_server = dash_duo.start_server
+
+    def on_a_free_port(app, **kwargs):
+        kwargs.setdefault("port", free_port())
+        return start_server(app, **kwargs)
+
+    dash_duo.start_server = on_a_free_port
+    return dash_duo
 
 
 def pytest_configure(config):
