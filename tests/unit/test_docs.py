@@ -151,6 +151,16 @@ def test_memory_table_is_the_bench_output():
     assert f"({streaming['tokens']:,} tokens," in table
 
 
+def test_memory_section_states_the_extraction_constants():
+    """The chunk, spool and head-batch sizes the memory section states are extract.py's own."""
+    from workers.models import extract
+
+    said = " ".join(section(doc("performance.md"), "## Memory and large corpora").split())
+    assert f"tokenises the corpus {extract.TOKENIZE_CHUNK} texts at a time" in said
+    assert f"would exceed {extract.SPOOL_MEMORY_BYTES // 2**20} MB in all" in said
+    assert f"({extract.HEAD_BATCH_BYTES // 2**20} MB at most)" in said
+
+
 def test_worker_speed_ups_are_the_bench_output():
     team = json.loads((RESULTS / "team.json").read_text())
     one, two = team["configs"]
