@@ -134,9 +134,23 @@ class _Duo:
         self.driver = driver
 
 
+def view_jobs_done(cache: Path) -> bool:
+    """Whether every result the single view of the bench's head asks the workers for is stored: the head's
+    attention, its picture's fidelity and the head map of the related-heads line."""
+    from workers.contracts.requests import HeadRequest, job_request
+    from workers.pipeline.keys import corpus_template, stage_done
+    from workers.store import Store
+
+    request, store = HeadRequest(corpus="stdlib", method="pca", **REQUEST), Store(cache)
+    return all(stage_done(job_request(asked, stage), store) for asked, stage in
+               ((request, "attention"), (request, "fidelity"), (corpus_template(request), "headmap")))
+
+
 def browser(results: dict, cache: Path) -> None:
-    """Navigation to drawn picture in headless Chromium (store warm, median of 3), then a hover shows the
-    point's sentence and a click selects its text."""
+    """Navigation to drawn picture in headless Chromium, then a hover shows the point's sentence and a click selects
+    its text. The first opening submits the view's jobs (its attention, fidelity, the head map) and is timed on its
+    own; the timed navigations (median of 3) start once those are stored: the store warm, and no worker sharing the
+    cores with the browser."""
     from selenium import webdriver
 
     from dashboard.app import create_app
@@ -161,6 +175,8 @@ def browser(results: dict, cache: Path) -> None:
     url = f"http://127.0.0.1:{port}/?corpus=stdlib&layer={REQUEST['layer']}&head={REQUEST['head']}&method=pca"
     tokens = results["pictures"]["tokens"]
     try:
+        first = seconds_until_drawn(driver, url, drawn, tokens, 300)
+        wait_until(lambda: view_jobs_done(cache), 1800, interval=1.0, what="the view's jobs stored")
         runs = [seconds_until_drawn(driver, url, drawn, tokens, 120) for _ in range(3)]
         duo = _Duo(driver)
         time.sleep(1)
@@ -174,7 +190,8 @@ def browser(results: dict, cache: Path) -> None:
         mouse_to_point(duo, "single-graph", 1, key, click=True)
         wait_until(lambda: "Selected text" in driver.find_element("id", "selection-summary").text, 60,
                    what="selection")
-        results["browser"] = {"window": "1366x768", "drawn_s_runs": runs, "drawn_s": sorted(runs)[1],
+        results["browser"] = {"window": "1366x768", "first_open_s": first, "drawn_s_runs": runs,
+                              "drawn_s": sorted(runs)[1],
                               "hover_panel_s": round(hover_s, 2), "click_to_selection_s":
                               round(time.perf_counter() - started, 2)}
     finally:

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from dashboard.figures.single import HeadData
+from dashboard.figures.single import HeadData, screen_coords
 from workers.contracts.requests import HeadRequest, ViewKeys, job_request, stage_of
 from workers.contracts.results import TextAttention
 from workers.core import metrics
@@ -344,9 +344,19 @@ def stored_coords(key: str) -> np.ndarray:
     return _arrays(key)["coords"]
 
 
+@lru_cache(maxsize=16)
+def drawn_coords(key: str) -> np.ndarray:
+    """A stored picture's coordinates on the screen scale they are drawn at (dashboard.figures.single.screen_coords,
+    read-only): computed once per picture, not on every drawing and overlay."""
+    coords = screen_coords(stored_coords(key))
+    coords.flags.writeable = False
+    return coords
+
+
 def head_data(keys: dict[str, str], causal: bool, attention: TextAttention | None = None) -> HeadData:
-    """Everything the single view draws for one head (its lines from `attention`, when stored)."""
-    return HeadData(coords=stored_coords(keys["coords"]), tokens=tokens_table(keys["tokens"]),
+    """Everything the single view draws for one head, its coordinates on the screen scale (its lines from
+    `attention`, when stored)."""
+    return HeadData(coords=drawn_coords(keys["coords"]), tokens=tokens_table(keys["tokens"]),
                     q=stored_vector(keys["q"]), k=stored_vector(keys["k"]), causal=causal, attention=attention)
 
 

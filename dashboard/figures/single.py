@@ -161,8 +161,11 @@ def screen_coords(coords: np.ndarray) -> np.ndarray:
     """[n, dims] float -> uint16 on one common scale (aspect kept): 2 bytes a coordinate on the wire.
 
     The axes carry no units, so 65,536 levels per axis lose nothing visible, and typed uint16 arrays travel as
-    base64 (about 5.3 bytes per 2D point instead of 10.7 for float32).
+    base64 (about 5.3 bytes per 2D point instead of 10.7 for float32). Coordinates already on this scale (uint16,
+    as dashboard.jobs.head_data gives them) are returned as they are: the scale maps them onto themselves.
     """
+    if coords.dtype == np.uint16:
+        return coords
     low = coords.min(axis=0)
     span = float((coords.max(axis=0) - low).max()) or 1.0
     return np.round((coords - low) * (65535.0 / span)).astype(np.uint16)

@@ -22,9 +22,9 @@ from workers.pipeline.keys import fidelity_key, resolve
 def panel() -> html.Div:
     """The single-head view: selection line, then the scatter with the hover panel beside it."""
     return html.Div([
-        html.Div([html.Span(id=ids.SELECTION, className="small"),
+        html.Div([html.Span(id=ids.SELECTION, className="small qk-clip"),  # one line: the whole of it in its title
                   dbc.Button("clear selection", id=ids.CLEAR_SELECTION, size="sm", color="link",
-                             className="py-0", title=TIPS[ids.CLEAR_SELECTION])],
+                             className="py-0 text-nowrap", title=TIPS[ids.CLEAR_SELECTION])],
                  className="d-flex align-items-center"),
         dbc.Row([dbc.Col(picture.layout(ids.SINGLE, "Preparing the view…"), lg=9),
                  dbc.Col(dbc.Card(dbc.CardBody(html.Div("Hover a point to see its sentence; click it to select its "
@@ -76,7 +76,7 @@ def register(app: Dash) -> None:
                                        Output(ids.PROGRESS, "value"), Output(ids.PROGRESS_TEXT, "children")],
                      progress_shown)
 
-    @app.callback(Output(ids.SINGLE_GRAPH, "figure"), Output(ids.SELECTION, "children"),
+    @app.callback(Output(ids.SINGLE_GRAPH, "figure"), Output(ids.SELECTION, "children"), Output(ids.SELECTION, "title"),
                   Output(ids.SEARCH_COUNT, "children"), Output(ids.SINGLE_DRAWN, "data"),
                   Input(ids.SINGLE_KEYS, "data"), Input(ids.VIEW_STYLE, "data"), State(ids.SINGLE_DRAWN, "data"),
                   State(ids.SINGLE_REQUEST, "data"), prevent_initial_call=True)
@@ -88,11 +88,11 @@ def register(app: Dash) -> None:
         replaces the overlay traces alone.
         """
         if not computed or not style or computed.get("request") != wanted:  # nothing yet, or a late older view
-            return no_update, no_update, no_update, no_update
+            return no_update, no_update, no_update, no_update, no_update
         if "error" in computed:
-            return empty_figure(f"Could not compute this view: {computed['error']}"), "", "", None
+            return empty_figure(f"Could not compute this view: {computed['error']}"), "", "", "", None
         if computed.get("pending"):
-            return picture.placeholder(computed), "", "", None
+            return picture.placeholder(computed), "", "", "", None
         request, view_style = computed["request"], picture.style_of(style)
         data = jobs.head_data(computed["keys"], computed["causal"], jobs.lines_of(computed))
         signature = base_signature(request, view_style)
@@ -102,8 +102,8 @@ def register(app: Dash) -> None:
         else:
             full, counts = single_figure(data, view_style, "|".join(str(request[k]) for k in sorted(request)))
             figure, overlays = full, full.data[2:]
-        return (figure, selection_text(data.tokens, style, picture.lines_note(computed)), search_text(style, counts),
-                {"base": signature, "overlays": len(overlays)})
+        selection = selection_text(data.tokens, style, picture.lines_note(computed))
+        return figure, selection, selection, search_text(style, counts), {"base": signature, "overlays": len(overlays)}
 
     @app.callback(Output(ids.FIDELITY, "children"), Output(ids.RELATED_HEADS, "children"),
                   Output(ids.MEASURES_POLL, "disabled"), Input(ids.SINGLE_KEYS, "data"),

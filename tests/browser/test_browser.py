@@ -125,8 +125,10 @@ def test_hover_shows_the_sentence_and_click_selects_its_text(dash_duo, app):
     mouse_to_point(dash_duo, "single-graph", curve, index, click=True)
     wait_until(lambda: f"pos={position}" in dash_duo.driver.current_url, timeout=20)
     dash_duo.wait_for_contains_text("#selection-summary", "Selected text", timeout=20)
-    names = [name for _t, name, _n in traces(dash_duo, "single-graph")]
-    assert "selected text (queries)" in names and any(n.startswith("attention") for n in names)
+    # the lines come from the head's attention job, which the picture submits once it is stored: it may still run
+    wait_until(lambda: any(name.startswith("attention") for _t, name, _n in traces(dash_duo, "single-graph")),
+               timeout=60, what="the attention lines drawn")
+    assert "selected text (queries)" in [name for _t, name, _n in traces(dash_duo, "single-graph")]
     assert [n for _t, n, _c in traces(dash_duo, "single-graph")][:2] == ["queries", "keys"]
     # the selection travels as a Patch of the overlays: the 12k-point base traces are not sent again
     assert full_draw > 100_000 and largest_response(dash_duo) < full_draw / 10
@@ -136,6 +138,9 @@ def test_hover_shows_the_sentence_and_click_selects_its_text(dash_duo, app):
     # select again, then a click on empty space (the plot's bottom-right corner) clears it too
     mouse_to_point(dash_duo, "single-graph", curve, index, click=True)
     wait_until(lambda: "text=" in dash_duo.driver.current_url, timeout=20)
+    # once drawn: the selection's legend entries take a second legend row, which moves the plot's corner up
+    wait_until(lambda: any(name.startswith("attention") for _t, name, _n in traces(dash_duo, "single-graph")),
+               timeout=20, what="the selection drawn again")
     mouse_to_point(dash_duo, "single-graph", None, -4, click=True, y=-4)  # the plot's bottom-right corner
     wait_until(lambda: "text=" not in dash_duo.driver.current_url, timeout=20)
 

@@ -1,5 +1,5 @@
 """The page fits the window: at 1366x768 and 1920x1080 the picture, its heading, the controls that change it and
-the hover panel are on screen without scrolling, and the picture keeps its size while the lines above it fill in;
+the hover panel are on screen without scrolling, and the picture keeps its size while the texts around it change;
 legends never meet toolbars; titles lie inside their graphs; notices take one line."""
 
 from __future__ import annotations
@@ -54,25 +54,32 @@ def assert_fits(dash_duo, graph: str, extra: tuple[str, ...] = ()) -> dict:
     return found
 
 
-# The picture's size while the lines above it are empty (as before their callbacks answer) and while its drawing is
-# taller than the graph (as between a change of size and Plotly's resize), beside its size now: each change of size
-# makes Plotly draw every point again. The lines' own nodes are put back (the page's components keep theirs).
+# The picture's size while the lines above it are empty (as before their callbacks answer), while its drawing is
+# taller than the graph (as between a change of size and Plotly's resize), and while the hover panel and the selection
+# line hold a long text, beside its size now: each change of size makes Plotly draw every point again. Each element's
+# own nodes are put back (the page's components keep theirs).
 PICTURE_SIZES = """
 var graph = document.getElementById('single-graph'), drawing = graph.querySelector('.js-plotly-plot');
 function size() { var r = graph.getBoundingClientRect(); return [r.width, r.height]; }
-var settled = size();
-var lines = ['view-status', 'view-fidelity', 'related-heads'].map(function (id) {
-  var line = document.getElementById(id), kept = document.createDocumentFragment();
-  while (line.firstChild) kept.appendChild(line.firstChild);
-  return [line, kept];
-});
-var emptied = size();
-lines.forEach(function (pair) { pair[0].appendChild(pair[1]); });
+function holding(ids, text) {  // the elements' nodes set aside, `text` in their place; returns the picture's size
+  var kept = ids.map(function (id) {
+    var element = document.getElementById(id), nodes = document.createDocumentFragment();
+    while (element.firstChild) nodes.appendChild(element.firstChild);
+    element.appendChild(document.createTextNode(text));
+    return [element, nodes];
+  });
+  var found = size();
+  kept.forEach(function (pair) { pair[0].removeChild(pair[0].firstChild); pair[0].appendChild(pair[1]); });
+  return found;
+}
+var out = {settled: size(), emptied: holding(['view-status', 'view-fidelity', 'related-heads'], ''),
+           hovered: holding(['hover-panel'], 'a long sentence '.repeat(200)),
+           selected: holding(['selection-summary'], 'Selected text 3 ' + 'a long sentence '.repeat(200))};
 var height = drawing.style.height;
 drawing.style.height = '5000px';
-var spilled = size();
+out.spilled = size();
 drawing.style.height = height;
-return [settled, emptied, spilled];
+return out;
 """
 
 
@@ -94,8 +101,8 @@ def test_every_view_fits_the_window_at_both_sizes(dash_duo, app):
         found = assert_fits(dash_duo, "single-graph", ("#hover-panel",))
         hover, graph = found["#hover-panel"], found["#single-graph"]
         assert hover[0] >= graph[2] - 1 and hover[1] < graph[3], found  # beside the picture, not below it
-        settled, emptied, spilled = dash_duo.driver.execute_script(PICTURE_SIZES)
-        assert settled == emptied == spilled, (settled, emptied, spilled)
+        sizes = dash_duo.driver.execute_script(PICTURE_SIZES)
+        assert all(size == sizes["settled"] for size in sizes.values()), sizes
 
         dash_duo.driver.get(dash_duo.server_url + "/?view=sentence&layer=2&head=5&method=pca&text=3&pos=4")
         wait_until(lambda: len(traces(dash_duo, "sentence-graph") or []) > 2, timeout=60, what="the sentence drawn")

@@ -6,7 +6,16 @@ import numpy as np
 import pytest
 
 from dashboard.figures.matrix import cell_at, cell_origin, matrix_figure, unit_cell
-from dashboard.figures.single import COLOR_MODES, HeadData, Style, available_colors, color_values, single_figure
+from dashboard.figures.single import (
+    COLOR_MODES,
+    HeadData,
+    Style,
+    available_colors,
+    color_values,
+    on_screen,
+    screen_coords,
+    single_figure,
+)
 from tests.support.texts import SENTENCES
 from workers.contracts.results import TextAttention
 from workers.core import metrics
@@ -139,6 +148,19 @@ def test_overlays_count_matches_and_lines(head):
     figure, _ = single_figure(head, Style(show="queries", text=0), "r")
     assert figure.data[1].visible == "legendonly"
     assert not any("keys" in (t.name or "") and "selected" in (t.name or "") for t in figure.data)
+
+
+def test_a_picture_drawn_from_its_screen_coordinates_is_the_one_drawn_from_its_stored_ones(head):
+    drawn = on_screen(head).coords  # what dashboard.jobs.head_data hands the views
+    assert drawn.dtype == np.uint16
+    np.testing.assert_array_equal(screen_coords(drawn.astype(np.float32)), drawn)  # the scale maps them onto themselves
+    style = Style(labels=True, search="the", text=1)
+    stored, screen = single_figure(head, style, "u"), single_figure(on_screen(head), style, "u")
+    assert stored[1] == screen[1] and len(stored[0].data) == len(screen[0].data) > 4
+    for a, b in zip(stored[0].data, screen[0].data, strict=True):
+        assert a.name == b.name and list(a.text or []) == list(b.text or [])
+        np.testing.assert_array_equal(np.asarray(a.x, dtype=float), np.asarray(b.x, dtype=float))
+        np.testing.assert_array_equal(np.asarray(a.y, dtype=float), np.asarray(b.y, dtype=float))
 
 
 def test_dense_pictures_draw_smaller_markers_down_to_two_pixels():
