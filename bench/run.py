@@ -17,7 +17,6 @@ import platform
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -184,28 +183,22 @@ def browser(results: dict, directory: Path) -> None:
     from selenium import webdriver
 
     from dashboard.app import create_app
-    from tests.support.browser import chromium_options
+    from tests.support.browser import chromium_options, seconds_until_drawn, serve_in_thread
 
     app = create_app(cache_dir=directory)
-    port = 8765
-    threading.Thread(target=lambda: app.run(port=port, debug=False), daemon=True).start()
-    time.sleep(2)
+    port = serve_in_thread(app)
     driver = webdriver.Chrome(options=chromium_options())
-    drawn = ("var gd = document.querySelector('#' + arguments[0] + ' .js-plotly-plot');"
+    drawn = ("var gd = document.querySelector('#' + arguments[0][0] + ' .js-plotly-plot');"
              "return !!(gd && gd._fullData && gd._fullData.length >= 2 && gd._fullData[0].x &&"
-             " gd._fullData[0].x.length >= arguments[1]);")
+             " gd._fullData[0].x.length >= arguments[0][1]);")
     try:
         out = {}
         for name, query, graph, points in (("matrix", "?view=matrix&method=pca", "matrix-graph", 72 * 2000),
                                            ("single", "?layer=2&head=5&method=pca", "single-graph", 10000)):
             driver.get(f"http://127.0.0.1:{port}/{query}")  # warm the browser cache (plotly.js)
             time.sleep(3)
-            start = time.perf_counter()
-            driver.get(f"http://127.0.0.1:{port}/{query}")
-            while not driver.execute_script(drawn, graph, points):
-                time.sleep(0.02)
-            driver.execute_async_script("requestAnimationFrame(() => requestAnimationFrame(arguments[0]))")
-            out[f"{name}_drawn_s"] = round(time.perf_counter() - start, 2)
+            out[f"{name}_drawn_s"] = seconds_until_drawn(driver, f"http://127.0.0.1:{port}/{query}", drawn,
+                                                         [graph, points], timeout=300)
         results["browser"] = out
     finally:
         driver.quit()

@@ -326,14 +326,14 @@ def ensure_position_mean(request: HeadRequest, store: Store, keys: ViewKeys | No
     """The head's mean attention by (query, key) position over every text, mean and count [P, P] (P by the
     model's modality: POSITIONS_KEPT; workers.core.attention.position_mean of the stored text attention), computed
     once and stored."""
-    keys = keys or resolve(request)
+    keys, spec = keys or resolve(request), read_spec(request.model)
 
     def compute() -> dict[str, np.ndarray]:
         within = ensure_text_attention(request, store, keys)
-        mean, count = position_mean(within.attention, within.offsets, POSITIONS_KEPT[read_spec(request.model).modality])
+        mean, count = position_mean(within.attention, within.offsets, POSITIONS_KEPT[spec.modality])
         return {"mean": mean.astype(np.float32), "count": count.astype(np.int32)}
 
-    return get_or_compute(store, position_mean_key(keys, read_spec(request.model).causal), compute, arrays=True)
+    return get_or_compute(store, position_mean_key(keys, spec.causal), compute, arrays=True)
 
 
 def _view_stage(request: HeadRequest, keys: ViewKeys, store: Store, progress: Progress) -> dict[str, Any]:
