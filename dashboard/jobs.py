@@ -171,9 +171,24 @@ def cached_keys(request: HeadRequest, store: Store) -> dict[str, str] | None:
 
 
 def intact_keys(request: HeadRequest, store: Store) -> dict[str, str] | None:
-    """Keys of a stored view that passes its checksums; None when any part is missing or was damaged (removed)."""
+    """Keys of a stored view whose parts pass their checksums; None when any part is missing or was damaged
+    (removed). The parts its picture is drawn from are read through this process's cache of stored arrays (checked
+    as they are read), which its drawing reads next: a picture opened again is not read and checked again."""
     keys = resolve(request)
-    return keys.__dict__ if keys.complete(store) and keys.intact(store) else None
+    if not keys.complete(store):
+        return None
+    try:
+        for key in drawn_parts(keys, request.vectors):
+            _arrays(key)
+    except KeyError:  # damaged, and removed: the view is computed again
+        return None
+    return keys.__dict__
+
+
+def drawn_parts(keys: ViewKeys, vectors: str) -> tuple[str, ...]:
+    """The stored arrays a view's picture is drawn from: its tokens table and coordinates, and its head's q and k
+    (or, for the value vectors' picture, v)."""
+    return tuple(key for key in (keys.tokens, keys.coords, *((keys.v,) if vectors == "v" else (keys.q, keys.k))) if key)
 
 
 def submit_limited(client: str | None, requests: list[dict[str, Any]], store: Store, urgent: bool = True

@@ -51,3 +51,31 @@
     if (ev.target.closest && ev.target.closest('#corpus-upload-box')) { check(ev.dataTransfer.files); }
   }, true);
 })();
+
+// qk-atlas: WebGL pictures are drawn at the screen's own pixel density. Plotly's default draws them at twice the
+// page's pixels whatever the screen (plotGlPixelRatio 2): on a standard screen four times the pixels to fill, which a
+// software renderer (headless Chromium's SwiftShader, a browser without GPU access) pays for in time. Set as Plotly
+// loads (dcc.Graph loads it on demand), before any picture is drawn. A downloaded image keeps Plotly's own density:
+// the download copies the graph's settings as it starts, so they carry that density for the click's moment only.
+(function () {
+  var EXPORT_RATIO = 2;
+  function screenRatio() { return Math.min(4, Math.max(1, window.devicePixelRatio || 1)); }
+  function configure(plotly) {
+    if (plotly && plotly.setPlotConfig) { plotly.setPlotConfig({plotGlPixelRatio: screenRatio()}); }
+  }
+  var loaded = window.Plotly;
+  if (loaded) {
+    configure(loaded);
+  } else {
+    Object.defineProperty(window, 'Plotly', {configurable: true, enumerable: true,
+      get: function () { return loaded; }, set: function (plotly) { loaded = plotly; configure(plotly); }});
+  }
+  document.addEventListener('click', function (ev) {
+    var button = ev.target.closest && ev.target.closest('.modebar-btn[data-title^="Download plot"]');
+    var gd = button && button.closest('.js-plotly-plot');
+    if (!gd || !gd._context || !(gd._context.plotGlPixelRatio < EXPORT_RATIO)) { return; }
+    var ratio = gd._context.plotGlPixelRatio;
+    gd._context.plotGlPixelRatio = EXPORT_RATIO;
+    setTimeout(function () { gd._context.plotGlPixelRatio = ratio; }, 0);
+  }, true);
+})();

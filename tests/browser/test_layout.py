@@ -83,6 +83,12 @@ return out;
 """
 
 
+GL_DENSITY = """
+var canvas = document.querySelector('#single-graph canvas.gl-canvas-context');
+return [canvas.width, parseFloat(canvas.style.width), window.devicePixelRatio];
+"""
+
+
 def test_every_view_fits_the_window_at_both_sizes(dash_duo, app):
     dash_duo.start_server(app)
     for width, height in ((1366, 768), (1920, 1080)):
@@ -103,6 +109,8 @@ def test_every_view_fits_the_window_at_both_sizes(dash_duo, app):
         assert hover[0] >= graph[2] - 1 and hover[1] < graph[3], found  # beside the picture, not below it
         sizes = dash_duo.driver.execute_script(PICTURE_SIZES)
         assert all(size == sizes["settled"] for size in sizes.values()), sizes
+        drawn, shown, density = dash_duo.driver.execute_script(GL_DENSITY)
+        assert abs(drawn - shown * density) < 1, (drawn, shown, density)  # WebGL at the screen's density, not twice
 
         dash_duo.driver.get(dash_duo.server_url + "/?view=sentence&layer=2&head=5&method=pca&text=3&pos=4")
         wait_until(lambda: len(traces(dash_duo, "sentence-graph") or []) > 2, timeout=60, what="the sentence drawn")

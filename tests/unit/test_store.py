@@ -74,6 +74,29 @@ def test_a_damaged_view_is_recomputed(tmp_path, monkeypatch):
     np.testing.assert_array_equal(store.get_arrays(again.coords)["coords"], coords)
 
 
+def test_the_web_process_reads_a_pictures_parts_once_and_never_serves_a_damaged_one(tmp_path, monkeypatch):
+    from dashboard import jobs
+    from workers.store import Store
+
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(SMALL_CORPUS)
+    store = open_store(tmp_path / "cache")
+    request = HeadRequest(corpus=str(corpus), layer=1, head=2, method="pca")
+    keys = ensure_head_view(request, store)
+    monkeypatch.setattr(jobs, "_CACHE_DIR", [str(tmp_path / "cache")])
+    jobs._arrays.cache_clear()
+    reads = []  # every entry read from disk (and checked)
+    read = Store._get
+    monkeypatch.setattr(Store, "_get", lambda self, key: reads.append(key) or read(self, key))
+    assert jobs.intact_keys(request, jobs.store()) == keys.__dict__
+    assert sorted(reads) == sorted([keys.tokens, keys.coords, keys.q, keys.k])  # what the picture is drawn from
+    jobs.head_data(keys.__dict__, False)
+    assert jobs.intact_keys(request, jobs.store()) == keys.__dict__ and len(reads) == 4  # drawn and opened again
+    jobs._arrays.cache_clear()  # a new web process, and a damaged part on disk
+    store.cache.set(keys.q, store.cache.get(keys.q)[:100])
+    assert jobs.intact_keys(request, jobs.store()) is None and not store.has(keys.q)  # removed: computed again
+
+
 def test_a_write_that_fails_gives_a_clear_error(tmp_path):
     """A real failed write: the process may not grow files past 64 kB (RLIMIT_FSIZE), as on a full disk."""
     script = textwrap.dedent(f"""
