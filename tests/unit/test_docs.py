@@ -190,6 +190,17 @@ def test_worker_speed_ups_are_the_bench_output():
            in performance
 
 
+def test_fan_out_table_is_the_bench_output():
+    """docs/scale.md's fan-out table is bench/team.py's, and two workers beat one and four on two cores."""
+    fanout = json.loads((RESULTS / "team_fanout.json").read_text())
+    table = (RESULTS / "team_fanout.md").read_text().strip()
+    assert f"<!-- team_fanout.md -->\n{table}\n<!-- /team_fanout.md -->" in doc("scale.md")
+    seconds = {config["workers"]: config["seconds"] for config in fanout["configs"]}
+    assert seconds[2] < seconds[1] and seconds[2] < seconds[4] and fanout["cores"] == 2
+    for config in fanout["configs"]:
+        assert f"| {config['workers']} | {config['seconds']} s | {config['seconds_per_head']} |" in table
+
+
 def test_readme_table_of_choices_is_the_table_the_code_reads():
     """Values, labels, defaults and preview notes in the README are the table of choices'
     own (workers.contracts.choices: one fact, one place)."""
