@@ -199,6 +199,8 @@ def test_fan_out_table_is_the_bench_output():
     assert seconds[2] < seconds[1] and seconds[2] < seconds[4] and fanout["cores"] == 2
     for config in fanout["configs"]:
         assert f"| {config['workers']} | {config['seconds']} s | {config['seconds_per_head']} |" in table
+    one, two = json.loads((RESULTS / "team.json").read_text())["configs"]
+    assert f"took {one['seconds']} and {two['seconds']} s)" in " ".join(doc("scale.md").split())
 
 
 def test_readme_table_of_choices_is_the_table_the_code_reads():
