@@ -21,7 +21,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy.stats import rankdata
 
 from workers.core.attention import text_attention
 
@@ -90,6 +89,8 @@ def _candidates(m: int, causal: bool) -> np.ndarray:
 
 def _row_spearman(attention: np.ndarray, closeness: np.ndarray, allowed: np.ndarray) -> np.ndarray:
     """Spearman correlation per row [..., m] over the allowed entries (nan where a row has < 3 or is constant)."""
+    from scipy.stats import rankdata  # imported here: scipy.stats takes about a second, which no picture needs
+
     low = -np.inf
     a_ranks = rankdata(np.where(allowed, attention, low), axis=-1)
     c_ranks = rankdata(np.where(allowed, closeness, low), axis=-1)
