@@ -1,9 +1,11 @@
 """Screenshots of every view in a 1366x768 and a 1920x1080 page into docs/screenshots/ (README shows one).
 
-Run: `.venv/bin/python scripts/screenshots.py [--out docs/screenshots] [--only single matrix …] [--cache-dir DIR]`.
+Run: `.venv/bin/python scripts/screenshots.py [--out docs/screenshots] [--only single matrix …] [--cache-dir DIR]
+[--url URL]`.
 
 Serves the dashboard (the embedded default) in its own process over a result store (a fresh temporary one unless
---cache-dir names one), opens each view's URL in headless Chromium at both window sizes, waits until its pictures
+--cache-dir names one), or drives one already serving at --url (e.g. `make serve` on a fresh clone), opens each
+view's URL in headless Chromium at both window sizes, waits until its pictures
 are drawn and no progress bar shows, and saves `<view>-<width>x<height>.png` (128 colours). Look at every file it
 writes.
 """
@@ -103,6 +105,7 @@ def main() -> int:
     parser.add_argument("--only", nargs="*", choices=list(VIEWS), default=list(VIEWS))
     parser.add_argument("--cache-dir", help="result store to serve (default: a fresh temporary one)")
     parser.add_argument("--timeout", type=float, default=240, help="seconds to wait for a view's pictures")
+    parser.add_argument("--url", help="a dashboard already serving (e.g. http://127.0.0.1:8050/): shot as it is")
     args = parser.parse_args()
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -111,16 +114,18 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     port = free_port()
     with tempfile.TemporaryDirectory() as scratch:
-        server = serve(args.cache_dir or scratch, port)
+        server = None if args.url else serve(args.cache_dir or scratch, port)
+        base = args.url.rstrip("/") + "/" if args.url else f"http://127.0.0.1:{port}/"
         driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=chromium_options())
         try:
             for name in args.only:
-                for path in shoot(driver, f"http://127.0.0.1:{port}/", name, out, args.timeout):
+                for path in shoot(driver, base, name, out, args.timeout):
                     print(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
         finally:
             driver.quit()
-            server.terminate()
-            server.wait(timeout=30)
+            if server is not None:
+                server.terminate()
+                server.wait(timeout=30)
     return 0
 
 
