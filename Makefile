@@ -11,7 +11,7 @@ serve:
 test:
 	scripts/setup.sh test
 	.venv/bin/ruff check .
-	.venv/bin/python -m pytest
+	.venv/bin/python -m pytest -n 2 --dist loadfile
 
 bench:
 	scripts/setup.sh test
