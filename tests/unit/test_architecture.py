@@ -242,7 +242,7 @@ def test_a_computation_in_the_web_process_is_caught():
         metrics.renormalise_without(np.full((3, 3), 1 / 3), np.array([True, False, False]))
         resolve(HeadRequest())
     with core_computations() as computing:
-        attention.position_mean(*attention.attention_within_texts(q, q, np.zeros(6, dtype=int), False))
+        attention.position_mean(*attention.attention_within_texts(q, q, np.zeros(6, dtype=int), False), 6)
     with core_computations() as bound_elsewhere:
         workers.core.fidelity.text_attention(q[None], q[None])  # the name fidelity imported it under
     saved = sys.modules.pop("workers.core.headmap", None)

@@ -100,7 +100,7 @@ def test_attention_within_texts_is_each_texts_own_attention_in_any_token_order(h
 
 def test_position_mean_equals_a_direct_average(head):
     within = head.attention
-    mean, count = position_mean(within.attention, within.offsets)
+    mean, count = position_mean(within.attention, within.offsets, 48)
     total, seen = np.zeros((48, 48)), np.zeros((48, 48))
     for text in range(len(SENTENCES)):
         rows = head.tokens["text_id"] == text

@@ -42,10 +42,11 @@ def attention_within_texts(q: np.ndarray, k: np.ndarray, text_id: np.ndarray, ca
     return flat, offsets
 
 
-def position_mean(attention: np.ndarray, offsets: np.ndarray, max_positions: int = 48
+def position_mean(attention: np.ndarray, offsets: np.ndarray, max_positions: int
                   ) -> tuple[np.ndarray, np.ndarray]:
     """Mean attention by (query position, key position) over every text's block (attention_within_texts' flat
-    [Σ n_t²] and offsets [texts + 1]), and the count of texts per cell: [P, P] each (NaN where no text reaches)."""
+    [Σ n_t²] and offsets [texts + 1]), and the count of texts per cell: [P, P] each, P = max_positions (NaN where
+    no text reaches)."""
     total = np.zeros((max_positions, max_positions))
     count = np.zeros((max_positions, max_positions))
     for start, end in zip(offsets[:-1], offsets[1:], strict=True):
