@@ -12,6 +12,7 @@ from workers.contracts.results import HeadMap
 
 Cell = tuple[int, int]
 MARKER_SIZE = 11  # pixels: a head's point
+LABEL_PX, CURRENT_LABEL_PX = 9, 10  # the heads' names, and the current head's (bold)
 HALO = "-1px -1px 1px #fff, 1px -1px 1px #fff, -1px 1px 1px #fff, 1px 1px 1px #fff"  # labels legible over points
 
 
@@ -24,7 +25,10 @@ def head_map_figure(head_map: HeadMap, n_layers: int, current: Cell | None = Non
     names = [f"L{layer}H{head}" for layer, head in head_map.cells]
     first = [head_map.cells.index(cell) for cell in [current, *(c for c, _d in related or [])]
              if cell in head_map.cells]
-    shown = labels_that_fit(x, y, names, first, marker_px=MARKER_SIZE / 2)
+    font = np.full(len(names), LABEL_PX, dtype=float)
+    if current in head_map.cells:
+        font[head_map.cells.index(current)] = CURRENT_LABEL_PX + 1  # bold
+    shown = labels_that_fit(x, y, names, first, font_px=font, marker_px=MARKER_SIZE / 2)
     if current in head_map.cells:
         shown[head_map.cells.index(current)] = False  # drawn on top, with its ring
     labels = [name if keep else "" for name, keep in zip(names, shown, strict=True)]
@@ -41,8 +45,9 @@ def head_map_figure(head_map: HeadMap, n_layers: int, current: Cell | None = Non
         traces.append(go.Scatter(x=lines_x, y=lines_y, mode="lines", name="most alike heads", hoverinfo="skip",
                                  line={"color": "#f0a030", "width": 1.5}))
     traces.append(go.Scatter(
-        x=x, y=y, mode="markers+text", text=labels, textposition="top center", textfont={"size": 9, "shadow": HALO},
-        customdata=cells.tolist(), hovertext=hover, hoverinfo="text", name="heads",
+        x=x, y=y, mode="markers+text", text=labels, textposition="top center",
+        textfont={"size": LABEL_PX, "shadow": HALO}, customdata=cells.tolist(), hovertext=hover, hoverinfo="text",
+        name="heads",
         marker={"size": MARKER_SIZE, "color": cells[:, 0], "colorscale": "Viridis", "cmin": 0,
                 "cmax": max(n_layers - 1, 1),
                 "line": {"width": 0.5, "color": "#333"},
@@ -52,7 +57,8 @@ def head_map_figure(head_map: HeadMap, n_layers: int, current: Cell | None = Non
         at = head_map.cells.index(current)
         traces.append(go.Scatter(x=[x[at]], y=[y[at]], mode="markers+text", name=f"{names[at]} (current)",
                                  text=[f"<b>{names[at]}</b>"], textposition="top center",
-                                 textfont={"size": 10, "color": "#b35c00", "shadow": HALO}, hoverinfo="skip",
+                                 textfont={"size": CURRENT_LABEL_PX, "color": "#b35c00", "shadow": HALO},
+                                 hoverinfo="skip",
                                  marker={"size": 20, "color": "rgba(0,0,0,0)",
                                          "line": {"width": 2.5, "color": "#f0a030"}}))
     figure = go.Figure(traces)

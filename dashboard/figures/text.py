@@ -61,11 +61,12 @@ def crowding(x: np.ndarray, y: np.ndarray, width: float, height: float) -> np.nd
 
 
 def labels_that_fit(x: np.ndarray, y: np.ndarray, names: list[str], first: list[int],
-                    width_px: float = 700, height_px: float = 420, font_px: float = 9,
+                    width_px: float = 700, height_px: float = 420, font_px: float | np.ndarray = 9,
                     extent: tuple[float, float] | None = None, marker_px: float = 0.0) -> np.ndarray:
     """Which of the points [n] keep their label above them: greedily, `first` then the least crowded points,
     each label kept when its box meets no kept one (nor, but for `first`, another point's marker of radius
-    `marker_px`); boxes are sized for the smallest plot the page draws (width_px x height_px, equal aspect, less the
+    `marker_px`); `font_px`: one size for all, or one a label [n] (a bold label counts a size larger); boxes are
+    sized for the smallest plot the page draws (width_px x height_px, equal aspect, less the
     axes' padding), so on a larger one the labels only stand further apart. `extent`: the plot's width and height in
     data units when the points fill only part of it."""
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)  # screen coordinates come as uint16
@@ -73,8 +74,9 @@ def labels_that_fit(x: np.ndarray, y: np.ndarray, names: list[str], first: list[
     wide, tall = extent or (float(np.ptp(x)) if n else 0.0, float(np.ptp(y)) if n else 0.0)
     span = max(wide / width_px, tall / height_px, 1e-12)  # data units per pixel
     order = list(dict.fromkeys([*first, *np.argsort(crowding(x, y, 40 * span, 16 * span), kind="stable").tolist()]))
-    half_w = (0.62 * font_px * np.array([len(name) for name in names], dtype=float) + 6) / 2 * span
-    half_h, centre_y, reach = (font_px + 4) / 2 * span, y + (7 + font_px / 2) * span, marker_px * span
+    font = np.broadcast_to(np.asarray(font_px, dtype=float), (n,))
+    half_w = (0.62 * font * np.array([len(name) for name in names], dtype=float) + 6) / 2 * span
+    half_h, centre_y, reach = (font + 4) / 2 * span, y + (7 + font / 2) * span, marker_px * span
     boxes = np.column_stack([x - half_w, x + half_w, centre_y - half_h, centre_y + half_h]) if n else np.zeros((0, 4))
     kept = np.zeros((n, 4))
     count = 0
@@ -86,7 +88,7 @@ def labels_that_fit(x: np.ndarray, y: np.ndarray, names: list[str], first: list[
                   & (others[:, 3] >= box[2])):
             continue
         if reach and i not in chosen:
-            covered = (np.abs(x - x[i]) < half_w[i] + reach) & (np.abs(y - centre_y[i]) < half_h + reach)
+            covered = (np.abs(x - x[i]) < half_w[i] + reach) & (np.abs(y - centre_y[i]) < half_h[i] + reach)
             covered[i] = False
             if covered.any():
                 continue

@@ -23,6 +23,7 @@ from tests.support.browser import (
     isolated_point,
     mouse_to_point,
     overlapping_share,
+    set_viewport,
     traces,
     wait_for_points,
     wait_until,
@@ -469,6 +470,15 @@ def test_matrix_ranked_by_previous_token_attention(dash_duo, app):
     dash_duo.wait_for_text_to_equal("#view-heading", f"L{layer} H{head}", timeout=30)
 
 
+def assert_head_labels_apart(dash_duo, current: str) -> None:
+    """The head map names at least 12 heads, the current one among them, and no two names overlap on the page."""
+    labels = dash_duo.driver.execute_script(LABEL_BOXES, "headmap-graph")
+    assert 12 <= len(labels) < 72 and current in [name for name, _box in labels]  # the current head named
+    for i, (name, box) in enumerate(labels):  # no two labels overlap (the rest are named on hover)
+        for other, box2 in labels[i + 1:]:
+            assert box[2] <= box2[0] or box2[2] <= box[0] or box[3] <= box2[1] or box2[3] <= box[1], (name, other)
+
+
 def test_head_map_places_every_head_and_related_heads_link_to_each_other(dash_duo, app):
     dash_duo.start_server(app)
     dash_duo.driver.get(dash_duo.server_url + "/?view=headmap&layer=0&head=2")
@@ -477,11 +487,15 @@ def test_head_map_places_every_head_and_related_heads_link_to_each_other(dash_du
     drawn = wait_until(lambda: traces(dash_duo, "headmap-graph"), timeout=30)
     assert [name for _type, name, _n in drawn] == ["most alike heads", "heads", "L0H2 (current)"]
     assert drawn[1][2] == 72 and drawn[0][2] == 3 * 5  # a line (two ends and a gap) to each of 5 related heads
-    labels = dash_duo.driver.execute_script(LABEL_BOXES, "headmap-graph")
-    assert 12 <= len(labels) < 72 and "L0H2" in [name for name, _box in labels]  # the current head named
-    for i, (name, box) in enumerate(labels):  # no two labels overlap (the rest are named on hover)
-        for other, box2 in labels[i + 1:]:
-            assert box[2] <= box2[0] or box2[2] <= box[0] or box[3] <= box2[1] or box2[3] <= box[1], (name, other)
+    assert_head_labels_apart(dash_duo, "L0H2")
+    set_viewport(dash_duo.driver, 1366, 768)  # the smallest window, and a head in the crowded cluster
+    dash_duo.driver.get(dash_duo.server_url + "/?view=headmap&layer=2&head=5")
+    wait_until(lambda: [name for _t, name, _n in traces(dash_duo, "headmap-graph") or []][-1:] == ["L2H5 (current)"],
+               timeout=60, what="L2H5 ringed")
+    assert_head_labels_apart(dash_duo, "L2H5")
+    dash_duo.driver.get(dash_duo.server_url + "/?view=headmap&layer=0&head=2")
+    wait_until(lambda: [name for _t, name, _n in traces(dash_duo, "headmap-graph") or []][-1:] == ["L0H2 (current)"],
+               timeout=60, what="L0H2 ringed")
     mouse_to_point(dash_duo, "headmap-graph", 1, 2, click=True)  # L0H2: the heads are in layer-major order
     dash_duo.wait_for_text_to_equal("#view-heading", "L0 H2", timeout=30)
     assert "view=single" in dash_duo.driver.current_url
