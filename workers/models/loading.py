@@ -51,6 +51,9 @@ def load_model(ref: str, where: Placement | None = None) -> LoadedModel:
     """Load a registered model offline-first, eager attention, eval mode, on `where` (default: the configured
     QK_ATLAS_DEVICE, QK_ATLAS_DTYPE and QK_ATLAS_DEVICE_MAP); never trusts remote code."""
     from transformers import AutoModel
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()  # the worker's log is not a terminal; the job's progress says it
 
     where = where or placement()
     source = model_source(ref)
