@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 
 from dashboard.jobs import start_local_workers
@@ -20,6 +21,8 @@ def main(argv: list[str] | None = None) -> int:
 
     app = create_app(cache_dir, start_worker=False, local_worker=local_worker)
     print(f"qk-atlas: open http://{args.host}:{args.port}/", file=sys.stderr)
+    for name in ("werkzeug", "dash.dash"):  # no line per request, no second address: errors only
+        logging.getLogger(name).setLevel(logging.ERROR)
     app.run(host=args.host, port=args.port, debug=False)
     return 0
 
