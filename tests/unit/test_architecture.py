@@ -269,3 +269,13 @@ def test_no_callback_reads_more_than_eight_inputs(tmp_path):
     counts = {output: len(dep["inputs"]) for output, dep in app.callback_map.items()}
     assert len(counts) >= 15
     assert {output: n for output, n in counts.items() if n > 8} == {}
+
+
+def test_the_workers_preload_does_not_import_scipy_stats():
+    """What a worker imports before the first picture (local_queue._preload: the stages and the fitted picture) leaves
+    out scipy.stats, about a second of the cold start that only the fidelity figures need."""
+    script = ("import sys, workers.pipeline.stages, workers.core.fitted, workers.runtime.local_queue; "
+              "print('scipy.stats' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[2])
+    assert out.stdout.strip() == "False", out.stderr

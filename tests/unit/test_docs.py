@@ -140,6 +140,16 @@ def test_cold_start_figures_are_the_bench_output():
     assert f"{measured['not_preloaded_first_view_s']:.1f} s when the model waits for the first request" in readme
 
 
+def test_cold_start_section_is_the_bench_output():
+    from dashboard.shell.widgets import POLL_MS
+
+    measured = json.loads((RESULTS / "cold_start.json").read_text())
+    said = " ".join(section(doc("performance.md"), "## Cold start").split())
+    assert f"{measured['preloaded_first_view_s']} s with the first worker preloading" in said
+    assert f"{measured['not_preloaded_first_view_s']} s when the model waits" in said
+    assert f"(every {POLL_MS} ms)" in said
+
+
 def test_memory_table_is_the_bench_output():
     table = section(doc("performance.md"), "## Memory and large corpora")
     runs = {run["variant"]: run for run in json.loads((RESULTS / "memory.json").read_text())}
