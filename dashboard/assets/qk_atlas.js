@@ -62,6 +62,7 @@
   function screenRatio() { return Math.min(4, Math.max(1, window.devicePixelRatio || 1)); }
   function configure(plotly) {
     if (plotly && plotly.setPlotConfig) { plotly.setPlotConfig({plotGlPixelRatio: screenRatio()}); }
+    (window.qkPlotlyHooks || []).forEach(function (hook) { hook(plotly); });
   }
   var loaded = window.Plotly;
   if (loaded) {
@@ -78,4 +79,42 @@
     gd._context.plotGlPixelRatio = EXPORT_RATIO;
     setTimeout(function () { gd._context.plotGlPixelRatio = ratio; }, 0);
   }, true);
+})();
+
+
+// qk-atlas: the sentence view's token labels take the room a row has on screen. The server sizes them for the
+// smallest picture the page draws (dashboard/figures/sentence.py, label_size) and says in each label trace's `meta`
+// every how many rows one is written; a larger picture lets them grow, up to LARGEST px, never below the server's.
+// Sized as the figure is handed to Plotly (react / newPlot), so a label is never drawn at one size and then another.
+(function () {
+  var LARGEST = 16, FILL = 0.9;  // FILL: the share of a written label's rows its font may take (as on the server)
+  function fit(gd, figure) {
+    var layout = figure && figure.layout, range = layout && layout.yaxis && layout.yaxis.range;
+    if (!gd || !gd.closest || !gd.closest('#sentence-graph') || !figure.data || !range) { return; }
+    var margin = layout.margin || {};
+    var height = gd.clientHeight - (margin.t == null ? 100 : margin.t) - (margin.b == null ? 80 : margin.b);
+    if (!(height > 0)) { return; }
+    var rowPx = height / Math.abs(range[1] - range[0]);
+    figure.data.forEach(function (trace) {
+      var meta = trace.meta;
+      if (!meta || !meta.label_every || !trace.textfont) { return; }
+      var size = Math.max(meta.label_px, Math.min(LARGEST, Math.floor(FILL * meta.label_every * rowPx)));
+      trace.textfont = Object.assign({}, trace.textfont, {size: size});
+    });
+  }
+  function hook(plotly) {
+    ['react', 'newPlot'].forEach(function (name) {
+      var draw = plotly[name];
+      if (!draw || draw.qkLabels) { return; }
+      plotly[name] = function (gd, data, layout, config) {
+        var element = typeof gd === 'string' ? document.getElementById(gd) : gd;
+        if (data && !Array.isArray(data) && data.data) { fit(element, data); }  // (gd, figure)
+        else if (Array.isArray(data)) { fit(element, {data: data, layout: layout}); }
+        return draw.apply(this, arguments);
+      };
+      plotly[name].qkLabels = true;
+    });
+  }
+  window.qkPlotlyHooks = (window.qkPlotlyHooks || []).concat([hook]);
+  if (window.Plotly) { hook(window.Plotly); }
 })();

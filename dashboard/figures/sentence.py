@@ -49,6 +49,7 @@ def sentence_figure(words: list[str], attention: np.ndarray, focus: int | None, 
     for role, x, side, colour in (("query", 0.0, "left", QUERY_COLOR), ("key", 1.0, "right", KEY_COLOR)):
         traces.append(go.Scatter(x=np.full(n, x), y=y, mode="markers+text", text=written, hovertext=labels,
                                  textposition=f"middle {side}", textfont={"size": size}, customdata=position,
+                                 meta={"label_px": size, "label_every": every},  # the page may grow them (qk_atlas.js)
                                  name=ROLE_PLURALS[role], marker={"color": colour, "size": 8},
                                  hovertemplate=f"{role} %{{hovertext}} · position %{{customdata}}<extra></extra>"))
     figure = go.Figure(traces)

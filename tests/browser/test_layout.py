@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from dashboard.figures.sentence import LABEL_PX as LABEL_PX_RANGE
 from tests.support.browser import (
     LABEL_BOXES,
     apart,
@@ -83,6 +84,11 @@ return out;
 """
 
 
+LABEL_PX = """
+return Array.from(document.querySelectorAll('#sentence-graph .textpoint text')).map(t => parseFloat(t.style.fontSize));
+"""  # the sentence view's token labels' font sizes (px)
+
+
 GL_DENSITY = """
 var canvas = document.querySelector('#single-graph canvas.gl-canvas-context');
 return [canvas.width, parseFloat(canvas.style.width), window.devicePixelRatio];
@@ -91,6 +97,7 @@ return [canvas.width, parseFloat(canvas.style.width), window.devicePixelRatio];
 
 def test_every_view_fits_the_window_at_both_sizes(dash_duo, app):
     dash_duo.start_server(app)
+    long_px: dict[int, set[float]] = {}  # the long text's label sizes by window width
     for width, height in ((1366, 768), (1920, 1080)):
         set_viewport(dash_duo.driver, width, height)
         # a selected text adds legend entries (its tokens, its attention lines), vector norms two colour bars;
@@ -114,6 +121,8 @@ def test_every_view_fits_the_window_at_both_sizes(dash_duo, app):
 
         dash_duo.driver.get(dash_duo.server_url + "/?view=sentence&layer=2&head=5&method=pca&text=3&pos=4")
         wait_until(lambda: len(traces(dash_duo, "sentence-graph") or []) > 2, timeout=60, what="the sentence drawn")
+        short_px = dash_duo.driver.execute_script(LABEL_PX)
+        assert len(set(short_px)) == 1 and short_px[0] > LABEL_PX_RANGE[1], short_px  # grown to the rows' room
         for graph in ("sentence-graph", "aggregate-graph"):  # titles and colour bars clear of the toolbar
             found = boxes(dash_duo, [f"#{graph}", f"#{graph} .gtitle", f"#{graph} .modebar", f"#{graph} .colorbar"])
             assert_title_inside(dash_duo, graph)
@@ -126,6 +135,7 @@ def test_every_view_fits_the_window_at_both_sizes(dash_duo, app):
                    timeout=60, what="the long text drawn")
         labels = dash_duo.driver.execute_script(LABEL_BOXES, "sentence-graph")
         assert len(labels) == 2 * 47 and overlapping_share(np.array([box for _t, box in labels])) == 0, labels
+        long_px[width] = set(dash_duo.driver.execute_script(LABEL_PX))
         assert_title_inside(dash_duo, "sentence-graph", wrapped=True)
         assert dash_duo.driver.execute_script(
             "return document.querySelector('#sentence-graph .js-plotly-plot').layout.title.text").endswith("forest…")
@@ -140,6 +150,7 @@ def test_every_view_fits_the_window_at_both_sizes(dash_duo, app):
         dash_duo.driver.get(dash_duo.server_url + "/?view=matrix&method=pca")
         dash_duo.wait_for_contains_text("#matrix-status", "72/72 heads", timeout=240)
         assert_fits(dash_duo, "matrix-graph")
+    assert max(long_px[1366]) < min(long_px[1920]), long_px  # a taller picture, larger labels (still apart)
 
 
 def assert_title_inside(dash_duo, graph: str, wrapped: bool = False) -> None:

@@ -105,6 +105,7 @@ def test_a_long_texts_labels_keep_clear_of_each_other_and_its_title_keeps_whole_
         queries, keys = sentence_figure(words, np.eye(n), None, "t").data[-2:]
         assert queries.textfont.size == keys.textfont.size == size and list(queries.hovertext) == words
         assert [i for i, text in enumerate(keys.text) if text] == list(range(0, n, every))
+        assert queries.meta == keys.meta == {"label_px": size, "label_every": every}  # the page may grow them
         assert LABEL_PX[0] <= size <= 0.9 * every * ROWS_PX / n or size == LABEL_PX[1]  # written rows clear
     title = "text 615: After years of saving every spare dollar, the couple bought a farmhouse"
     for limit in range(12, len(title)):
