@@ -25,12 +25,13 @@ def head_map_figure(head_map: HeadMap, n_layers: int, current: Cell | None = Non
     names = [f"L{layer}H{head}" for layer, head in head_map.cells]
     first = [head_map.cells.index(cell) for cell in [current, *(c for c, _d in related or [])]
              if cell in head_map.cells]
+    at = head_map.cells.index(current) if current in head_map.cells else None  # the current head's point
     font = np.full(len(names), LABEL_PX, dtype=float)
-    if current in head_map.cells:
-        font[head_map.cells.index(current)] = CURRENT_LABEL_PX + 1  # bold
+    if at is not None:
+        font[at] = CURRENT_LABEL_PX + 1  # bold
     shown = labels_that_fit(x, y, names, first, font_px=font, marker_px=MARKER_SIZE / 2)
-    if current in head_map.cells:
-        shown[head_map.cells.index(current)] = False  # drawn on top, with its ring
+    if at is not None:
+        shown[at] = False  # drawn on top, with its ring
     labels = [name if keep else "" for name, keep in zip(names, shown, strict=True)]
     hover = [f"L{layer} H{head}: nearest " + ", ".join(f"L{a}H{b} {d:.2f}" for (a, b), d in head_map.related(cell, 3))
              for layer, head in head_map.cells for cell in [(layer, head)]]
@@ -53,8 +54,7 @@ def head_map_figure(head_map: HeadMap, n_layers: int, current: Cell | None = Non
                 "line": {"width": 0.5, "color": "#333"},
                 "colorbar": colour_bar_left("middle", title={"text": "layer", "side": "right"},
                                             tickvals=list(range(n_layers)))}))
-    if current is not None and current in head_map.cells:
-        at = head_map.cells.index(current)
+    if at is not None:
         traces.append(go.Scatter(x=[x[at]], y=[y[at]], mode="markers+text", name=f"{names[at]} (current)",
                                  text=[f"<b>{names[at]}</b>"], textposition="top center",
                                  textfont={"size": CURRENT_LABEL_PX, "color": "#b35c00", "shadow": HALO},

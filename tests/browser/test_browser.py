@@ -470,6 +470,13 @@ def test_matrix_ranked_by_previous_token_attention(dash_duo, app):
     dash_duo.wait_for_text_to_equal("#view-heading", f"L{layer} H{head}", timeout=30)
 
 
+def wait_for_ringed(dash_duo, current: str) -> None:
+    """Wait until the head map's last trace rings `current` (e.g. 'L2H5')."""
+    ringed = [f"{current} (current)"]
+    wait_until(lambda: [name for _t, name, _n in traces(dash_duo, "headmap-graph") or []][-1:] == ringed,
+               timeout=60, what=f"{current} ringed")
+
+
 def assert_head_labels_apart(dash_duo, current: str) -> None:
     """The head map names at least 12 heads, the current one among them, and no two names overlap on the page."""
     labels = dash_duo.driver.execute_script(LABEL_BOXES, "headmap-graph")
@@ -490,12 +497,10 @@ def test_head_map_places_every_head_and_related_heads_link_to_each_other(dash_du
     assert_head_labels_apart(dash_duo, "L0H2")
     set_viewport(dash_duo.driver, 1366, 768)  # the smallest window, and a head in the crowded cluster
     dash_duo.driver.get(dash_duo.server_url + "/?view=headmap&layer=2&head=5")
-    wait_until(lambda: [name for _t, name, _n in traces(dash_duo, "headmap-graph") or []][-1:] == ["L2H5 (current)"],
-               timeout=60, what="L2H5 ringed")
+    wait_for_ringed(dash_duo, "L2H5")
     assert_head_labels_apart(dash_duo, "L2H5")
     dash_duo.driver.get(dash_duo.server_url + "/?view=headmap&layer=0&head=2")
-    wait_until(lambda: [name for _t, name, _n in traces(dash_duo, "headmap-graph") or []][-1:] == ["L0H2 (current)"],
-               timeout=60, what="L0H2 ringed")
+    wait_for_ringed(dash_duo, "L0H2")
     mouse_to_point(dash_duo, "headmap-graph", 1, 2, click=True)  # L0H2: the heads are in layer-major order
     dash_duo.wait_for_text_to_equal("#view-heading", "L0 H2", timeout=30)
     assert "view=single" in dash_duo.driver.current_url

@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 
 import workers.core.project
-from workers.contracts.requests import HeadRequest
+from workers.contracts.requests import HeadRequest, ViewKeys
 from workers.pipeline.stages import ensure_head_view
-from workers.store import arrays_to_bytes, bytes_to_arrays, open_store
+from workers.store import Store, arrays_to_bytes, bytes_to_arrays, open_store
 
 SMALL_CORPUS = "\n".join(f"Sentence number {i} talks about the weather and the sea." for i in range(30))
 
@@ -55,12 +55,17 @@ def test_a_damaged_small_entry_is_detected(tmp_path):
     assert store.get_json("old") is None
 
 
-def test_a_damaged_view_is_recomputed(tmp_path, monkeypatch):
+def stored_view(tmp_path: Path) -> tuple[Store, HeadRequest, ViewKeys]:
+    """A store in tmp_path/cache holding one head's PCA view of a small corpus: the store, the request, its keys."""
     corpus = tmp_path / "c.txt"
     corpus.write_text(SMALL_CORPUS)
     store = open_store(tmp_path / "cache")
     request = HeadRequest(corpus=str(corpus), layer=1, head=2, method="pca")
-    keys = ensure_head_view(request, store)
+    return store, request, ensure_head_view(request, store)
+
+
+def test_a_damaged_view_is_recomputed(tmp_path, monkeypatch):
+    store, request, keys = stored_view(tmp_path)
     coords = store.get_arrays(keys.coords)["coords"]
     calls = []
     original = workers.core.project.Projector.fit_transform
@@ -76,13 +81,8 @@ def test_a_damaged_view_is_recomputed(tmp_path, monkeypatch):
 
 def test_the_web_process_reads_a_pictures_parts_once_and_never_serves_a_damaged_one(tmp_path, monkeypatch):
     from dashboard import jobs
-    from workers.store import Store
 
-    corpus = tmp_path / "c.txt"
-    corpus.write_text(SMALL_CORPUS)
-    store = open_store(tmp_path / "cache")
-    request = HeadRequest(corpus=str(corpus), layer=1, head=2, method="pca")
-    keys = ensure_head_view(request, store)
+    store, request, keys = stored_view(tmp_path)
     monkeypatch.setattr(jobs, "_CACHE_DIR", [str(tmp_path / "cache")])
     jobs._arrays.cache_clear()
     reads = []  # every entry read from disk (and checked)
