@@ -84,10 +84,10 @@
 
 // qk-atlas: the sentence view's token labels take the room a row has on screen. The server sizes them for the
 // smallest picture the page draws (dashboard/figures/sentence.py, label_size) and says in each label trace's `meta`
-// every how many rows one is written; a larger picture lets them grow, up to LARGEST px, never below the server's.
-// Sized as the figure is handed to Plotly (react / newPlot), so a label is never drawn at one size and then another.
+// every how many rows one is written, the share of those rows a label's font may take and the largest it may grow to;
+// a larger picture lets them grow, never below the server's size. Sized as the figure is handed to Plotly (react /
+// newPlot), so a label is never drawn at one size and then another.
 (function () {
-  var LARGEST = 16, FILL = 0.9;  // FILL: the share of a written label's rows its font may take (as on the server)
   function fit(gd, figure) {
     var layout = figure && figure.layout, range = layout && layout.yaxis && layout.yaxis.range;
     if (!gd || !gd.closest || !gd.closest('#sentence-graph') || !figure.data || !range) { return; }
@@ -98,7 +98,8 @@
     figure.data.forEach(function (trace) {
       var meta = trace.meta;
       if (!meta || !meta.label_every || !trace.textfont) { return; }
-      var size = Math.max(meta.label_px, Math.min(LARGEST, Math.floor(FILL * meta.label_every * rowPx)));
+      var grown = Math.floor(meta.label_fill * meta.label_every * rowPx);
+      var size = Math.max(meta.label_px, Math.min(meta.label_largest, grown));
       trace.textfont = Object.assign({}, trace.textfont, {size: size});
     });
   }

@@ -11,14 +11,16 @@ from workers.contracts.choices import ROLE_PLURALS
 
 OPACITY_BINS = (0.02, 0.1, 0.2, 0.4, 0.6, 0.8, 1.01)  # lines under 0.02 are not drawn
 ROWS_PX = 420  # pixels the tokens' column spans in the smallest sentence graph (a 1366x768 window)
-LABEL_PX = (7, 12)  # the labels' font size, smallest and largest
+LABEL_PX = (7, 12)  # the labels' font size, smallest and largest, in the smallest sentence graph
+LABEL_FILL = 0.9  # the share of a written label's rows its font may take
+GROWN_LABEL_PX = 16  # the largest the page lets a label grow in a taller graph (assets/qk_atlas.js)
 
 
 def label_size(n: int) -> tuple[int, int]:
     """Font size of the token labels for a text of n tokens, and every how many rows one is written: as large as
     lets one label's row clear the next in the smallest sentence graph (ROWS_PX), within LABEL_PX; a text too long
     for the smallest size has every second (third …) token written, the rest named on hover."""
-    room = 0.9 * ROWS_PX / max(n, 1)
+    room = LABEL_FILL * ROWS_PX / max(n, 1)
     return int(np.clip(np.floor(room), *LABEL_PX)), int(np.ceil(LABEL_PX[0] / room)) if room < LABEL_PX[0] else 1
 
 
@@ -49,7 +51,8 @@ def sentence_figure(words: list[str], attention: np.ndarray, focus: int | None, 
     for role, x, side, colour in (("query", 0.0, "left", QUERY_COLOR), ("key", 1.0, "right", KEY_COLOR)):
         traces.append(go.Scatter(x=np.full(n, x), y=y, mode="markers+text", text=written, hovertext=labels,
                                  textposition=f"middle {side}", textfont={"size": size}, customdata=position,
-                                 meta={"label_px": size, "label_every": every},  # the page may grow them (qk_atlas.js)
+                                 meta={"label_px": size, "label_every": every, "label_fill": LABEL_FILL,
+                                       "label_largest": GROWN_LABEL_PX},  # the page may grow them (qk_atlas.js)
                                  name=ROLE_PLURALS[role], marker={"color": colour, "size": 8},
                                  hovertemplate=f"{role} %{{hovertext}} · position %{{customdata}}<extra></extra>"))
     figure = go.Figure(traces)

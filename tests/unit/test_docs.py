@@ -336,3 +336,11 @@ def test_the_guide_states_the_label_limits_the_code_uses():
     text = " ".join(doc("dashboard.md").split())
     assert f"up to {MATCH_LABELS} matches are labelled" in text
     assert f"token labels on a fixed sample of {LABEL_SAMPLE:,} points" in text
+
+
+def test_the_sentence_labels_largest_size_is_the_figures_own():
+    """The dashboard page states the size the sentence view's labels may grow to: the figure's GROWN_LABEL_PX."""
+    from dashboard.figures.sentence import GROWN_LABEL_PX
+
+    said = " ".join(section(doc("dashboard.md"), "## Sentence").split())
+    assert f"lets them grow with a taller picture, up to {GROWN_LABEL_PX} px," in said

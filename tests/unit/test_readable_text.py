@@ -97,7 +97,7 @@ def test_a_long_texts_labels_keep_clear_of_each_other_and_its_title_keeps_whole_
     """The sentence view's labels shrink with the text's length so that one row clears the next in the smallest
     graph, and past the smallest size only every second (third …) token is written (all are named on hover); a
     title too long is cut after a whole word, with an ellipsis."""
-    from dashboard.figures.sentence import LABEL_PX, ROWS_PX
+    from dashboard.figures.sentence import GROWN_LABEL_PX, LABEL_FILL, LABEL_PX, ROWS_PX
     from dashboard.figures.text import shortened
 
     for n, size, every in ((7, 12, 1), (47, 8, 1), (128, 7, 3)):
@@ -105,7 +105,8 @@ def test_a_long_texts_labels_keep_clear_of_each_other_and_its_title_keeps_whole_
         queries, keys = sentence_figure(words, np.eye(n), None, "t").data[-2:]
         assert queries.textfont.size == keys.textfont.size == size and list(queries.hovertext) == words
         assert [i for i, text in enumerate(keys.text) if text] == list(range(0, n, every))
-        assert queries.meta == keys.meta == {"label_px": size, "label_every": every}  # the page may grow them
+        assert queries.meta == keys.meta == {"label_px": size, "label_every": every, "label_fill": LABEL_FILL,
+                                             "label_largest": GROWN_LABEL_PX}  # the page may grow them
         assert LABEL_PX[0] <= size <= 0.9 * every * ROWS_PX / n or size == LABEL_PX[1]  # written rows clear
     title = "text 615: After years of saving every spare dollar, the couple bought a farmhouse"
     for limit in range(12, len(title)):
